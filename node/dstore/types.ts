@@ -1,0 +1,51 @@
+import type { Value } from '../values/codec.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+/** Names the value a push carries, so the receiver can decide whether it wants it. */
+export interface ValueMeta {
+  request: string
+  step: string
+  output: string
+  /** foreach index or stream element index; null otherwise */
+  index: number | null
+}
+
+export interface PutResult {
+  cid: CID
+  /** encoded size in bytes */
+  size: number
+  /** the encoded bytes when size <= inline limit (for inlining into readiness events) */
+  inline?: Uint8Array
+}
+
+export interface GetOptions {
+  signal?: AbortSignal
+  /** peers known to hold the value (from the readiness event); the DHT is asked when they fail */
+  holders?: PeerId[]
+  /** pin what is fetched to this request */
+  pin?: string
+}
+
+export interface StoreStats {
+  blocks: number
+  bytes: number
+  pinned: number
+  hits: number
+  misses: number
+}
+
+/**
+ * DStore as the scheduler uses it. Every method that touches the network takes a signal and has a timeout.
+ */
+export interface DStore {
+  /** Store locally (pinned to `pin` when given); replication and DHT announcement happen in the background. */
+  put: (value: Value, opts?: { pin?: string, meta?: ValueMeta }) => Promise<PutResult>
+  /** Local when held, else fetched from holders / providers and verified block by block. */
+  get: (cid: CID, opts?: GetOptions) => Promise<Value>
+  has: (cid: CID) => Promise<boolean>
+  /** Deliver a value to a peer ahead of its request (it claimed a consumer). Background; never throws. */
+  pushTo: (peer: PeerId, cid: CID, meta: ValueMeta) => void
+  unpinRequest: (request: string, keep?: CID[]) => Promise<void>
+  stats: () => StoreStats
+}

@@ -1,0 +1,43 @@
+import type { Value } from '../values/codec.ts'
+
+/** One esbuild-bundled ESM module of a workflow, identified by the CID of its code. */
+export interface FunctionCode {
+  cid: string
+  code: string
+}
+
+/** What an instance (a worker) is: a module loaded under a heap limit. Warm instances are reused per spec. */
+export interface InstanceSpec {
+  code: FunctionCode
+  memoryMb: number
+}
+
+export interface InvokeOptions {
+  spec: InstanceSpec
+  /** the export to call; 'default' for the default export */
+  exportName: string
+  request: { id: string, workflow: string }
+  step: { name: string, index: number | null }
+  /** declared outputs; anything else fails the step */
+  outputs: string[]
+  timeoutMs: number
+  /** cancel (request cancelled or failed): the function sees ctx.signal abort, then the instance is terminated */
+  signal?: AbortSignal
+  /** resolves when the parameter's value exists (host side); rejects for an unknown parameter */
+  input: (name: string) => Promise<Value>
+  /** a value output posted (ctx.output or a property of the returned object) */
+  onOutput: (name: string, value: Value) => void
+  /** one element of a stream output (ctx.emit) */
+  onEmit: (name: string, index: number, value: Value) => void
+  onLog: (line: string) => void
+}
+
+export interface InvokeResult {
+  /** time spent waiting for an instance to be ready (worker start + module load); 0 when warm */
+  coldStartMs: number
+  /** epoch ms when the function was called / returned */
+  startedAt: number
+  endedAt: number
+  /** outputs that were streams, with their element counts (closed at return) */
+  streams: Record<string, number>
+}
