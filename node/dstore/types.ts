@@ -49,3 +49,8 @@ export interface DStore {
   unpinRequest: (request: string, keep?: CID[]) => Promise<void>
   stats: () => StoreStats
 }
+
+/** The awaited form of pushTo, for `store: central` (a producer hands its value to the central peer before announcing it). */
+export interface AwaitablePush {
+  push: (peer: PeerId, cid: CID, meta: ValueMeta, signal?: AbortSignal) => Promise<void>
+}

@@ -1,0 +1,54 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import { decodeValue, encodeValue, type Value } from '../values/codec.ts'
+import type { Resolved } from './request-state.ts'
+import type { DStore } from '../dstore/types.ts'
+import type { ValueRef } from '../../protocols/events/index.ts'
+
+export class ForeachSourceError extends Error {
+  static readonly NAME = 'ForeachSourceError'
+  constructor (message: string) {
+    super(message)
+    this.name = ForeachSourceError.NAME
+  }
+}
+
+export interface MaterializeOptions {
+  signal?: AbortSignal
+  pin?: string
+}
+
+/** Turns a value reference into the value: inline bytes are decoded, anything else comes from DStore. */
+export async function fetchRef (store: DStore, ref: ValueRef, opts: MaterializeOptions): Promise<Value> {
+  if (ref.inline !== undefined) return decodeValue(ref.inline)
+  return store.get(CID.parse(ref.cid), {
+    signal: opts.signal,
+    pin: opts.pin,
+    holders: ref.holders.flatMap(h => { try { return [peerIdFromString(h)] } catch { return [] } })
+  })
+}
+
+export async function materialize (store: DStore, r: Resolved, opts: MaterializeOptions): Promise<Value> {
+  switch (r.kind) {
+    case 'literal': return r.value
+    case 'ref': return fetchRef(store, r.ref, opts)
+    case 'list': return Promise.all(r.items.map(async item => materialize(store, item, opts)))
+    case 'element': {
+      const list = await fetchRef(store, r.of, opts)
+      if (!Array.isArray(list)) throw new ForeachSourceError(`foreach source ${r.of.cid} is not a list`)
+      if (r.index >= list.length) throw new ForeachSourceError(`foreach element ${r.index} is beyond the list's ${list.length} elements`)
+      return list[r.index]
+    }
+  }
+}
+
+/** JSON-equality of a workflow value and a condition constant, compared on their canonical encodings. */
+export function sameValue (a: Value, b: unknown): boolean {
+  try {
+    const x = encodeValue(a)
+    const y = encodeValue(b as Value)
+    return x.byteLength === y.byteLength && x.every((byte, i) => byte === y[i])
+  } catch {
+    return false
+  }
+}

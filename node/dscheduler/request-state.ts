@@ -1,0 +1,333 @@
+import type { RequestStarted, StepDone, ValueRef } from '../../protocols/events/index.ts'
+import type { Ref, Source, StepDef, Workflow } from '../workflow/types.ts'
+import type { Value } from '../values/codec.ts'
+
+/**
+ * What one request's DAG looks like from the events seen so far. Every peer holds one per request and
+ * feeds it the same events, so every peer draws the same conclusions (which instances exist, which are
+ * ready, which steps are skipped, whether the request is done) without asking anyone.
+ */
+
+/** A resolved input: where its value is, not yet the value itself (fetching is the scheduler's job). */
+export type Resolved =
+  | { kind: 'ref', ref: ValueRef }
+  | { kind: 'list', items: Resolved[] }
+  | { kind: 'element', of: ValueRef, index: number }
+  | { kind: 'literal', value: Value }
+
+export type Resolution = { state: 'pending' } | { state: 'skipped' } | { state: 'ready', value: Resolved }
+
+const PENDING: Resolution = { state: 'pending' }
+const SKIPPED: Resolution = { state: 'skipped' }
+
+type OutputState =
+  | { kind: 'value', ref: ValueRef }
+  | { kind: 'stream', elements: Map<number, ValueRef>, closed?: number }
+
+export interface InstanceRecord {
+  step: string
+  index: number | null
+  /** claimant peer -> attempt */
+  claims: Map<string, number>
+  done?: StepDone
+  failed?: string
+}
+
+export type Tri = 'yes' | 'no' | 'unknown'
+
+export const instanceKey = (step: string, index: number | null): string => `${step}#${index ?? ''}`
+
+export class RequestState {
+  readonly id: string
+  readonly workflow: Workflow
+  readonly started: RequestStarted
+  readonly instances = new Map<string, InstanceRecord>()
+  private readonly outputs = new Map<string, OutputState>()
+  /** results of `when` conditions, evaluated by the scheduler once their value is known */
+  private readonly conditions = new Map<string, boolean>()
+  private readonly settledSkips = new Map<string, Tri>()
+  /** a reason when something makes the request fail that is not a step's own failure */
+  fatal?: string
+
+  constructor (workflow: Workflow, started: RequestStarted) {
+    this.id = started.request
+    this.workflow = workflow
+    this.started = started
+  }
+
+  step (name: string): StepDef {
+    const s = this.workflow.steps[name]
+    if (s === undefined) throw new Error(`unknown step ${name}`)
+    return s
+  }
+
+  instance (step: string, index: number | null): InstanceRecord {
+    const key = instanceKey(step, index)
+    let rec = this.instances.get(key)
+    if (rec === undefined) {
+      rec = { step, index, claims: new Map() }
+      this.instances.set(key, rec)
+    }
+    return rec
+  }
+
+  // ---- facts from events -------------------------------------------------------------------------
+
+  /** First value for a key wins: a re-run or a duplicate never replaces what consumers may have read. */
+  recordOutput (step: string, index: number | null, output: string, ref: ValueRef): boolean {
+    const key = `${instanceKey(step, index)}.${output}`
+    if (this.outputs.has(key)) return false
+    this.outputs.set(key, { kind: 'value', ref })
+    return true
+  }
+
+  recordElement (step: string, index: number | null, output: string, element: number, ref: ValueRef): boolean {
+    const key = `${instanceKey(step, index)}.${output}`
+    let st = this.outputs.get(key)
+    if (st === undefined) {
+      st = { kind: 'stream', elements: new Map() }
+      this.outputs.set(key, st)
+    }
+    if (st.kind !== 'stream' || st.elements.has(element)) return false
+    st.elements.set(element, ref)
+    return true
+  }
+
+  recordDone (ev: StepDone): boolean {
+    const rec = this.instance(ev.step, ev.index)
+    if (rec.done !== undefined || rec.failed !== undefined) return false
+    rec.done = ev
+    for (const [output, count] of Object.entries(ev.streams)) {
+      const key = `${instanceKey(ev.step, ev.index)}.${output}`
+      let st = this.outputs.get(key)
+      if (st === undefined) {
+        st = { kind: 'stream', elements: new Map() }
+        this.outputs.set(key, st)
+      }
+      if (st.kind === 'stream' && st.closed === undefined) st.closed = count
+    }
+    return true
+  }
+
+  recordFailed (step: string, index: number | null, error: string): boolean {
+    const rec = this.instance(step, index)
+    if (rec.done !== undefined || rec.failed !== undefined) return false
+    rec.failed = error
+    return true
+  }
+
+  recordCondition (step: string, holds: boolean): void {
+    this.conditions.set(step, holds)
+  }
+
+  hasCondition (step: string): boolean {
+    return this.conditions.has(step)
+  }
+
+  // ---- resolution --------------------------------------------------------------------------------
+
+  /** The value an instance output stands for: a value, or a closed stream as the list of its elements. */
+  private instanceOutput (step: string, index: number | null, output: string): Resolution {
+    const st = this.outputs.get(`${instanceKey(step, index)}.${output}`)
+    if (st === undefined) return PENDING
+    if (st.kind === 'value') return { state: 'ready', value: { kind: 'ref', ref: st.ref } }
+    if (st.closed === undefined) return PENDING
+    const items: Resolved[] = []
+    for (let i = 0; i < st.closed; i++) {
+      const el = st.elements.get(i)
+      if (el === undefined) return PENDING
+      items.push({ kind: 'ref', ref: el })
+    }
+    return { state: 'ready', value: { kind: 'list', items } }
+  }
+
+  /** How many instances a foreach step has, once its source is complete. */
+  foreachCount (stepName: string): number | undefined {
+    const src = this.step(stepName).foreach
+    if (src === undefined) return undefined
+    if (src.kind === 'input') return this.started.inputs[src.name]?.length
+    if (this.skipped(src.step) === 'yes') return 0
+    const producer = this.step(src.step)
+    if (producer.foreach !== undefined) return this.foreachCount(src.step)
+    const st = this.outputs.get(`${instanceKey(src.step, null)}.${src.output}`)
+    if (st === undefined) return undefined
+    return st.kind === 'value' ? st.ref.length : st.closed
+  }
+
+  /** Whether foreach instance `i` of a step can exist yet (its element is known). */
+  elementKnown (stepName: string, i: number): boolean {
+    return this.resolveRef({ kind: 'item' }, stepName, i).state === 'ready'
+  }
+
+  /** Indices of the foreach instances whose elements are known so far. */
+  knownInstances (stepName: string): number[] {
+    const count = this.foreachCount(stepName)
+    const out: number[] = []
+    for (let i = 0; count === undefined || i < count; i++) {
+      if (!this.elementKnown(stepName, i)) {
+        if (count === undefined) break
+        continue
+      }
+      out.push(i)
+    }
+    return out
+  }
+
+  resolveRef (ref: Ref, stepName: string, index: number | null): Resolution {
+    switch (ref.kind) {
+      case 'index': return index === null ? PENDING : { state: 'ready', value: { kind: 'literal', value: index } }
+      case 'input': {
+        const r = this.started.inputs[ref.name]
+        return r === undefined ? PENDING : { state: 'ready', value: { kind: 'ref', ref: r } }
+      }
+      case 'item': {
+        const src = this.step(stepName).foreach
+        if (src === undefined || index === null) return PENDING
+        if (src.kind === 'input') {
+          const r = this.started.inputs[src.name]
+          return r === undefined ? PENDING : { state: 'ready', value: { kind: 'element', of: r, index } }
+        }
+        if (this.skipped(src.step) === 'yes') return SKIPPED
+        if (this.step(src.step).foreach !== undefined) return this.instanceOutput(src.step, index, src.output)
+        const st = this.outputs.get(`${instanceKey(src.step, null)}.${src.output}`)
+        if (st === undefined) return PENDING
+        if (st.kind === 'value') return { state: 'ready', value: { kind: 'element', of: st.ref, index } }
+        const el = st.elements.get(index)
+        return el === undefined ? PENDING : { state: 'ready', value: { kind: 'ref', ref: el } }
+      }
+      case 'step': {
+        if (this.skipped(ref.step) === 'yes') return SKIPPED
+        const producer = this.step(ref.step)
+        if (producer.foreach === undefined) return this.instanceOutput(ref.step, null, ref.output)
+        const count = this.foreachCount(ref.step)
+        if (count === undefined) return PENDING
+        const items: Resolved[] = []
+        for (let i = 0; i < count; i++) {
+          const r = this.instanceOutput(ref.step, i, ref.output)
+          if (r.state !== 'ready') return PENDING
+          items.push(r.value)
+        }
+        return { state: 'ready', value: { kind: 'list', items } }
+      }
+    }
+  }
+
+  resolve (src: Source, stepName: string, index: number | null): Resolution {
+    if (src.kind !== 'oneOf') return this.resolveRef(src, stepName, index)
+    for (const ref of src.refs) {
+      const r = this.resolveRef(ref, stepName, index)
+      if (r.state === 'skipped') continue
+      return r
+    }
+    return SKIPPED
+  }
+
+  // ---- skipping ----------------------------------------------------------------------------------
+
+  /** Whether a step is skipped: its condition is false, or it needs a skipped step's output. */
+  skipped (stepName: string): Tri {
+    const settled = this.settledSkips.get(stepName)
+    if (settled !== undefined) return settled
+    const tri = this.computeSkipped(stepName)
+    // 'yes' and 'no' never change once reached (conditions and skips are final), so they are cached;
+    // this keeps the recursion linear on wide, deep DAGs.
+    if (tri !== 'unknown') this.settledSkips.set(stepName, tri)
+    return tri
+  }
+
+  private computeSkipped (stepName: string): Tri {
+    const step = this.step(stepName)
+    let unknown = false
+    const needs = (ref: Ref): void => {
+      if (ref.kind !== 'step') return
+      const s = this.skipped(ref.step)
+      if (s === 'yes') throw SKIP
+      if (s === 'unknown') unknown = true
+    }
+    try {
+      if (step.foreach !== undefined) needs(step.foreach)
+      if (step.when !== undefined) needs(step.when.ref)
+      for (const src of Object.values(step.in)) {
+        if (src.kind !== 'oneOf') { needs(src); continue }
+        const members = src.refs.map(r => r.kind === 'step' ? this.skipped(r.step) : 'no')
+        if (members.every(m => m === 'yes')) throw SKIP
+        if (members.includes('unknown')) unknown = true
+      }
+    } catch (err) {
+      if (err === SKIP) return 'yes'
+      throw err
+    }
+    if (step.when !== undefined) {
+      const holds = this.conditions.get(stepName)
+      if (holds === false) return 'yes'
+      if (holds === undefined) return 'unknown'
+    }
+    return unknown ? 'unknown' : 'no'
+  }
+
+  // ---- progress ----------------------------------------------------------------------------------
+
+  /** 'done' when every instance returned (a foreach step with all its instances), 'failed' when one failed. */
+  stepStatus (stepName: string): 'pending' | 'skipped' | 'done' | 'failed' {
+    if (this.skipped(stepName) === 'yes') return 'skipped'
+    const step = this.step(stepName)
+    const indices: Array<number | null> = []
+    if (step.foreach === undefined) indices.push(null)
+    else {
+      const count = this.foreachCount(stepName)
+      if (count === undefined) {
+        for (const rec of this.instances.values()) if (rec.step === stepName && rec.failed !== undefined) return 'failed'
+        return 'pending'
+      }
+      for (let i = 0; i < count; i++) indices.push(i)
+    }
+    let all = true
+    for (const i of indices) {
+      const rec = this.instances.get(instanceKey(stepName, i))
+      if (rec?.failed !== undefined) return 'failed'
+      if (rec?.done === undefined) all = false
+    }
+    return all ? 'done' : 'pending'
+  }
+
+  /** The steps a step reads from (for control mode: it starts when all of them returned). */
+  predecessors (stepName: string): string[] {
+    const step = this.step(stepName)
+    const out = new Set<string>()
+    const add = (ref: Ref): void => { if (ref.kind === 'step') out.add(ref.step) }
+    if (step.foreach !== undefined) add(step.foreach)
+    if (step.when !== undefined) add(step.when.ref)
+    for (const src of Object.values(step.in)) {
+      if (src.kind === 'oneOf') src.refs.forEach(add)
+      else add(src)
+    }
+    return [...out]
+  }
+
+  firstFailure (): string | undefined {
+    if (this.fatal !== undefined) return this.fatal
+    for (const rec of this.instances.values()) {
+      if (rec.failed !== undefined) return `step ${rec.step}${rec.index === null ? '' : `[${rec.index}]`} failed: ${rec.failed}`
+    }
+    return undefined
+  }
+
+  /** ok when every step is done or skipped and every workflow output resolved; failed on the first failure. */
+  outcome (): { status: 'running' } | { status: 'failed', error: string } | { status: 'ok', outputs: Record<string, Resolved | null> } {
+    const failure = this.firstFailure()
+    if (failure !== undefined) return { status: 'failed', error: failure }
+    for (const name of Object.keys(this.workflow.steps)) {
+      const st = this.stepStatus(name)
+      if (st === 'pending') return { status: 'running' }
+    }
+    const outputs: Record<string, Resolved | null> = {}
+    for (const [name, src] of Object.entries(this.workflow.outputs)) {
+      const r = this.resolve(src, '', null)
+      if (r.state === 'pending') return { status: 'running' }
+      outputs[name] = r.state === 'ready' ? r.value : null
+    }
+    return { status: 'ok', outputs }
+  }
+}
+
+const SKIP = Symbol('skip')

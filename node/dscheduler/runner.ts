@@ -1,0 +1,162 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { ValueRef } from '../../protocols/events/index.ts'
+import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
+import type { InvokeResult } from '../executor/types.ts'
+import type { Value } from '../values/codec.ts'
+import type { StepDef } from '../workflow/types.ts'
+import { materialize } from './materialize.ts'
+import type { RequestState } from './request-state.ts'
+import type { LoadedWorkflow } from './types.ts'
+
+/** What a runner needs from its scheduler (kept narrow so the runner can be read on its own). */
+export interface RunnerHost {
+  self: string
+  store: DStore & Partial<AwaitablePush>
+  pool: { prewarm: (spec: { code: { cid: string, code: string }, memoryMb: number }) => Promise<void>, invoke: (opts: any) => Promise<InvokeResult> }
+  publish: (event: any) => Promise<void>
+  /** resolves when the request state changed (or the signal aborted) */
+  changed: (request: string, signal: AbortSignal) => Promise<void>
+  /** peers that claimed consumers of this output, to push the value to ahead of their asking */
+  consumersOf: (state: RequestState, step: string, output: string, element: number | null) => string[]
+  log: (line: string, ...args: unknown[]) => void
+  logLine: (request: string, step: string, index: number | null, line: string) => void
+}
+
+/**
+ * One step instance this peer has won: pre-warm, fire, invoke (with retries), post outputs as they come
+ * (dataflow) or at return (control), then report done or failed.
+ */
+export class InstanceRunner {
+  readonly controller = new AbortController()
+  readonly step: StepDef
+  fired = false
+  finished = false
+  readyAt?: number
+  private posting: Promise<void> = Promise.resolve()
+  private readonly held: Array<() => Promise<void>> = []
+
+  constructor (private readonly host: RunnerHost, readonly state: RequestState, private readonly loaded: LoadedWorkflow,
+    readonly stepName: string, readonly index: number | null) {
+    this.step = state.step(stepName)
+  }
+
+  prewarm (): void {
+    const { code } = this.loaded.functionOf(this.stepName)
+    this.host.pool.prewarm({ code, memoryMb: this.step.memoryMb }).catch(err => {
+      this.host.log('prewarm of %s failed: %s', this.stepName, (err as Error).message)
+    })
+  }
+
+  abort (reason: string): void {
+    if (!this.controller.signal.aborted) this.controller.abort(new Error(reason))
+  }
+
+  /** Fire once; the promise settles when the instance is done or failed and the event is published. */
+  fire (): void {
+    if (this.fired) return
+    this.fired = true
+    this.readyAt ??= Date.now()
+    void this.run()
+  }
+
+  private meta (output: string, element: number | null): ValueMeta {
+    return { request: this.state.id, step: this.stepName, output, index: element ?? this.index }
+  }
+
+  private async post (output: string, value: Value, element: number | null): Promise<void> {
+    const { state, host } = this
+    const put = await host.store.put(value, { pin: state.id, meta: this.meta(output, element) })
+    const ref: ValueRef = { cid: put.cid.toString(), size: put.size, holders: [host.self] }
+    if (put.inline !== undefined) ref.inline = put.inline
+    if (Array.isArray(value)) ref.length = value.length
+    const central = state.started.store === 'central' ? state.started.submitter : undefined
+    if (central !== undefined && central !== host.self && ref.inline === undefined && host.store.push !== undefined) {
+      await host.store.push(peerIdFromString(central), put.cid, this.meta(output, element), this.controller.signal)
+      ref.holders = [central]
+    }
+    const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output }
+    if (element === null) await host.publish({ type: 'output-ready', ...base, value: ref })
+    else await host.publish({ type: 'element-posted', ...base, element, value: ref })
+    if (ref.inline === undefined && central === undefined && state.started.mode === 'dataflow') {
+      for (const peer of host.consumersOf(state, this.stepName, output, element)) {
+        if (peer !== host.self) host.store.pushTo(peerIdFromString(peer), put.cid, this.meta(output, element))
+      }
+    }
+  }
+
+  /** Dataflow posts at once (in order); control holds everything until the function returns. */
+  private enqueue (output: string, value: Value, element: number | null): void {
+    const job = async (): Promise<void> => { await this.post(output, value, element) }
+    if (this.state.started.mode === 'control') { this.held.push(job); return }
+    this.posting = this.posting.then(job)
+  }
+
+  private async input (name: string): Promise<Value> {
+    const src = this.step.in[name]
+    if (src === undefined) {
+      throw new Error(`step ${this.stepName} has no input "${name}" (declared: ${Object.keys(this.step.in).join(', ') || 'none'})`)
+    }
+    const signal = this.controller.signal
+    for (;;) {
+      const r = this.state.resolve(src, this.stepName, this.index)
+      if (r.state === 'ready') return materialize(this.host.store, r.value, { signal, pin: this.state.id })
+      if (r.state === 'skipped') return null
+      await this.host.changed(this.state.id, signal)
+      signal.throwIfAborted()
+    }
+  }
+
+  private async run (): Promise<void> {
+    const { host, state } = this
+    const { code, exportName } = this.loaded.functionOf(this.stepName)
+    const attempts = this.step.retries + 1
+    let lastError = ''
+    for (let attempt = 1; attempt <= attempts && !this.controller.signal.aborted; attempt++) {
+      const emitted = new Set<string>()
+      try {
+        const result = await host.pool.invoke({
+          spec: { code, memoryMb: this.step.memoryMb },
+          exportName,
+          request: { id: state.id, workflow: this.loaded.cid },
+          step: { name: this.stepName, index: this.index },
+          outputs: this.step.out,
+          timeoutMs: this.step.timeoutMs,
+          signal: this.controller.signal,
+          input: async (name: string) => this.input(name),
+          onOutput: (name: string, value: Value) => { this.enqueue(name, value, null) },
+          onEmit: (name: string, element: number, value: Value) => {
+            emitted.add(name)
+            this.enqueue(name, value, element)
+          },
+          onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) }
+        })
+        for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
+        await this.posting
+        await host.publish({
+          type: 'step-done',
+          from: host.self,
+          ts: Date.now(),
+          request: state.id,
+          step: this.stepName,
+          index: this.index,
+          streams: result.streams,
+          coldStartMs: result.coldStartMs,
+          readyAt: this.readyAt ?? result.startedAt,
+          startAt: result.startedAt,
+          endAt: result.endedAt
+        })
+        this.finished = true
+        return
+      } catch (err) {
+        this.held.length = 0
+        await this.posting.catch(() => {})
+        this.posting = Promise.resolve()
+        lastError = (err as Error).message ?? String(err)
+        host.log('%s[%s] attempt %d/%d failed: %s', this.stepName, this.index ?? '', attempt, attempts, lastError)
+      }
+    }
+    this.finished = true
+    if (this.controller.signal.aborted) return
+    await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, error: lastError })
+  }
+}

@@ -1,0 +1,493 @@
+import { TypedEventEmitter } from '@libp2p/interface'
+import { randomUUID } from 'node:crypto'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+import type { DflowEvent, RequestDone, RequestEvent, RequestStarted, ValueRef } from '../../protocols/events/index.ts'
+import type { AwaitablePush, DStore } from '../dstore/types.ts'
+import type { Value } from '../values/codec.ts'
+import type { EventBus } from './bus.ts'
+import { materialize, sameValue, fetchRef } from './materialize.ts'
+import { claimWinner, rankCandidates } from './placement.ts'
+import { instanceKey, RequestState, type Resolved } from './request-state.ts'
+import { InstanceRunner } from './runner.ts'
+import { buildView } from './view.ts'
+import type { FunctionPool, InputValue, LoadedWorkflow, Membership, RequestView, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
+import { CID } from 'multiformats/cid'
+
+export class SubmitError extends Error {
+  static readonly NAME = 'SubmitError'
+  constructor (message: string) {
+    super(message)
+    this.name = SubmitError.NAME
+  }
+}
+
+export interface SchedulerEvents {
+  'scheduler:event': CustomEvent<RequestEvent>
+  'scheduler:request-finished': CustomEvent<{ request: string, status: 'ok' | 'failed' }>
+  'scheduler:log': CustomEvent<{ request: string, step: string, index: number | null, peer: string, line: string }>
+}
+
+export interface SchedulerComponents {
+  self: string
+  bus: EventBus
+  store: DStore & Partial<AwaitablePush>
+  pool: FunctionPool
+  loader: WorkflowLoader
+  membership: Membership
+  logger: ComponentLogger
+}
+
+/** One request as this peer tracks it. */
+interface Tracked {
+  state?: RequestState
+  loaded?: LoadedWorkflow
+  /** events that arrived before the request-started event or before the workflow was loaded */
+  early: RequestEvent[]
+  runners: Map<string, InstanceRunner>
+  waiters: Set<() => void>
+  conditionsInFlight: Set<string>
+  firstSeen: Map<string, number>
+  done?: RequestDone
+  finishedAt?: number
+  finishing?: boolean
+  timer?: NodeJS.Timeout
+  pumpQueued?: boolean
+  events: RequestEvent[]
+  logs: Array<{ step: string, index: number | null, peer: string, line: string, ts: number }>
+}
+
+/**
+ * DScheduler: every peer runs one. It hears every request's events, keeps each request's state, claims the
+ * step instances it ranks first for (data locality, then rendezvous hashing), pre-warms and fires them
+ * (dataflow) or starts them when their predecessors returned (control), and publishes what they produce.
+ */
+export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
+  readonly self: string
+  private readonly c: SchedulerComponents
+  private readonly init: Required<SchedulerInit>
+  private readonly log: Logger
+  private readonly requests = new Map<string, Tracked>()
+  private sweeper?: NodeJS.Timeout
+
+  constructor (components: SchedulerComponents, init: SchedulerInit) {
+    super()
+    this.c = components
+    this.self = components.self
+    this.init = { claimsPerSlot: 4, claimBackoffMs: 150, retentionMs: 3_600_000, ...init }
+    this.log = components.logger.forComponent('dflow:dscheduler')
+    Object.assign(this.runnerHost, { self: components.self, store: components.store, pool: components.pool })
+  }
+
+  async start (): Promise<void> {
+    this.c.bus.onEvent(ev => { this.onEvent(ev) })
+    this.sweeper = setInterval(() => { this.sweep() }, 60_000)
+    this.sweeper.unref()
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.sweeper)
+    for (const t of this.requests.values()) {
+      clearTimeout(t.timer)
+      for (const r of t.runners.values()) r.abort('peer stopping')
+      for (const w of t.waiters) w()
+    }
+    this.requests.clear()
+  }
+
+  // ---- submission ----------------------------------------------------------------------------------
+
+  async submit (opts: SubmitOptions): Promise<string> {
+    const id = opts.requestId ?? randomUUID()
+    if (!/^[A-Za-z0-9._:-]{1,128}$/.test(id)) throw new SubmitError(`requestId ${JSON.stringify(id)} must be 1-128 characters of A-Z a-z 0-9 . _ : -`)
+    if (this.requests.get(id)?.state !== undefined) return id
+    const loaded = await this.c.loader.load(opts.workflow, [this.self])
+    const wf = loaded.workflow
+    const given = Object.keys(opts.inputs)
+    const missing = wf.inputs.filter(n => !given.includes(n))
+    const unknown = given.filter(n => !wf.inputs.includes(n))
+    if (missing.length > 0) throw new SubmitError(`workflow ${wf.name} needs input${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`)
+    if (unknown.length > 0) throw new SubmitError(`workflow ${wf.name} has no input${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (inputs: ${wf.inputs.join(', ') || 'none'})`)
+    const inputs: Record<string, ValueRef> = {}
+    for (const [name, raw] of Object.entries(opts.inputs)) inputs[name] = await this.putInput(id, name, raw)
+    const started: RequestStarted = {
+      type: 'request-started',
+      from: this.self,
+      ts: Date.now(),
+      request: id,
+      workflow: opts.workflow,
+      inputs,
+      mode: opts.mode ?? 'dataflow',
+      store: opts.store ?? 'distributed',
+      submitter: this.self,
+      deadlineMs: opts.deadlineMs
+    }
+    await this.c.bus.publish(started)
+    return id
+  }
+
+  private async putInput (request: string, name: string, raw: InputValue): Promise<ValueRef> {
+    let value: Value
+    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && !(raw instanceof Uint8Array) && Object.keys(raw).length === 1 && typeof raw.$cid === 'string') {
+      let cid: CID
+      try { cid = CID.parse(raw.$cid) } catch { throw new SubmitError(`input ${name}: $cid ${JSON.stringify(raw.$cid)} is not a CID`) }
+      value = await this.c.store.get(cid, { pin: request, signal: AbortSignal.timeout(30_000) })
+    } else {
+      value = raw as Value
+    }
+    const put = await this.c.store.put(value, { pin: request, meta: { request, step: 'inputs', output: name, index: null } })
+    const ref: ValueRef = { cid: put.cid.toString(), size: put.size, holders: [this.self] }
+    if (put.inline !== undefined) ref.inline = put.inline
+    if (Array.isArray(value)) ref.length = value.length
+    return ref
+  }
+
+  async cancel (request: string, reason = 'cancelled'): Promise<boolean> {
+    const t = this.requests.get(request)
+    if (t?.state === undefined || t.done !== undefined) return false
+    await this.c.bus.publish({ type: 'request-cancelled', from: this.self, ts: Date.now(), request, reason })
+    return true
+  }
+
+  // ---- events --------------------------------------------------------------------------------------
+
+  private tracked (request: string): Tracked {
+    let t = this.requests.get(request)
+    if (t === undefined) {
+      t = { early: [], runners: new Map(), waiters: new Set(), conditionsInFlight: new Set(), firstSeen: new Map(), events: [], logs: [] }
+      this.requests.set(request, t)
+    }
+    return t
+  }
+
+  private onEvent (ev: DflowEvent): void {
+    if (ev.type === 'heartbeat') return
+    const t = this.tracked(ev.request)
+    t.events.push(ev)
+    this.safeDispatch('scheduler:event', ev)
+    if (ev.type === 'request-started') {
+      if (t.state !== undefined || t.loaded !== undefined) return
+      void this.load(t, ev)
+      return
+    }
+    if (t.state === undefined) { t.early.push(ev); return }
+    this.apply(t, ev)
+  }
+
+  private async load (t: Tracked, started: RequestStarted): Promise<void> {
+    try {
+      t.loaded = await this.c.loader.load(started.workflow, [started.submitter, started.from])
+    } catch (err) {
+      this.log.error('request %s: cannot load workflow %s: %s', started.request, started.workflow, (err as Error).message)
+      return
+    }
+    t.state = new RequestState(t.loaded.workflow, started)
+    if (started.deadlineMs !== undefined) {
+      const left = started.ts + started.deadlineMs - Date.now()
+      setTimeout(() => {
+        if (t.done === undefined && t.state !== undefined && t.state.fatal === undefined) {
+          t.state.fatal = `deadline of ${started.deadlineMs} ms exceeded`
+          this.pump(started.request)
+        }
+      }, Math.max(0, left)).unref()
+    }
+    for (const ev of t.early.splice(0)) this.apply(t, ev)
+    this.pump(started.request)
+  }
+
+  private apply (t: Tracked, ev: RequestEvent): void {
+    const s = t.state
+    if (s === undefined) return
+    switch (ev.type) {
+      case 'step-claimed': {
+        if (s.workflow.steps[ev.step] === undefined) return
+        const rec = s.instance(ev.step, ev.index)
+        rec.claims.set(ev.from, Math.max(ev.attempt, rec.claims.get(ev.from) ?? 0))
+        break
+      }
+      case 'output-ready': if (this.known(s, ev.step, ev.output)) s.recordOutput(ev.step, ev.index, ev.output, ev.value); break
+      case 'element-posted': if (this.known(s, ev.step, ev.output)) s.recordElement(ev.step, ev.index, ev.output, ev.element, ev.value); break
+      case 'step-done': if (s.workflow.steps[ev.step] !== undefined) s.recordDone(ev); break
+      case 'step-failed': if (s.workflow.steps[ev.step] !== undefined) s.recordFailed(ev.step, ev.index, ev.error); break
+      case 'request-cancelled': s.fatal ??= `cancelled: ${ev.reason}`; break
+      case 'request-done': t.done ??= ev; break
+    }
+    this.pump(s.id)
+  }
+
+  private known (s: RequestState, step: string, output: string): boolean {
+    return s.workflow.steps[step]?.out.includes(output) === true
+  }
+
+  // ---- the pump: claims, firing, completion ------------------------------------------------------
+
+  /** Coalesces: many events in one tick cost one pass. */
+  private pump (request: string): void {
+    const t = this.requests.get(request)
+    if (t === undefined || t.pumpQueued === true) return
+    t.pumpQueued = true
+    queueMicrotask(() => {
+      t.pumpQueued = false
+      try {
+        this.pass(t)
+      } catch (err) {
+        this.log.error('request %s: scheduler pass failed: %s', request, (err as Error).stack)
+      }
+    })
+  }
+
+  private pass (t: Tracked): void {
+    const s = t.state
+    const loaded = t.loaded
+    if (s === undefined || loaded === undefined) return
+    for (const w of [...t.waiters]) w()
+    if (t.finishedAt !== undefined) return
+    const outcome = s.outcome()
+    if (outcome.status !== 'running') { this.finish(t, outcome.status === 'failed' ? outcome.error : undefined); return }
+    this.evaluateConditions(t)
+    const live = this.c.membership.live()
+    let nextCheck = Infinity
+    for (const name of Object.keys(s.workflow.steps)) {
+      if (s.skipped(name) === 'yes') continue
+      const step = s.step(name)
+      if (s.started.mode === 'control' && !s.predecessors(name).every(p => ['done', 'skipped'].includes(s.stepStatus(p)))) continue
+      const indices: Array<number | null> = step.foreach === undefined ? [null] : s.knownInstances(name)
+      for (const index of indices) {
+        const key = instanceKey(name, index)
+        const rec = s.instance(name, index)
+        if (rec.done !== undefined || rec.failed !== undefined) continue
+        const claimants = [...rec.claims.keys()].filter(p => this.c.membership.isLive(p))
+        const winner = claimWinner(key, claimants)
+        const runner = t.runners.get(key)
+        if (winner === this.self) {
+          this.drive(t, s, loaded, name, index)
+          continue
+        }
+        if (runner !== undefined && !runner.fired) { runner.abort('lost the claim'); t.runners.delete(key) }
+        if (winner !== undefined) continue
+        const wait = this.claimDelay(t, s, key, name, index, live)
+        if (wait <= 0) this.claim(t, s, name, index)
+        else nextCheck = Math.min(nextCheck, wait)
+      }
+    }
+    if (nextCheck !== Infinity) {
+      clearTimeout(t.timer)
+      t.timer = setTimeout(() => { this.pump(s.id) }, nextCheck + 5)
+      t.timer.unref()
+    }
+  }
+
+  /** 0 when this peer should claim now; else how long to wait for better-ranked peers to claim first. */
+  private claimDelay (t: Tracked, s: RequestState, key: string, step: string, index: number | null, live: string[]): number {
+    if (this.unfinishedClaims() >= this.init.slots * this.init.claimsPerSlot) return Infinity
+    const ranked = rankCandidates(key, live, this.localityBytes(s, step, index))
+    const rank = Math.max(0, ranked.indexOf(this.self))
+    if (rank === 0) return 0
+    const now = Date.now()
+    const first = t.firstSeen.get(key) ?? now
+    t.firstSeen.set(key, first)
+    return first + rank * this.init.claimBackoffMs - now
+  }
+
+  private unfinishedClaims (): number {
+    let n = 0
+    for (const t of this.requests.values()) for (const r of t.runners.values()) if (!r.finished) n++
+    return n
+  }
+
+  /** Bytes of the instance's inputs each peer holds; inline values are everywhere and do not count. */
+  private localityBytes (s: RequestState, step: string, index: number | null): Map<string, number> {
+    const bytes = new Map<string, number>()
+    const add = (r: Resolved): void => {
+      if (r.kind === 'list') { r.items.forEach(add); return }
+      if (r.kind === 'literal') return
+      const ref = r.kind === 'ref' ? r.ref : r.of
+      if (ref.inline !== undefined) return
+      for (const h of ref.holders) bytes.set(h, (bytes.get(h) ?? 0) + ref.size)
+    }
+    for (const src of Object.values(s.step(step).in)) {
+      const r = s.resolve(src, step, index)
+      if (r.state === 'ready') add(r.value)
+    }
+    return bytes
+  }
+
+  private claim (t: Tracked, s: RequestState, step: string, index: number | null): void {
+    const rec = s.instance(step, index)
+    const attempt = Math.max(0, ...rec.claims.values()) + (rec.claims.size > 0 ? 1 : 0)
+    rec.claims.set(this.self, attempt)
+    void this.c.bus.publish({ type: 'step-claimed', from: this.self, ts: Date.now(), request: s.id, step, index, attempt })
+    this.drive(t, s, t.loaded as LoadedWorkflow, step, index)
+  }
+
+  /** The instance is ours: pre-warm it (dataflow) and fire it when its trigger holds. */
+  private drive (t: Tracked, s: RequestState, loaded: LoadedWorkflow, step: string, index: number | null): void {
+    const key = instanceKey(step, index)
+    let runner = t.runners.get(key)
+    if (runner === undefined) {
+      runner = new InstanceRunner(this.runnerHost, s, loaded, step, index)
+      t.runners.set(key, runner)
+      if (s.started.mode === 'dataflow') runner.prewarm()
+    }
+    if (runner.fired || s.skipped(step) !== 'no') return
+    const def = s.step(step)
+    const inputsReady = Object.values(def.in).every(src => s.resolve(src, step, index).state !== 'pending')
+    if (inputsReady) runner.readyAt ??= Date.now()
+    if (inputsReady || (def.trigger === 'eager' && s.started.mode === 'dataflow')) runner.fire()
+  }
+
+  private evaluateConditions (t: Tracked): void {
+    const s = t.state as RequestState
+    for (const [name, step] of Object.entries(s.workflow.steps)) {
+      const cond = step.when
+      if (cond === undefined || s.hasCondition(name) || t.conditionsInFlight.has(name)) continue
+      const r = s.resolveRef(cond.ref, name, null)
+      if (r.state !== 'ready') continue
+      t.conditionsInFlight.add(name)
+      materialize(this.c.store, r.value, { pin: s.id, signal: AbortSignal.timeout(30_000) }).then(value => {
+        const holds = cond.in !== undefined ? cond.in.some(c => sameValue(value, c)) : sameValue(value, cond.equals)
+        s.recordCondition(name, holds)
+      }, err => {
+        s.fatal ??= `condition of step ${name}: ${(err as Error).message}`
+      }).finally(() => {
+        t.conditionsInFlight.delete(name)
+        this.pump(s.id)
+      })
+    }
+  }
+
+  private readonly runnerHost = {
+    self: '',
+    store: undefined as unknown as DStore,
+    pool: undefined as unknown as FunctionPool,
+    publish: async (ev: DflowEvent) => { await this.c.bus.publish(ev) },
+    changed: async (request: string, signal: AbortSignal) => new Promise<void>(resolve => {
+      const t = this.requests.get(request)
+      if (t === undefined || signal.aborted) { resolve(); return }
+      const done = (): void => { t.waiters.delete(done); signal.removeEventListener('abort', done); resolve() }
+      t.waiters.add(done)
+      signal.addEventListener('abort', done, { once: true })
+    }),
+    consumersOf: (s: RequestState, step: string, output: string, element: number | null) => this.consumersOf(s, step, output, element),
+    log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
+    logLine: (request: string, step: string, index: number | null, line: string) => {
+      const entry = { request, step, index, peer: this.self, line }
+      this.tracked(request).logs.push({ ...entry, ts: Date.now() })
+      this.safeDispatch('scheduler:log', entry)
+    }
+  }
+
+  private consumersOf (s: RequestState, producer: string, output: string, element: number | null): string[] {
+    const peers = new Set<string>()
+    for (const [name, step] of Object.entries(s.workflow.steps)) {
+      const reads = (ref: { kind: string, step?: string, output?: string }): boolean => ref.kind === 'step' && ref.step === producer && ref.output === output
+      const srcs = [...Object.values(step.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]), ...(step.foreach !== undefined ? [step.foreach] : [])]
+      if (!srcs.some(reads)) continue
+      for (const rec of s.instances.values()) {
+        if (rec.step !== name) continue
+        if (element !== null && step.foreach !== undefined && reads(step.foreach) && rec.index !== element) continue
+        const w = claimWinner(instanceKey(name, rec.index), [...rec.claims.keys()])
+        if (w !== undefined) peers.add(w)
+      }
+    }
+    return [...peers]
+  }
+
+  // ---- completion --------------------------------------------------------------------------------
+
+  private finish (t: Tracked, error: string | undefined): void {
+    const s = t.state as RequestState
+    if (t.finishing === true) return
+    t.finishing = true
+    for (const r of t.runners.values()) if (!r.finished) r.abort(error ?? 'request finished')
+    void this.publishDone(t, s, error).finally(() => {
+      t.finishedAt = Date.now()
+      clearTimeout(t.timer)
+      for (const w of [...t.waiters]) w()
+      this.safeDispatch('scheduler:request-finished', { request: s.id, status: error === undefined ? 'ok' : 'failed' })
+    })
+  }
+
+  /** The submitter (or, if it is gone, the best-ranked live peer) publishes the final state for everyone. */
+  private async publishDone (t: Tracked, s: RequestState, error: string | undefined): Promise<void> {
+    const live = this.c.membership.live()
+    const finisher = this.c.membership.isLive(s.started.submitter) ? s.started.submitter : rankCandidates(s.id, live, new Map())[0]
+    const outputs: Record<string, ValueRef | null> = {}
+    const keep: CID[] = []
+    if (error === undefined) {
+      const o = s.outcome()
+      if (o.status === 'ok') {
+        for (const [name, r] of Object.entries(o.outputs)) {
+          if (r === null) { outputs[name] = null; continue }
+          if (r.kind === 'ref') { outputs[name] = r.ref; keep.push(CID.parse(r.ref.cid)); continue }
+          if (finisher !== this.self) continue
+          const value = await materialize(this.c.store, r, { pin: s.id })
+          const put = await this.c.store.put(value, { pin: s.id })
+          outputs[name] = { cid: put.cid.toString(), size: put.size, holders: [this.self], ...(put.inline !== undefined ? { inline: put.inline } : {}) }
+          keep.push(put.cid)
+        }
+      }
+    }
+    if (finisher === this.self && t.done === undefined) {
+      const done: RequestDone = { type: 'request-done', from: this.self, ts: Date.now(), request: s.id, status: error === undefined ? 'ok' : 'failed', outputs, ...(error !== undefined ? { error } : {}) }
+      t.done = done
+      await this.c.bus.publish(done)
+    }
+    for (const ref of Object.values(t.done?.outputs ?? {})) if (ref !== null) keep.push(CID.parse(ref.cid))
+    await this.c.store.unpinRequest(s.id, keep).catch(err => { this.log.error('unpin %s: %s', s.id, (err as Error).message) })
+  }
+
+  // ---- reading -----------------------------------------------------------------------------------
+
+  has (request: string): boolean { return this.requests.get(request)?.state !== undefined }
+
+  list (): Array<{ requestId: string, workflow: string, status: string, startedAt: number }> {
+    const out = []
+    for (const [id, t] of this.requests) {
+      if (t.state === undefined) continue
+      out.push({ requestId: id, workflow: t.state.started.workflow, status: this.statusOf(t), startedAt: t.state.started.ts })
+    }
+    return out.sort((a, b) => b.startedAt - a.startedAt)
+  }
+
+  private statusOf (t: Tracked): 'running' | 'ok' | 'failed' {
+    if (t.finishedAt === undefined && t.done === undefined) return 'running'
+    const o = t.state?.outcome()
+    if (t.done !== undefined) return t.done.status
+    return o?.status === 'ok' ? 'ok' : 'failed'
+  }
+
+  /** Resolves when the request finished (ok or failed) as this peer sees it. */
+  async waitFinished (request: string, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const t = this.requests.get(request)
+      if (t?.finishedAt !== undefined) return
+      await new Promise<void>((resolve, reject) => {
+        const onFinished = (ev: CustomEvent<{ request: string }>): void => { if (ev.detail.request === request) { cleanup(); resolve() } }
+        const onAbort = (): void => { cleanup(); reject(signal?.reason) }
+        const cleanup = (): void => { this.removeEventListener('scheduler:request-finished', onFinished); signal?.removeEventListener('abort', onAbort) }
+        this.addEventListener('scheduler:request-finished', onFinished)
+        signal?.addEventListener('abort', onAbort, { once: true })
+        if (this.requests.get(request)?.finishedAt !== undefined) { cleanup(); resolve() }
+      })
+    }
+  }
+
+  async view (request: string): Promise<RequestView | undefined> {
+    const t = this.requests.get(request)
+    if (t?.state === undefined) return undefined
+    return buildView(t.state, this.statusOf(t), t.done, t.finishedAt, async r => materialize(this.c.store, r, { signal: AbortSignal.timeout(30_000) }),
+      async ref => fetchRef(this.c.store, ref, { signal: AbortSignal.timeout(30_000) }))
+  }
+
+  eventsOf (request: string): RequestEvent[] { return this.requests.get(request)?.events ?? [] }
+  logsOf (request: string): Tracked['logs'] { return this.requests.get(request)?.logs ?? [] }
+
+  private safeDispatch<K extends keyof SchedulerEvents> (type: K, detail: SchedulerEvents[K]['detail']): void {
+    try { this.safeDispatchEvent(type, { detail } as any) } catch (err) { this.log.error('listener failed: %s', (err as Error).message) }
+  }
+
+  private sweep (): void {
+    const cutoff = Date.now() - this.init.retentionMs
+    for (const [id, t] of this.requests) if (t.finishedAt !== undefined && t.finishedAt < cutoff) this.requests.delete(id)
+  }
+}

@@ -1,0 +1,77 @@
+import type { FunctionCode, InstanceSpec, InvokeOptions, InvokeResult } from '../executor/types.ts'
+import type { Workflow } from '../workflow/types.ts'
+import type { RequestMode, StoreMode } from '../../protocols/events/index.ts'
+import type { Value } from '../values/codec.ts'
+
+/** The part of the worker pool the scheduler uses. */
+export interface FunctionPool {
+  prewarm: (spec: InstanceSpec) => Promise<void>
+  invoke: (opts: InvokeOptions) => Promise<InvokeResult>
+}
+
+/** A workflow whose bundle was fetched and verified: its model and the code of each step. */
+export interface LoadedWorkflow {
+  cid: string
+  workflow: Workflow
+  functionOf: (step: string) => { code: FunctionCode, exportName: string }
+}
+
+export interface WorkflowLoader {
+  /** Fetch (from `holders` or the DHT), verify against the CID, parse. Cached. */
+  load: (cid: string, holders: string[], signal?: AbortSignal) => Promise<LoadedWorkflow>
+}
+
+/** Who is alive, as this peer sees it (always includes itself). */
+export interface Membership {
+  live: () => string[]
+  isLive: (peer: string) => boolean
+}
+
+/** An input as a client gives it: a value, or a reference to a value already in DStore. */
+export type InputValue = Value | { $cid: string }
+
+export interface SubmitOptions {
+  workflow: string
+  inputs: Record<string, InputValue>
+  requestId?: string
+  mode?: RequestMode
+  store?: StoreMode
+  deadlineMs?: number
+}
+
+export interface StepView {
+  name: string
+  index: number | null
+  peer: string | null
+  status: 'pending' | 'running' | 'ok' | 'failed' | 'skipped'
+  coldStartMs: number | null
+  readyMs: number | null
+  startMs: number | null
+  endMs: number | null
+  error?: string
+}
+
+/** What `dflow run --json`, `dflow status --json` and `GET /v1/requests/:id` answer. */
+export interface RequestView {
+  requestId: string
+  workflow: string
+  mode: RequestMode
+  store: StoreMode
+  submitter: string
+  status: 'running' | 'ok' | 'failed'
+  outputs: Record<string, unknown>
+  error?: string
+  steps: StepView[]
+  totalMs: number | null
+}
+
+export interface SchedulerInit {
+  /** function slots: concurrently running instances (the pool enforces it; claims are bounded by it) @default 4 */
+  slots: number
+  /** unfinished claims per slot a peer may hold (pre-warmed instances waiting for data) @default 4 */
+  claimsPerSlot?: number
+  /** how long the k-th ranked candidate waits before claiming an unclaimed instance @default 150 */
+  claimBackoffMs?: number
+  /** finished requests are forgotten after this @default 3600000 */
+  retentionMs?: number
+}

@@ -1,0 +1,107 @@
+/**
+ * Readiness events: what every peer learns about every request, over gossipsub (topic EVENTS_TOPIC).
+ * Wire form: dag-cbor `{ v: 1, type, ... }`; see docs/protocols.md. Small values travel inline.
+ */
+
+/** Where a value can be had: its CID, its encoded size, peers holding it, and the bytes when small. */
+export interface ValueRef {
+  cid: string
+  size: number
+  holders: string[]
+  /** the dag-cbor encoding, when size <= the inline limit */
+  inline?: Uint8Array
+  /** the element count when the value is a list (so a foreach knows its instances without fetching it) */
+  length?: number
+}
+
+export type RequestMode = 'dataflow' | 'control'
+export type StoreMode = 'distributed' | 'central'
+
+interface Base {
+  /** the publishing peer (checked against the gossip signer) */
+  from: string
+  /** epoch ms at the publisher */
+  ts: number
+  request: string
+}
+
+export interface RequestStarted extends Base {
+  type: 'request-started'
+  workflow: string
+  inputs: Record<string, ValueRef>
+  mode: RequestMode
+  store: StoreMode
+  /** the peer the request was submitted to (the central store in `store: central`) */
+  submitter: string
+  deadlineMs?: number
+}
+
+export interface StepClaimed extends Base {
+  type: 'step-claimed'
+  step: string
+  index: number | null
+  /** bumped on takeover and retry, so a stale claim is recognisable */
+  attempt: number
+}
+
+export interface OutputReady extends Base {
+  type: 'output-ready'
+  step: string
+  index: number | null
+  output: string
+  value: ValueRef
+}
+
+export interface ElementPosted extends Base {
+  type: 'element-posted'
+  step: string
+  index: number | null
+  output: string
+  element: number
+  value: ValueRef
+}
+
+export interface StepDone extends Base {
+  type: 'step-done'
+  step: string
+  index: number | null
+  /** stream outputs and their element counts (the streams are closed) */
+  streams: Record<string, number>
+  coldStartMs: number
+  readyAt: number
+  startAt: number
+  endAt: number
+}
+
+export interface StepFailed extends Base {
+  type: 'step-failed'
+  step: string
+  index: number | null
+  error: string
+}
+
+export interface RequestDone extends Base {
+  type: 'request-done'
+  status: 'ok' | 'failed'
+  outputs: Record<string, ValueRef | null>
+  error?: string
+}
+
+export interface RequestCancelled extends Base {
+  type: 'request-cancelled'
+  reason: string
+}
+
+export interface Heartbeat {
+  type: 'heartbeat'
+  from: string
+  ts: number
+  /** unfinished claims at the sender */
+  load: number
+}
+
+export type RequestEvent = RequestStarted | StepClaimed | OutputReady | ElementPosted | StepDone | StepFailed | RequestDone | RequestCancelled
+export type DflowEvent = RequestEvent | Heartbeat
+
+export { EVENTS_TOPIC } from './constants.ts'
+export { encodeEvent, decodeEvent, EventValidationError } from './codec.ts'
