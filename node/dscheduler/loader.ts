@@ -1,0 +1,66 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import { encodeValue, type Value } from '../values/codec.ts'
+import { stepFunction, workflowFromBundle, type LoadedWorkflow as LoadedFile, type WorkflowBundle } from '../workflow/index.ts'
+import type { DStore } from '../dstore/types.ts'
+import type { LoadedWorkflow, WorkflowLoader } from './types.ts'
+
+const FETCH_TIMEOUT_MS = 30_000
+
+/**
+ * Workflow bundles live in DStore under their CID. A peer fetches a bundle the first time a request names it,
+ * verifies it against the CID and re-validates it, and only then runs any of its code.
+ */
+export class BundleLoader implements WorkflowLoader {
+  private readonly cache = new Map<string, Promise<LoadedWorkflow>>()
+
+  constructor (private readonly store: DStore) {}
+
+  /** Keep a bundle this peer built itself (from a workflow file) in DStore, so other peers can fetch it. */
+  async register (file: LoadedFile): Promise<string> {
+    const put = await this.store.put(file.bundle as unknown as Value)
+    if (put.cid.toString() !== file.cid) throw new Error(`bundle stored as ${put.cid.toString()}, expected ${file.cid}`)
+    this.cache.set(file.cid, Promise.resolve(this.wrap(file.cid, file.workflow, file.bundle)))
+    return file.cid
+  }
+
+  /** Store a bundle received over the API (bytes as encoded); answers its CID after verifying it. */
+  async add (bytes: Uint8Array): Promise<string> {
+    const { workflow, bundle } = await workflowFromBundle(bytes)
+    const put = await this.store.put(bundle as unknown as Value)
+    const cid = put.cid.toString()
+    this.cache.set(cid, Promise.resolve(this.wrap(cid, workflow, bundle)))
+    return cid
+  }
+
+  async load (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {
+    let p = this.cache.get(cid)
+    if (p === undefined) {
+      p = this.fetch(cid, holders, signal)
+      this.cache.set(cid, p)
+      p.catch(() => { this.cache.delete(cid) })
+    }
+    return p
+  }
+
+  private async fetch (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {
+    const value = await this.store.get(CID.parse(cid), {
+      signal: signal ?? AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      holders: holders.flatMap(h => { try { return [peerIdFromString(h)] } catch { return [] } })
+    })
+    const { workflow, bundle } = await workflowFromBundle(encodeValue(value), cid)
+    return this.wrap(cid, workflow, bundle)
+  }
+
+  private wrap (cid: string, workflow: LoadedFile['workflow'], bundle: WorkflowBundle): LoadedWorkflow {
+    return {
+      cid,
+      workflow,
+      functionOf: (step: string) => {
+        const def = workflow.steps[step]
+        if (def === undefined) throw new Error(`workflow ${workflow.name} has no step ${step}`)
+        return stepFunction(bundle, def)
+      }
+    }
+  }
+}
