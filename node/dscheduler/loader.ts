@@ -6,6 +6,8 @@ import type { DStore } from '../dstore/types.ts'
 import type { LoadedWorkflow, WorkflowLoader } from './types.ts'
 
 const FETCH_TIMEOUT_MS = 30_000
+/** Bundles are pinned for the peer's lifetime: a workflow deployed hours ago must still run. */
+const BUNDLE_PIN = 'bundles'
 
 /**
  * Workflow bundles live in DStore under their CID. A peer fetches a bundle the first time a request names it,
@@ -18,7 +20,7 @@ export class BundleLoader implements WorkflowLoader {
 
   /** Keep a bundle this peer built itself (from a workflow file) in DStore, so other peers can fetch it. */
   async register (file: LoadedFile): Promise<string> {
-    const put = await this.store.put(file.bundle as unknown as Value)
+    const put = await this.store.put(file.bundle as unknown as Value, { pin: BUNDLE_PIN })
     if (put.cid.toString() !== file.cid) throw new Error(`bundle stored as ${put.cid.toString()}, expected ${file.cid}`)
     this.cache.set(file.cid, Promise.resolve(this.wrap(file.cid, file.workflow, file.bundle)))
     return file.cid
@@ -27,7 +29,7 @@ export class BundleLoader implements WorkflowLoader {
   /** Store a bundle received over the API (bytes as encoded); answers its CID after verifying it. */
   async add (bytes: Uint8Array): Promise<string> {
     const { workflow, bundle } = await workflowFromBundle(bytes)
-    const put = await this.store.put(bundle as unknown as Value)
+    const put = await this.store.put(bundle as unknown as Value, { pin: BUNDLE_PIN })
     const cid = put.cid.toString()
     this.cache.set(cid, Promise.resolve(this.wrap(cid, workflow, bundle)))
     return cid
@@ -46,6 +48,7 @@ export class BundleLoader implements WorkflowLoader {
   private async fetch (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {
     const value = await this.store.get(CID.parse(cid), {
       signal: signal ?? AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      pin: BUNDLE_PIN,
       holders: holders.flatMap(h => { try { return [peerIdFromString(h)] } catch { return [] } })
     })
     const { workflow, bundle } = await workflowFromBundle(encodeValue(value), cid)

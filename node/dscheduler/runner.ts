@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { ValueRef } from '../../protocols/events/index.ts'
 import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
@@ -38,6 +39,8 @@ export class InstanceRunner {
   constructor (private readonly host: RunnerHost, readonly state: RequestState, private readonly loaded: LoadedWorkflow,
     readonly stepName: string, readonly index: number | null) {
     this.step = state.step(stepName)
+    // every pending ctx.input and fetch listens on this signal
+    setMaxListeners(10_000, this.controller.signal)
   }
 
   prewarm (): void {
@@ -112,7 +115,6 @@ export class InstanceRunner {
     const attempts = this.step.retries + 1
     let lastError = ''
     for (let attempt = 1; attempt <= attempts && !this.controller.signal.aborted; attempt++) {
-      const emitted = new Set<string>()
       try {
         const result = await host.pool.invoke({
           spec: { code, memoryMb: this.step.memoryMb },
@@ -124,10 +126,7 @@ export class InstanceRunner {
           signal: this.controller.signal,
           input: async (name: string) => this.input(name),
           onOutput: (name: string, value: Value) => { this.enqueue(name, value, null) },
-          onEmit: (name: string, element: number, value: Value) => {
-            emitted.add(name)
-            this.enqueue(name, value, element)
-          },
+          onEmit: (name: string, element: number, value: Value) => { this.enqueue(name, value, element) },
           onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) }
         })
         for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
@@ -151,7 +150,7 @@ export class InstanceRunner {
         this.held.length = 0
         await this.posting.catch(() => {})
         this.posting = Promise.resolve()
-        lastError = (err as Error).message ?? String(err)
+        lastError = describeFailure(err)
         host.log('%s[%s] attempt %d/%d failed: %s', this.stepName, this.index ?? '', attempt, attempts, lastError)
       }
     }
@@ -159,4 +158,13 @@ export class InstanceRunner {
     if (this.controller.signal.aborted) return
     await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, error: lastError })
   }
+}
+
+/** The function's own message (and stack, for a throw); the step's name is added by whoever reports it. */
+function describeFailure (err: unknown): string {
+  const e = err as { message?: string, functionMessage?: string, functionStack?: string }
+  if (typeof e.functionMessage === 'string') {
+    return e.functionStack !== undefined && e.functionStack !== '' ? `${e.functionMessage}\n${e.functionStack}` : e.functionMessage
+  }
+  return (e.message ?? String(err)).replace(/^step [^:\s]+: /, '')
 }

@@ -436,6 +436,25 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     await this.c.store.unpinRequest(s.id, keep).catch(err => { this.log.error('unpin %s: %s', s.id, (err as Error).message) })
   }
 
+  /** Re-examine every running request (a peer died or came back: claims may have lapsed). */
+  repumpAll (): void {
+    for (const [id, t] of this.requests) if (t.finishedAt === undefined) this.pump(id)
+  }
+
+  /** Unfinished claims held here (carried in heartbeats). */
+  claimLoad (): number { return this.unfinishedClaims() }
+
+  /**
+   * Whether to accept a pushed value of `request`: yes while it runs here and this peer claimed some of it,
+   * and yes for a request not heard of yet (a push may arrive before the event announcing it).
+   */
+  wantsPush (request: string): boolean {
+    const t = this.requests.get(request)
+    if (t === undefined) return true
+    if (t.finishedAt !== undefined) return false
+    return t.state === undefined || t.runners.size > 0
+  }
+
   // ---- reading -----------------------------------------------------------------------------------
 
   has (request: string): boolean { return this.requests.get(request)?.state !== undefined }

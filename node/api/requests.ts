@@ -1,0 +1,145 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { HttpError, type Route } from './types.ts'
+import { fromJsonValue } from '../values/codec.ts'
+import type { DScheduler } from '../dscheduler/scheduler.ts'
+import type { InputValue, Membership, RequestView } from '../dscheduler/types.ts'
+import type { SubmitProtocol, LogLine } from '../../protocols/submit/index.ts'
+import type { RequestEvent } from '../../protocols/events/index.ts'
+import type { ServerResponse } from 'node:http'
+
+export interface RequestRoutesComponents {
+  self: string
+  scheduler: DScheduler
+  submit: SubmitProtocol
+  membership: Membership
+}
+
+const PULL_TIMEOUT_MS = 5_000
+
+function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object')
+  const b = body as Record<string, unknown>
+  const known = ['workflow', 'inputs', 'requestId', 'mode', 'store', 'deadlineMs']
+  const extra = Object.keys(b).filter(k => !known.includes(k))
+  if (extra.length > 0) throw new HttpError(400, `unknown field${extra.length > 1 ? 's' : ''} ${extra.join(', ')} (known: ${known.join(', ')})`)
+  if (typeof b.workflow !== 'string') throw new HttpError(400, 'workflow must be the workflow CID (a string), from POST /v1/workflows')
+  const rawInputs = b.inputs ?? {}
+  if (rawInputs === null || typeof rawInputs !== 'object' || Array.isArray(rawInputs)) throw new HttpError(400, 'inputs must be an object of NAME: value')
+  const inputs: Record<string, InputValue> = {}
+  for (const [name, v] of Object.entries(rawInputs)) {
+    const isCid = v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as { $cid?: unknown }).$cid === 'string'
+    try {
+      inputs[name] = isCid ? { $cid: (v as { $cid: string }).$cid } : fromJsonValue(v, `inputs.${name}`)
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message)
+    }
+  }
+  if (b.requestId !== undefined && typeof b.requestId !== 'string') throw new HttpError(400, 'requestId must be a string')
+  if (b.mode !== undefined && b.mode !== 'dataflow' && b.mode !== 'control') throw new HttpError(400, `mode must be "dataflow" or "control", got ${JSON.stringify(b.mode)}`)
+  if (b.store !== undefined && b.store !== 'distributed' && b.store !== 'central') throw new HttpError(400, `store must be "distributed" or "central", got ${JSON.stringify(b.store)}`)
+  if (b.deadlineMs !== undefined && !(Number.isSafeInteger(b.deadlineMs) && (b.deadlineMs as number) > 0)) throw new HttpError(400, 'deadlineMs must be a positive integer')
+  return { workflow: b.workflow, inputs, requestId: b.requestId, mode: b.mode, store: b.store, deadlineMs: b.deadlineMs as number | undefined }
+}
+
+/** Events as JSON for server-sent events: inline bytes are replaced by their size. */
+function eventJson (ev: RequestEvent): string {
+  return JSON.stringify(ev, (key, value) => {
+    if (key === 'inline' && value instanceof Uint8Array) return undefined
+    return value
+  })
+}
+
+export function requestRoutes (c: RequestRoutesComponents): Route[] {
+  /** Ask every other live peer; the first that knows the request answers. */
+  const pull = async (id: string): Promise<RequestView | undefined> => {
+    const others = c.membership.live().filter(p => p !== c.self)
+    if (others.length === 0) return undefined
+    const signal = AbortSignal.timeout(PULL_TIMEOUT_MS)
+    try {
+      return await Promise.any(others.map(async p => {
+        const a = await c.submit.call(peerIdFromString(p), { op: 'status', requestId: id }, signal)
+        if (a.view === undefined) throw new Error('no view')
+        return a.view
+      }))
+    } catch {
+      return undefined
+    }
+  }
+
+  const view = async (id: string): Promise<RequestView> => {
+    const local = await c.scheduler.view(id)
+    if (local !== undefined) return local
+    const remote = await pull(id)
+    if (remote === undefined) throw new HttpError(404, `no request ${id} known to this peer or its live peers`)
+    return remote
+  }
+
+  return [
+    {
+      method: 'POST',
+      path: '/v1/requests',
+      handler: async req => {
+        const opts = parseSubmitBody(await req.json())
+        try {
+          return { requestId: await c.scheduler.submit(opts) }
+        } catch (err) {
+          const name = (err as Error).name
+          if (name === 'SubmitError' || name === 'WorkflowValidationError' || name === 'BundleError') throw new HttpError(400, (err as Error).message)
+          if (name === 'NotFoundError' || /not found/i.test((err as Error).message)) throw new HttpError(404, `workflow ${opts.workflow}: ${(err as Error).message}`)
+          throw err
+        }
+      }
+    },
+    { method: 'GET', path: '/v1/requests', handler: async () => ({ requests: c.scheduler.list().slice(0, 200) }) },
+    { method: 'GET', path: '/v1/requests/:id', handler: async req => view(req.params.id) },
+    {
+      method: 'DELETE',
+      path: '/v1/requests/:id',
+      handler: async req => {
+        const id = req.params.id
+        if (!c.scheduler.has(id)) throw new HttpError(404, `no request ${id} known to this peer`)
+        const cancelled = await c.scheduler.cancel(id, 'cancelled by a client')
+        return { requestId: id, cancelled }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/requests/:id/logs',
+      handler: async req => {
+        const id = req.params.id
+        const lines: LogLine[] = [...c.scheduler.logsOf(id)]
+        const others = c.membership.live().filter(p => p !== c.self)
+        const signal = AbortSignal.timeout(PULL_TIMEOUT_MS)
+        const remote = await Promise.allSettled(others.map(async p => c.submit.call(peerIdFromString(p), { op: 'logs', requestId: id }, signal)))
+        for (const r of remote) if (r.status === 'fulfilled') lines.push(...(r.value.logs ?? []))
+        lines.sort((a, b) => a.ts - b.ts)
+        return { requestId: id, logs: lines }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/v1/requests/:id/events',
+      handler: async (req, res: ServerResponse) => {
+        const id = req.params.id
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+        const send = (ev: RequestEvent): void => { res.write(`event: ${ev.type}\ndata: ${eventJson(ev)}\n\n`) }
+        for (const ev of c.scheduler.eventsOf(id)) send(ev)
+        if (c.scheduler.eventsOf(id).some(e => e.type === 'request-done')) { res.end(); return undefined }
+        const onEvent = (e: CustomEvent<RequestEvent>): void => {
+          if (e.detail.request !== id) return
+          send(e.detail)
+          if (e.detail.type === 'request-done') close()
+        }
+        const keepAlive = setInterval(() => { res.write(': keep-alive\n\n') }, 15_000)
+        const close = (): void => {
+          clearInterval(keepAlive)
+          c.scheduler.removeEventListener('scheduler:event', onEvent)
+          if (!res.writableEnded) res.end()
+        }
+        c.scheduler.addEventListener('scheduler:event', onEvent)
+        req.raw.on('close', close)
+        return undefined
+      }
+    }
+  ]
+}

@@ -1,0 +1,275 @@
+import { setMaxListeners } from 'node:events'
+import { TypedEventEmitter, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
+import { assertValue, decodeValue, type Value } from '../values/codec.ts'
+import { blockKey, encodeBlocks, parseChunkedRoot, verifyBlock } from './blocks.ts'
+import { BlockVerificationError, NotStartedError, PushRejectedError, ValueNotFoundError } from './errors.ts'
+import { LocalStore } from './local.ts'
+import { StoreNetwork } from './network.ts'
+import type { AwaitablePush, DStore, GetOptions, PutResult, StoreStats, ValueMeta } from './types.ts'
+import type { DflowLibp2p } from '../network/libp2p.ts'
+import type { Blockstore } from 'interface-blockstore'
+import type { CID } from 'multiformats/cid'
+
+export interface DStoreConfig {
+  /** @default 1048576 (1 MiB) */
+  chunkSize: number
+  /** peers besides the producer that hold each value. @default 2 */
+  replicas: number
+  /** values up to this encoded size are returned by put() for inlining in readiness events. @default 16384 */
+  inlineLimit: number
+  /** bytes of blocks held; unpinned blocks are evicted least-recently-used first beyond it. @default 1 GiB */
+  capacity: number
+  /** how long results (and values put without a pin) are kept once unpinned. @default 3600000 (1 h) */
+  retentionMs: number
+  /** blocks go to `<dataDir>/blocks` (FsBlockstore) when set; in memory otherwise */
+  dataDir?: string
+  /** per-holder transfer timeout. @default 60000 */
+  fetchTimeoutMs: number
+  /** largest protocol frame. @default chunkSize + 64 KiB */
+  maxMessageBytes: number
+  /** DHT provide / findProviders timeout. @default 10000 */
+  dhtTimeoutMs: number
+  /** blocks in flight per transfer before the receiver grants more. @default 4 */
+  window: number
+}
+
+export function dstoreConfig (c: Partial<DStoreConfig> = {}): DStoreConfig {
+  const chunkSize = c.chunkSize ?? 1024 * 1024
+  return {
+    chunkSize,
+    replicas: c.replicas ?? 2,
+    inlineLimit: c.inlineLimit ?? 16 * 1024,
+    capacity: c.capacity ?? 1024 * 1024 * 1024,
+    retentionMs: c.retentionMs ?? 3_600_000,
+    dataDir: c.dataDir,
+    fetchTimeoutMs: c.fetchTimeoutMs ?? 60_000,
+    maxMessageBytes: c.maxMessageBytes ?? chunkSize + 64 * 1024,
+    dhtTimeoutMs: c.dhtTimeoutMs ?? 10_000,
+    window: c.window ?? 4
+  }
+}
+
+export interface DStoreServiceInit {
+  /** without it DStore is a purely local store (what `dflow run` uses) */
+  libp2p?: DflowLibp2p
+  logger: ComponentLogger
+  config?: Partial<DStoreConfig>
+  /** accept a push that this peer was not chosen to replicate (e.g. it claimed a consumer of the value) */
+  acceptPush?: (meta: ValueMeta, from: PeerId) => boolean
+  /** peers considered for placement. @default libp2p.getPeers() */
+  livePeers?: () => PeerId[]
+  /** replaces the memory / fs blockstore (tests instrument it) */
+  blockstore?: Blockstore
+}
+
+export interface ValueReceivedDetail { cid: CID, meta: ValueMeta, from: PeerId }
+
+export interface DStoreEvents {
+  /** a pushed value was verified and stored */
+  'dstore:value-received': CustomEvent<ValueReceivedDetail>
+}
+
+export interface DStoreStats extends StoreStats {
+  retained: number
+  /** network fetches started (concurrent gets of one CID count once) */
+  transfers: number
+  /** fetch requests this peer answered with a value */
+  served: number
+  pushesReceived: number
+  verificationFailures: number
+  evictions: number
+}
+
+/** Content-addressed values: local blockstore, fetch/push protocols, DHT announcement, replication, pins. */
+export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DStore, AwaitablePush {
+  readonly config: DStoreConfig
+  readonly local: LocalStore
+  private readonly libp2p?: DflowLibp2p
+  private readonly log: Logger
+  private readonly init: DStoreServiceInit
+  private network?: StoreNetwork
+  private lifetime = new AbortController()
+  private readonly inflight = new Map<string, Promise<void>>()
+  private readonly background = new Set<Promise<unknown>>()
+  private sweepTimer?: ReturnType<typeof setInterval>
+  private started = false
+  private hits = 0
+  private misses = 0
+
+  constructor (init: DStoreServiceInit) {
+    super()
+    this.init = init
+    this.libp2p = init.libp2p
+    this.config = dstoreConfig(init.config)
+    this.log = init.logger.forComponent('dflow:dstore')
+    this.local = new LocalStore({ capacity: this.config.capacity, dataDir: this.config.dataDir, blockstore: init.blockstore })
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.lifetime = new AbortController()
+    // every transfer combines its timeout with this signal
+    setMaxListeners(Infinity, this.lifetime.signal)
+    await this.local.open()
+    if (this.libp2p != null) {
+      this.network = new StoreNetwork(this.libp2p, this.local, this.config, this.log, this.lifetime.signal, {
+        acceptPush: this.init.acceptPush,
+        livePeers: this.init.livePeers,
+        landed: (cid, meta, from, replica, keys) => { this.landed(cid, meta, from, replica, keys) }
+      })
+      await this.network.start()
+    }
+    const every = Math.max(50, Math.min(60_000, Math.floor(this.config.retentionMs / 4)))
+    this.sweepTimer = setInterval(() => { this.track(this.sweep()) }, every)
+    this.sweepTimer.unref()
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.sweepTimer)
+    this.lifetime.abort(new NotStartedError('DStore stopped'))
+    await this.network?.stop().catch(() => {})
+    await Promise.allSettled([...this.background, ...this.inflight.values()])
+    this.network = undefined
+    await this.local.close()
+  }
+
+  async put (value: Value, opts: { pin?: string, meta?: ValueMeta } = {}): Promise<PutResult> {
+    this.assertStarted()
+    assertValue(value, 'put')
+    const enc = await encodeBlocks(value, this.config.chunkSize)
+    await this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
+    const network = this.network
+    if (network != null) this.track(network.announce(enc.cid, opts.meta))
+    return { cid: enc.cid, size: enc.size, inline: enc.size <= this.config.inlineLimit ? enc.encoded : undefined }
+  }
+
+  /** Stores a value that arrived inline in an event, after checking it hashes to `cid`. */
+  async putBytesInline (cid: CID, bytes: Uint8Array, opts: { pin?: string } = {}): Promise<Value> {
+    this.assertStarted()
+    await verifyBlock(cid, bytes)
+    if (parseChunkedRoot(cid, bytes) != null) throw new BlockVerificationError(`${cid} is a chunked root, not an inline value`)
+    const value = decodeValue(bytes)
+    await this.local.putEncoded({ cid, size: bytes.byteLength, encoded: bytes, blocks: [{ cid, bytes }] }, keys => { this.protect(keys, opts.pin) })
+    return value
+  }
+
+  async get (cid: CID, opts: GetOptions = {}): Promise<Value> {
+    this.assertStarted()
+    opts.signal?.throwIfAborted()
+    if (this.local.hasValue(cid)) {
+      try {
+        const value = await this.local.readValue(cid, { signal: opts.signal })
+        this.hits++
+        if (opts.pin != null) await this.pinHeld(cid, opts.pin)
+        return value
+      } catch (err) {
+        if ((err as Error).name !== ValueNotFoundError.NAME) throw err
+      }
+    }
+    this.misses++
+    if (this.network == null) throw new ValueNotFoundError(`${cid} is not held and this store has no network`)
+    await raceSignal(this.fetchShared(this.network, cid, opts.holders ?? []), opts.signal)
+    if (opts.pin != null) await this.pinHeld(cid, opts.pin)
+    return this.local.readValue(cid, { signal: opts.signal })
+  }
+
+  async has (cid: CID): Promise<boolean> {
+    return this.local.hasValue(cid)
+  }
+
+  pushTo (peer: PeerId, cid: CID, meta: ValueMeta): void {
+    const network = this.network
+    if (network == null) { this.log('pushTo %p ignored: no network', peer); return }
+    this.track(network.push(peer, cid, meta).catch(err => { this.log('push of %s to %p failed - %e', cid, peer, err) }))
+  }
+
+  /**
+   * The awaited form of pushTo: resolves once the receiver has verified and stored the value (or already
+   * held it); PushRejectedError when it refuses, the transport's error otherwise.
+   */
+  async push (peer: PeerId, cid: CID, meta: ValueMeta, signal?: AbortSignal): Promise<void> {
+    this.assertStarted()
+    if (this.network == null) throw new NotStartedError('push needs a network')
+    const outcome = await this.network.push(peer, cid, meta, signal)
+    if (outcome === 'reject') throw new PushRejectedError(`${peer} refused ${cid}`)
+  }
+
+  async unpinRequest (request: string, keep: CID[] = []): Promise<void> {
+    const freed = this.local.pins.unpinRequest(request, new Set(keep.map(blockKey)), Date.now() + this.config.retentionMs)
+    const deleted = await this.local.collect(freed)
+    this.log('request %s unpinned: %d values freed, %d blocks collected', request, freed.length, deleted)
+  }
+
+  stats (): DStoreStats {
+    return {
+      blocks: this.local.blocks.blocks,
+      bytes: this.local.blocks.bytes,
+      pinned: this.local.pins.pinnedValues,
+      retained: this.local.pins.retainedValues,
+      hits: this.hits,
+      misses: this.misses,
+      transfers: this.network?.transfers ?? 0,
+      served: this.network?.served ?? 0,
+      pushesReceived: this.network?.pushesReceived ?? 0,
+      verificationFailures: this.network?.verificationFailures ?? 0,
+      evictions: this.local.blocks.evictions
+    }
+  }
+
+  /** The peers placement chooses to replicate `cid` to (excluding this peer). */
+  replicasFor (cid: CID): PeerId[] { return this.network?.replicasFor(cid) ?? [] }
+
+  /** Collects values whose retention expired. */
+  async sweep (): Promise<number> {
+    return this.local.collect(this.local.pins.expired())
+  }
+
+  private protect (keys: string[], pin: string | undefined): void {
+    if (pin != null) this.local.pins.pin(keys[0], keys, pin)
+    else this.local.pins.retain(keys[0], keys, Date.now() + this.config.retentionMs)
+  }
+
+  private async pinHeld (cid: CID, pin: string): Promise<void> {
+    const keys = await this.local.blockKeys(cid)
+    if (keys != null) this.local.pins.pin(keys[0], keys, pin)
+  }
+
+  private landed (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[]): void {
+    this.protect(keys, meta.request !== '' ? meta.request : undefined)
+    if (replica && this.network != null) this.track(this.network.provide(cid))
+    this.safeDispatchEvent('dstore:value-received', { detail: { cid, meta, from } })
+  }
+
+  private async fetchShared (network: StoreNetwork, cid: CID, holders: PeerId[]): Promise<void> {
+    const key = cid.toString()
+    let p = this.inflight.get(key)
+    if (p == null) {
+      p = network.fetchValue(cid, holders).finally(() => { this.inflight.delete(key) })
+      this.inflight.set(key, p)
+    }
+    return p
+  }
+
+  private track (p: Promise<unknown>): void {
+    const tracked = p.catch(err => { this.log('background task failed - %e', err) }).finally(() => { this.background.delete(tracked) })
+    this.background.add(tracked)
+  }
+
+  private assertStarted (): void {
+    if (!this.started) throw new NotStartedError()
+  }
+}
+
+/** Waits for `p` unless `signal` aborts first (the shared transfer keeps going for other waiters). */
+async function raceSignal<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal == null) return p
+  signal.throwIfAborted()
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
+}

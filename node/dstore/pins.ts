@@ -1,0 +1,111 @@
+/**
+ * Protection of values against eviction and collection. A value is protected while some request pins
+ * it or its retention has not expired; protection is counted per block because chunks can be shared
+ * between values. Blocks in transfer are held separately (`hold`), so a half-fetched value is never evicted.
+ */
+interface ValueState { blocks: string[], pins: Set<string>, until: number, counted: boolean }
+
+export class Pins {
+  private readonly values = new Map<string, ValueState>()
+  private readonly byRequest = new Map<string, Set<string>>()
+  private readonly blockRefs = new Map<string, number>()
+  private readonly transient = new Map<string, number>()
+
+  isProtected = (block: string): boolean => (this.blockRefs.get(block) ?? 0) > 0 || (this.transient.get(block) ?? 0) > 0
+
+  /** Values pinned by at least one request. */
+  get pinnedValues (): number {
+    let n = 0
+    for (const v of this.values.values()) if (v.pins.size > 0) n++
+    return n
+  }
+
+  get retainedValues (): number {
+    const now = Date.now()
+    let n = 0
+    for (const v of this.values.values()) if (v.pins.size === 0 && v.until > now) n++
+    return n
+  }
+
+  pin (root: string, blocks: string[], request: string): void {
+    const v = this.state(root, blocks)
+    v.pins.add(request)
+    let set = this.byRequest.get(request)
+    if (set == null) { set = new Set(); this.byRequest.set(request, set) }
+    set.add(root)
+    this.update(v)
+  }
+
+  retain (root: string, blocks: string[], until: number): void {
+    const v = this.state(root, blocks)
+    v.until = Math.max(v.until, until)
+    this.update(v)
+  }
+
+  /** Drops `request`'s pins; `keep` roots are retained until `until`. Returns the roots now unprotected. */
+  unpinRequest (request: string, keep: Set<string>, until: number): string[] {
+    const roots = this.byRequest.get(request) ?? new Set<string>()
+    this.byRequest.delete(request)
+    const freed: string[] = []
+    for (const root of roots) {
+      const v = this.values.get(root)
+      if (v == null) continue
+      v.pins.delete(request)
+      if (keep.has(root)) v.until = Math.max(v.until, until)
+      if (!this.update(v)) freed.push(root)
+    }
+    return freed
+  }
+
+  /** Roots whose retention expired and that no request pins. */
+  expired (now = Date.now()): string[] {
+    const out: string[] = []
+    for (const [root, v] of this.values) {
+      if (v.pins.size === 0 && v.until <= now && v.until > 0) {
+        v.until = 0
+        if (!this.update(v)) out.push(root)
+      }
+    }
+    return out
+  }
+
+  blocksOf (root: string): string[] { return this.values.get(root)?.blocks ?? [] }
+
+  /** Forget an unprotected value's bookkeeping once its blocks are gone. */
+  drop (root: string): void {
+    const v = this.values.get(root)
+    if (v != null && !v.counted) this.values.delete(root)
+  }
+
+  hold (blocks: string[]): () => void {
+    for (const b of blocks) this.transient.set(b, (this.transient.get(b) ?? 0) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      for (const b of blocks) {
+        const n = (this.transient.get(b) ?? 1) - 1
+        if (n <= 0) this.transient.delete(b); else this.transient.set(b, n)
+      }
+    }
+  }
+
+  private state (root: string, blocks: string[]): ValueState {
+    let v = this.values.get(root)
+    if (v == null) { v = { blocks, pins: new Set(), until: 0, counted: false }; this.values.set(root, v) }
+    return v
+  }
+
+  /** Keeps block refcounts in step with the value's protection; returns whether it is protected. */
+  private update (v: ValueState): boolean {
+    const protect = v.pins.size > 0 || v.until > Date.now()
+    if (protect !== v.counted) {
+      for (const b of v.blocks) {
+        const n = (this.blockRefs.get(b) ?? 0) + (protect ? 1 : -1)
+        if (n <= 0) this.blockRefs.delete(b); else this.blockRefs.set(b, n)
+      }
+      v.counted = protect
+    }
+    return protect
+  }
+}

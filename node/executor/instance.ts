@@ -1,0 +1,230 @@
+import { Worker } from 'node:worker_threads'
+import type { Value } from '../values/codec.ts'
+import type { InstanceSpec, InvokeOptions } from './types.ts'
+import {
+  FunctionError, ModuleLoadError, OutputError, StepCancelledError, StepCrashedError, StepOutOfMemoryError, StepTimeoutError,
+  type StepError, type StepLocation
+} from './errors.ts'
+
+const ENTRY = new URL('./worker-entry.mjs', import.meta.url)
+
+/** Why an instance could not start or died; turned into a StepError once we know which step suffered it. */
+export type InstanceFailure =
+  | { kind: 'load', message: string, stack?: string }
+  | { kind: 'oom' }
+  | { kind: 'crash', message: string, exitCode?: number }
+  | { kind: 'terminated' }
+
+export function failureToError (f: InstanceFailure, loc: StepLocation, spec: InstanceSpec): StepError {
+  switch (f.kind) {
+    case 'load': return new ModuleLoadError(loc, spec.code.cid, `module ${spec.code.cid} failed to load: ${f.message}`)
+    case 'oom': return new StepOutOfMemoryError(loc, spec.memoryMb)
+    case 'crash': return new StepCrashedError(loc, f.message, f.exitCode)
+    case 'terminated': return new StepCancelledError(loc, 'instance terminated (worker pool stopped)')
+  }
+}
+
+export interface RunResult {
+  startedAt: number
+  endedAt: number
+  streams: Record<string, number>
+}
+
+export interface InstanceOptions {
+  codeDir: string
+  /** how long a function gets to react to ctx.signal before its worker is terminated */
+  graceMs: number
+  /** worker output and stray messages outside an invocation */
+  log: (line: string) => void
+}
+
+interface Running {
+  inv: number
+  opts: InvokeOptions
+  loc: StepLocation
+  resolve: (r: RunResult) => void
+  reject: (e: StepError) => void
+  /** set once the run was timed out or cancelled; the run then ends when the worker exits */
+  abortError?: StepError
+  timers: Array<ReturnType<typeof setTimeout>>
+  unlisten?: () => void
+}
+
+let nextInv = 0
+
+// Promise.withResolvers is not in Node 20 without the polyfill; the executor should not depend on load order
+function defer<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e: unknown) => void } {
+  let resolve!: (v: T) => void
+  let reject!: (e: unknown) => void
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  return { promise, resolve, reject }
+}
+
+/** One worker that has loaded one module under a heap limit; runs one invocation at a time. */
+export class Instance {
+  readonly spec: InstanceSpec
+  readonly key: string
+  /** never rejects: undefined when the module loaded, else why not */
+  readonly ready: Promise<InstanceFailure | undefined>
+  readonly exited: Promise<void>
+  alive = true
+  failure?: InstanceFailure
+  private readonly worker: Worker
+  private readonly options: InstanceOptions
+  private running?: Running
+  private terminating = false
+  private readonly onReady: (f: InstanceFailure | undefined) => void
+
+  constructor (spec: InstanceSpec, key: string, options: InstanceOptions) {
+    this.spec = spec
+    this.key = key
+    this.options = options
+    const ready = defer<InstanceFailure | undefined>()
+    this.ready = ready.promise
+    this.onReady = ready.resolve
+    const exited = defer<void>()
+    this.exited = exited.promise
+    this.worker = new Worker(ENTRY, {
+      workerData: { cid: spec.code.cid, code: spec.code.code, codeDir: options.codeDir },
+      // a clean worker: no tsx loader or host flags (faster start, and user code sees a plain Node)
+      execArgv: [],
+      resourceLimits: {
+        maxOldGenerationSizeMb: spec.memoryMb,
+        maxYoungGenerationSizeMb: Math.min(32, Math.max(4, Math.floor(spec.memoryMb / 8)))
+      }
+    })
+    this.worker.on('message', (msg) => { this.onMessage(msg) })
+    this.worker.on('error', (err: Error & { code?: string }) => {
+      this.failure ??= err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? { kind: 'oom' }
+        : { kind: 'crash', message: `uncaught ${err.name}: ${err.message}` }
+    })
+    this.worker.on('exit', (code) => {
+      this.alive = false
+      this.failure ??= this.terminating ? { kind: 'terminated' } : { kind: 'crash', message: `worker exited with code ${code} (process.exit in user code?)`, exitCode: code }
+      this.onReady(this.failure)
+      const r = this.running
+      if (r !== undefined) this.settle(r, r.abortError ?? failureToError(this.failure, r.loc, this.spec))
+      exited.resolve()
+    })
+  }
+
+  get busy (): boolean {
+    return this.running !== undefined
+  }
+
+  /** idle workers must not keep the host process alive */
+  setRef (ref: boolean): void {
+    if (ref) this.worker.ref()
+    else this.worker.unref()
+  }
+
+  async terminate (): Promise<void> {
+    if (!this.alive) return
+    this.terminating = true
+    await this.worker.terminate()
+    await this.exited
+  }
+
+  run (opts: InvokeOptions): Promise<RunResult> {
+    if (!this.alive || this.running !== undefined) throw new Error('instance is not available')
+    const { promise, resolve, reject } = defer<RunResult>()
+    const loc = { step: opts.step.name, index: opts.step.index }
+    const r: Running = { inv: ++nextInv, opts, loc, resolve, reject, timers: [] }
+    this.running = r
+    this.setRef(true)
+    this.worker.postMessage({
+      type: 'invoke', inv: r.inv, exportName: opts.exportName, request: opts.request, step: opts.step, outputs: opts.outputs
+    })
+    r.timers.push(setTimeout(() => { this.abort(r, new StepTimeoutError(loc, opts.timeoutMs)) }, opts.timeoutMs))
+    const signal = opts.signal
+    if (signal !== undefined) {
+      const onAbort = (): void => { this.abort(r, new StepCancelledError(loc)) }
+      if (signal.aborted) onAbort()
+      else {
+        signal.addEventListener('abort', onAbort, { once: true })
+        r.unlisten = () => { signal.removeEventListener('abort', onAbort) }
+      }
+    }
+    return promise
+  }
+
+  /** ctx.signal aborts in the worker; after the grace period (or as soon as the function ends) the worker goes */
+  private abort (r: Running, err: StepError): void {
+    if (r.abortError !== undefined || this.running !== r) return
+    r.abortError = err
+    this.worker.postMessage({ type: 'abort', inv: r.inv, reason: err.name, message: err.message })
+    r.timers.push(setTimeout(() => { void this.terminate() }, this.options.graceMs))
+  }
+
+  private settle (r: Running, result: RunResult | StepError): void {
+    if (this.running !== r) return
+    this.running = undefined
+    for (const t of r.timers) clearTimeout(t)
+    r.unlisten?.()
+    if (result instanceof Error) r.reject(result)
+    else r.resolve(result)
+  }
+
+  private callback (what: string, fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      this.options.log(`host ${what} callback threw: ${(err as Error).stack ?? String(err)}`)
+    }
+  }
+
+  private onMessage (msg: any): void {
+    if (msg.type === 'ready') { this.onReady(undefined); return }
+    if (msg.type === 'load-error') {
+      this.failure = { kind: 'load', message: msg.message, stack: msg.stack }
+      this.onReady(this.failure)
+      void this.terminate()
+      return
+    }
+    if (msg.type === 'stray') { this.options.log(msg.line); return }
+    const r = this.running
+    if (r === undefined || msg.inv !== r.inv) return
+    const { opts, loc } = r
+    if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(msg.line) }); return }
+    if (r.abortError !== undefined) {
+      // the step has failed: drop its outputs; the function ending early lets the worker go before the grace ends
+      if (msg.type === 'done' || msg.type === 'fail') void this.terminate()
+      return
+    }
+    switch (msg.type) {
+      case 'input':
+        this.answerInput(r, msg.req, msg.name)
+        break
+      case 'output':
+        this.callback('onOutput', () => { opts.onOutput(msg.name, msg.value as Value) })
+        break
+      case 'emit':
+        this.callback('onEmit', () => { opts.onEmit(msg.name, msg.index, msg.value as Value) })
+        break
+      case 'done':
+        this.settle(r, { startedAt: msg.startedAt, endedAt: msg.endedAt, streams: msg.streams })
+        break
+      case 'fail':
+        if (msg.kind === 'output') this.settle(r, new OutputError(loc, msg.message, msg.output))
+        else if (msg.kind === 'load') {
+          this.settle(r, new ModuleLoadError(loc, this.spec.code.cid, `module ${this.spec.code.cid}: ${msg.message}`))
+        } else this.settle(r, new FunctionError(loc, msg.message, msg.stack))
+        break
+    }
+  }
+
+  private answerInput (r: Running, req: number, name: string): void {
+    const reply = (m: Record<string, unknown>): void => {
+      if (this.running !== r || !this.alive) return
+      try {
+        this.worker.postMessage({ type: 'input-result', inv: r.inv, req, ...m })
+      } catch (err) {
+        this.worker.postMessage({ type: 'input-result', inv: r.inv, req, ok: false, message: `input ${name}: ${(err as Error).message}` })
+      }
+    }
+    Promise.resolve()
+      .then(async () => await r.opts.input(name))
+      .then(value => { reply({ ok: true, value }) }, (err: Error) => { reply({ ok: false, message: err?.message ?? String(err) }) })
+  }
+}

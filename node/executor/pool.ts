@@ -1,0 +1,272 @@
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { defaultLogger } from '@libp2p/logger'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+import { Instance, failureToError } from './instance.ts'
+import { PoolStoppedError, StepCancelledError, StepTimeoutError, type StepLocation } from './errors.ts'
+import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
+
+export interface WorkerPoolOptions {
+  /** max concurrently running invocations; more wait in a FIFO queue. @default 4 */
+  slots?: number
+  /** idle instances are retired after this long. @default 60000 */
+  idleMs?: number
+  /** beyond this many idle instances (all specs together) the longest-idle one is retired. @default 64 */
+  maxIdleInstances?: number
+  /** how long a timed-out or cancelled function gets to react to ctx.signal before its worker is terminated. @default 200 */
+  graceMs?: number
+  /** where module code is written (one file per cid) for import(). @default os.tmpdir()/dflow-code */
+  codeDir?: string
+  logger?: ComponentLogger
+}
+
+export interface PoolStats {
+  /** live workers: starting + idle + busy (+ ones being terminated) */
+  instances: number
+  idle: number
+  busy: number
+  starting: number
+  /** invocations waiting for a slot */
+  queued: number
+  coldStarts: number
+  warmStarts: number
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+export function instanceKey (spec: InstanceSpec): string {
+  return `${spec.code.cid}:${spec.memoryMb}`
+}
+
+/**
+ * The peer's pool of worker threads that run step functions. Instances are keyed by module cid + heap limit and
+ * reused warm across requests; a function that crashes, hangs or runs out of memory only costs its own worker.
+ */
+export class WorkerPool {
+  private readonly slots: number
+  private readonly idleMs: number
+  private readonly maxIdle: number
+  private readonly graceMs: number
+  private readonly codeDir: string
+  private readonly log: Logger
+  private readonly all = new Set<Instance>()
+  /** idle instances per key; the most recently used is taken first so the others can expire */
+  private readonly idle = new Map<string, Instance[]>()
+  private readonly idleSince = new Map<Instance, { at: number, timer: ReturnType<typeof setTimeout> }>()
+  /** prewarmed instances still loading that no invocation has claimed yet */
+  private readonly unclaimed = new Map<string, Instance[]>()
+  private readonly queue: Waiter[] = []
+  private running = 0
+  private coldStarts = 0
+  private warmStarts = 0
+  private stopped = false
+
+  constructor (opts: WorkerPoolOptions = {}) {
+    this.slots = Math.max(1, opts.slots ?? 4)
+    this.idleMs = opts.idleMs ?? 60_000
+    this.maxIdle = opts.maxIdleInstances ?? 64
+    this.graceMs = opts.graceMs ?? 200
+    this.codeDir = opts.codeDir ?? join(tmpdir(), 'dflow-code')
+    this.log = (opts.logger ?? defaultLogger()).forComponent('dflow:executor')
+  }
+
+  /**
+   * Starts instances ahead so later invocations find them warm: makes sure `count` instances of the spec are idle
+   * or loading unclaimed. Resolves when they are ready; never rejects (a module that fails to load fails the
+   * invocation that takes the instance, or is only logged).
+   */
+  async prewarm (spec: InstanceSpec, count = 1): Promise<void> {
+    if (this.stopped) return
+    const key = instanceKey(spec)
+    const have = (this.idle.get(key)?.length ?? 0) + (this.unclaimed.get(key)?.length ?? 0)
+    const started: Instance[] = []
+    for (let i = have; i < count; i++) {
+      const inst = this.spawn(spec)
+      listOf(this.unclaimed, key).push(inst)
+      started.push(inst)
+      void inst.ready.then(failure => {
+        if (!remove(this.unclaimed, key, inst)) return
+        if (failure === undefined) this.makeIdle(inst)
+        else if (failure.kind !== 'terminated') this.log.error('prewarm of %s failed: %o', key, failure)
+      })
+    }
+    await Promise.all(started.map(async i => { await i.ready }))
+  }
+
+  async invoke (opts: InvokeOptions): Promise<InvokeResult> {
+    const loc: StepLocation = { step: opts.step.name, index: opts.step.index }
+    if (this.stopped) throw new PoolStoppedError()
+    await this.acquireSlot(opts.signal, loc)
+    try {
+      if (this.stopped) throw new PoolStoppedError()
+      if (opts.signal?.aborted === true) throw new StepCancelledError(loc)
+      const t0 = performance.now()
+      const { inst, warm } = this.take(opts.spec)
+      let coldStartMs = 0
+      if (warm) {
+        this.warmStarts++
+      } else {
+        this.coldStarts++
+        await this.waitReady(inst, opts, loc)
+        coldStartMs = performance.now() - t0
+      }
+      try {
+        const r = await inst.run(opts)
+        return { coldStartMs, ...r }
+      } finally {
+        if (inst.alive && !inst.busy) this.makeIdle(inst)
+      }
+    } finally {
+      this.releaseSlot()
+    }
+  }
+
+  stats (): PoolStats {
+    let idle = 0
+    for (const l of this.idle.values()) idle += l.length
+    let busy = 0
+    for (const i of this.all) if (i.busy) busy++
+    let starting = 0
+    for (const l of this.unclaimed.values()) starting += l.length
+    return { instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts }
+  }
+
+  /** Terminates every worker (running invocations fail), rejects queued ones, clears timers. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    for (const w of this.queue.splice(0)) w.reject(new PoolStoppedError())
+    for (const { timer } of this.idleSince.values()) clearTimeout(timer)
+    this.idleSince.clear()
+    this.idle.clear()
+    this.unclaimed.clear()
+    await Promise.all([...this.all].map(async i => { await i.terminate() }))
+  }
+
+  private spawn (spec: InstanceSpec): Instance {
+    const inst = new Instance(spec, instanceKey(spec), {
+      codeDir: this.codeDir,
+      graceMs: this.graceMs,
+      log: (line) => { this.log('[%s] %s', spec.code.cid, line) }
+    })
+    this.all.add(inst)
+    void inst.exited.then(() => {
+      this.all.delete(inst)
+      this.unIdle(inst)
+      remove(this.unclaimed, inst.key, inst)
+    })
+    return inst
+  }
+
+  private take (spec: InstanceSpec): { inst: Instance, warm: boolean } {
+    const key = instanceKey(spec)
+    const idle = this.idle.get(key)
+    while (idle !== undefined && idle.length > 0) {
+      const inst = idle[idle.length - 1]
+      this.unIdle(inst)
+      if (inst.alive) return { inst, warm: true }
+    }
+    const pending = this.unclaimed.get(key)
+    if (pending !== undefined && pending.length > 0) {
+      const inst = pending.shift() as Instance
+      if (pending.length === 0) this.unclaimed.delete(key)
+      return { inst, warm: false }
+    }
+    return { inst: this.spawn(spec), warm: false }
+  }
+
+  /** The load is bounded by the step's timeout and its signal too: a module that hangs at top level is a hang. */
+  private async waitReady (inst: Instance, opts: InvokeOptions, loc: StepLocation): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let onAbort: (() => void) | undefined
+    const stopper = new Promise<Error>((resolve) => {
+      timer = setTimeout(() => { resolve(new StepTimeoutError(loc, opts.timeoutMs, `module did not load within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
+      onAbort = () => { resolve(new StepCancelledError(loc, 'cancelled while the instance was starting')) }
+      if (opts.signal?.aborted === true) onAbort()
+      else opts.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      const outcome = await Promise.race([inst.ready, stopper])
+      if (outcome instanceof Error) {
+        await inst.terminate()
+        throw outcome
+      }
+      if (outcome !== undefined) throw failureToError(outcome, loc, opts.spec)
+    } finally {
+      clearTimeout(timer)
+      if (onAbort !== undefined) opts.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private makeIdle (inst: Instance): void {
+    if (this.stopped || !inst.alive) { void inst.terminate(); return }
+    inst.setRef(false)
+    listOf(this.idle, inst.key).push(inst)
+    const timer = setTimeout(() => { this.retire(inst) }, this.idleMs)
+    timer.unref()
+    this.idleSince.set(inst, { at: performance.now(), timer })
+    while (this.idleSince.size > this.maxIdle) {
+      let oldest: Instance | undefined
+      let at = Infinity
+      for (const [i, s] of this.idleSince) if (s.at < at) { at = s.at; oldest = i }
+      if (oldest === undefined) break
+      this.retire(oldest)
+    }
+  }
+
+  private unIdle (inst: Instance): void {
+    const s = this.idleSince.get(inst)
+    if (s !== undefined) clearTimeout(s.timer)
+    this.idleSince.delete(inst)
+    remove(this.idle, inst.key, inst)
+  }
+
+  private retire (inst: Instance): void {
+    this.unIdle(inst)
+    this.log('retiring idle instance %s', inst.key)
+    void inst.terminate()
+  }
+
+  private async acquireSlot (signal: AbortSignal | undefined, loc: StepLocation): Promise<void> {
+    if (this.running < this.slots && this.queue.length === 0) { this.running++; return }
+    if (signal?.aborted === true) throw new StepCancelledError(loc, 'cancelled while waiting for a slot')
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = this.queue.indexOf(w)
+        if (i >= 0) this.queue.splice(i, 1)
+        reject(new StepCancelledError(loc, 'cancelled while waiting for a slot'))
+      }
+      const w: Waiter = {
+        resolve: () => { signal?.removeEventListener('abort', onAbort); resolve() },
+        reject: (err) => { signal?.removeEventListener('abort', onAbort); reject(err) }
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.queue.push(w)
+    })
+  }
+
+  private releaseSlot (): void {
+    const next = this.queue.shift()
+    // the slot passes straight to the next waiter, so a newcomer cannot overtake the FIFO
+    if (next !== undefined) next.resolve()
+    else this.running--
+  }
+}
+
+function listOf<K, V> (m: Map<K, V[]>, k: K): V[] {
+  let l = m.get(k)
+  if (l === undefined) { l = []; m.set(k, l) }
+  return l
+}
+
+function remove<K, V> (m: Map<K, V[]>, k: K, v: V): boolean {
+  const l = m.get(k)
+  const i = l?.indexOf(v) ?? -1
+  if (l === undefined || i < 0) return false
+  l.splice(i, 1)
+  if (l.length === 0) m.delete(k)
+  return true
+}

@@ -1,0 +1,95 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { GossipBus } from './dscheduler/bus.ts'
+import { BundleLoader } from './dscheduler/loader.ts'
+import { GossipMembership } from './dscheduler/membership.ts'
+import { DScheduler } from './dscheduler/scheduler.ts'
+import { DStoreService } from './dstore/dstore.ts'
+import { storeRoutes } from './dstore/routes.ts'
+import { WorkerPool } from './executor/pool.ts'
+import { requestRoutes } from './api/requests.ts'
+import { workflowRoutes } from './api/workflows.ts'
+import { SubmitProtocol } from '../protocols/submit/index.ts'
+import type { Peer, PeerService } from './peer.ts'
+import type { TrafficMetrics } from './metrics/traffic.ts'
+import type { Route } from './api/types.ts'
+
+/** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
+export interface DflowServices extends PeerService {
+  store: DStoreService
+  pool: WorkerPool
+  bus: GossipBus
+  membership: GossipMembership
+  loader: BundleLoader
+  scheduler: DScheduler
+  submit: SubmitProtocol
+}
+
+export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | undefined): DflowServices {
+  const { config, libp2p, logger } = peer
+  const self = peer.peerId.toString()
+  const log = logger.forComponent('dflow:services')
+  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'))
+  const membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
+  let scheduler: DScheduler | undefined
+  const store = new DStoreService({
+    libp2p,
+    logger,
+    config: {
+      chunkSize: config.chunkSize,
+      replicas: config.replicas,
+      inlineLimit: config.inlineLimit,
+      capacity: config.storeCapacity,
+      retentionMs: config.retentionMs,
+      dataDir: config.dataDir
+    },
+    livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
+    acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
+  })
+  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
+  const loader = new BundleLoader(store)
+  scheduler = new DScheduler({ self, bus, store, pool, loader, membership, logger }, { slots: config.slots, retentionMs: config.retentionMs })
+  const sched = scheduler
+  membership.setLoad(() => sched.claimLoad())
+  membership.addEventListener('membership:peer-dead', ev => {
+    log('peer %s presumed dead; re-examining its claims', ev.detail)
+    sched.repumpAll()
+  })
+  membership.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
+  const submit = new SubmitProtocol(libp2p, {
+    submit: async opts => sched.submit(opts),
+    view: async id => sched.view(id),
+    logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts }))
+  }, logger.forComponent('dflow:submit'))
+
+  return {
+    store,
+    pool,
+    bus,
+    membership,
+    loader,
+    scheduler,
+    submit,
+    async start () {
+      await store.start()
+      await bus.start()
+      await sched.start()
+      await membership.start()
+      await submit.start()
+    },
+    async stop () {
+      await submit.stop()
+      await membership.stop()
+      await sched.stop()
+      await bus.stop()
+      await pool.stop()
+      await store.stop()
+    },
+    routes (): Route[] {
+      return [
+        ...workflowRoutes(loader),
+        ...requestRoutes({ self, scheduler: sched, submit, membership }),
+        ...storeRoutes(store, traffic?.())
+      ]
+    }
+  }
+}

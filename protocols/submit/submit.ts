@@ -1,0 +1,98 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import { lpStream } from '@libp2p/utils'
+import { MAX_SUBMIT_MESSAGE_BYTES, SUBMIT_PROTOCOL, SUBMIT_TIMEOUT_MS } from './constants.ts'
+import type { SubmitAnswer, SubmitMessage, SubmitTarget } from './index.ts'
+import type { DflowLibp2p } from '../../node/network/libp2p.ts'
+import type { Logger, PeerId, Stream } from '@libp2p/interface'
+
+export class SubmitRemoteError extends Error {
+  static readonly NAME = 'SubmitRemoteError'
+  readonly status: string
+  constructor (status: string, message: string) {
+    super(message)
+    this.name = SubmitRemoteError.NAME
+    this.status = status
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** Checks a decoded message; answers a reason when it is malformed. */
+function check (msg: unknown): string | undefined {
+  if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return 'message is not a map'
+  const m = msg as Record<string, unknown>
+  if (m.op === 'status' || m.op === 'logs') return typeof m.requestId === 'string' && REQUEST_ID.test(m.requestId) ? undefined : 'bad requestId'
+  if (m.op !== 'submit') return `unknown op ${JSON.stringify(m.op)}`
+  if (typeof m.workflow !== 'string') return 'workflow must be a CID string'
+  if (m.inputs === null || typeof m.inputs !== 'object' || Array.isArray(m.inputs)) return 'inputs must be a map'
+  if (m.requestId !== undefined && (typeof m.requestId !== 'string' || !REQUEST_ID.test(m.requestId))) return 'bad requestId'
+  if (m.mode !== undefined && m.mode !== 'dataflow' && m.mode !== 'control') return 'mode must be dataflow or control'
+  if (m.store !== undefined && m.store !== 'distributed' && m.store !== 'central') return 'store must be distributed or central'
+  if (m.deadlineMs !== undefined && !(Number.isSafeInteger(m.deadlineMs) && (m.deadlineMs as number) > 0)) return 'deadlineMs must be a positive integer'
+  return undefined
+}
+
+/** Serves submit/status/logs to other peers, and asks them. */
+export class SubmitProtocol {
+  private readonly controller = new AbortController()
+
+  constructor (private readonly libp2p: DflowLibp2p, private readonly target: SubmitTarget, private readonly log: Logger) {}
+
+  async start (): Promise<void> {
+    await this.libp2p.handle(SUBMIT_PROTOCOL, (stream: Stream) => { void this.serve(stream) }, { maxInboundStreams: 64 })
+  }
+
+  async stop (): Promise<void> {
+    this.controller.abort()
+    await this.libp2p.unhandle(SUBMIT_PROTOCOL)
+  }
+
+  private async answer (msg: SubmitMessage): Promise<SubmitAnswer> {
+    if (msg.op === 'submit') {
+      const { op, ...opts } = msg
+      void op
+      return { status: 'ok', requestId: await this.target.submit(opts) }
+    }
+    if (msg.op === 'logs') return { status: 'ok', logs: this.target.logs(msg.requestId) }
+    const view = await this.target.view(msg.requestId)
+    return view === undefined ? { status: 'not_found', message: `no request ${msg.requestId}` } : { status: 'ok', view }
+  }
+
+  private async serve (stream: Stream): Promise<void> {
+    const options = { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(SUBMIT_TIMEOUT_MS)]) }
+    const lp = lpStream(stream, { maxDataLength: MAX_SUBMIT_MESSAGE_BYTES })
+    try {
+      let answer: SubmitAnswer
+      try {
+        const msg = dagCbor.decode<unknown>((await lp.read(options)).subarray())
+        const bad = check(msg)
+        answer = bad !== undefined ? { status: 'bad_request', message: bad } : await this.answer(msg as SubmitMessage)
+      } catch (err) {
+        answer = { status: 'error', message: (err as Error).message }
+      }
+      // views carry JSON values only; a JSON round trip drops undefined fields dag-cbor would refuse
+      await lp.write(dagCbor.encode(JSON.parse(JSON.stringify(answer))), options)
+      await stream.close(options)
+    } catch (err) {
+      this.log('submit stream failed: %s', (err as Error).message)
+      stream.abort(err as Error)
+    }
+  }
+
+  /** Ask `peer`; throws SubmitRemoteError for a non-ok answer. */
+  async call (peer: PeerId, msg: SubmitMessage, signal?: AbortSignal): Promise<SubmitAnswer & { status: 'ok' }> {
+    const options = { signal: AbortSignal.any([signal ?? this.controller.signal, AbortSignal.timeout(SUBMIT_TIMEOUT_MS)]) }
+    const stream = await this.libp2p.dialProtocol(peer, SUBMIT_PROTOCOL, options)
+    const lp = lpStream(stream, { maxDataLength: MAX_SUBMIT_MESSAGE_BYTES })
+    try {
+      await lp.write(dagCbor.encode(msg), options)
+      const answer = dagCbor.decode<SubmitAnswer>((await lp.read(options)).subarray())
+      await stream.close(options)
+      if (answer.status !== 'ok') throw new SubmitRemoteError(answer.status, answer.message)
+      return answer
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fileURLToPath } from 'node:url'
+import { EmbeddedPeer } from '../../node/engine/embedded.ts'
+import type { RequestView } from '../../node/dscheduler/types.ts'
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+const step = (v: RequestView, name: string, index: number | null = null) => {
+  const s = v.steps.find(x => x.name === name && x.index === index)
+  if (s === undefined) throw new Error(`no step ${name}[${index}] in ${JSON.stringify(v.steps)}`)
+  return s
+}
+
+describe('DScheduler on one embedded peer', () => {
+  let peer: EmbeddedPeer
+  beforeAll(async () => { peer = await EmbeddedPeer.create({ slots: 4 }) })
+  afterAll(async () => { await peer.stop() })
+
+  it('dataflow: a consumer starts while its producer is still running', async () => {
+    const v = await peer.run(fixture('dataflow.yaml'), { n: 20 }, { mode: 'dataflow' })
+    expect(v.status).toBe('ok')
+    expect(v.outputs).toEqual({ result: 41 })
+    const producer = step(v, 'produce')
+    const consumer = step(v, 'consume')
+    expect(consumer.startMs).not.toBeNull()
+    // the producer posts, then works 400 ms more: the consumer ran inside that window
+    expect(consumer.startMs as number).toBeLessThan(producer.endMs as number)
+    expect(consumer.endMs as number).toBeLessThan(producer.endMs as number)
+  })
+
+  it('control: the same consumer starts only after its producer returned', async () => {
+    const v = await peer.run(fixture('dataflow.yaml'), { n: 20 }, { mode: 'control' })
+    expect(v.status).toBe('ok')
+    expect(v.outputs).toEqual({ result: 41 })
+    expect(step(v, 'consume').startMs as number).toBeGreaterThanOrEqual(step(v, 'produce').endMs as number)
+  })
+
+  it('foreach over a stream and over another foreach pipelines element by element', async () => {
+    const v = await peer.run(fixture('pipeline.yaml'), { n: 5 }, { mode: 'dataflow' })
+    expect(v.status).toBe('ok')
+    expect(v.outputs).toEqual({ total: (0 + 10 + 20 + 30 + 40) * 4, ys: [0, 20, 40, 60, 80] })
+    // element 0's second stage finished before the stream closed
+    expect(step(v, 'again', 0).endMs as number).toBeLessThan(step(v, 'stream').endMs as number)
+    for (let i = 0; i < 5; i++) expect(step(v, 'again', i).status).toBe('ok')
+  })
+
+  it('when + oneOf: the false branch is skipped, its output is null, the join takes the branch that ran', async () => {
+    const big = await peer.run(fixture('branches.yaml'), { n: 9 })
+    expect(big.status).toBe('ok')
+    expect(big.outputs).toEqual({ final: 'joined big:9', bigOnly: 'big:9' })
+    expect(step(big, 'small').status).toBe('skipped')
+    const small = await peer.run(fixture('branches.yaml'), { n: 2 }, { mode: 'control' })
+    expect(small.outputs).toEqual({ final: 'joined small:2', bigOnly: null })
+    expect(step(small, 'big').status).toBe('skipped')
+  })
+
+  it('eager: invoked at request start, its ctx.input waits for the data', async () => {
+    const v = await peer.run(fixture('eager.yaml'), { n: 1 })
+    expect(v.status).toBe('ok')
+    expect(v.outputs).toEqual({ waited: 'late' })
+    expect(step(v, 'reader').startMs as number).toBeLessThan(step(v, 'produce').endMs as number)
+  })
+
+  it('a throwing function fails the request with an error naming the step and the message', async () => {
+    const v = await peer.run(fixture('failing.yaml'), {})
+    expect(v.status).toBe('failed')
+    expect(v.error).toMatch(/step boom failed: kaboom on purpose/)
+    expect(step(v, 'boom').status).toBe('failed')
+  })
+
+  it('retries re-run a failed step', async () => {
+    const v = await peer.run(fixture('retry.yaml'), {})
+    expect(v.status).toBe('ok')
+    expect(v.outputs).toEqual({ ok: 2 })
+  })
+
+  it('a hanging function is stopped at its timeout and fails the request', async () => {
+    const v = await peer.run(fixture('hang.yaml'), {})
+    expect(v.status).toBe('failed')
+    expect(v.error).toMatch(/step hang failed: .*(timeout|timed out)/i)
+  })
+
+  it('a missing declared output fails the step', async () => {
+    const v = await peer.run(fixture('missing-output.yaml'), {})
+    expect(v.status).toBe('failed')
+    expect(v.error).toMatch(/forgetful.*x/)
+  })
+
+  it('a request id is idempotent', async () => {
+    const a = await peer.run(fixture('dataflow.yaml'), { n: 1 }, { requestId: 'same-id-1' })
+    const b = await peer.run(fixture('dataflow.yaml'), { n: 1 }, { requestId: 'same-id-1' })
+    expect(b.requestId).toBe(a.requestId)
+    expect(b.outputs).toEqual(a.outputs)
+  })
+
+  it('missing and unknown inputs are refused before anything runs', async () => {
+    await expect(peer.run(fixture('dataflow.yaml'), {})).rejects.toMatchObject({ name: 'SubmitError', message: expect.stringMatching(/needs input n/) })
+    await expect(peer.run(fixture('dataflow.yaml'), { n: 1, m: 2 })).rejects.toMatchObject({ name: 'SubmitError', message: expect.stringMatching(/no input m/) })
+  })
+})
