@@ -1,0 +1,74 @@
+import { Command } from 'commander'
+import { ConfigError, loadConfig, PEER_FLAGS } from '../config.ts'
+import type { Peer } from '../peer.ts'
+import { createDflowPeer } from '../dflow-peer.ts'
+import { addPeerOptions, UsageError } from './common.ts'
+
+/** The machine-readable line `dflow peer` prints on stdout once ready (the testnet launcher waits for it). */
+export const READY_MARKER = 'DFLOW_READY'
+
+export interface ReadyInfo {
+  peerId: string
+  multiaddrs: string[]
+  api: string
+  pid: number
+}
+
+export function registerPeerCommand (program: Command): void {
+  const cmd = program.command('peer')
+    .description('run one peer in the foreground (SIGINT/SIGTERM stop it cleanly)')
+    .option('--config <file>', 'JSON file with peer settings (flags override it)')
+  addPeerOptions(cmd)
+  cmd.addHelpText('after', `
+Durations accept 500ms, 30s, 2m, 1h or a number of ms; sizes accept 16384, 16k, 1m, 2g.
+Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
+  cmd.action(async (opts: Record<string, unknown>) => {
+    let config
+    try {
+      config = await loadConfig({ configFile: opts.config as string | undefined, flags: opts })
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message)
+      throw err
+    }
+    const { peer } = await createDflowPeer(config)
+    await peer.start()
+    announce(peer)
+    await untilSignal(peer)
+  })
+}
+
+function announce (peer: Peer): void {
+  const info: ReadyInfo = {
+    peerId: peer.peerId.toString(),
+    multiaddrs: peer.libp2p.getMultiaddrs().map(String),
+    api: peer.api.url,
+    pid: process.pid
+  }
+  process.stdout.write(`peer ${info.peerId}\n`)
+  for (const ma of info.multiaddrs) process.stdout.write(`  listening ${ma}\n`)
+  process.stdout.write(`  api ${info.api}\n`)
+  process.stdout.write(`${READY_MARKER} ${JSON.stringify(info)}\n`)
+}
+
+async function untilSignal (peer: Peer): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let stopping = false
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        // a second signal means the operator does not want to wait for a clean stop
+        process.stderr.write(`${signal} again: exiting now\n`)
+        process.exit(130)
+      }
+      stopping = true
+      process.stderr.write(`${signal}: stopping peer\n`)
+      peer.stop().then(() => {
+        process.stderr.write('peer stopped\n')
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+        resolve()
+      }, reject)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}
