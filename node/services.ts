@@ -88,7 +88,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       return [
         ...workflowRoutes(loader),
         ...requestRoutes({ self, scheduler: sched, submit, membership }),
-        ...storeRoutes(store, traffic?.())
+        ...storeRoutes(store, traffic?.()),
+        { method: 'GET', path: '/v1/metrics/scheduler', handler: async () => ({ ...sched.metrics, events: bus.counters(), pool: pool.stats() }) }
       ]
     }
   }

@@ -68,6 +68,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private readonly log: Logger
   private readonly requests = new Map<string, Tracked>()
   private sweeper?: NodeJS.Timeout
+  /** counters for /v1/metrics/scheduler (chaos and bench read them) */
+  readonly metrics = { claims: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0 }
 
   constructor (components: SchedulerComponents, init: SchedulerInit) {
     super()
@@ -181,6 +183,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       return
     }
     t.state = new RequestState(t.loaded.workflow, started)
+    this.metrics.requestsSeen++
     if (started.deadlineMs !== undefined) {
       const left = started.ts + started.deadlineMs - Date.now()
       setTimeout(() => {
@@ -314,6 +317,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private claim (t: Tracked, s: RequestState, step: string, index: number | null): void {
     const rec = s.instance(step, index)
     const attempt = Math.max(0, ...rec.claims.values()) + (rec.claims.size > 0 ? 1 : 0)
+    if ([...rec.claims.keys()].some(p => p !== this.self && !this.c.membership.isLive(p))) this.metrics.takeovers++
+    this.metrics.claims++
     rec.claims.set(this.self, attempt)
     void this.c.bus.publish({ type: 'step-claimed', from: this.self, ts: Date.now(), request: s.id, step, index, attempt })
     this.drive(t, s, t.loaded as LoadedWorkflow, step, index)
@@ -401,6 +406,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const r of t.runners.values()) if (!r.finished) r.abort(error ?? 'request finished')
     void this.publishDone(t, s, error).finally(() => {
       t.finishedAt = Date.now()
+      this.metrics.requestsFinished++
       clearTimeout(t.timer)
       for (const w of [...t.waiters]) w()
       this.safeDispatch('scheduler:request-finished', { request: s.id, status: error === undefined ? 'ok' : 'failed' })

@@ -1,0 +1,80 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import type { DflowLibp2p } from './network/libp2p.ts'
+import type { Logger } from '@libp2p/interface'
+
+export interface DiscoveryOptions {
+  bootstrap: string[]
+  log: Logger
+  /** first lookup interval; doubles up to maxIntervalMs, back to this when a new peer connects. @default 500 */
+  minIntervalMs?: number
+  /** @default 30000 */
+  maxIntervalMs?: number
+}
+
+/**
+ * Keeps a peer joined: redials bootstrap addresses while it has no connection (@libp2p/bootstrap dials once,
+ * at start), and looks up the peers closest to itself in the DHT, which connects it to them. kad-dht's own
+ * self-query stops after the first success, so peers that joined a moment later would stay unknown to each
+ * other; the lookup backs off while nothing changes. Returns a stop function.
+ */
+export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): () => void {
+  const min = opts.minIntervalMs ?? 500
+  const max = opts.maxIntervalMs ?? 30_000
+  const controller = new AbortController()
+  let delay = min
+  let timer: NodeJS.Timeout | undefined
+  let running = false
+
+  const onConnect = (): void => {
+    // a newcomer may know peers we do not: look again soon
+    if (delay > min) {
+      delay = min
+      clearTimeout(timer)
+      schedule()
+    }
+  }
+
+  const tick = async (): Promise<void> => {
+    if (running || controller.signal.aborted) return
+    running = true
+    try {
+      if (libp2p.getConnections().length === 0 && opts.bootstrap.length > 0) {
+        await Promise.all(opts.bootstrap.map(async ma => {
+          try {
+            await libp2p.dial(multiaddr(ma), { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(5000)]) })
+          } catch (err) {
+            opts.log('bootstrap dial %s failed: %s', ma, (err as Error).message)
+          }
+        }))
+      }
+      if (libp2p.getConnections().length > 0) {
+        const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(10_000)])
+        try {
+          for await (const event of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, { signal })) {
+            void event
+          }
+        } catch (err) {
+          if (!controller.signal.aborted) opts.log('self lookup failed: %s', (err as Error).message)
+        }
+      }
+    } finally {
+      running = false
+    }
+    delay = Math.min(delay * 2, max)
+    schedule()
+  }
+
+  function schedule (): void {
+    if (controller.signal.aborted) return
+    timer = setTimeout(() => { void tick() }, delay)
+    timer.unref?.()
+  }
+
+  libp2p.addEventListener('peer:connect', onConnect)
+  schedule()
+  return () => {
+    controller.abort()
+    clearTimeout(timer)
+    libp2p.removeEventListener('peer:connect', onConnect)
+  }
+}

@@ -1,0 +1,142 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isAlive, readManifest } from '../../testnet/index.ts'
+import type { PeersResponse } from '../../node/api/peers.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function dflow (...args: string[]): Promise<Run> {
+  return new Promise(resolve => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+async function peersOf (api: string): Promise<PeersResponse['peers']> {
+  const res = await fetch(`${api}/v1/peers`, { signal: AbortSignal.timeout(3000) })
+  return (await res.json() as PeersResponse).peers
+}
+
+async function until (what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+describe('dflow testnet (processes)', () => {
+  let dir: string
+  const allPids = new Set<number>()
+
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'dflow-testnet-')) })
+
+  afterAll(async () => {
+    // whatever happened above, leave no peer behind
+    const m = await readManifest(dir).catch(() => undefined)
+    for (const p of m?.peers ?? []) allPids.add(p.pid)
+    for (const pid of allPids) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    await rm(dir, { recursive: true, force: true })
+  }, 30_000)
+
+  it('up 4, status, kill 1, restart it, down', async () => {
+    const up = await dflow('testnet', 'up', '--peers', '4', '--dir', dir, '--slots', '2', '--lease', '2s')
+    const m = await readManifest(dir)
+    for (const p of m?.peers ?? []) allPids.add(p.pid)
+    expect(up.stderr).not.toMatch(/^error:/m)
+    expect(up.code).toBe(0)
+    expect(m?.status).toBe('up')
+    expect(m?.flags).toEqual(['--slots', '2', '--lease', '2000'])
+    expect(m?.peers).toHaveLength(4)
+    for (const p of m!.peers) {
+      expect(up.stdout).toContain(p.peerId)
+      expect(p.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect(isAlive(p.pid)).toBe(true)
+      const others = (await peersOf(p.api)).filter(e => e.connected && e.inRoutingTable && e.subscribed)
+      expect(others.map(e => e.peerId).sort()).toEqual(m!.peers.filter(o => o !== p).map(o => o.peerId).sort())
+    }
+
+    const status = await dflow('testnet', 'status', '--dir', dir, '--json')
+    expect(status.code).toBe(0)
+    const parsed = JSON.parse(status.stdout) as { peers: Array<{ alive: boolean, connected: number }> }
+    expect(parsed.peers.map(p => [p.alive, p.connected])).toEqual(Array(4).fill([true, 3]))
+
+    const victim = m!.peers[1]
+    expect((await dflow('testnet', 'kill', '1', '--dir', dir)).code).toBe(0)
+    expect(isAlive(victim.pid)).toBe(false)
+    await until('the others to list peer 1 as not connected', async () => {
+      for (const p of m!.peers.filter(p => p !== victim)) {
+        const entry = (await peersOf(p.api)).find(e => e.peerId === victim.peerId)
+        if (entry?.connected !== false && entry !== undefined) return false
+      }
+      return true
+    }, 10_000)
+    const afterKill = JSON.parse((await dflow('testnet', 'status', '--dir', dir, '--json')).stdout) as { peers: Array<{ alive: boolean }> }
+    expect(afterKill.peers.map(p => p.alive)).toEqual([true, false, true, true])
+
+    const restart = await dflow('testnet', 'restart', '1', '--dir', dir)
+    expect(restart.code).toBe(0)
+    const m2 = await readManifest(dir)
+    const back = m2!.peers[1]
+    allPids.add(back.pid)
+    expect(back.pid).not.toBe(victim.pid)
+    expect(back.peerId).toBe(victim.peerId)
+    expect(back.api).toBe(victim.api)
+    const health = await (await fetch(`${back.api}/v1/health`)).json() as { peerId: string }
+    expect(health.peerId).toBe(victim.peerId)
+    for (const p of m2!.peers.filter(p => p !== back)) {
+      const entry = (await peersOf(p.api)).find(e => e.peerId === back.peerId)
+      expect(entry).toMatchObject({ connected: true, subscribed: true })
+    }
+
+    const down = await dflow('testnet', 'down', '--dir', dir)
+    expect(down.code).toBe(0)
+    const m3 = await readManifest(dir)
+    expect(m3?.status).toBe('down')
+    expect([...allPids].filter(isAlive)).toEqual([])
+  })
+
+  it('rejects bad input with a clear error and a non-zero exit', async () => {
+    const missing = await dflow('testnet', 'status', '--dir', join(dir, 'nothing-here'))
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/^error: no testnet in/m)
+
+    const badFlag = await dflow('testnet', 'up', '--peers', '2', '--dir', dir, '--lease', 'soon')
+    expect(badFlag.code).toBe(2)
+    expect(badFlag.stderr).toContain('--lease')
+
+    const badAddr = await dflow('peer', '--listen', '/ip4/999.0.0.1/tcp/1')
+    expect(badAddr.code).toBe(2)
+    expect(badAddr.stderr).toMatch(/^error: --listen: invalid multiaddr/m)
+
+    const up = await dflow('testnet', 'up', '--peers', '2', '--dir', dir)
+    for (const p of (await readManifest(dir))?.peers ?? []) allPids.add(p.pid)
+    expect(up.code).toBe(0)
+
+    const again = await dflow('testnet', 'up', '--peers', '2', '--dir', dir)
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/still running/)
+
+    for (const cmd of ['kill', 'restart']) {
+      const r = await dflow('testnet', cmd, '7', '--dir', dir)
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/no peer 7/)
+    }
+
+    const m = await readManifest(dir)
+    const portInUse = await dflow('peer', '--listen', m!.peers[0].multiaddrs[0].replace(/\/p2p\/.*$/, ''))
+    expect(portInUse.code).toBe(1)
+    expect(portInUse.stderr).toMatch(/port already in use/)
+
+    expect((await dflow('testnet', 'down', '--dir', dir)).code).toBe(0)
+    expect([...allPids].filter(isAlive)).toEqual([])
+  })
+})

@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { isAlive } from './process.ts'
+import type { HealthResponse } from '../node/api/health.ts'
+
+/** The CLI entry; peers are spawned as `node bin/dflow.js peer ...` so the pid is the peer's own process. */
+export const DFLOW_BIN = fileURLToPath(new URL('../bin/dflow.js', import.meta.url))
+
+export class PeerStartError extends Error {
+  static readonly NAME = 'PeerStartError'
+  constructor (message: string) {
+    super(message)
+    this.name = PeerStartError.NAME
+  }
+}
+
+export interface SpawnPeerOptions {
+  listen: string
+  apiPort: number
+  dataDir: string
+  log: string
+  bootstrap: string[]
+  flags: string[]
+  /** truncate the log (fresh `up`) instead of appending (restart) */
+  truncateLog?: boolean
+}
+
+export interface SpawnedPeer {
+  pid: number
+  /** the exit code or signal once the process ended (only observed while this process lives) */
+  exited: () => string | undefined
+}
+
+export function spawnPeer (opts: SpawnPeerOptions): SpawnedPeer {
+  const args = [DFLOW_BIN, 'peer', '--listen', opts.listen, '--api-port', String(opts.apiPort), '--data-dir', opts.dataDir]
+  for (const b of opts.bootstrap) args.push('--bootstrap', b)
+  args.push(...opts.flags)
+  const fd = openSync(opts.log, opts.truncateLog === true ? 'w' : 'a')
+  let exited: string | undefined
+  try {
+    const child = spawn(process.execPath, args, {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env }
+    })
+    if (child.pid == null) throw new PeerStartError(`cannot spawn ${process.execPath} ${args.join(' ')}`)
+    child.once('exit', (code, sig) => { exited = sig ?? `exit code ${code}` })
+    child.once('error', err => { exited = err.message })
+    // the launcher may exit while the peer keeps running
+    child.unref()
+    return { pid: child.pid, exited: () => exited }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+async function logTail (log: string, lines = 8): Promise<string> {
+  try {
+    const text = await readFile(log, 'utf8')
+    return text.trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return '(no log)'
+  }
+}
+
+/** Polls GET /v1/health until it answers with the expected PeerId. */
+export async function waitHealthy (api: string, peerId: string, spawned: SpawnedPeer, log: string, timeoutMs: number): Promise<HealthResponse> {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    const exited = spawned.exited() ?? (isAlive(spawned.pid) ? undefined : 'process gone')
+    if (exited != null) {
+      throw new PeerStartError(`peer ${peerId} (pid ${spawned.pid}) exited before it was ready (${exited}); log ${log}:\n${await logTail(log)}`)
+    }
+    try {
+      const res = await fetch(`${api}/v1/health`, { signal: AbortSignal.timeout(2000) })
+      if (res.ok) {
+        const health = await res.json() as HealthResponse
+        if (health.peerId !== peerId) throw new PeerStartError(`${api} answers as ${health.peerId}, expected ${peerId} (port taken by another peer?)`)
+        return health
+      }
+    } catch (err) {
+      if (err instanceof PeerStartError) throw err
+    }
+    if (Date.now() > deadline) {
+      throw new PeerStartError(`peer ${peerId} (pid ${spawned.pid}) not ready after ${timeoutMs} ms; log ${log}:\n${await logTail(log)}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
