@@ -51,8 +51,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   const sched = scheduler
   membership.setLoad(() => sched.claimLoad())
   membership.addEventListener('membership:peer-dead', ev => {
-    log('peer %s presumed dead; re-examining its claims', ev.detail)
+    log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()
+    store.rereplicate().then(n => { sched.metrics.rereplications += n }, err => { log.error('re-replication failed: %s', (err as Error).message) })
   })
   membership.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
   const submit = new SubmitProtocol(libp2p, {

@@ -13,6 +13,17 @@ export class ForeachSourceError extends Error {
   }
 }
 
+/** No live peer holds this value any more (every holder tried, and the DHT asked). */
+export class LostValueError extends Error {
+  static readonly NAME = 'LostValueError'
+  readonly cid: string
+  constructor (cid: string, cause?: unknown) {
+    super(`value ${cid} is held by no live peer`, { cause })
+    this.name = LostValueError.NAME
+    this.cid = cid
+  }
+}
+
 export interface MaterializeOptions {
   signal?: AbortSignal
   pin?: string
@@ -21,11 +32,16 @@ export interface MaterializeOptions {
 /** Turns a value reference into the value: inline bytes are decoded, anything else comes from DStore. */
 export async function fetchRef (store: DStore, ref: ValueRef, opts: MaterializeOptions): Promise<Value> {
   if (ref.inline !== undefined) return decodeValue(ref.inline)
-  return store.get(CID.parse(ref.cid), {
-    signal: opts.signal,
-    pin: opts.pin,
-    holders: ref.holders.flatMap(h => { try { return [peerIdFromString(h)] } catch { return [] } })
-  })
+  try {
+    return await store.get(CID.parse(ref.cid), {
+      signal: opts.signal,
+      pin: opts.pin,
+      holders: ref.holders.flatMap(h => { try { return [peerIdFromString(h)] } catch { return [] } })
+    })
+  } catch (err) {
+    if ((err as Error).name === 'ValueNotFoundError' && opts.signal?.aborted !== true) throw new LostValueError(ref.cid, err)
+    throw err
+  }
 }
 
 export async function materialize (store: DStore, r: Resolved, opts: MaterializeOptions): Promise<Value> {

@@ -21,7 +21,9 @@ export interface MembershipEvents {
  * connected or its last heartbeat is recent. Dead means both: connections closed and heartbeats stopped.
  */
 export class GossipMembership extends TypedEventEmitter<MembershipEvents> implements Membership {
+  readonly incarnation = Date.now()
   private readonly lastSeen = new Map<string, number>()
+  private readonly incarnations = new Map<string, number>()
   private readonly dead = new Set<string>()
   private timer?: NodeJS.Timeout
   private load: () => number = () => 0
@@ -38,10 +40,11 @@ export class GossipMembership extends TypedEventEmitter<MembershipEvents> implem
     this.bus.onEvent(ev => {
       if (ev.from === this.self) return
       this.lastSeen.set(ev.from, Date.now())
+      if (ev.type === 'heartbeat' && ev.incarnation > (this.incarnations.get(ev.from) ?? 0)) this.incarnations.set(ev.from, ev.incarnation)
       if (this.dead.delete(ev.from)) this.safeDispatchEvent('membership:peer-alive', { detail: ev.from })
     })
     const beat = (): void => {
-      void this.bus.publish({ type: 'heartbeat', from: this.self, ts: Date.now(), load: this.load() })
+      void this.bus.publish({ type: 'heartbeat', from: this.self, ts: Date.now(), incarnation: this.incarnation, load: this.load() })
       this.check()
     }
     this.timer = setInterval(beat, this.init.heartbeatMs)
@@ -61,6 +64,10 @@ export class GossipMembership extends TypedEventEmitter<MembershipEvents> implem
     const peers = new Set(this.lastSeen.keys())
     for (const p of this.libp2p.services.pubsub.getSubscribers(EVENTS_TOPIC)) peers.add(p.toString())
     return peers
+  }
+
+  incarnationOf (peer: string): number | undefined {
+    return peer === this.self ? this.incarnation : this.incarnations.get(peer)
   }
 
   isLive (peer: string): boolean {

@@ -23,13 +23,15 @@ export function rankCandidates (key: string, live: string[], localBytes: Map<str
   })
 }
 
-/** Among several claimants of one instance, the winner: highest rendezvous score (independent of anyone's view). */
-export function claimWinner (key: string, claimants: string[]): string | undefined {
-  let best: string | undefined
-  let bestScore = -1n
-  for (const p of claimants) {
-    const s = rendezvousScore(p, key)
-    if (s > bestScore || (s === bestScore && best !== undefined && p < best)) { best = p; bestScore = s }
+/**
+ * Among several valid claims on one instance, the winner: the highest attempt (a takeover or re-run beats
+ * the claims it replaces), then the highest rendezvous score — the same answer on every peer.
+ */
+export function claimWinner (key: string, claims: Array<{ peer: string, attempt: number }>): string | undefined {
+  let best: { peer: string, attempt: number, score: bigint } | undefined
+  for (const c of claims) {
+    const score = rendezvousScore(c.peer, key)
+    if (best === undefined || c.attempt > best.attempt || (c.attempt === best.attempt && score > best.score)) best = { ...c, score }
   }
-  return best
+  return best?.peer
 }

@@ -27,11 +27,15 @@ type OutputState =
 export interface InstanceRecord {
   step: string
   index: number | null
-  /** claimant peer -> attempt */
-  claims: Map<string, number>
+  /** claimant peer -> its claim */
+  claims: Map<string, Claim>
+  /** claims below this attempt are void (the instance was reset for a re-run) */
+  floor: number
   done?: StepDone
   failed?: string
 }
+
+export interface Claim { attempt: number, incarnation: number }
 
 export type Tri = 'yes' | 'no' | 'unknown'
 
@@ -65,7 +69,7 @@ export class RequestState {
     const key = instanceKey(step, index)
     let rec = this.instances.get(key)
     if (rec === undefined) {
-      rec = { step, index, claims: new Map() }
+      rec = { step, index, claims: new Map(), floor: 0 }
       this.instances.set(key, rec)
     }
     return rec
@@ -114,6 +118,31 @@ export class RequestState {
     if (rec.done !== undefined || rec.failed !== undefined) return false
     rec.failed = error
     return true
+  }
+
+  /**
+   * A value no live peer holds any more: forget every output that was it and reset the instances that
+   * produced them, so they are claimed and run again (lineage recompute). Answers the reset instances, or
+   * the name of a workflow input when the lost value was one (that cannot be recomputed).
+   */
+  forgetCid (cid: string): { reset: InstanceRecord[], input?: string } {
+    for (const [name, ref] of Object.entries(this.started.inputs)) if (ref.cid === cid) return { reset: [], input: name }
+    const reset = new Map<string, InstanceRecord>()
+    for (const [key, st] of this.outputs) {
+      const instKey = key.slice(0, key.lastIndexOf('.'))
+      if (st.kind === 'value' && st.ref.cid === cid) this.outputs.delete(key)
+      else if (st.kind === 'stream') {
+        for (const [i, el] of st.elements) if (el.cid === cid) st.elements.delete(i)
+        if (st.elements.size === (st.closed ?? -1)) continue
+      } else continue
+      const rec = this.instances.get(instKey)
+      if (rec !== undefined) reset.set(instKey, rec)
+    }
+    for (const rec of reset.values()) {
+      rec.done = undefined
+      rec.floor = Math.max(rec.floor, ...[...rec.claims.values()].map(c => c.attempt + 1))
+    }
+    return { reset: [...reset.values()] }
   }
 
   recordCondition (step: string, holds: boolean): void {

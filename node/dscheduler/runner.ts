@@ -5,7 +5,7 @@ import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
 import type { InvokeResult } from '../executor/types.ts'
 import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
-import { materialize } from './materialize.ts'
+import { LostValueError, materialize } from './materialize.ts'
 import type { RequestState } from './request-state.ts'
 import type { LoadedWorkflow } from './types.ts'
 
@@ -102,7 +102,16 @@ export class InstanceRunner {
     const signal = this.controller.signal
     for (;;) {
       const r = this.state.resolve(src, this.stepName, this.index)
-      if (r.state === 'ready') return materialize(this.host.store, r.value, { signal, pin: this.state.id })
+      if (r.state === 'ready') {
+        try {
+          return await materialize(this.host.store, r.value, { signal, pin: this.state.id })
+        } catch (err) {
+          if (!(err instanceof LostValueError)) throw err
+          // every holder is gone: ask for the producer to run again, and wait for the value to reappear
+          this.host.log('%s: input %s lost (%s); asking for a re-run of its producer', this.stepName, name, err.cid)
+          await this.host.publish({ type: 'value-lost', from: this.host.self, ts: Date.now(), request: this.state.id, cid: err.cid })
+        }
+      }
       if (r.state === 'skipped') return null
       await this.host.changed(this.state.id, signal)
       signal.throwIfAborted()

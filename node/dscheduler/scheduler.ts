@@ -7,7 +7,7 @@ import type { Value } from '../values/codec.ts'
 import type { EventBus } from './bus.ts'
 import { materialize, sameValue, fetchRef } from './materialize.ts'
 import { claimWinner, rankCandidates } from './placement.ts'
-import { instanceKey, RequestState, type Resolved } from './request-state.ts'
+import { instanceKey, RequestState, type InstanceRecord, type Resolved } from './request-state.ts'
 import { InstanceRunner } from './runner.ts'
 import { buildView } from './view.ts'
 import type { FunctionPool, InputValue, LoadedWorkflow, Membership, RequestView, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
@@ -193,8 +193,21 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
       }, Math.max(0, left)).unref()
     }
+    if (started.mode === 'dataflow') this.prewarmForeach(t.loaded)
     for (const ev of t.early.splice(0)) this.apply(t, ev)
     this.pump(started.request)
+  }
+
+  /**
+   * Foreach instances appear only as their elements do, on whichever peer claims them; so that they too
+   * start warm, every peer warms one instance of each foreach step when the request starts.
+   */
+  private prewarmForeach (loaded: LoadedWorkflow): void {
+    for (const [name, step] of Object.entries(loaded.workflow.steps)) {
+      if (step.foreach === undefined) continue
+      const { code } = loaded.functionOf(name)
+      this.c.pool.prewarm({ code, memoryMb: step.memoryMb }).catch(() => {})
+    }
   }
 
   private apply (t: Tracked, ev: RequestEvent): void {
@@ -204,7 +217,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       case 'step-claimed': {
         if (s.workflow.steps[ev.step] === undefined) return
         const rec = s.instance(ev.step, ev.index)
-        rec.claims.set(ev.from, Math.max(ev.attempt, rec.claims.get(ev.from) ?? 0))
+        const prev = rec.claims.get(ev.from)
+        if (prev === undefined || ev.attempt > prev.attempt || ev.incarnation > prev.incarnation) rec.claims.set(ev.from, { attempt: ev.attempt, incarnation: ev.incarnation })
         break
       }
       case 'output-ready': if (this.known(s, ev.step, ev.output)) s.recordOutput(ev.step, ev.index, ev.output, ev.value); break
@@ -213,8 +227,21 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       case 'step-failed': if (s.workflow.steps[ev.step] !== undefined) s.recordFailed(ev.step, ev.index, ev.error); break
       case 'request-cancelled': s.fatal ??= `cancelled: ${ev.reason}`; break
       case 'request-done': t.done ??= ev; break
+      case 'value-lost': this.onValueLost(t, s, ev.cid); break
     }
     this.pump(s.id)
+  }
+
+  private onValueLost (t: Tracked, s: RequestState, cid: string): void {
+    const { reset, input } = s.forgetCid(cid)
+    if (input !== undefined) { s.fatal ??= `input ${input} was lost: no live peer holds ${cid}`; return }
+    for (const rec of reset) {
+      this.metrics.reruns++
+      const key = instanceKey(rec.step, rec.index)
+      const runner = t.runners.get(key)
+      if (runner?.finished === true) t.runners.delete(key)
+      t.firstSeen.delete(key)
+    }
   }
 
   private known (s: RequestState, step: string, output: string): boolean {
@@ -258,8 +285,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         const key = instanceKey(name, index)
         const rec = s.instance(name, index)
         if (rec.done !== undefined || rec.failed !== undefined) continue
-        const claimants = [...rec.claims.keys()].filter(p => this.c.membership.isLive(p))
-        const winner = claimWinner(key, claimants)
+        const winner = this.winnerOf(key, rec)
         const runner = t.runners.get(key)
         if (winner === this.self) {
           this.drive(t, s, loaded, name, index)
@@ -277,6 +303,21 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.timer = setTimeout(() => { this.pump(s.id) }, nextCheck + 5)
       t.timer.unref()
     }
+  }
+
+  /**
+   * The peer that runs an instance: among claims that are not void — claimant alive, claim made by its
+   * current incarnation, attempt not below the instance's floor — the highest attempt, then rendezvous score.
+   */
+  private winnerOf (key: string, rec: InstanceRecord): string | undefined {
+    const valid: Array<{ peer: string, attempt: number }> = []
+    for (const [peer, claim] of rec.claims) {
+      if (claim.attempt < rec.floor || !this.c.membership.isLive(peer)) continue
+      const current = this.c.membership.incarnationOf(peer)
+      if (current !== undefined && claim.incarnation < current) continue
+      valid.push({ peer, attempt: claim.attempt })
+    }
+    return claimWinner(key, valid)
   }
 
   /** 0 when this peer should claim now; else how long to wait for better-ranked peers to claim first. */
@@ -316,11 +357,13 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
 
   private claim (t: Tracked, s: RequestState, step: string, index: number | null): void {
     const rec = s.instance(step, index)
-    const attempt = Math.max(0, ...rec.claims.values()) + (rec.claims.size > 0 ? 1 : 0)
-    if ([...rec.claims.keys()].some(p => p !== this.self && !this.c.membership.isLive(p))) this.metrics.takeovers++
+    const attempts = [...rec.claims.values()].map(c => c.attempt)
+    const attempt = Math.max(rec.floor, ...attempts.map(a => a + 1))
+    if ([...rec.claims.entries()].some(([p, c]) => p !== this.self && c.attempt >= rec.floor)) this.metrics.takeovers++
     this.metrics.claims++
-    rec.claims.set(this.self, attempt)
-    void this.c.bus.publish({ type: 'step-claimed', from: this.self, ts: Date.now(), request: s.id, step, index, attempt })
+    const incarnation = this.c.membership.incarnation
+    rec.claims.set(this.self, { attempt, incarnation })
+    void this.c.bus.publish({ type: 'step-claimed', from: this.self, ts: Date.now(), request: s.id, step, index, attempt, incarnation })
     this.drive(t, s, t.loaded as LoadedWorkflow, step, index)
   }
 
@@ -390,7 +433,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       for (const rec of s.instances.values()) {
         if (rec.step !== name) continue
         if (element !== null && step.foreach !== undefined && reads(step.foreach) && rec.index !== element) continue
-        const w = claimWinner(instanceKey(name, rec.index), [...rec.claims.keys()])
+        const w = this.winnerOf(instanceKey(name, rec.index), rec)
         if (w !== undefined) peers.add(w)
       }
     }

@@ -25,6 +25,10 @@ export interface WorkflowLoader {
 export interface Membership {
   live: () => string[]
   isLive: (peer: string) => boolean
+  /** this peer's incarnation (process start, ms) */
+  readonly incarnation: number
+  /** the latest incarnation heard from a peer (from its heartbeats) */
+  incarnationOf: (peer: string) => number | undefined
 }
 
 /** An input as a client gives it: a value, or a reference to a value already in DStore. */

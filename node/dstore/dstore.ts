@@ -8,7 +8,10 @@ import { StoreNetwork } from './network.ts'
 import type { AwaitablePush, DStore, GetOptions, PutResult, StoreStats, ValueMeta } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Blockstore } from 'interface-blockstore'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import * as dagCbor from '@ipld/dag-cbor'
+import * as Digest from 'multiformats/hashes/digest'
+import { base32 } from 'multiformats/bases/base32'
 
 export interface DStoreConfig {
   /** @default 1048576 (1 MiB) */
@@ -78,6 +81,8 @@ export interface DStoreStats extends StoreStats {
   pushesReceived: number
   verificationFailures: number
   evictions: number
+  /** copies made by rereplicate() after holders died */
+  rereplications: number
 }
 
 /** Content-addressed values: local blockstore, fetch/push protocols, DHT announcement, replication, pins. */
@@ -94,6 +99,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
   private sweepTimer?: ReturnType<typeof setInterval>
   private started = false
   private hits = 0
+  private rereplications = 0
   private misses = 0
 
   constructor (init: DStoreServiceInit) {
@@ -197,6 +203,25 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     if (outcome === 'reject') throw new PushRejectedError(`${peer} refused ${cid}`)
   }
 
+  /**
+   * After a holder died: push every protected value held here to the peers now chosen as its replicas.
+   * A replica that already holds it answers `have` at the cost of a header; answers how many copies were made.
+   */
+  async rereplicate (signal?: AbortSignal): Promise<number> {
+    const network = this.network
+    if (network == null) return 0
+    let copies = 0
+    for (const { root, requests } of this.local.pins.protectedRoots()) {
+      if (signal?.aborted === true) break
+      const cid = CID.createV1(dagCbor.code, Digest.decode(base32.decode(root)))
+      const meta: ValueMeta = { request: requests.find(r => r !== 'bundles') ?? '', step: '', output: '', index: null }
+      const outcomes = await Promise.allSettled(network.replicasFor(cid).map(async peer => network.push(peer, cid, meta, signal)))
+      for (const o of outcomes) if (o.status === 'fulfilled' && o.value === 'ok') copies++
+    }
+    this.rereplications += copies
+    return copies
+  }
+
   async unpinRequest (request: string, keep: CID[] = []): Promise<void> {
     const freed = this.local.pins.unpinRequest(request, new Set(keep.map(blockKey)), Date.now() + this.config.retentionMs)
     const deleted = await this.local.collect(freed)
@@ -210,6 +235,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       pinned: this.local.pins.pinnedValues,
       retained: this.local.pins.retainedValues,
       hits: this.hits,
+      rereplications: this.rereplications,
       misses: this.misses,
       transfers: this.network?.transfers ?? 0,
       served: this.network?.served ?? 0,

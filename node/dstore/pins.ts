@@ -69,6 +69,13 @@ export class Pins {
     return out
   }
 
+  /** Protected roots (pinned or retained) and the requests pinning each. */
+  protectedRoots (now = Date.now()): Array<{ root: string, requests: string[] }> {
+    const out: Array<{ root: string, requests: string[] }> = []
+    for (const [root, v] of this.values) if (v.pins.size > 0 || v.until > now) out.push({ root, requests: [...v.pins] })
+    return out
+  }
+
   blocksOf (root: string): string[] { return this.values.get(root)?.blocks ?? [] }
 
   /** Forget an unprotected value's bookkeeping once its blocks are gone. */

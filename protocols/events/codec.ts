@@ -38,14 +38,15 @@ const step = { step: str, index }
 
 const SHAPES: Record<DflowEvent['type'], Record<string, Check>> = {
   'request-started': { ...base, workflow: cid, inputs: recordOf(valueRef), mode: oneOf('dataflow', 'control'), store: oneOf('distributed', 'central'), submitter: str, deadlineMs: optional(nat) },
-  'step-claimed': { ...base, ...step, attempt: nat },
+  'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat },
   'output-ready': { ...base, ...step, output: str, value: valueRef },
   'element-posted': { ...base, ...step, output: str, element: nat, value: valueRef },
   'step-done': { ...base, ...step, streams: recordOf(nat), coldStartMs: num, readyAt: num, startAt: num, endAt: num },
   'step-failed': { ...base, ...step, error: anyStr },
   'request-done': { ...base, status: oneOf('ok', 'failed'), outputs: recordOf(v => v === null || valueRef(v)), error: optional(anyStr) },
   'request-cancelled': { ...base, reason: anyStr },
-  heartbeat: { from: str, ts: num, load: nat }
+  'value-lost': { ...base, cid },
+  heartbeat: { from: str, ts: num, incarnation: nat, load: nat }
 }
 
 /** Checks shape and field types; unknown fields are rejected so a forged field never slips through. */

@@ -40,8 +40,10 @@ export interface StepClaimed extends Base {
   type: 'step-claimed'
   step: string
   index: number | null
-  /** bumped on takeover and retry, so a stale claim is recognisable */
+  /** bumped on takeover and re-run: the highest attempt wins, so a stale claim is recognisable */
   attempt: number
+  /** the claimant's incarnation (process start); a claim from an earlier incarnation of a restarted peer is void */
+  incarnation: number
 }
 
 export interface OutputReady extends Base {
@@ -92,15 +94,23 @@ export interface RequestCancelled extends Base {
   reason: string
 }
 
+/** A value no live peer holds any more: its producer is run again (lineage recompute). */
+export interface ValueLost extends Base {
+  type: 'value-lost'
+  cid: string
+}
+
 export interface Heartbeat {
   type: 'heartbeat'
   from: string
   ts: number
+  /** when this peer process started: a new incarnation voids the claims of the previous one */
+  incarnation: number
   /** unfinished claims at the sender */
   load: number
 }
 
-export type RequestEvent = RequestStarted | StepClaimed | OutputReady | ElementPosted | StepDone | StepFailed | RequestDone | RequestCancelled
+export type RequestEvent = RequestStarted | StepClaimed | OutputReady | ElementPosted | StepDone | StepFailed | RequestDone | RequestCancelled | ValueLost
 export type DflowEvent = RequestEvent | Heartbeat
 
 export { EVENTS_TOPIC } from './constants.ts'
