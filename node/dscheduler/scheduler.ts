@@ -75,7 +75,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     super()
     this.c = components
     this.self = components.self
-    this.init = { claimsPerSlot: 4, claimBackoffMs: 150, retentionMs: 3_600_000, ...init }
+    this.init = { claimsPerSlot: 4, claimBackoffMs: 300, retentionMs: 3_600_000, ...init }
     this.log = components.logger.forComponent('dflow:dscheduler')
     Object.assign(this.runnerHost, { self: components.self, store: components.store, pool: components.pool })
   }
@@ -334,7 +334,10 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
 
   private unfinishedClaims (): number {
     let n = 0
-    for (const t of this.requests.values()) for (const r of t.runners.values()) if (!r.finished) n++
+    for (const t of this.requests.values()) {
+      if (t.finishing === true) continue
+      for (const r of t.runners.values()) if (!r.finished) n++
+    }
     return n
   }
 
@@ -446,7 +449,11 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     const s = t.state as RequestState
     if (t.finishing === true) return
     t.finishing = true
-    for (const r of t.runners.values()) if (!r.finished) r.abort(error ?? 'request finished')
+    for (const r of t.runners.values()) {
+      if (r.finished) continue
+      r.abort(error ?? 'request finished')
+      if (!r.fired) r.finished = true
+    }
     void this.publishDone(t, s, error).finally(() => {
       t.finishedAt = Date.now()
       this.metrics.requestsFinished++

@@ -74,7 +74,7 @@ export interface SchedulerInit {
   slots: number
   /** unfinished claims per slot a peer may hold (pre-warmed instances waiting for data) @default 4 */
   claimsPerSlot?: number
-  /** how long the k-th ranked candidate waits before claiming an unclaimed instance @default 150 */
+  /** how long the k-th ranked candidate waits (k times this) before claiming an unclaimed instance @default 300 */
   claimBackoffMs?: number
   /** finished requests are forgotten after this @default 3600000 */
   retentionMs?: number

@@ -147,9 +147,12 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     assertValue(value, 'put')
     const enc = await encodeBlocks(value, this.config.chunkSize)
     await this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
+    const inline = enc.size <= this.config.inlineLimit
     const network = this.network
-    if (network != null) this.track(network.announce(enc.cid, opts.meta))
-    return { cid: enc.cid, size: enc.size, inline: enc.size <= this.config.inlineLimit ? enc.encoded : undefined }
+    // a small value of a request travels inside its readiness event: every peer gets it from there, so
+    // announcing and replicating it would only cost DHT queries and pushes
+    if (network != null && !(inline && opts.meta !== undefined)) this.track(network.announce(enc.cid, opts.meta))
+    return { cid: enc.cid, size: enc.size, inline: inline ? enc.encoded : undefined }
   }
 
   /** Stores a value that arrived inline in an event, after checking it hashes to `cid`. */
