@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import * as dagCbor from '@ipld/dag-cbor'
+import { defaultLogger } from '@libp2p/logger'
+import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
+import { GossipBus } from '../../node/dscheduler/bus.ts'
+import { decodeEvent, encodeEvent, EVENTS_TOPIC, type DflowEvent } from '../../protocols/events/index.ts'
+
+const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+describe('event codec', () => {
+  it('round-trips every event type', () => {
+    const base = { from: 'peerA', ts: 1, request: 'r1' }
+    const ref = { cid: CID, size: 3, holders: ['peerA'], inline: new Uint8Array([1, 2, 3]), length: 2 }
+    const events: DflowEvent[] = [
+      { type: 'request-started', ...base, workflow: CID, inputs: { a: ref }, mode: 'dataflow', store: 'distributed', submitter: 'peerA' },
+      { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5 },
+      { type: 'output-ready', ...base, step: 's', index: 2, output: 'o', value: ref },
+      { type: 'element-posted', ...base, step: 's', index: null, output: 'o', element: 4, value: ref },
+      { type: 'step-done', ...base, step: 's', index: null, streams: { o: 3 }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
+      { type: 'step-failed', ...base, step: 's', index: null, error: 'boom' },
+      { type: 'value-lost', ...base, cid: CID },
+      { type: 'request-cancelled', ...base, reason: 'user' },
+      { type: 'request-done', ...base, status: 'ok', outputs: { x: ref, y: null } },
+      { type: 'heartbeat', from: 'peerA', ts: 1, incarnation: 1, load: 0 }
+    ]
+    for (const ev of events) expect(decodeEvent(encodeEvent(ev))).toEqual(ev)
+  })
+
+  it('rejects malformed events with EventValidationError', () => {
+    const bad = [
+      new Uint8Array([0xff, 0x00]),
+      dagCbor.encode({ v: 2, type: 'heartbeat', from: 'a', ts: 1, incarnation: 1, load: 0 }),
+      dagCbor.encode({ v: 1, type: 'nope', from: 'a', ts: 1 }),
+      dagCbor.encode({ v: 1, type: 'step-claimed', from: 'a', ts: 1, request: 'r', step: 's', index: -1, attempt: 0, incarnation: 0 }),
+      dagCbor.encode({ v: 1, type: 'output-ready', from: 'a', ts: 1, request: 'r', step: 's', index: null, output: 'o', value: { cid: 'not-a-cid', size: 1, holders: [] } }),
+      dagCbor.encode({ v: 1, type: 'heartbeat', from: 'a', ts: 1, incarnation: 1, load: 0, extra: true })
+    ]
+    for (const b of bad) expect(() => decodeEvent(b)).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
+  })
+})
+
+describe('gossip bus', () => {
+  let a: DflowLibp2p
+  let b: DflowLibp2p
+  let busB: GossipBus
+  const seen: DflowEvent[] = []
+
+  beforeAll(async () => {
+    a = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
+    b = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
+    await a.start()
+    await b.start()
+    busB = new GossipBus(b, defaultLogger().forComponent('test:bus'))
+    busB.onEvent(ev => seen.push(ev))
+    await busB.start()
+    a.services.pubsub.subscribe(EVENTS_TOPIC)
+    await a.dial(b.getMultiaddrs()[0])
+    const deadline = Date.now() + 20_000
+    while (!a.services.pubsub.getSubscribers(EVENTS_TOPIC).some(p => p.equals(b.peerId))) {
+      if (Date.now() > deadline) throw new Error('no subscription seen')
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  })
+
+  afterAll(async () => {
+    await busB?.stop()
+    await a?.stop()
+    await b?.stop()
+  })
+
+  it('drops malformed and forged messages, delivers valid ones, and stays up', async () => {
+    const self = a.peerId.toString()
+    await a.services.pubsub.publish(EVENTS_TOPIC, new Uint8Array([1, 2, 3, 4]))
+    await a.services.pubsub.publish(EVENTS_TOPIC, encodeEvent({ type: 'heartbeat', from: b.peerId.toString(), ts: 1, incarnation: 1, load: 0 }))
+    await a.services.pubsub.publish(EVENTS_TOPIC, encodeEvent({ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }))
+    const deadline = Date.now() + 10_000
+    while (seen.length === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    expect(seen).toEqual([{ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }])
+    expect(busB.counters().dropped).toBe(2)
+  })
+})
