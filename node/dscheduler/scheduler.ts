@@ -53,6 +53,7 @@ interface Tracked {
   timer?: NodeJS.Timeout
   pumpQueued?: boolean
   events: RequestEvent[]
+  createdAt: number
   logs: Array<{ step: string, index: number | null, peer: string, line: string, ts: number }>
 }
 
@@ -155,7 +156,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private tracked (request: string): Tracked {
     let t = this.requests.get(request)
     if (t === undefined) {
-      t = { early: [], runners: new Map(), waiters: new Set(), conditionsInFlight: new Set(), firstSeen: new Map(), events: [], logs: [] }
+      t = { early: [], runners: new Map(), waiters: new Set(), conditionsInFlight: new Set(), firstSeen: new Map(), events: [], logs: [], createdAt: Date.now() }
       this.requests.set(request, t)
     }
     return t
@@ -563,6 +564,9 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
 
   private sweep (): void {
     const cutoff = Date.now() - this.init.retentionMs
-    for (const [id, t] of this.requests) if (t.finishedAt !== undefined && t.finishedAt < cutoff) this.requests.delete(id)
+    // events of a request whose start this peer never saw (it joined late) are dropped after the retention too
+    for (const [id, t] of this.requests) {
+      if ((t.finishedAt ?? (t.state === undefined ? t.createdAt : Infinity)) < cutoff) this.requests.delete(id)
+    }
   }
 }

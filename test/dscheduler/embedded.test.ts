@@ -92,6 +92,26 @@ describe('DScheduler on one embedded peer', () => {
     expect(b.outputs).toEqual(a.outputs)
   })
 
+  it('cancel: running instances see ctx.signal abort and the request fails as cancelled', async () => {
+    const { loadWorkflow } = await import('../../node/workflow/index.ts')
+    const workflow = await peer.loader.register(await loadWorkflow(fixture('cancel.yaml')))
+    const id = await peer.scheduler.submit({ workflow, inputs: {} })
+    const waitLog = async (text: string): Promise<void> => {
+      const deadline = Date.now() + 10_000
+      while (!peer.scheduler.logsOf(id).some(l => l.line.includes(text))) {
+        if (Date.now() > deadline) throw new Error(`no log ${text}: ${JSON.stringify(peer.scheduler.logsOf(id))}`)
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    }
+    await waitLog('waiting')
+    expect(await peer.scheduler.cancel(id, 'test')).toBe(true)
+    await peer.scheduler.waitFinished(id)
+    const v = await peer.scheduler.view(id)
+    expect(v?.status).toBe('failed')
+    expect(v?.error).toMatch(/cancelled: test/)
+    await waitLog('saw abort')
+  })
+
   it('missing and unknown inputs are refused before anything runs', async () => {
     await expect(peer.run(fixture('dataflow.yaml'), {})).rejects.toMatchObject({ name: 'SubmitError', message: expect.stringMatching(/needs input n/) })
     await expect(peer.run(fixture('dataflow.yaml'), { n: 1, m: 2 })).rejects.toMatchObject({ name: 'SubmitError', message: expect.stringMatching(/no input m/) })
