@@ -47,7 +47,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   })
   const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
   const loader = new BundleLoader(store)
-  scheduler = new DScheduler({ self, bus, store, pool, loader, membership, logger }, { slots: config.slots, retentionMs: config.retentionMs })
+  scheduler = new DScheduler({ self, bus, store, pool, loader, membership, logger }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs })
   const sched = scheduler
   membership.setLoad(() => sched.claimLoad())
   membership.addEventListener('membership:peer-dead', ev => {

@@ -66,6 +66,10 @@ export class GossipMembership extends TypedEventEmitter<MembershipEvents> implem
     return peers
   }
 
+  lastHeard (peer: string): number | undefined {
+    return peer === this.self ? Date.now() : this.lastSeen.get(peer)
+  }
+
   incarnationOf (peer: string): number | undefined {
     return peer === this.self ? this.incarnation : this.incarnations.get(peer)
   }

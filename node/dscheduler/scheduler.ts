@@ -69,6 +69,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private readonly log: Logger
   private readonly requests = new Map<string, Tracked>()
   private sweeper?: NodeJS.Timeout
+  private leaseCheck?: NodeJS.Timeout
   /** counters for /v1/metrics/scheduler (chaos and bench read them) */
   readonly metrics = { claims: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0 }
 
@@ -76,7 +77,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     super()
     this.c = components
     this.self = components.self
-    this.init = { claimsPerSlot: 4, claimBackoffMs: 300, retentionMs: 3_600_000, ...init }
+    this.init = { claimsPerSlot: 4, claimBackoffMs: 300, retentionMs: 3_600_000, leaseMs: 3000, ...init }
     this.log = components.logger.forComponent('dflow:dscheduler')
     Object.assign(this.runnerHost, { self: components.self, store: components.store, pool: components.pool })
   }
@@ -85,10 +86,14 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.c.bus.onEvent(ev => { this.onEvent(ev) })
     this.sweeper = setInterval(() => { this.sweep() }, 60_000)
     this.sweeper.unref()
+    // leases lapse without any event announcing it: look again now and then
+    this.leaseCheck = setInterval(() => { this.repumpAll() }, Math.max(100, this.init.leaseMs / 2))
+    this.leaseCheck.unref()
   }
 
   async stop (): Promise<void> {
     clearInterval(this.sweeper)
+    clearInterval(this.leaseCheck)
     for (const t of this.requests.values()) {
       clearTimeout(t.timer)
       for (const r of t.runners.values()) r.abort('peer stopping')
@@ -307,13 +312,17 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   }
 
   /**
-   * The peer that runs an instance: among claims that are not void — claimant alive, claim made by its
-   * current incarnation, attempt not below the instance's floor — the highest attempt, then rendezvous score.
+   * The peer that runs an instance: among claims that are not void — lease current (claimant heard within
+   * leaseMs: a cut-off peer's claims lapse even while its TCP connections linger), claim made by the
+   * claimant's current incarnation, attempt not below the instance's floor — the highest attempt, then
+   * rendezvous score.
    */
   private winnerOf (key: string, rec: InstanceRecord): string | undefined {
     const valid: Array<{ peer: string, attempt: number }> = []
+    const now = Date.now()
     for (const [peer, claim] of rec.claims) {
       if (claim.attempt < rec.floor || !this.c.membership.isLive(peer)) continue
+      if (now - (this.c.membership.lastHeard(peer) ?? 0) > this.init.leaseMs) continue
       const current = this.c.membership.incarnationOf(peer)
       if (current !== undefined && claim.incarnation < current) continue
       valid.push({ peer, attempt: claim.attempt })

@@ -29,6 +29,8 @@ export interface Membership {
   readonly incarnation: number
   /** the latest incarnation heard from a peer (from its heartbeats) */
   incarnationOf: (peer: string) => number | undefined
+  /** epoch ms of the last event (any, heartbeats included) heard from a peer */
+  lastHeard: (peer: string) => number | undefined
 }
 
 /** An input as a client gives it: a value, or a reference to a value already in DStore. */
@@ -78,4 +80,6 @@ export interface SchedulerInit {
   claimBackoffMs?: number
   /** finished requests are forgotten after this @default 3600000 */
   retentionMs?: number
+  /** a claim lapses when its claimant has not been heard (heartbeats renew it) for this long @default 3000 */
+  leaseMs?: number
 }

@@ -40,7 +40,7 @@ export class EmbeddedPeer {
       store: this.store,
       pool: this.pool,
       loader: this.loader,
-      membership: { live: () => [self], isLive: p => p === self, incarnation: Date.now(), incarnationOf: () => undefined },
+      membership: { live: () => [self], isLive: p => p === self, incarnation: Date.now(), incarnationOf: () => undefined, lastHeard: () => Date.now() },
       logger
     }, { slots: opts.slots ?? 4 })
   }
