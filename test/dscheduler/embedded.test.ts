@@ -43,6 +43,14 @@ describe('DScheduler on one embedded peer', () => {
     for (let i = 0; i < 5; i++) expect(step(v, 'again', i).status).toBe('ok')
   })
 
+  it('foreach over an input list, over a list value, and over an empty list', async () => {
+    for (const mode of ['dataflow', 'control'] as const) {
+      const v = await peer.run(fixture('foreach-list.yaml'), { xs: [1, 2, 3] }, { mode })
+      expect(v.status, v.error).toBe('ok')
+      expect(v.outputs).toEqual({ fromInput: [2, 4, 6], fromValue: [4, 8, 12], empty: [] })
+    }
+  })
+
   it('when + oneOf: the false branch is skipped, its output is null, the join takes the branch that ran', async () => {
     const big = await peer.run(fixture('branches.yaml'), { n: 9 })
     expect(big.status).toBe('ok')
