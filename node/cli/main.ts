@@ -2,6 +2,7 @@ import '../util/polyfill.ts'
 import { Command, CommanderError } from 'commander'
 import { VERSION } from '../api/health.ts'
 import { registerTestnetCommands } from '../../testnet/cli.ts'
+import { registerChaosCommand } from '../../testnet/chaos/cli.ts'
 import { registerDemoCommand } from './demo.ts'
 import { registerPeerCommand } from './peer.ts'
 import { registerRunCommand } from './run.ts'
@@ -10,7 +11,7 @@ import { registerClientCommands } from './client-commands.ts'
 /** A module that adds commands to the `dflow` program. */
 export type CommandRegistrar = (program: Command) => void
 
-const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerDemoCommand, registerRunCommand, registerClientCommands]
+const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands]
 
 /** Lets other modules add commands (call before main()); the built-in ones are registered by default. */
 export function registerCommands (registrar: CommandRegistrar): void {
