@@ -76,15 +76,18 @@ export class WorkerPool {
 
   /**
    * Starts instances ahead so later invocations find them warm: makes sure `count` instances of the spec are idle
-   * or loading unclaimed. Resolves when they are ready; never rejects (a module that fails to load fails the
-   * invocation that takes the instance, or is only logged).
+   * or loading unclaimed, without ever holding more than `slots` instances of one spec (more could never run at
+   * once, and every extra worker costs a V8 isolate of CPU on a small machine). Resolves when they are ready;
+   * never rejects (a module that fails to load fails the invocation that takes the instance, or is only logged).
    */
   async prewarm (spec: InstanceSpec, count = 1): Promise<void> {
     if (this.stopped) return
     const key = instanceKey(spec)
     const have = (this.idle.get(key)?.length ?? 0) + (this.unclaimed.get(key)?.length ?? 0)
+    let total = 0
+    for (const inst of this.all) if (inst.key === key && inst.alive) total++
     const started: Instance[] = []
-    for (let i = have; i < count; i++) {
+    for (let i = have; i < count && total < this.slots; i++, total++) {
       const inst = this.spawn(spec)
       listOf(this.unclaimed, key).push(inst)
       started.push(inst)
