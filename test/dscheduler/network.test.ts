@@ -51,6 +51,12 @@ describe('DScheduler across 4 peer processes', () => {
         expect(view.status, `${ex.name} ${mode}: ${view.error}`).toBe('ok')
         expect(view.outputs).toEqual(reference.outputs)
         for (const s of view.steps) if (s.peer !== null) peersUsed.add(s.peer)
+        // in normal operation every instance runs on exactly one peer
+        const body = await (await fetch(`${net.manifest.peers[(at + 1) % 4].api}/v1/requests/${id}/events`)).text()
+        const done = body.split('\n\n').filter(b => b.startsWith('event: step-done')).map(b => JSON.parse(b.slice(b.indexOf('data: ') + 6)))
+        const runs = new Map<string, number>()
+        for (const ev of done) runs.set(`${ev.step}#${ev.index}`, (runs.get(`${ev.step}#${ev.index}`) ?? 0) + 1)
+        expect([...runs.values()].every(n => n === 1), JSON.stringify([...runs])).toBe(true)
       }
     }
     expect(peersUsed.size).toBeGreaterThan(1)
