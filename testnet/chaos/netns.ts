@@ -29,6 +29,14 @@ export class NetnsError extends Error {
 export function partitionSupport (): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (it creates network namespaces, veth links and a bridge)'
   try { execFileSync('ip', ['-V'], { stdio: 'ignore', timeout: 5000 }) } catch { return 'needs iproute2 (the `ip` command)' }
+  // root is not always enough (a container without CAP_SYS_ADMIN): try to make and remove one namespace
+  const probe = `dflow-probe-${process.pid}`
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'ignore', timeout: 5000 })
+  } catch {
+    return 'cannot create network namespaces here (no CAP_SYS_ADMIN?)'
+  }
+  try { execFileSync('ip', ['netns', 'del', probe], { stdio: 'ignore', timeout: 5000 }) } catch {}
   return undefined
 }
 
