@@ -6,12 +6,13 @@ import { registerChaosCommand } from '../../testnet/chaos/cli.ts'
 import { registerDemoCommand } from './demo.ts'
 import { registerPeerCommand } from './peer.ts'
 import { registerRunCommand } from './run.ts'
+import { registerBenchCommand } from './bench.ts'
 import { registerClientCommands } from './client-commands.ts'
 
 /** A module that adds commands to the `dflow` program. */
 export type CommandRegistrar = (program: Command) => void
 
-const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands]
+const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand]
 
 /** Lets other modules add commands (call before main()); the built-in ones are registered by default. */
 export function registerCommands (registrar: CommandRegistrar): void {

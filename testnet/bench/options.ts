@@ -1,0 +1,66 @@
+/** `dflow bench` flags -> BenchOptions (throws BenchUsageError with the flag's name). */
+import { BenchUsageError, parseWorkflowList } from './workflows.ts'
+import { MODES, type BenchMode, type BenchOptions } from './types.ts'
+
+export interface BenchCliFlags {
+  peers: string
+  workflows: string
+  modes: string
+  requests: string
+  warmup: string
+  rate?: string
+  seed: string
+  linkRate?: string
+  dir?: string
+  timeScale: string
+  sizeScale: string
+  initMs: string
+  postAt: string
+  slots: string
+  requestTimeout: string
+}
+
+function number (flag: string, text: string, opts: { integer?: boolean, min?: number, max?: number } = {}): number {
+  const n = Number(text)
+  if (text.trim() === '' || !Number.isFinite(n) || (opts.integer === true && !Number.isInteger(n)) || n < (opts.min ?? 0) || n > (opts.max ?? Infinity)) {
+    throw new BenchUsageError(`--${flag} ${JSON.stringify(text)}: expected ${opts.integer === true ? 'an integer' : 'a number'} >= ${opts.min ?? 0}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`)
+  }
+  return n
+}
+
+const RATE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 2 ** 20, gib: 2 ** 30, bit: 1 / 8, kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8 }
+
+/** "50MB/s", "50MiB/s", "400mbit", "1000000" (bytes/s) -> bytes per second. */
+export function parseLinkRate (text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*?)(?:\/s|ps)?$/i.exec(text.trim())
+  const unit = m?.[2].toLowerCase() ?? ''
+  const factor = unit === '' ? 1 : RATE_UNITS[unit]
+  if (m === null || factor === undefined || Number(m[1]) <= 0) {
+    throw new BenchUsageError(`--link-rate ${JSON.stringify(text)}: expected a rate like 50MB/s, 50MiB/s or 400mbit`)
+  }
+  return Math.round(Number(m[1]) * factor)
+}
+
+export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
+  const modes = f.modes.split(',').map(s => s.trim()).filter(s => s !== '')
+  for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new BenchUsageError(`--modes: unknown mode "${m}" (dataflow, control, central)`)
+  if (modes.length === 0) throw new BenchUsageError('--modes: no mode named')
+  const postAt = f.postAt.split(',').map(s => number('post-at', s.trim(), { max: 1 }))
+  return {
+    peers: number('peers', f.peers, { integer: true, min: 1 }),
+    workflows: parseWorkflowList(f.workflows),
+    modes: [...new Set(modes)] as BenchMode[],
+    requests: number('requests', f.requests, { integer: true, min: 1 }),
+    warmup: number('warmup', f.warmup, { integer: true }),
+    ...(f.rate !== undefined ? { ratePerMin: number('rate', f.rate, { min: 0.001 }) } : {}),
+    seed: number('seed', f.seed, { integer: true }),
+    ...(f.linkRate !== undefined ? { linkRate: parseLinkRate(f.linkRate) } : {}),
+    ...(f.dir !== undefined ? { dir: f.dir } : {}),
+    timeScale: number('time-scale', f.timeScale),
+    sizeScale: number('size-scale', f.sizeScale),
+    initMs: number('init-ms', f.initMs, { integer: true }),
+    postAt: [...new Set(postAt)],
+    slots: number('slots', f.slots, { integer: true, min: 1 }),
+    requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 })
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Runs a bench: its own testnet, every workflow loaded once and its bundle posted to every peer, a discarded
+ * warm-up, then the measured requests with the modes interleaved (closed loop: one at a time; open loop: Poisson
+ * arrivals), each submitted to a seeded random peer with its own seed input.
+ */
+import { rm } from 'node:fs/promises'
+import { defaultLogger } from '@libp2p/logger'
+import { DflowClient } from '../../node/client.ts'
+import { loadWorkflow } from '../../node/workflow/index.ts'
+import { runRequest, totalSent, type RequestSpec } from './request.ts'
+import { startTarget, type BenchTarget } from './target.ts'
+import { prepareJobs, type BenchJob } from './workflows.ts'
+import { summarise } from './stats.ts'
+import { describeMachine } from './machine.ts'
+import type { TestnetProgress } from '../index.ts'
+import type { BenchOptions, BenchResults, Sample } from './types.ts'
+
+const log = defaultLogger().forComponent('dflow:bench')
+
+export type BenchProgress =
+  | { phase: 'testnet', detail: TestnetProgress }
+  | { phase: 'load', done: number, total: number }
+  | { phase: 'warmup' | 'measure', done: number, total: number, label: string, failed: number }
+  | { phase: 'idle', bytesPerSec: number }
+
+/** mulberry32: a small seeded PRNG, so peer choice and arrivals repeat with --seed. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+interface Planned extends RequestSpec { job: BenchJob }
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** Runs a whole bench and answers the results (rows summarised, latencies kept for the CDF). */
+export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgress) => void = () => {}, onSample?: (s: Sample) => void): Promise<{ results: BenchResults, samples: Sample[] }> {
+  const started = Date.now()
+  // the commit and date of the code the peers start with, not of whatever is checked out when the run ends
+  const machine = describeMachine()
+  const timeoutMs = opts.requestTimeoutMs ?? 120_000
+  const { jobs, generatedDir } = prepareJobs(opts)
+  let target: BenchTarget | undefined
+  try {
+    target = await startTarget({ peers: opts.peers, slots: opts.slots, dir: opts.dir, linkRate: opts.linkRate, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
+    const clients = target.peers.map(p => new DflowClient(p.api, { timeoutMs: 60_000 }))
+    // load each workflow once; every peer gets the bundle so no first request pays a bundle fetch
+    const cids = new Map<BenchJob, string>()
+    for (const [i, job] of jobs.entries()) {
+      const file = await loadWorkflow(job.path)
+      const got = await Promise.all(clients.map(async c => c.addWorkflow(file.bytes)))
+      cids.set(job, got[0])
+      onProgress({ phase: 'load', done: i + 1, total: jobs.length })
+    }
+    const idleBytesPerSec = await idleRate(clients)
+    onProgress({ phase: 'idle', bytesPerSec: idleBytesPerSec })
+    const rand = prng(opts.seed)
+    let n = 0
+    const plan = (job: BenchJob, mode: Planned['mode']): Planned => {
+      const peer = Math.floor(rand() * clients.length)
+      const tag = `${opts.seed}-${n++}`
+      return { job, workflow: job.workflow, postAt: job.postAt, cid: cids.get(job)!, mode, inputs: job.inputs(`bench-${tag}-${started}`), peer, requestId: `bench-${started}-${tag}` }
+    }
+    // per job: warm-up (discarded), then R rounds with the modes in a rotating order
+    const warm: Planned[] = []
+    const measured: Planned[] = []
+    for (const job of jobs) {
+      for (let w = 0; w < opts.warmup; w++) for (const mode of opts.modes) warm.push(plan(job, mode))
+      for (let r = 0; r < opts.requests; r++) {
+        for (let k = 0; k < opts.modes.length; k++) measured.push(plan(job, opts.modes[(r + k) % opts.modes.length]))
+      }
+    }
+    const label = (p: Planned): string => `${p.workflow}${p.postAt === null ? '' : ` postAt ${p.postAt}`} ${p.mode}`
+    let failed = 0
+    for (const [i, p] of warm.entries()) {
+      opts.signal?.throwIfAborted()
+      const s = await runRequest(clients[p.peer], p, timeoutMs)
+      if (s.status !== 'ok') { failed++; log('warm-up %s failed: %s', s.requestId, s.error) }
+      onProgress({ phase: 'warmup', done: i + 1, total: warm.length, label: label(p), failed })
+    }
+    failed = 0
+    const samples: Sample[] = []
+    const record = (s: Sample): void => { samples.push(s); if (s.status !== 'ok') failed++; onSample?.(s) }
+    if (opts.ratePerMin === undefined) {
+      for (const [i, p] of measured.entries()) {
+        opts.signal?.throwIfAborted()
+        const before = await totalSent(clients)
+        let after = before
+        const s = await runRequest(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients) })
+        record({ ...s, bytes: Math.max(0, after - before) })
+        onProgress({ phase: 'measure', done: i + 1, total: measured.length, label: label(p), failed })
+      }
+    } else {
+      await openLoop(measured, clients, opts.ratePerMin, rand, timeoutMs, opts.signal, record, (done, p) => { onProgress({ phase: 'measure', done, total: measured.length, label: label(p), failed }) })
+    }
+    const results = summarise(samples, jobs, {
+      ...machine,
+      peers: opts.peers,
+      slots: opts.slots,
+      timeScale: opts.timeScale,
+      sizeScale: opts.sizeScale,
+      initMs: opts.initMs,
+      postAt: opts.postAt,
+      modes: opts.modes,
+      loop: opts.ratePerMin === undefined ? 'closed' : 'open',
+      ratePerMin: opts.ratePerMin ?? null,
+      linkRate: opts.linkRate ?? null,
+      warmup: opts.warmup,
+      seed: opts.seed,
+      durationMs: 0,
+      idleBytesPerSec,
+      bytesMethod: opts.ratePerMin === undefined
+        ? 'closed loop: sum over peers of libp2p bytes sent, read just before submit and just after the request ended (includes background gossip/heartbeats, about idleBytesPerSec x latency)'
+        : 'open loop: sum over peers of libp2p bytes sent per 1 s window, each window apportioned to the requests running in it by their overlap time (approximate)'
+    })
+    results.durationMs = Date.now() - started
+    return { results, samples }
+  } finally {
+    await target?.stop().catch(err => { log.error('stopping the bench testnet: %e', err) })
+    if (generatedDir !== undefined) await rm(generatedDir, { recursive: true, force: true })
+  }
+}
+
+/** Background traffic with nothing running (gossip heartbeats, peer heartbeats), over 2 s. */
+async function idleRate (clients: DflowClient[]): Promise<number> {
+  const a = await totalSent(clients)
+  const t0 = performance.now()
+  await sleep(2000)
+  const b = await totalSent(clients)
+  return Math.round((b - a) / ((performance.now() - t0) / 1000))
+}
+
+/** Poisson arrivals at ratePerMin; bytes from 1 s traffic windows apportioned by overlap. */
+async function openLoop (measured: Planned[], clients: DflowClient[], ratePerMin: number, rand: () => number, timeoutMs: number, signal: AbortSignal | undefined, record: (s: Sample) => void, progress: (done: number, p: Planned) => void): Promise<void> {
+  const windows: Array<{ from: number, to: number, bytes: number }> = []
+  let last = { t: Date.now(), sent: await totalSent(clients) }
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      await sleep(1000)
+      const now = { t: Date.now(), sent: await totalSent(clients).catch(() => last.sent) }
+      windows.push({ from: last.t, to: now.t, bytes: Math.max(0, now.sent - last.sent) })
+      last = now
+    }
+  })()
+  const pending: Array<Promise<void>> = []
+  const done: Array<Omit<Sample, 'bytes'>> = []
+  let count = 0
+  for (const p of measured) {
+    signal?.throwIfAborted()
+    pending.push(runRequest(clients[p.peer], p, timeoutMs).then(s => { done.push(s); progress(++count, p) }, err => {
+      done.push({ workflow: p.workflow, mode: p.mode, postAt: p.postAt, requestId: p.requestId, status: 'failed', error: (err as Error).message, latencyMs: timeoutMs, serverMs: null, coldStartMs: 0, coldSteps: 0, peer: p.peer, submittedAt: Date.now() - timeoutMs, doneAt: Date.now(), steps: [] })
+      progress(++count, p)
+    }))
+    // exponential inter-arrival times: a Poisson process
+    await sleep(-Math.log(1 - rand()) * 60_000 / ratePerMin)
+  }
+  await Promise.all(pending)
+  sampling = false
+  await sampler
+  for (const s of done) {
+    let bytes = 0
+    for (const w of windows) {
+      const overlap = Math.min(w.to, s.doneAt) - Math.max(w.from, s.submittedAt)
+      if (overlap <= 0) continue
+      const weights = done.reduce((a, o) => a + Math.max(0, Math.min(w.to, o.doneAt) - Math.max(w.from, o.submittedAt)), 0)
+      bytes += w.bytes * overlap / weights
+    }
+    record({ ...s, bytes: Math.round(bytes) })
+  }
+}

@@ -1,0 +1,106 @@
+/** Shared shapes of `dflow bench`: options, samples, result rows, results.json. */
+
+export const MODES = ['dataflow', 'control', 'central'] as const
+export type BenchMode = typeof MODES[number]
+
+/** What each mode sends with a request (`central` = control flow with every value on the submitter). */
+export const MODE_REQUEST: Record<BenchMode, { mode: 'dataflow' | 'control', store?: 'central' }> = {
+  dataflow: { mode: 'dataflow' },
+  control: { mode: 'control' },
+  central: { mode: 'control', store: 'central' }
+}
+
+export interface BenchOptions {
+  peers: number
+  /** benchmark names, plus `example:<name>` for the real example workflows */
+  workflows: string[]
+  modes: BenchMode[]
+  /** measured requests per workflow, mode and postAt */
+  requests: number
+  /** discarded requests per workflow, mode and postAt before measuring @default 1 */
+  warmup: number
+  /** open loop: Poisson arrivals at this many requests per minute (all workflows and modes together) */
+  ratePerMin?: number
+  seed: number
+  /** bytes per second per link (netns mode) */
+  linkRate?: number
+  /** an existing directory for the testnet (else a temporary one, removed afterwards) */
+  dir?: string
+  timeScale: number
+  sizeScale: number
+  initMs: number
+  postAt: number[]
+  slots: number
+  /** per request @default 120000 */
+  requestTimeoutMs?: number
+  /** aborts the run between requests (the testnet is still stopped) */
+  signal?: AbortSignal
+}
+
+/** One measured request. */
+export interface Sample {
+  workflow: string
+  mode: BenchMode
+  /** null for the example workflows (they post at return) */
+  postAt: number | null
+  requestId: string
+  status: 'ok' | 'failed'
+  error?: string
+  /** client-measured: submit sent -> request-done seen */
+  latencyMs: number
+  /** the request's own totalMs (first event -> done, as the peers saw it) */
+  serverMs: number | null
+  /** bytes sent between peers while it ran (closed loop: exact delta; open loop: apportioned) */
+  bytes: number
+  /** sum over its steps of coldStartMs (time a step waited for its instance to start) */
+  coldStartMs: number
+  /** steps that found no warm instance (coldStartMs > 0) */
+  coldSteps: number
+  peer: number
+  submittedAt: number
+  doneAt: number
+  steps: Array<{ name: string, index: number | null, peer: string | null, status: string, coldStartMs: number | null, readyMs: number | null, startMs: number | null, endMs: number | null }>
+}
+
+export interface ResultRow {
+  workflow: string
+  mode: BenchMode
+  postAt: number | null
+  requests: number
+  failed: number
+  p50Ms: number
+  p99Ms: number
+  meanMs: number
+  bytes: number
+  coldStartMs: number
+  coldSteps: number
+  criticalPathMs: number | null
+  /** p50 / criticalPathMs */
+  overCriticalPath: number | null
+}
+
+export interface BenchResults {
+  machine: string
+  date: string
+  commit: string
+  peers: number
+  slots: number
+  timeScale: number
+  sizeScale: number
+  initMs: number
+  postAt: number[]
+  modes: BenchMode[]
+  loop: 'closed' | 'open'
+  ratePerMin: number | null
+  linkRate: number | null
+  warmup: number
+  seed: number
+  durationMs: number
+  /** libp2p bytes/s sent by all peers together with no request running (measured before the run) */
+  idleBytesPerSec: number
+  /** how `bytes` was measured */
+  bytesMethod: string
+  rows: ResultRow[]
+  /** per row key `${workflow}|${mode}|${postAt}`: sorted latencies, for the CDF chart */
+  latencies: Record<string, number[]>
+}

@@ -1,0 +1,82 @@
+/**
+ * Which workflow files a bench run uses: the eight FaaSFlow workflows generated at the run's factors (one set per
+ * postAt), and optionally the real example workflows.
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BENCHMARK_NAMES, DEFAULT_FACTORS, benchmarkInputs, benchmarkWorkflows, criticalPathMs, exampleWorkflows } from '../../functions/benchmarks/index.ts'
+import { generate } from '../../functions/benchmarks/generate.ts'
+import type { BenchOptions } from './types.ts'
+
+export class BenchUsageError extends Error {
+  static readonly NAME = 'BenchUsageError'
+  readonly exitCode = 2
+  constructor (message: string) {
+    super(message)
+    this.name = BenchUsageError.NAME
+  }
+}
+
+/** One workflow at one postAt: what the runner loads, submits and reports on. */
+export interface BenchJob {
+  /** benchmark name, or `example-<name>` */
+  workflow: string
+  postAt: number | null
+  path: string
+  criticalPathMs: number | null
+  /** distinct inputs per request, so no value is already stored from an earlier one */
+  inputs: (seed: string) => Record<string, unknown>
+}
+
+const EXAMPLE_PREFIX = 'example-'
+
+/**
+ * `all` = the eight benchmarks; `examples` = the four real workflows (wordcount, fileprocessing, recognizer,
+ * matrix) as `example-<name>`; `all+examples` = both; else a comma list of either kind.
+ */
+export function parseWorkflowList (text: string): string[] {
+  const names: string[] = []
+  for (const part of text.split(',').map(s => s.trim()).filter(s => s !== '')) {
+    if (part === 'all') names.push(...BENCHMARK_NAMES)
+    else if (part === 'examples') names.push(...exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name))
+    else if (part === 'all+examples') names.push(...BENCHMARK_NAMES, ...exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name))
+    else if ((BENCHMARK_NAMES as readonly string[]).includes(part) || exampleWorkflows.some(e => EXAMPLE_PREFIX + e.name === part)) names.push(part)
+    else throw new BenchUsageError(`--workflows: unknown workflow "${part}"; known: all, examples, all+examples, ${BENCHMARK_NAMES.join(', ')}, ${exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name).join(', ')}`)
+  }
+  if (names.length === 0) throw new BenchUsageError('--workflows: no workflow named')
+  return [...new Set(names)]
+}
+
+function salted (inputs: Record<string, unknown>, seed: string): Record<string, unknown> {
+  // strings get the seed appended (a different value, hence different CIDs); other inputs stay as they are
+  return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, typeof v === 'string' ? `${v}\n${seed}` : v]))
+}
+
+/**
+ * Builds the jobs. The committed workflows are used when the factors are the defaults (postAt 1); any other
+ * factors are generated into a temporary directory (returned so the caller can remove it).
+ */
+export function prepareJobs (opts: Pick<BenchOptions, 'workflows' | 'timeScale' | 'sizeScale' | 'initMs' | 'postAt'>): { jobs: BenchJob[], generatedDir?: string } {
+  const jobs: BenchJob[] = []
+  let generatedDir: string | undefined
+  const benchNames = opts.workflows.filter(w => !w.startsWith(EXAMPLE_PREFIX))
+  const committed = opts.timeScale === DEFAULT_FACTORS.timeScale && opts.sizeScale === DEFAULT_FACTORS.sizeScale && opts.initMs === DEFAULT_FACTORS.initMs
+  for (const postAt of opts.postAt) {
+    let dir: string | undefined
+    if (benchNames.length > 0 && !(committed && postAt === DEFAULT_FACTORS.postAt)) {
+      generatedDir ??= mkdtempSync(join(tmpdir(), 'dflow-bench-wf-'))
+      dir = join(generatedDir, `post-at-${postAt}`)
+      generate({ timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs, postAt }, dir)
+    }
+    for (const name of benchNames) {
+      const path = dir === undefined ? benchmarkWorkflows.find(b => b.name === name)!.path : join(dir, name, 'workflow.yaml')
+      jobs.push({ workflow: name, postAt, path, criticalPathMs: criticalPathMs(name, opts.timeScale), inputs: seed => benchmarkInputs(seed) })
+    }
+  }
+  for (const name of opts.workflows.filter(w => w.startsWith(EXAMPLE_PREFIX))) {
+    const ex = exampleWorkflows.find(e => EXAMPLE_PREFIX + e.name === name)!
+    jobs.push({ workflow: name, postAt: null, path: ex.path, criticalPathMs: null, inputs: seed => salted(ex.inputs as Record<string, unknown>, seed) })
+  }
+  return { jobs, generatedDir }
+}
