@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { GossipBus } from './dscheduler/bus.ts'
 import { BundleLoader } from './dscheduler/loader.ts'
@@ -62,6 +63,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts }))
   }, logger.forComponent('dflow:submit'))
 
+  // event-loop delay: what every timing on this peer suffers from when the process is busy
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+
   return {
     store,
     pool,
@@ -71,6 +75,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     scheduler,
     submit,
     async start () {
+      loopDelay.enable()
       await store.start()
       await bus.start()
       await sched.start()
@@ -84,13 +89,23 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       await bus.stop()
       await pool.stop()
       await store.stop()
+      loopDelay.disable()
     },
     routes (): Route[] {
       return [
         ...workflowRoutes(loader),
         ...requestRoutes({ self, scheduler: sched, submit, membership }),
         ...storeRoutes(store, traffic?.()),
-        { method: 'GET', path: '/v1/metrics/scheduler', handler: async () => ({ ...sched.metrics, events: bus.counters(), pool: pool.stats() }) }
+        {
+          method: 'GET',
+          path: '/v1/metrics/scheduler',
+          handler: async () => ({
+            ...sched.metrics,
+            events: bus.counters(),
+            pool: pool.stats(),
+            eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
+          })
+        }
       ]
     }
   }

@@ -155,6 +155,25 @@ export class RequestState {
 
   // ---- resolution --------------------------------------------------------------------------------
 
+  /**
+   * What of a parameter's value exists so far, as value references: all of it once ready, else the parts
+   * already produced (instances of a foreach producer, elements of a stream). Placement weighs these bytes.
+   */
+  partialRefs (src: Source, stepName: string, index: number | null): ValueRef[] {
+    if (src.kind === 'oneOf') return src.refs.flatMap(r => this.partialRefs(r, stepName, index))
+    const r = this.resolve(src, stepName, index)
+    if (r.state === 'ready') return refsOf(r.value)
+    if (src.kind !== 'step') return []
+    const out: ValueRef[] = []
+    for (const [key, st] of this.outputs) {
+      const dot = key.lastIndexOf('.')
+      if (key.slice(dot + 1) !== src.output || !key.startsWith(`${src.step}#`)) continue
+      if (st.kind === 'value') out.push(st.ref)
+      else out.push(...st.elements.values())
+    }
+    return out
+  }
+
   /** The value an instance output stands for: a value, or a closed stream as the list of its elements. */
   private instanceOutput (step: string, index: number | null, output: string): Resolution {
     const st = this.outputs.get(`${instanceKey(step, index)}.${output}`)
@@ -360,3 +379,10 @@ export class RequestState {
 }
 
 const SKIP = Symbol('skip')
+
+function refsOf (r: Resolved): ValueRef[] {
+  if (r.kind === 'ref') return [r.ref]
+  if (r.kind === 'element') return [r.of]
+  if (r.kind === 'list') return r.items.flatMap(refsOf)
+  return []
+}

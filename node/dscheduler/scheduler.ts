@@ -199,20 +199,27 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
       }, Math.max(0, left)).unref()
     }
-    if (started.mode === 'dataflow') this.prewarmForeach(t.loaded)
+    if (started.mode === 'dataflow') this.prewarmModules(t.loaded)
     for (const ev of t.early.splice(0)) this.apply(t, ev)
     this.pump(started.request)
   }
 
   /**
-   * Foreach instances appear only as their elements do, on whichever peer claims them; so that they too
-   * start warm, every peer warms one instance of each foreach step when the request starts.
+   * Dataflow starts every function instance at request start. Which peer runs a step is settled only once its
+   * first data exists, so every peer warms the workflow's modules now (one instance per module and heap size
+   * per step using it, up to the slots): whoever claims later finds them warm.
    */
-  private prewarmForeach (loaded: LoadedWorkflow): void {
+  private prewarmModules (loaded: LoadedWorkflow): void {
+    const wanted = new Map<string, { spec: { code: { cid: string, code: string }, memoryMb: number }, steps: number }>()
     for (const [name, step] of Object.entries(loaded.workflow.steps)) {
-      if (step.foreach === undefined) continue
       const { code } = loaded.functionOf(name)
-      this.c.pool.prewarm({ code, memoryMb: step.memoryMb }).catch(() => {})
+      const key = `${code.cid}:${step.memoryMb}`
+      const entry = wanted.get(key) ?? { spec: { code, memoryMb: step.memoryMb }, steps: 0 }
+      entry.steps += step.foreach === undefined ? 1 : this.init.slots
+      wanted.set(key, entry)
+    }
+    for (const { spec, steps } of wanted.values()) {
+      this.c.pool.prewarm(spec, Math.min(steps, this.init.slots)).catch(() => {})
     }
   }
 
@@ -285,7 +292,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const name of Object.keys(s.workflow.steps)) {
       if (s.skipped(name) === 'yes') continue
       const step = s.step(name)
-      if (s.started.mode === 'control' && !s.predecessors(name).every(p => ['done', 'skipped'].includes(s.stepStatus(p)))) continue
+      if (s.started.mode === 'control' && !this.claimable(s, name, null)) continue
       const indices: Array<number | null> = step.foreach === undefined ? [null] : s.knownInstances(name)
       for (const index of indices) {
         const key = instanceKey(name, index)
@@ -298,7 +305,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
           continue
         }
         if (runner !== undefined && !runner.fired) { runner.abort('lost the claim'); t.runners.delete(key) }
-        if (winner !== undefined) continue
+        if (winner !== undefined || !this.claimable(s, name, index)) continue
         const wait = this.claimDelay(t, s, key, name, index, live)
         if (wait <= 0) this.claim(t, s, name, index)
         else nextCheck = Math.min(nextCheck, wait)
@@ -351,21 +358,35 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     return n
   }
 
-  /** Bytes of the instance's inputs each peer holds; inline values are everywhere and do not count. */
+  /**
+   * Bytes of the instance's inputs each peer holds, counting what exists so far (inline values are everywhere
+   * and do not count). An element of a list counts as the whole list: the consumer fetches all of it.
+   */
   private localityBytes (s: RequestState, step: string, index: number | null): Map<string, number> {
     const bytes = new Map<string, number>()
-    const add = (r: Resolved): void => {
-      if (r.kind === 'list') { r.items.forEach(add); return }
-      if (r.kind === 'literal') return
-      const ref = r.kind === 'ref' ? r.ref : r.of
-      if (ref.inline !== undefined) return
-      for (const h of ref.holders) bytes.set(h, (bytes.get(h) ?? 0) + ref.size)
-    }
     for (const src of Object.values(s.step(step).in)) {
-      const r = s.resolve(src, step, index)
-      if (r.state === 'ready') add(r.value)
+      for (const ref of s.partialRefs(src, step, index)) {
+        if (ref.inline !== undefined) continue
+        for (const h of ref.holders) bytes.set(h, (bytes.get(h) ?? 0) + ref.size)
+      }
     }
     return bytes
+  }
+
+  /**
+   * Dataflow claims an instance once some of its data exists (or at once when it reads only workflow inputs,
+   * or is eager): early enough that its producers push the rest to it, late enough to place it where its
+   * first inputs already are. Every peer pre-warms the workflow's modules at request start, so a late claim
+   * costs no cold start.
+   */
+  private claimable (s: RequestState, step: string, index: number | null): boolean {
+    const def = s.step(step)
+    if (s.started.mode === 'control') return s.predecessors(step).every(p => ['done', 'skipped'].includes(s.stepStatus(p)))
+    if (def.trigger === 'eager') return true
+    const fromSteps = Object.values(def.in).filter(src => src.kind === 'oneOf' || src.kind === 'step')
+    // some data worth moving exists (its holders tell where to run), or everything it reads from steps exists
+    if (fromSteps.some(src => s.partialRefs(src, step, index).some(ref => ref.inline === undefined))) return true
+    return fromSteps.every(src => s.resolve(src, step, index).state !== 'pending')
   }
 
   private claim (t: Tracked, s: RequestState, step: string, index: number | null): void {
@@ -511,14 +532,17 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   claimLoad (): number { return this.unfinishedClaims() }
 
   /**
-   * Whether to accept a pushed value of `request`: yes while it runs here and this peer claimed some of it,
-   * and yes for a request not heard of yet (a push may arrive before the event announcing it).
+   * Whether to accept a pushed value of `request`: yes while it runs here and this peer claimed some of it
+   * (or is its central store), and yes for a request not heard of yet (a push may arrive before the event announcing it).
    */
   wantsPush (request: string): boolean {
     const t = this.requests.get(request)
     if (t === undefined) return true
     if (t.finishedAt !== undefined) return false
-    return t.state === undefined || t.runners.size > 0
+    if (t.state === undefined) return true
+    // with `store: central` the submitter is the store every value goes to
+    if (t.state.started.store === 'central' && t.state.started.submitter === this.self) return true
+    return t.runners.size > 0
   }
 
   // ---- reading -----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import type { Value } from '../values/codec.ts'
 
 /** The part of the worker pool the scheduler uses. */
 export interface FunctionPool {
-  prewarm: (spec: InstanceSpec) => Promise<void>
+  /** make sure `count` instances of the spec are warm or warming (bounded by the pool's slots) */
+  prewarm: (spec: InstanceSpec, count?: number) => Promise<void>
   invoke: (opts: InvokeOptions) => Promise<InvokeResult>
 }
 

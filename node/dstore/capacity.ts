@@ -23,6 +23,7 @@ async function collect (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>
  * blocks are never evicted.
  */
 export class CapacityBlockstore {
+  private readonly writing = new Map<string, Promise<void>>()
   readonly inner: Blockstore
   private readonly capacity: number
   private readonly isProtected: (key: string) => boolean
@@ -62,9 +63,21 @@ export class CapacityBlockstore {
   async put (cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<void> {
     const key = blockKey(cid)
     if (this.entries.has(key)) { this.touch(key); return }
-    await this.makeRoom(bytes.byteLength, options)
-    await this.inner.put(cid, bytes, options)
-    this.record(cid, bytes.byteLength)
+    // one write per block at a time: a push and a fetch of one value can race, and two concurrent writes
+    // of one file make blockstore-fs's atomic rename retry for a full second
+    const pending = this.writing.get(key)
+    if (pending !== undefined) { await pending; return }
+    const write = (async () => {
+      await this.makeRoom(bytes.byteLength, options)
+      await this.inner.put(cid, bytes, options)
+      this.record(cid, bytes.byteLength)
+    })()
+    this.writing.set(key, write)
+    try {
+      await write
+    } finally {
+      this.writing.delete(key)
+    }
   }
 
   async get (cid: CID, options?: AbortOptions): Promise<Uint8Array | undefined> {

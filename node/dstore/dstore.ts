@@ -121,7 +121,8 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       this.network = new StoreNetwork(this.libp2p, this.local, this.config, this.log, this.lifetime.signal, {
         acceptPush: this.init.acceptPush,
         livePeers: this.init.livePeers,
-        landed: (cid, meta, from, replica, keys) => { this.landed(cid, meta, from, replica, keys) }
+        landed: (cid, meta, from, replica, keys) => { this.landed(cid, meta, from, replica, keys) },
+        isFetching: cid => this.inflight.has(cid.toString())
       })
       await this.network.start()
     }
@@ -180,7 +181,9 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     }
     this.misses++
     if (this.network == null) throw new ValueNotFoundError(`${cid} is not held and this store has no network`)
-    await raceSignal(this.fetchShared(this.network, cid, opts.holders ?? []), opts.signal)
+    const arriving = this.network.receiving.get(cid.toString())
+    if (arriving !== undefined) await raceSignal(arriving, opts.signal)
+    if (!this.local.hasValue(cid)) await raceSignal(this.fetchShared(this.network, cid, opts.holders ?? []), opts.signal)
     if (opts.pin != null) await this.pinHeld(cid, opts.pin)
     return this.local.readValue(cid, { signal: opts.signal })
   }

@@ -15,6 +15,8 @@ export interface NetworkHooks {
   livePeers?: () => PeerId[]
   /** a pushed value was verified and stored; `replica` when this peer was chosen to hold it */
   landed: (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[]) => void
+  /** whether this peer is fetching `cid` right now */
+  isFetching?: (cid: CID) => boolean
 }
 
 export const NO_META: ValueMeta = { request: '', step: '', output: '', index: null }
@@ -108,16 +110,26 @@ export class StoreNetwork {
     return outcome
   }
 
+  /** Pushes being received, by CID: a get of that CID waits for one instead of fetching it again. */
+  readonly receiving = new Map<string, Promise<void>>()
+
   private async receivePush (stream: Parameters<typeof handlePush>[0], from: PeerId): Promise<void> {
     const releases: Array<() => void> = []
     const keys: string[] = []
     let replica = false
+    let receiving: { key: string, done: () => void } | undefined
     try {
       await handlePush(stream, from, {
         decide: async (cid, meta, sender): Promise<PushDecision> => {
-          if (this.local.hasValue(cid)) return 'have'
+          // a value already held, already arriving by another push or being fetched needs no second transfer
+          if (this.local.hasValue(cid) || this.receiving.has(cid.toString()) || this.hooks.isFetching?.(cid) === true) return 'have'
           replica = this.isReplica(cid, sender)
-          if (replica || this.hooks.acceptPush?.(meta, sender) === true) return 'accept'
+          if (replica || this.hooks.acceptPush?.(meta, sender) === true) {
+            const { promise, resolve } = Promise.withResolvers<void>()
+            receiving = { key: cid.toString(), done: resolve }
+            this.receiving.set(receiving.key, promise)
+            return 'accept'
+          }
           return 'reject'
         },
         putBlock: async (cid, bytes, options) => {
@@ -134,6 +146,10 @@ export class StoreNetwork {
       }, this.init, this.signal, this.log)
     } finally {
       for (const r of releases) r()
+      if (receiving !== undefined) {
+        this.receiving.delete(receiving.key)
+        receiving.done()
+      }
     }
   }
 
@@ -170,14 +186,17 @@ export class StoreNetwork {
   private async fetchFrom (peer: PeerId, cid: CID): Promise<boolean> {
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.fetchTimeoutMs)])
     const releases: Array<() => void> = []
+    const t0 = Date.now()
     try {
       const stream = await this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal })
+      const t1 = Date.now()
       await fetchBlocks(stream, cid, {
         putBlock: async (c, bytes, options) => {
           releases.push(this.local.pins.hold([blockKey(c)]))
           await this.local.putBlock(c, bytes, options)
         }
       }, this.init, signal)
+      this.log('fetched %s from %p: dial %d ms, transfer %d ms', cid, peer, t1 - t0, Date.now() - t1)
       return true
     } catch (err) {
       if (this.signal.aborted) throw err
