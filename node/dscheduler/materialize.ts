@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { decodeValue, encodeValue, type Value } from '../values/codec.ts'
 import type { Resolved } from './request-state.ts'
-import type { DStore } from '../dstore/types.ts'
+import type { DStore, ValueMeta } from '../dstore/types.ts'
 import type { ValueRef } from '../../protocols/events/index.ts'
 
 export class ForeachSourceError extends Error {
@@ -67,4 +67,13 @@ export function sameValue (a: Value, b: unknown): boolean {
   } catch {
     return false
   }
+}
+
+/** Stores a value (pinned to its request) and describes it for a readiness event: inline when small, with a list's length. */
+export async function storeValue (store: DStore, value: Value, self: string, opts: { pin: string, meta?: ValueMeta }): Promise<ValueRef> {
+  const put = await store.put(value, opts)
+  const ref: ValueRef = { cid: put.cid.toString(), size: put.size, holders: [self] }
+  if (put.inline !== undefined) ref.inline = put.inline
+  if (Array.isArray(value)) ref.length = value.length
+  return ref
 }

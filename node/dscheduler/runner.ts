@@ -5,7 +5,8 @@ import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
 import type { InvokeResult } from '../executor/types.ts'
 import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
-import { LostValueError, materialize } from './materialize.ts'
+import { CID } from 'multiformats/cid'
+import { LostValueError, materialize, storeValue } from './materialize.ts'
 import type { RequestState } from './request-state.ts'
 import type { LoadedWorkflow } from './types.ts'
 
@@ -68,13 +69,11 @@ export class InstanceRunner {
 
   private async post (output: string, value: Value, element: number | null): Promise<void> {
     const { state, host } = this
-    const put = await host.store.put(value, { pin: state.id, meta: this.meta(output, element) })
-    const ref: ValueRef = { cid: put.cid.toString(), size: put.size, holders: [host.self] }
-    if (put.inline !== undefined) ref.inline = put.inline
-    if (Array.isArray(value)) ref.length = value.length
+    const ref = await storeValue(host.store, value, host.self, { pin: state.id, meta: this.meta(output, element) })
+    const cid = CID.parse(ref.cid)
     const central = state.started.store === 'central' ? state.started.submitter : undefined
     if (central !== undefined && central !== host.self && ref.inline === undefined && host.store.push !== undefined) {
-      await host.store.push(peerIdFromString(central), put.cid, this.meta(output, element), this.controller.signal)
+      await host.store.push(peerIdFromString(central), cid, this.meta(output, element), this.controller.signal)
       ref.holders = [central]
     }
     const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output }
@@ -82,7 +81,7 @@ export class InstanceRunner {
     else await host.publish({ type: 'element-posted', ...base, element, value: ref })
     if (ref.inline === undefined && central === undefined && state.started.mode === 'dataflow') {
       for (const peer of host.consumersOf(state, this.stepName, output, element)) {
-        if (peer !== host.self) host.store.pushTo(peerIdFromString(peer), put.cid, this.meta(output, element))
+        if (peer !== host.self) host.store.pushTo(peerIdFromString(peer), cid, this.meta(output, element))
       }
     }
   }

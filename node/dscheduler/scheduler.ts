@@ -5,9 +5,11 @@ import type { DflowEvent, RequestDone, RequestEvent, RequestStarted, ValueRef } 
 import type { AwaitablePush, DStore } from '../dstore/types.ts'
 import type { Value } from '../values/codec.ts'
 import type { EventBus } from './bus.ts'
-import { materialize, sameValue, fetchRef } from './materialize.ts'
-import { claimWinner, rankCandidates } from './placement.ts'
-import { instanceKey, RequestState, type InstanceRecord, type Resolved } from './request-state.ts'
+import { materialize, sameValue, fetchRef, storeValue } from './materialize.ts'
+import { finalOutputs } from './completion.ts'
+import { rankCandidates } from './placement.ts'
+import { claimable, consumersOf, localityBytes, nextAttempt, winnerOf, type ClaimRules } from './claims.ts'
+import { instanceKey, RequestState } from './request-state.ts'
 import { InstanceRunner } from './runner.ts'
 import { buildView } from './view.ts'
 import type { FunctionPool, InputValue, LoadedWorkflow, Membership, RequestView, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
@@ -70,6 +72,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private readonly requests = new Map<string, Tracked>()
   private sweeper?: NodeJS.Timeout
   private leaseCheck?: NodeJS.Timeout
+  private readonly claimRules: ClaimRules
   /** counters for /v1/metrics/scheduler (chaos and bench read them) */
   readonly metrics = { claims: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0 }
 
@@ -80,6 +83,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.init = { claimsPerSlot: 4, claimBackoffMs: 300, retentionMs: 3_600_000, leaseMs: 3000, ...init }
     this.log = components.logger.forComponent('dflow:dscheduler')
     Object.assign(this.runnerHost, { self: components.self, store: components.store, pool: components.pool })
+    this.claimRules = { membership: components.membership, leaseMs: this.init.leaseMs }
   }
 
   async start (): Promise<void> {
@@ -142,11 +146,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     } else {
       value = raw as Value
     }
-    const put = await this.c.store.put(value, { pin: request, meta: { request, step: 'inputs', output: name, index: null } })
-    const ref: ValueRef = { cid: put.cid.toString(), size: put.size, holders: [this.self] }
-    if (put.inline !== undefined) ref.inline = put.inline
-    if (Array.isArray(value)) ref.length = value.length
-    return ref
+    return storeValue(this.c.store, value, this.self, { pin: request, meta: { request, step: 'inputs', output: name, index: null } })
   }
 
   async cancel (request: string, reason = 'cancelled'): Promise<boolean> {
@@ -292,20 +292,20 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const name of Object.keys(s.workflow.steps)) {
       if (s.skipped(name) === 'yes') continue
       const step = s.step(name)
-      if (s.started.mode === 'control' && !this.claimable(s, name, null)) continue
+      if (s.started.mode === 'control' && !claimable(s, name, null)) continue
       const indices: Array<number | null> = step.foreach === undefined ? [null] : s.knownInstances(name)
       for (const index of indices) {
         const key = instanceKey(name, index)
         const rec = s.instance(name, index)
         if (rec.done !== undefined || rec.failed !== undefined) continue
-        const winner = this.winnerOf(key, rec)
+        const winner = winnerOf(key, rec, this.claimRules)
         const runner = t.runners.get(key)
         if (winner === this.self) {
           this.drive(t, s, loaded, name, index)
           continue
         }
         if (runner !== undefined && !runner.fired) { runner.abort('lost the claim'); t.runners.delete(key) }
-        if (winner !== undefined || !this.claimable(s, name, index)) continue
+        if (winner !== undefined || !claimable(s, name, index)) continue
         const wait = this.claimDelay(t, s, key, name, index, live)
         if (wait <= 0) this.claim(t, s, name, index)
         else nextCheck = Math.min(nextCheck, wait)
@@ -318,29 +318,10 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     }
   }
 
-  /**
-   * The peer that runs an instance: among claims that are not void — lease current (claimant heard within
-   * leaseMs: a cut-off peer's claims lapse even while its TCP connections linger), claim made by the
-   * claimant's current incarnation, attempt not below the instance's floor — the highest attempt, then
-   * rendezvous score.
-   */
-  private winnerOf (key: string, rec: InstanceRecord): string | undefined {
-    const valid: Array<{ peer: string, attempt: number }> = []
-    const now = Date.now()
-    for (const [peer, claim] of rec.claims) {
-      if (claim.attempt < rec.floor || !this.c.membership.isLive(peer)) continue
-      if (now - (this.c.membership.lastHeard(peer) ?? 0) > this.init.leaseMs) continue
-      const current = this.c.membership.incarnationOf(peer)
-      if (current !== undefined && claim.incarnation < current) continue
-      valid.push({ peer, attempt: claim.attempt })
-    }
-    return claimWinner(key, valid)
-  }
-
   /** 0 when this peer should claim now; else how long to wait for better-ranked peers to claim first. */
   private claimDelay (t: Tracked, s: RequestState, key: string, step: string, index: number | null, live: string[]): number {
     if (this.unfinishedClaims() >= this.init.slots * this.init.claimsPerSlot) return Infinity
-    const ranked = rankCandidates(key, live, this.localityBytes(s, step, index))
+    const ranked = rankCandidates(key, live, localityBytes(s, step, index))
     const rank = Math.max(0, ranked.indexOf(this.self))
     if (rank === 0) return 0
     const now = Date.now()
@@ -358,41 +339,9 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     return n
   }
 
-  /**
-   * Bytes of the instance's inputs each peer holds, counting what exists so far (inline values are everywhere
-   * and do not count). An element of a list counts as the whole list: the consumer fetches all of it.
-   */
-  private localityBytes (s: RequestState, step: string, index: number | null): Map<string, number> {
-    const bytes = new Map<string, number>()
-    for (const src of Object.values(s.step(step).in)) {
-      for (const ref of s.partialRefs(src, step, index)) {
-        if (ref.inline !== undefined) continue
-        for (const h of ref.holders) bytes.set(h, (bytes.get(h) ?? 0) + ref.size)
-      }
-    }
-    return bytes
-  }
-
-  /**
-   * Dataflow claims an instance once some of its data exists (or at once when it reads only workflow inputs,
-   * or is eager): early enough that its producers push the rest to it, late enough to place it where its
-   * first inputs already are. Every peer pre-warms the workflow's modules at request start, so a late claim
-   * costs no cold start.
-   */
-  private claimable (s: RequestState, step: string, index: number | null): boolean {
-    const def = s.step(step)
-    if (s.started.mode === 'control') return s.predecessors(step).every(p => ['done', 'skipped'].includes(s.stepStatus(p)))
-    if (def.trigger === 'eager') return true
-    const fromSteps = Object.values(def.in).filter(src => src.kind === 'oneOf' || src.kind === 'step')
-    // some data worth moving exists (its holders tell where to run), or everything it reads from steps exists
-    if (fromSteps.some(src => s.partialRefs(src, step, index).some(ref => ref.inline === undefined))) return true
-    return fromSteps.every(src => s.resolve(src, step, index).state !== 'pending')
-  }
-
   private claim (t: Tracked, s: RequestState, step: string, index: number | null): void {
     const rec = s.instance(step, index)
-    const attempts = [...rec.claims.values()].map(c => c.attempt)
-    const attempt = Math.max(rec.floor, ...attempts.map(a => a + 1))
+    const attempt = nextAttempt(rec)
     if ([...rec.claims.entries()].some(([p, c]) => p !== this.self && c.attempt >= rec.floor)) this.metrics.takeovers++
     this.metrics.claims++
     const incarnation = this.c.membership.incarnation
@@ -449,29 +398,13 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.waiters.add(done)
       signal.addEventListener('abort', done, { once: true })
     }),
-    consumersOf: (s: RequestState, step: string, output: string, element: number | null) => this.consumersOf(s, step, output, element),
+    consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element, (key, rec) => winnerOf(key, rec, this.claimRules)),
     log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
     logLine: (request: string, step: string, index: number | null, line: string) => {
       const entry = { request, step, index, peer: this.self, line }
       this.tracked(request).logs.push({ ...entry, ts: Date.now() })
       this.safeDispatch('scheduler:log', entry)
     }
-  }
-
-  private consumersOf (s: RequestState, producer: string, output: string, element: number | null): string[] {
-    const peers = new Set<string>()
-    for (const [name, step] of Object.entries(s.workflow.steps)) {
-      const reads = (ref: { kind: string, step?: string, output?: string }): boolean => ref.kind === 'step' && ref.step === producer && ref.output === output
-      const srcs = [...Object.values(step.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]), ...(step.foreach !== undefined ? [step.foreach] : [])]
-      if (!srcs.some(reads)) continue
-      for (const rec of s.instances.values()) {
-        if (rec.step !== name) continue
-        if (element !== null && step.foreach !== undefined && reads(step.foreach) && rec.index !== element) continue
-        const w = this.winnerOf(instanceKey(name, rec.index), rec)
-        if (w !== undefined) peers.add(w)
-      }
-    }
-    return [...peers]
   }
 
   // ---- completion --------------------------------------------------------------------------------
@@ -498,28 +431,18 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private async publishDone (t: Tracked, s: RequestState, error: string | undefined): Promise<void> {
     const live = this.c.membership.live()
     const finisher = this.c.membership.isLive(s.started.submitter) ? s.started.submitter : rankCandidates(s.id, live, new Map())[0]
-    const outputs: Record<string, ValueRef | null> = {}
-    const keep: CID[] = []
-    if (error === undefined) {
-      const o = s.outcome()
-      if (o.status === 'ok') {
-        for (const [name, r] of Object.entries(o.outputs)) {
-          if (r === null) { outputs[name] = null; continue }
-          if (r.kind === 'ref') { outputs[name] = r.ref; keep.push(CID.parse(r.ref.cid)); continue }
-          if (finisher !== this.self) continue
-          const value = await materialize(this.c.store, r, { pin: s.id })
-          const put = await this.c.store.put(value, { pin: s.id })
-          outputs[name] = { cid: put.cid.toString(), size: put.size, holders: [this.self], ...(put.inline !== undefined ? { inline: put.inline } : {}) }
-          keep.push(put.cid)
-        }
-      }
+    let outputs: Record<string, ValueRef | null> = {}
+    try {
+      if (error === undefined) outputs = await finalOutputs(s, this.c.store, this.self, finisher === this.self)
+    } catch (err) {
+      error = `collecting the outputs failed: ${(err as Error).message}`
     }
     if (finisher === this.self && t.done === undefined) {
       const done: RequestDone = { type: 'request-done', from: this.self, ts: Date.now(), request: s.id, status: error === undefined ? 'ok' : 'failed', outputs, ...(error !== undefined ? { error } : {}) }
       t.done = done
       await this.c.bus.publish(done)
     }
-    for (const ref of Object.values(t.done?.outputs ?? {})) if (ref !== null) keep.push(CID.parse(ref.cid))
+    const keep = [...Object.values(outputs), ...Object.values(t.done?.outputs ?? {})].flatMap(ref => ref === null ? [] : [CID.parse(ref.cid)])
     await this.c.store.unpinRequest(s.id, keep).catch(err => { this.log.error('unpin %s: %s', s.id, (err as Error).message) })
   }
 
