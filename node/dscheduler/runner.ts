@@ -1,6 +1,5 @@
 import { setMaxListeners } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { ValueRef } from '../../protocols/events/index.ts'
 import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
 import type { InvokeResult } from '../executor/types.ts'
 import type { Value } from '../values/codec.ts'
@@ -8,7 +7,7 @@ import type { StepDef } from '../workflow/types.ts'
 import { CID } from 'multiformats/cid'
 import { LostValueError, materialize, storeValue } from './materialize.ts'
 import type { RequestState } from './request-state.ts'
-import type { LoadedWorkflow } from './types.ts'
+import type { FunctionPool, LoadedWorkflow } from './types.ts'
 
 /** What a runner needs from its scheduler (kept narrow so the runner can be read on its own). */
 export interface RunnerHost {
@@ -167,6 +166,26 @@ export class InstanceRunner {
     await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, error: lastError })
   }
 }
+
+/**
+ * Dataflow starts every function instance at request start. Which peer runs a step is settled only once its
+ * first data exists, so every peer warms the workflow's modules at once (one instance per module and heap size
+ * per step using it, a foreach step counting for all slots, never more than the slots): whoever claims later
+ * finds them warm.
+ */
+export function prewarmModules (pool: LoadedPool, loaded: LoadedWorkflow, slots: number): void {
+  const wanted = new Map<string, { spec: { code: { cid: string, code: string }, memoryMb: number }, steps: number }>()
+  for (const [name, step] of Object.entries(loaded.workflow.steps)) {
+    const { code } = loaded.functionOf(name)
+    const key = `${code.cid}:${step.memoryMb}`
+    const entry = wanted.get(key) ?? { spec: { code, memoryMb: step.memoryMb }, steps: 0 }
+    entry.steps += step.foreach === undefined ? 1 : slots
+    wanted.set(key, entry)
+  }
+  for (const { spec, steps } of wanted.values()) pool.prewarm(spec, Math.min(steps, slots)).catch(() => {})
+}
+
+type LoadedPool = Pick<FunctionPool, 'prewarm'>
 
 /** The function's own message (and stack, for a throw); the step's name is added by whoever reports it. */
 function describeFailure (err: unknown): string {

@@ -1,27 +1,22 @@
+export { SubmitError } from './submission.ts'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { randomUUID } from 'node:crypto'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import type { DflowEvent, RequestDone, RequestEvent, RequestStarted, ValueRef } from '../../protocols/events/index.ts'
 import type { AwaitablePush, DStore } from '../dstore/types.ts'
-import type { Value } from '../values/codec.ts'
 import type { EventBus } from './bus.ts'
-import { materialize, sameValue, fetchRef, storeValue } from './materialize.ts'
+import { materialize, fetchRef } from './materialize.ts'
+import { evaluateConditions } from './conditions.ts'
 import { finalOutputs } from './completion.ts'
+import { checkRequestId, startRequest } from './submission.ts'
+import { newTracked, type Tracked } from './tracked.ts'
 import { rankCandidates } from './placement.ts'
 import { claimable, consumersOf, localityBytes, nextAttempt, winnerOf, type ClaimRules } from './claims.ts'
 import { instanceKey, RequestState } from './request-state.ts'
-import { InstanceRunner } from './runner.ts'
+import { InstanceRunner, prewarmModules } from './runner.ts'
 import { buildView } from './view.ts'
-import type { FunctionPool, InputValue, LoadedWorkflow, Membership, RequestView, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
+import type { FunctionPool, LoadedWorkflow, Membership, RequestView, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
 import { CID } from 'multiformats/cid'
-
-export class SubmitError extends Error {
-  static readonly NAME = 'SubmitError'
-  constructor (message: string) {
-    super(message)
-    this.name = SubmitError.NAME
-  }
-}
 
 export interface SchedulerEvents {
   'scheduler:event': CustomEvent<RequestEvent>
@@ -37,26 +32,6 @@ export interface SchedulerComponents {
   loader: WorkflowLoader
   membership: Membership
   logger: ComponentLogger
-}
-
-/** One request as this peer tracks it. */
-interface Tracked {
-  state?: RequestState
-  loaded?: LoadedWorkflow
-  /** events that arrived before the request-started event or before the workflow was loaded */
-  early: RequestEvent[]
-  runners: Map<string, InstanceRunner>
-  waiters: Set<() => void>
-  conditionsInFlight: Set<string>
-  firstSeen: Map<string, number>
-  done?: RequestDone
-  finishedAt?: number
-  finishing?: boolean
-  timer?: NodeJS.Timeout
-  pumpQueued?: boolean
-  events: RequestEvent[]
-  createdAt: number
-  logs: Array<{ step: string, index: number | null, peer: string, line: string, ts: number }>
 }
 
 /**
@@ -109,44 +84,11 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   // ---- submission ----------------------------------------------------------------------------------
 
   async submit (opts: SubmitOptions): Promise<string> {
-    const id = opts.requestId ?? randomUUID()
-    if (!/^[A-Za-z0-9._:-]{1,128}$/.test(id)) throw new SubmitError(`requestId ${JSON.stringify(id)} must be 1-128 characters of A-Z a-z 0-9 . _ : -`)
+    const id = checkRequestId(opts.requestId ?? randomUUID())
     if (this.requests.get(id)?.state !== undefined) return id
     const loaded = await this.c.loader.load(opts.workflow, [this.self])
-    const wf = loaded.workflow
-    const given = Object.keys(opts.inputs)
-    const missing = wf.inputs.filter(n => !given.includes(n))
-    const unknown = given.filter(n => !wf.inputs.includes(n))
-    if (missing.length > 0) throw new SubmitError(`workflow ${wf.name} needs input${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`)
-    if (unknown.length > 0) throw new SubmitError(`workflow ${wf.name} has no input${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (inputs: ${wf.inputs.join(', ') || 'none'})`)
-    const inputs: Record<string, ValueRef> = {}
-    for (const [name, raw] of Object.entries(opts.inputs)) inputs[name] = await this.putInput(id, name, raw)
-    const started: RequestStarted = {
-      type: 'request-started',
-      from: this.self,
-      ts: Date.now(),
-      request: id,
-      workflow: opts.workflow,
-      inputs,
-      mode: opts.mode ?? 'dataflow',
-      store: opts.store ?? 'distributed',
-      submitter: this.self,
-      deadlineMs: opts.deadlineMs
-    }
-    await this.c.bus.publish(started)
+    await this.c.bus.publish(await startRequest(id, opts, loaded.workflow, this.c.store, this.self))
     return id
-  }
-
-  private async putInput (request: string, name: string, raw: InputValue): Promise<ValueRef> {
-    let value: Value
-    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && !(raw instanceof Uint8Array) && Object.keys(raw).length === 1 && typeof raw.$cid === 'string') {
-      let cid: CID
-      try { cid = CID.parse(raw.$cid) } catch { throw new SubmitError(`input ${name}: $cid ${JSON.stringify(raw.$cid)} is not a CID`) }
-      value = await this.c.store.get(cid, { pin: request, signal: AbortSignal.timeout(30_000) })
-    } else {
-      value = raw as Value
-    }
-    return storeValue(this.c.store, value, this.self, { pin: request, meta: { request, step: 'inputs', output: name, index: null } })
   }
 
   async cancel (request: string, reason = 'cancelled'): Promise<boolean> {
@@ -161,7 +103,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private tracked (request: string): Tracked {
     let t = this.requests.get(request)
     if (t === undefined) {
-      t = { early: [], runners: new Map(), waiters: new Set(), conditionsInFlight: new Set(), firstSeen: new Map(), events: [], logs: [], createdAt: Date.now() }
+      t = newTracked()
       this.requests.set(request, t)
     }
     return t
@@ -199,28 +141,9 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
       }, Math.max(0, left)).unref()
     }
-    if (started.mode === 'dataflow') this.prewarmModules(t.loaded)
+    if (started.mode === 'dataflow') prewarmModules(this.c.pool, t.loaded, this.init.slots)
     for (const ev of t.early.splice(0)) this.apply(t, ev)
     this.pump(started.request)
-  }
-
-  /**
-   * Dataflow starts every function instance at request start. Which peer runs a step is settled only once its
-   * first data exists, so every peer warms the workflow's modules now (one instance per module and heap size
-   * per step using it, up to the slots): whoever claims later finds them warm.
-   */
-  private prewarmModules (loaded: LoadedWorkflow): void {
-    const wanted = new Map<string, { spec: { code: { cid: string, code: string }, memoryMb: number }, steps: number }>()
-    for (const [name, step] of Object.entries(loaded.workflow.steps)) {
-      const { code } = loaded.functionOf(name)
-      const key = `${code.cid}:${step.memoryMb}`
-      const entry = wanted.get(key) ?? { spec: { code, memoryMb: step.memoryMb }, steps: 0 }
-      entry.steps += step.foreach === undefined ? 1 : this.init.slots
-      wanted.set(key, entry)
-    }
-    for (const { spec, steps } of wanted.values()) {
-      this.c.pool.prewarm(spec, Math.min(steps, this.init.slots)).catch(() => {})
-    }
   }
 
   private apply (t: Tracked, ev: RequestEvent): void {
@@ -368,22 +291,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
 
   private evaluateConditions (t: Tracked): void {
     const s = t.state as RequestState
-    for (const [name, step] of Object.entries(s.workflow.steps)) {
-      const cond = step.when
-      if (cond === undefined || s.hasCondition(name) || t.conditionsInFlight.has(name)) continue
-      const r = s.resolveRef(cond.ref, name, null)
-      if (r.state !== 'ready') continue
-      t.conditionsInFlight.add(name)
-      materialize(this.c.store, r.value, { pin: s.id, signal: AbortSignal.timeout(30_000) }).then(value => {
-        const holds = cond.in !== undefined ? cond.in.some(c => sameValue(value, c)) : sameValue(value, cond.equals)
-        s.recordCondition(name, holds)
-      }, err => {
-        s.fatal ??= `condition of step ${name}: ${(err as Error).message}`
-      }).finally(() => {
-        t.conditionsInFlight.delete(name)
-        this.pump(s.id)
-      })
-    }
+    evaluateConditions(s, this.c.store, t.conditionsInFlight, () => { this.pump(s.id) })
   }
 
   private readonly runnerHost = {
