@@ -6,8 +6,10 @@
  *   so 3 modes x 20 requests take ~250 s of pure critical path (x2 for postAt 1 and 0.5), leaving room for
  *   scheduling, cold starts and data movement; the shortest functions (0.02 s) stay at 1 ms, above timer noise
  *   relative to the 50 ms steps that dominate.
- * - sizeScale 1/16 = 0.0625: the largest edge (video's 51.7 MB split element) becomes 3.2 MB, cycles' 1.2 GB of
- *   outputs per request becomes 75 MB; a few MiB per edge keeps transfers visible without filling memory.
+ * - sizeScale 0.01: the largest edge (video's 51.7 MB split element) becomes 0.5 MB, cycles' 1.2 GB of outputs
+ *   per request becomes 12 MB. At 1/16 (75 MB per cycles request) a request took 6-9 s on 2 cores, mostly
+ *   hashing and encrypting bytes, and the bench needed well over an hour; at 0.01 transfers stay visible
+ *   (tens of KB to 0.5 MB per edge, above the 16 KiB inline limit) and the whole bench fits in ~20 minutes.
  * - initMs 0 (a worker's own start cost is the cold start; raise it to model containers), postAt 1 (post at return).
  */
 import { readFileSync } from 'node:fs'
@@ -22,7 +24,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 export const BENCHMARK_NAMES = ['cycles', 'epigenomics', 'genome', 'soykb', 'video', 'illgal_recognizer', 'wordcount', 'fileprocessing'] as const
 export type BenchmarkName = typeof BENCHMARK_NAMES[number]
 
-export const DEFAULT_FACTORS: Readonly<Factors> = Object.freeze({ timeScale: 0.05, sizeScale: 0.0625, initMs: 0, postAt: 1 })
+export const DEFAULT_FACTORS: Readonly<Factors> = Object.freeze({ timeScale: 0.05, sizeScale: 0.01, initMs: 0, postAt: 1 })
 
 export class UnknownWorkflowError extends Error {
   static readonly NAME = 'UnknownWorkflowError'

@@ -30,10 +30,11 @@ export function registerBenchCommand (program: Command): void {
     .option('--docs <dir>', 'also write README.md (table + charts) there, e.g. docs/benchmarks')
     .option('--json', 'print results as JSON')
     .option('--time-scale <f>', 'runtime scale of the benchmark functions', '0.05')
-    .option('--size-scale <f>', 'data size scale of the benchmark functions', '0.0625')
+    .option('--size-scale <f>', 'data size scale of the benchmark functions', '0.01')
     .option('--init-ms <n>', 'start cost of each function instance (ms)', '0')
     .option('--post-at <list>', 'when functions post outputs, fraction of runtime (comma list)', '1,0.5')
     .option('--slots <n>', 'function slots per peer', '4')
+    .option('--replicas <n>', 'copies DStore keeps of each value (0: bytes moved are those of execution alone)', '0')
     .addOption(new Option('--request-timeout <ms>', 'per request').default('120000').hideHelp())
     .action(async (flags: BenchCliFlags & { out?: string, docs?: string, json?: boolean }) => {
       let opts

@@ -16,7 +16,7 @@ import type { BenchResults, Sample } from '../../testnet/bench/types.ts'
 
 const flags = {
   peers: '2', workflows: 'wordcount,example-matrix', modes: 'dataflow,control,central', requests: '2', warmup: '1', seed: '7',
-  timeScale: '0.01', sizeScale: '0.001', initMs: '0', postAt: '1', slots: '2', requestTimeout: '60000'
+  timeScale: '0.01', sizeScale: '0.001', initMs: '0', postAt: '1', slots: '2', replicas: '0', requestTimeout: '60000'
 }
 
 describe('dflow bench options', () => {

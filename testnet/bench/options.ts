@@ -17,6 +17,7 @@ export interface BenchCliFlags {
   initMs: string
   postAt: string
   slots: string
+  replicas: string
   requestTimeout: string
 }
 
@@ -61,6 +62,7 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
     initMs: number('init-ms', f.initMs, { integer: true }),
     postAt: [...new Set(postAt)],
     slots: number('slots', f.slots, { integer: true, min: 1 }),
+    replicas: number('replicas', f.replicas, { integer: true }),
     requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 })
   }
 }

@@ -16,7 +16,7 @@ const num = (x: number | null): string => x === null || !Number.isFinite(x) ? '-
 
 /** The factors line printed beside every table. */
 export function factorsLine (r: BenchResults): string {
-  return `peers ${r.peers}, slots ${r.slots}, timeScale ${r.timeScale}, sizeScale ${r.sizeScale}, initMs ${r.initMs}, ` +
+  return `peers ${r.peers}, slots ${r.slots}, replicas ${r.replicas}, timeScale ${r.timeScale}, sizeScale ${r.sizeScale}, initMs ${r.initMs}, ` +
     `${r.loop === 'closed' ? 'closed loop' : `open loop ${r.ratePerMin}/min`}, link ${r.linkRate === null ? 'loopback (no limit)' : `${formatBytes(r.linkRate)}/s per link`}, ` +
     `warm-up ${r.warmup}/workflow/mode, seed ${r.seed}`
 }

@@ -48,7 +48,7 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
   const { jobs, generatedDir } = prepareJobs(opts)
   let target: BenchTarget | undefined
   try {
-    target = await startTarget({ peers: opts.peers, slots: opts.slots, dir: opts.dir, linkRate: opts.linkRate, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
+    target = await startTarget({ peers: opts.peers, slots: opts.slots, replicas: opts.replicas, dir: opts.dir, linkRate: opts.linkRate, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
     const clients = target.peers.map(p => new DflowClient(p.api, { timeoutMs: 60_000 }))
     // load each workflow once; every peer gets the bundle so no first request pays a bundle fetch
     const cids = new Map<BenchJob, string>()
@@ -103,6 +103,7 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
       ...machine,
       peers: opts.peers,
       slots: opts.slots,
+      replicas: opts.replicas,
       timeScale: opts.timeScale,
       sizeScale: opts.sizeScale,
       initMs: opts.initMs,

@@ -31,6 +31,8 @@ export interface BenchOptions {
   initMs: number
   postAt: number[]
   slots: number
+  /** copies DStore keeps of every value (0: only executions move data, the paper's comparison) */
+  replicas: number
   /** per request @default 120000 */
   requestTimeoutMs?: number
   /** aborts the run between requests (the testnet is still stopped) */
@@ -85,6 +87,7 @@ export interface BenchResults {
   commit: string
   peers: number
   slots: number
+  replicas: number
   timeScale: number
   sizeScale: number
   initMs: number
