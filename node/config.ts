@@ -70,7 +70,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'bytes' | 'duration'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -91,7 +91,7 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'dataDir', flag: 'data-dir', kind: 'path', passThrough: false, description: 'data directory (private key, stored values)' },
   { key: 'insecurePublic', flag: 'insecure-public', kind: 'bool', passThrough: false, description: 'allow non-loopback addresses: whoever can connect can run code on this peer' },
   { key: 'slots', flag: 'slots', kind: 'count', passThrough: true, description: 'function slots' },
-  { key: 'replicas', flag: 'replicas', kind: 'count', passThrough: true, description: 'copies kept of each stored value' },
+  { key: 'replicas', flag: 'replicas', kind: 'natural', passThrough: true, description: 'copies kept of each stored value besides the producer\'s (0: none)' },
   { key: 'inlineLimit', flag: 'inline-limit', kind: 'bytes', passThrough: true, description: 'largest value sent inline in events (bytes, e.g. 16k)' },
   { key: 'chunkSize', flag: 'chunk-size', kind: 'bytes', passThrough: true, description: 'chunk size of large values (bytes, e.g. 1m)' },
   { key: 'storeCapacity', flag: 'store-capacity', kind: 'bytes', passThrough: true, description: 'local store capacity (bytes, e.g. 2g)' },
@@ -142,9 +142,11 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) bad('expected a port number 0-65535')
       return n
     }
-    case 'count': {
+    case 'count':
+    case 'natural': {
       const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) bad('expected a positive integer')
+      const min = def.kind === 'count' ? 1 : 0
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < min) bad(min === 1 ? 'expected a positive integer' : 'expected a non-negative integer')
       return n
     }
     case 'string':
