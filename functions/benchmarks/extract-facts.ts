@@ -1,9 +1,9 @@
 /**
- * One-off extraction: reads the reference FaaSFlow workflow descriptions (../shared/benchmarks/faasflow/*.yaml,
- * outside the project) and writes the facts the generator needs to functions/benchmarks/facts.json.
- * This is the ONLY file in the project that reads ../shared; nothing runs it at build, run or test time.
+ * One-off extraction: reads the reference FaaSFlow workflow descriptions (a folder of <name>.yaml files kept
+ * outside the project) and writes the facts the generator needs to functions/benchmarks/facts.json, which is
+ * committed. Nothing runs this at build, run or test time; the project never reads the reference files.
  *
- *   npx tsx functions/benchmarks/extract-facts.ts [--from DIR]
+ *   npx tsx functions/benchmarks/extract-facts.ts --from DIR
  *
  * Edges are resolved here: an input whose `value.function` names a function is an edge from it; an input marked
  * `function: INPUT` whose parameter is some function's output (the scientific workflows name files that way)
@@ -71,7 +71,11 @@ function extract (name: string, text: string): WorkflowFacts {
 const args = process.argv.slice(2)
 const fromIdx = args.indexOf('--from')
 const here = dirname(fileURLToPath(import.meta.url))
-const from = fromIdx >= 0 ? args[fromIdx + 1] : join(here, '../../../shared/benchmarks/faasflow')
+const from = fromIdx >= 0 ? args[fromIdx + 1] : undefined
+if (from === undefined) {
+  process.stderr.write('usage: npx tsx functions/benchmarks/extract-facts.ts --from DIR (the folder of the reference FaaSFlow <name>.yaml files)\n')
+  process.exit(2)
+}
 const facts: Facts = {
   about: 'Facts extracted from the FaaSFlow benchmark workflow descriptions by extract-facts.ts: per function its runtime (s), outputs with sizes (bytes), the producer of each input parameter, and the next/foreach/switch structure. Input to generate.ts.',
   workflows: {}
