@@ -4,6 +4,7 @@ import { ApiError, DflowClient } from '../client.ts'
 import { toJsonValue, type Value } from '../values/codec.ts'
 import { loadWorkflow, WorkflowValidationError } from '../workflow/index.ts'
 import { requireManifest } from '../../testnet/manifest.ts'
+import { parseDuration } from '../config.ts'
 import { CliError, UsageError, parseIndex } from './common.ts'
 import { inputOptionParser, parseInputs } from './inputs.ts'
 import { renderView, runJson } from './render.ts'
@@ -34,11 +35,12 @@ export async function clientFor (opts: PeerOpts): Promise<{ client: DflowClient,
   return { client: new DflowClient(entry.api), peers }
 }
 
-function parseDuration (text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (m === null) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a duration like 30s, 500ms or 2m`)
-  const n = Number(m[1])
-  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000)
+function parseDeadline (text: string): number {
+  try {
+    return parseDuration(text, '--deadline')
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
 }
 
 /** A one-line live view on a terminal while a request runs. */
@@ -94,7 +96,7 @@ export function registerClientCommands (program: Command): void {
         if (opts.json === true) { process.stdout.write(JSON.stringify({ status: 'invalid', error: err.message }) + '\n'); process.exitCode = 2; return }
         throw new CliError(err.message, 2)
       }
-      const deadlineMs = opts.deadline === undefined ? undefined : parseDuration(opts.deadline, '--deadline')
+      const deadlineMs = opts.deadline === undefined ? undefined : parseDeadline(opts.deadline)
       const { client, peers } = await clientFor(opts)
       const workflow = await client.addWorkflow(bundle.bytes)
       let id: string
