@@ -22,7 +22,8 @@ export class CliError extends Error {
   }
 }
 
-function collect (value: string, previous: string[] | undefined): string[] {
+/** commander argParser for repeatable options (`--input a --input b`). */
+export function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
 

@@ -1,10 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { UsageError } from './common.ts'
+import { collect, UsageError } from './common.ts'
 import type { InputValue } from '../dscheduler/types.ts'
-
-function collect (value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value]
-}
 
 export const inputOptionParser = collect
 
