@@ -13,6 +13,7 @@ import { SubmitProtocol } from '../protocols/submit/index.ts'
 import type { Peer, PeerService } from './peer.ts'
 import type { TrafficMetrics } from './metrics/traffic.ts'
 import type { Route } from './api/types.ts'
+import { secureRequest } from './dscheduler/secure.ts'
 
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
@@ -48,7 +49,17 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   })
   const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
   const loader = new BundleLoader(store)
-  scheduler = new DScheduler({ self, bus, store, pool, loader, membership, logger }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs })
+  let submit: SubmitProtocol | undefined
+  scheduler = new DScheduler({
+    self,
+    bus,
+    store,
+    pool,
+    loader,
+    membership,
+    logger,
+    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership, submit, log }) }
+  }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs })
   const sched = scheduler
   membership.setLoad(() => sched.claimLoad())
   membership.addEventListener('membership:peer-dead', ev => {
@@ -57,11 +68,13 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     store.rereplicate().then(n => { sched.metrics.rereplications += n }, err => { log.error('re-replication failed: %s', (err as Error).message) })
   })
   membership.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
-  const submit = new SubmitProtocol(libp2p, {
+  submit = new SubmitProtocol(libp2p, {
     submit: async opts => sched.submit(opts),
     view: async id => sched.view(id),
-    logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts }))
+    logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts })),
+    announce: started => { sched.ingest(started) }
   }, logger.forComponent('dflow:submit'))
+  const submitProtocol = submit
 
   // event-loop delay: what every timing on this peer suffers from when the process is busy
   const loopDelay = monitorEventLoopDelay({ resolution: 20 })
@@ -73,17 +86,17 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     membership,
     loader,
     scheduler,
-    submit,
+    submit: submitProtocol,
     async start () {
       loopDelay.enable()
       await store.start()
       await bus.start()
       await sched.start()
       await membership.start()
-      await submit.start()
+      await submitProtocol.start()
     },
     async stop () {
-      await submit.stop()
+      await submitProtocol.stop()
       await membership.stop()
       await sched.stop()
       await bus.stop()
@@ -94,7 +107,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     routes (): Route[] {
       return [
         ...workflowRoutes(loader),
-        ...requestRoutes({ self, scheduler: sched, submit, membership }),
+        ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership }),
         ...storeRoutes(store, traffic?.()),
         {
           method: 'GET',

@@ -32,6 +32,11 @@ export interface SchedulerComponents {
   loader: WorkflowLoader
   membership: Membership
   logger: ComponentLogger
+  /**
+   * Called after a request-started event is published and awaited before `submit` answers: makes the request
+   * survive its submitter (hand the event and the inputs to other peers directly). None on an embedded peer.
+   */
+  secureRequest?: (started: RequestStarted) => Promise<void>
 }
 
 /**
@@ -87,7 +92,9 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     const id = checkRequestId(opts.requestId ?? randomUUID())
     if (this.requests.get(id)?.state !== undefined) return id
     const loaded = await this.c.loader.load(opts.workflow, [this.self])
-    await this.c.bus.publish(await startRequest(id, opts, loaded.workflow, this.c.store, this.self))
+    const started = await startRequest(id, opts, loaded.workflow, this.c.store, this.self)
+    await this.c.bus.publish(started)
+    await this.c.secureRequest?.(started)
     return id
   }
 
@@ -107,6 +114,12 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       this.requests.set(request, t)
     }
     return t
+  }
+
+  /** An event that came another way than the bus (a request-started handed over by its submitter). */
+  ingest (ev: RequestEvent): void {
+    if (ev.type === 'request-started' && this.requests.get(ev.request)?.loaded !== undefined) return
+    this.onEvent(ev)
   }
 
   private onEvent (ev: DflowEvent): void {

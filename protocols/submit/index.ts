@@ -1,4 +1,5 @@
 import type { InputValue, RequestView, SubmitOptions } from '../../node/dscheduler/types.ts'
+import type { RequestStarted } from '../events/index.ts'
 
 /**
  * `/dflow/submit/1.0.0`: submit a request to a peer, or ask a peer what it knows of one (status, logs).
@@ -8,6 +9,8 @@ export type SubmitMessage =
   | { op: 'submit', workflow: string, inputs: Record<string, InputValue>, requestId?: string, mode?: SubmitOptions['mode'], store?: SubmitOptions['store'], deadlineMs?: number }
   | { op: 'status', requestId: string }
   | { op: 'logs', requestId: string }
+  /** a submitter hands a new request's request-started event (dag-cbor, as on gossip) to a few peers directly */
+  | { op: 'announce', event: Uint8Array }
 
 export type SubmitAnswer =
   | { status: 'ok', requestId?: string, view?: RequestView, logs?: LogLine[] }
@@ -20,6 +23,8 @@ export interface SubmitTarget {
   submit: (opts: SubmitOptions) => Promise<string>
   view: (requestId: string) => Promise<RequestView | undefined>
   logs: (requestId: string) => LogLine[]
+  /** take a request-started event sent directly by its submitter (`from` is checked against the stream's peer) */
+  announce: (event: RequestStarted) => void
 }
 
 export { SUBMIT_PROTOCOL } from './constants.ts'

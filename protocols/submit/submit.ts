@@ -3,7 +3,8 @@ import { lpStream } from '@libp2p/utils'
 import { MAX_SUBMIT_MESSAGE_BYTES, SUBMIT_PROTOCOL, SUBMIT_TIMEOUT_MS } from './constants.ts'
 import type { SubmitAnswer, SubmitMessage, SubmitTarget } from './index.ts'
 import type { DflowLibp2p } from '../../node/network/libp2p.ts'
-import type { Logger, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Logger, PeerId, Stream } from '@libp2p/interface'
+import { decodeEvent } from '../events/index.ts'
 
 export class SubmitRemoteError extends Error {
   static readonly NAME = 'SubmitRemoteError'
@@ -22,6 +23,7 @@ function check (msg: unknown): string | undefined {
   if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return 'message is not a map'
   const m = msg as Record<string, unknown>
   if (m.op === 'status' || m.op === 'logs') return typeof m.requestId === 'string' && REQUEST_ID.test(m.requestId) ? undefined : 'bad requestId'
+  if (m.op === 'announce') return m.event instanceof Uint8Array ? undefined : 'event must be bytes'
   if (m.op !== 'submit') return `unknown op ${JSON.stringify(m.op)}`
   if (typeof m.workflow !== 'string') return 'workflow must be a CID string'
   if (m.inputs === null || typeof m.inputs !== 'object' || Array.isArray(m.inputs)) return 'inputs must be a map'
@@ -39,7 +41,7 @@ export class SubmitProtocol {
   constructor (private readonly libp2p: DflowLibp2p, private readonly target: SubmitTarget, private readonly log: Logger) {}
 
   async start (): Promise<void> {
-    await this.libp2p.handle(SUBMIT_PROTOCOL, (stream: Stream) => { void this.serve(stream) }, { maxInboundStreams: 64 })
+    await this.libp2p.handle(SUBMIT_PROTOCOL, (stream: Stream, connection: Connection) => { void this.serve(stream, connection.remotePeer) }, { maxInboundStreams: 64 })
   }
 
   async stop (): Promise<void> {
@@ -47,7 +49,14 @@ export class SubmitProtocol {
     await this.libp2p.unhandle(SUBMIT_PROTOCOL)
   }
 
-  private async answer (msg: SubmitMessage): Promise<SubmitAnswer> {
+  private async answer (msg: SubmitMessage, from: PeerId): Promise<SubmitAnswer> {
+    if (msg.op === 'announce') {
+      const event = decodeEvent(msg.event)
+      if (event.type !== 'request-started') return { status: 'bad_request', message: `announce carries ${event.type}, not request-started` }
+      if (event.from !== from.toString()) return { status: 'bad_request', message: `announce of a request started by ${event.from} came from ${from.toString()}` }
+      this.target.announce(event)
+      return { status: 'ok', requestId: event.request }
+    }
     if (msg.op === 'submit') {
       const { op, ...opts } = msg
       void op
@@ -58,7 +67,7 @@ export class SubmitProtocol {
     return view === undefined ? { status: 'not_found', message: `no request ${msg.requestId}` } : { status: 'ok', view }
   }
 
-  private async serve (stream: Stream): Promise<void> {
+  private async serve (stream: Stream, from: PeerId): Promise<void> {
     const options = { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(SUBMIT_TIMEOUT_MS)]) }
     const lp = lpStream(stream, { maxDataLength: MAX_SUBMIT_MESSAGE_BYTES })
     try {
@@ -66,7 +75,7 @@ export class SubmitProtocol {
       try {
         const msg = dagCbor.decode<unknown>((await lp.read(options)).subarray())
         const bad = check(msg)
-        answer = bad !== undefined ? { status: 'bad_request', message: bad } : await this.answer(msg as SubmitMessage)
+        answer = bad !== undefined ? { status: 'bad_request', message: bad } : await this.answer(msg as SubmitMessage, from)
       } catch (err) {
         answer = { status: 'error', message: (err as Error).message }
       }
