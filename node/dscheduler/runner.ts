@@ -33,6 +33,8 @@ export class InstanceRunner {
   fired = false
   finished = false
   readyAt?: number
+  /** a stand-in claim fires no earlier than this (epoch ms) */
+  settleUntil?: number
   private posting: Promise<void> = Promise.resolve()
   private readonly held: Array<() => Promise<void>> = []
 

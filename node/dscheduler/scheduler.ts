@@ -242,8 +242,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
         if (runner !== undefined && !runner.fired) { runner.abort('lost the claim'); t.runners.delete(key) }
         if (winner !== undefined || !claimable(s, name, index)) continue
-        const wait = this.claimDelay(t, s, key, name, index, live)
-        if (wait <= 0) this.claim(t, s, name, index)
+        const { wait, rank } = this.claimDelay(t, s, key, name, index, live)
+        if (wait <= 0) this.claim(t, s, name, index, rank > 0)
         else nextCheck = Math.min(nextCheck, wait)
       }
     }
@@ -255,15 +255,15 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   }
 
   /** 0 when this peer should claim now; else how long to wait for better-ranked peers to claim first. */
-  private claimDelay (t: Tracked, s: RequestState, key: string, step: string, index: number | null, live: string[]): number {
-    if (this.unfinishedClaims() >= this.init.slots * this.init.claimsPerSlot) return Infinity
+  private claimDelay (t: Tracked, s: RequestState, key: string, step: string, index: number | null, live: string[]): { wait: number, rank: number } {
+    if (this.unfinishedClaims() >= this.init.slots * this.init.claimsPerSlot) return { wait: Infinity, rank: Infinity }
     const ranked = rankCandidates(key, live, localityBytes(s, step, index))
     const rank = Math.max(0, ranked.indexOf(this.self))
-    if (rank === 0) return 0
+    if (rank === 0) return { wait: 0, rank }
     const now = Date.now()
     const first = t.firstSeen.get(key) ?? now
     t.firstSeen.set(key, first)
-    return first + rank * this.init.claimBackoffMs - now
+    return { wait: first + rank * this.init.claimBackoffMs - now, rank }
   }
 
   private unfinishedClaims (): number {
@@ -275,7 +275,12 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     return n
   }
 
-  private claim (t: Tracked, s: RequestState, step: string, index: number | null): void {
+  /**
+   * A stand-in claim (this peer is not the best-ranked) waits one backoff before firing: if the better peer
+   * was only slow (loading the bundle, a busy event loop), its claim arrives meanwhile and this one yields
+   * before running anything, so an instance still runs once.
+   */
+  private claim (t: Tracked, s: RequestState, step: string, index: number | null, standIn = false): void {
     const rec = s.instance(step, index)
     const attempt = nextAttempt(rec)
     if ([...rec.claims.entries()].some(([p, c]) => p !== this.self && c.attempt >= rec.floor)) this.metrics.takeovers++
@@ -283,11 +288,14 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     const incarnation = this.c.membership.incarnation
     rec.claims.set(this.self, { attempt, incarnation })
     void this.c.bus.publish({ type: 'step-claimed', from: this.self, ts: Date.now(), request: s.id, step, index, attempt, incarnation })
+    if (standIn) {
+      this.runnerFor(t, s, t.loaded as LoadedWorkflow, step, index).settleUntil = Date.now() + this.init.claimBackoffMs
+      setTimeout(() => { this.pump(s.id) }, this.init.claimBackoffMs + 5).unref()
+    }
     this.drive(t, s, t.loaded as LoadedWorkflow, step, index)
   }
 
-  /** The instance is ours: pre-warm it (dataflow) and fire it when its trigger holds. */
-  private drive (t: Tracked, s: RequestState, loaded: LoadedWorkflow, step: string, index: number | null): void {
+  private runnerFor (t: Tracked, s: RequestState, loaded: LoadedWorkflow, step: string, index: number | null): InstanceRunner {
     const key = instanceKey(step, index)
     let runner = t.runners.get(key)
     if (runner === undefined) {
@@ -295,7 +303,13 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.runners.set(key, runner)
       if (s.started.mode === 'dataflow') runner.prewarm()
     }
-    if (runner.fired || s.skipped(step) !== 'no') return
+    return runner
+  }
+
+  /** The instance is ours: pre-warm it (dataflow) and fire it when its trigger holds. */
+  private drive (t: Tracked, s: RequestState, loaded: LoadedWorkflow, step: string, index: number | null): void {
+    const runner = this.runnerFor(t, s, loaded, step, index)
+    if (runner.fired || s.skipped(step) !== 'no' || Date.now() < (runner.settleUntil ?? 0)) return
     const def = s.step(step)
     const inputsReady = Object.values(def.in).every(src => s.resolve(src, step, index).state !== 'pending')
     if (inputsReady) runner.readyAt ??= Date.now()
