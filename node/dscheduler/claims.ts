@@ -3,6 +3,14 @@ import { instanceKey, type InstanceRecord, type RequestState } from './request-s
 import type { Membership } from './types.ts'
 import type { Ref } from '../workflow/types.ts'
 
+/**
+ * The key an instance is placed by: the request is part of it, so the same step of different requests ranks
+ * peers differently and load spreads across the network instead of every request sending step X to one peer.
+ */
+export function placementKey (request: string, step: string, index: number | null): string {
+  return `${request}/${instanceKey(step, index)}`
+}
+
 /** What decides whether a claim still counts. */
 export interface ClaimRules {
   membership: Membership
@@ -75,7 +83,7 @@ export function consumersOf (s: RequestState, producer: string, output: string, 
     const perElement = element !== null && step.foreach !== undefined && reads(step.foreach)
     for (const rec of s.instances.values()) {
       if (rec.step !== name || (perElement && rec.index !== element)) continue
-      const w = winner(instanceKey(name, rec.index), rec)
+      const w = winner(placementKey(s.id, name, rec.index), rec)
       if (w !== undefined) peers.add(w)
     }
   }

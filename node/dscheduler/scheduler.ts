@@ -11,7 +11,7 @@ import { finalOutputs } from './completion.ts'
 import { checkRequestId, startRequest } from './submission.ts'
 import { newTracked, type Tracked } from './tracked.ts'
 import { rankCandidates } from './placement.ts'
-import { claimable, consumersOf, localityBytes, nextAttempt, winnerOf, type ClaimRules } from './claims.ts'
+import { claimable, consumersOf, localityBytes, nextAttempt, placementKey, winnerOf, type ClaimRules } from './claims.ts'
 import { instanceKey, RequestState } from './request-state.ts'
 import { InstanceRunner, prewarmModules } from './runner.ts'
 import { buildView } from './view.ts'
@@ -189,7 +189,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       const key = instanceKey(rec.step, rec.index)
       const runner = t.runners.get(key)
       if (runner?.finished === true) t.runners.delete(key)
-      t.firstSeen.delete(key)
+      t.firstSeen.delete(placementKey(s.id, rec.step, rec.index))
     }
   }
 
@@ -232,9 +232,10 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       const indices: Array<number | null> = step.foreach === undefined ? [null] : s.knownInstances(name)
       for (const index of indices) {
         const key = instanceKey(name, index)
+        const pkey = placementKey(s.id, name, index)
         const rec = s.instance(name, index)
         if (rec.done !== undefined || rec.failed !== undefined) continue
-        const winner = winnerOf(key, rec, this.claimRules)
+        const winner = winnerOf(pkey, rec, this.claimRules)
         const runner = t.runners.get(key)
         if (winner === this.self) {
           this.drive(t, s, loaded, name, index)
@@ -242,7 +243,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
         if (runner !== undefined && !runner.fired) { runner.abort('lost the claim'); t.runners.delete(key) }
         if (winner !== undefined || !claimable(s, name, index)) continue
-        const { wait, rank } = this.claimDelay(t, s, key, name, index, live)
+        const { wait, rank } = this.claimDelay(t, s, pkey, name, index, live)
         if (wait <= 0) this.claim(t, s, name, index, rank > 0)
         else nextCheck = Math.min(nextCheck, wait)
       }
