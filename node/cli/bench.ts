@@ -47,16 +47,18 @@ export function registerBenchCommand (program: Command): void {
         try { requireLinkRateSupport() } catch (err) { throw new CliError((err as Error).message, 1) }
       }
       const progress = progressReporter(process.stderr)
-      // Ctrl-C stops the run after the current request and still stops the bench's testnet
+      // Ctrl-C (or a SIGTERM) stops the run after the current request and still stops the bench's testnet
       const interrupt = new AbortController()
       const onSigint = (): void => { interrupt.abort(new CliError('interrupted', 130)) }
       process.once('SIGINT', onSigint)
+      process.once('SIGTERM', onSigint)
       let results
       let samples
       try {
         ({ results, samples } = await runBench({ ...opts, signal: interrupt.signal }, (p: BenchProgress) => { progress.update(p) }))
       } finally {
         process.off('SIGINT', onSigint)
+        process.off('SIGTERM', onSigint)
         progress.stop()
       }
       const notes: string[] = []
