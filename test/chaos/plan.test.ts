@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ChaosPlanError, describePlan, makePlan } from '../../testnet/chaos/plan.ts'
-import { mulberry32, seedOf } from '../../testnet/chaos/prng.ts'
+import { mulberry32, seedOf } from '../../testnet/prng.ts'
 import { percentile, recoveryMs } from '../../testnet/chaos/recovery.ts'
 import { canonicalJson } from '../../testnet/chaos/reference.ts'
 import { COUNTERS, CounterLedger } from '../../testnet/chaos/metrics.ts'

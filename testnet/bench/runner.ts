@@ -3,6 +3,7 @@
  * warm-up, then the measured requests with the modes interleaved (closed loop: one at a time; open loop: Poisson
  * arrivals), each submitted to a seeded random peer with its own seed input.
  */
+import { mulberry32 } from '../prng.ts'
 import { rm } from 'node:fs/promises'
 import { defaultLogger } from '@libp2p/logger'
 import { DflowClient } from '../../node/client.ts'
@@ -22,18 +23,6 @@ export type BenchProgress =
   | { phase: 'load', done: number, total: number }
   | { phase: 'warmup' | 'measure', done: number, total: number, label: string, failed: number }
   | { phase: 'idle', bytesPerSec: number }
-
-/** mulberry32: a small seeded PRNG, so peer choice and arrivals repeat with --seed. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Planned extends RequestSpec { job: BenchJob }
 
@@ -60,7 +49,8 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
     }
     const idleBytesPerSec = await idleRate(clients)
     onProgress({ phase: 'idle', bytesPerSec: idleBytesPerSec })
-    const rand = prng(opts.seed)
+    // seeded, so peer choice and arrivals repeat with --seed
+    const rand = mulberry32(opts.seed)
     let n = 0
     const plan = (job: BenchJob, mode: Planned['mode']): Planned => {
       const peer = Math.floor(rand() * clients.length)

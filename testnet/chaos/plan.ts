@@ -1,4 +1,4 @@
-import { fork, int, pick, seedOf, shuffle } from './prng.ts'
+import { fork, int, pick, seedOf, shuffle } from '../prng.ts'
 import { inputsFor } from './workload.ts'
 import type { Value } from '../../node/values/codec.ts'
 

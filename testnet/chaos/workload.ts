@@ -1,5 +1,5 @@
 import { exampleWorkflows } from '../../functions/benchmarks/index.ts'
-import { int, pick, type Rng } from './prng.ts'
+import { int, pick, type Rng } from '../prng.ts'
 import type { Value } from '../../node/values/codec.ts'
 
 export const EXAMPLE_NAMES = exampleWorkflows.map(w => w.name) as string[]
