@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
-import type { InvokeResult } from '../executor/types.ts'
+import type { DflowEvent } from '../../protocols/events/index.ts'
 import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
 import { CID } from 'multiformats/cid'
@@ -13,8 +13,8 @@ import type { FunctionPool, LoadedWorkflow } from './types.ts'
 export interface RunnerHost {
   self: string
   store: DStore & Partial<AwaitablePush>
-  pool: { prewarm: (spec: { code: { cid: string, code: string }, memoryMb: number }) => Promise<void>, invoke: (opts: any) => Promise<InvokeResult> }
-  publish: (event: any) => Promise<void>
+  pool: FunctionPool
+  publish: (event: DflowEvent) => Promise<void>
   /** resolves when the request state changed (or the signal aborted) */
   changed: (request: string, signal: AbortSignal) => Promise<void>
   /** peers that claimed consumers of this output, to push the value to ahead of their asking */

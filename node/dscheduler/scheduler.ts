@@ -13,7 +13,7 @@ import { newTracked, type Tracked } from './tracked.ts'
 import { rankCandidates } from './placement.ts'
 import { claimable, consumersOf, localityBytes, nextAttempt, placementKey, winnerOf, type ClaimRules } from './claims.ts'
 import { instanceKey, RequestState } from './request-state.ts'
-import { InstanceRunner, prewarmModules } from './runner.ts'
+import { InstanceRunner, prewarmModules, type RunnerHost } from './runner.ts'
 import { buildView } from './view.ts'
 import type { FunctionPool, LoadedWorkflow, Membership, RequestView, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
 import { CID } from 'multiformats/cid'
@@ -53,6 +53,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   private sweeper?: NodeJS.Timeout
   private leaseCheck?: NodeJS.Timeout
   private readonly claimRules: ClaimRules
+  private readonly runnerHost: RunnerHost
   /** counters for /v1/metrics/scheduler (chaos and bench read them) */
   readonly metrics = { claims: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0 }
 
@@ -62,8 +63,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.self = components.self
     this.init = { claimsPerSlot: 4, claimBackoffMs: 300, retentionMs: 3_600_000, leaseMs: 3000, ...init }
     this.log = components.logger.forComponent('dflow:dscheduler')
-    Object.assign(this.runnerHost, { self: components.self, store: components.store, pool: components.pool })
     this.claimRules = { membership: components.membership, leaseMs: this.init.leaseMs }
+    this.runnerHost = this.makeRunnerHost()
   }
 
   async start (): Promise<void> {
@@ -322,24 +323,27 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     evaluateConditions(s, this.c.store, t.conditionsInFlight, () => { this.pump(s.id) })
   }
 
-  private readonly runnerHost = {
-    self: '',
-    store: undefined as unknown as DStore,
-    pool: undefined as unknown as FunctionPool,
-    publish: async (ev: DflowEvent) => { await this.c.bus.publish(ev) },
-    changed: async (request: string, signal: AbortSignal) => new Promise<void>(resolve => {
-      const t = this.requests.get(request)
-      if (t === undefined || signal.aborted) { resolve(); return }
-      const done = (): void => { t.waiters.delete(done); signal.removeEventListener('abort', done); resolve() }
-      t.waiters.add(done)
-      signal.addEventListener('abort', done, { once: true })
-    }),
-    consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element, (key, rec) => winnerOf(key, rec, this.claimRules)),
-    log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
-    logLine: (request: string, step: string, index: number | null, line: string) => {
-      const entry = { request, step, index, peer: this.self, line }
-      this.tracked(request).logs.push({ ...entry, ts: Date.now() })
-      this.safeDispatch('scheduler:log', entry)
+  /** What runners get of this scheduler: the components they use and the per-request hooks. */
+  private makeRunnerHost (): RunnerHost {
+    return {
+      self: this.self,
+      store: this.c.store,
+      pool: this.c.pool,
+      publish: async (ev: DflowEvent) => { await this.c.bus.publish(ev) },
+      changed: async (request: string, signal: AbortSignal) => new Promise<void>(resolve => {
+        const t = this.requests.get(request)
+        if (t === undefined || signal.aborted) { resolve(); return }
+        const done = (): void => { t.waiters.delete(done); signal.removeEventListener('abort', done); resolve() }
+        t.waiters.add(done)
+        signal.addEventListener('abort', done, { once: true })
+      }),
+      consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element, (key, rec) => winnerOf(key, rec, this.claimRules)),
+      log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
+      logLine: (request: string, step: string, index: number | null, line: string) => {
+        const entry = { request, step, index, peer: this.self, line }
+        this.tracked(request).logs.push({ ...entry, ts: Date.now() })
+        this.safeDispatch('scheduler:log', entry)
+      }
     }
   }
 
