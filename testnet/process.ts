@@ -16,9 +16,10 @@ export function isAlive (pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
     if (state === 'Z' || state === 'X') return false
-    // guard against pid reuse after the peer died
+    // guard against pid reuse after the peer died; an empty cmdline is a process in the middle of exec
+    // (`ip netns exec` becoming node), not a different one
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    if (!cmdline.includes('peer')) return false
+    if (cmdline !== '' && !cmdline.includes('peer')) return false
   } catch {
     // no /proc (not Linux): trust kill(pid, 0)
   }
