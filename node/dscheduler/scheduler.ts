@@ -153,7 +153,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
 
   private onEvent (ev: DflowEvent): void {
     if (ev.type === 'heartbeat') return
-    if (this.forgotten.has(ev.request) || this.reader.record(ev.request) !== undefined) return
+    // a request forgotten after its retention (or finished before a restart) is not brought back by a late event
+    if (!this.requests.has(ev.request) && (this.forgotten.has(ev.request) || this.reader.record(ev.request) !== undefined)) return
     const t = this.tracked(ev.request)
     t.events.push(ev)
     this.safeDispatch('scheduler:event', ev)
