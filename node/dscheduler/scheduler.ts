@@ -7,7 +7,7 @@ import type { AwaitablePush, DStore } from '../dstore/types.ts'
 import type { EventBus } from './bus.ts'
 import { evaluateConditions } from './conditions.ts'
 import { checkRequestId, startRequest } from './submission.ts'
-import { newTracked, MAX_LOG_LINES, type Tracked } from './tracked.ts'
+import { newTracked, MAX_LOG_LINES, type RunRecord, type Tracked } from './tracked.ts'
 import { LoadBook } from './placement.ts'
 import { claimValid, consumersOf, fromWinner, placementKey, recordClaim, type ClaimRules } from './claims.ts'
 import { instanceKey, RequestState, type InstanceRecord } from './request-state.ts'
@@ -68,6 +68,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   /** ids of requests forgotten after their retention: late events for them are dropped */
   private readonly forgotten = new Set<string>()
   private sweeper?: NodeJS.Timeout
+  private readonly runRecords = new WeakMap<InstanceRunner, RunRecord>()
   private leaseCheck?: NodeJS.Timeout
   readonly claimRules: ClaimRules
   readonly load: LoadBook
@@ -455,9 +456,11 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       ran: (runner: InstanceRunner, outcome) => {
         const t = this.requests.get(runner.state.id)
         if (t === undefined) return
-        const run = t.runs.find(r => r.step === runner.stepName && r.index === runner.index && r.attempt === runner.fence.attempt && r.incarnation === runner.fence.incarnation)
+        const run = this.runRecords.get(runner)
         if (run !== undefined) { run.outcome = outcome; return }
-        t.runs.push({ step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome })
+        const rec: RunRecord = { step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome }
+        this.runRecords.set(runner, rec)
+        t.runs.push(rec)
       }
     }
   }
