@@ -487,7 +487,10 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const [id, t] of this.requests) {
       // events of a request whose start this peer never saw (it joined late) go after the retention too
       const since = t.finishedAt ?? (t.state === undefined ? t.createdAt : Infinity)
-      if (since < cutoff) this.forget(id)
+      if (since >= cutoff) continue
+      this.forget(id)
+      // values pushed for a request this peer never ran were pinned to it: release them too
+      if (t.state === undefined) this.c.store.unpinRequest(id, []).catch(() => {})
     }
     this.reader.sweepRecords(cutoff)
   }
