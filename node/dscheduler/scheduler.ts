@@ -378,10 +378,15 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.outcomeDirty = false
       const outcome = s.outcome()
       if (outcome.status !== 'running') { this.finisher.finish(t, outcome.status === 'failed' ? outcome.error : undefined); return }
-      evaluateConditions(s, this.c.store, t.conditionsInFlight, () => {
-        t.outcomeDirty = true
-        for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
-        this.pump(s.id)
+      evaluateConditions(s, this.c.store, t.conditionsInFlight, {
+        changed: () => {
+          t.outcomeDirty = true
+          for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
+          this.pump(s.id)
+        },
+        isLive: peer => this.c.membership.isLive(peer),
+        lost: cid => { void this.c.bus.publish({ type: 'value-lost', from: this.self, ts: Date.now(), request: s.id, cid }) },
+        running: () => t.finishing !== true && this.requests.get(s.id) === t
       })
     }
     const dirty = [...t.dirty]
@@ -445,6 +450,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         signal.addEventListener('abort', done, { once: true })
       }),
       consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element),
+      isLive: (peer: string) => this.c.membership.isLive(peer),
       log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
       logLine: (request: string, step: string, index: number | null, line: string) => {
         const entry = { request, step, index, peer: this.self, line }
