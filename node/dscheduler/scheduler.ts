@@ -228,7 +228,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     switch (ev.type) {
       case 'step-claimed': {
         const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
+        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         this.load.learnSlots(ev.from, ev.slots)
         if (recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
         return
@@ -238,7 +238,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       case 'step-done':
       case 'step-failed': {
         const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
+        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         if (ev.type !== 'step-done' && ev.type !== 'step-failed' && !s.step(ev.step).out.includes(ev.output)) return
         // a runner's event implies its claim (the claim event itself may have been lost on the way)
         recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
