@@ -96,18 +96,31 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   async start (): Promise<void> {
     await this.reader.loadRecords()
     this.c.bus.onEvent(ev => { this.onEvent(ev) })
-    this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
-    this.sweeper.unref()
-    if (this.init.leaseMs > 0) {
+    if (this.reader.hasRecords()) this.armTimers()
+  }
+
+  /** Timers run only while this peer holds some request (an idle peer wakes for nothing). */
+  private armTimers (): void {
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
+      this.sweeper.unref()
+    }
+    if (this.leaseCheck === undefined && this.init.leaseMs > 0) {
       // a lease lapses without any event announcing it: while requests run, look at claims held elsewhere
       this.leaseCheck = setInterval(() => { this.checkLeases() }, Math.max(100, this.init.leaseMs / 2))
       this.leaseCheck.unref()
     }
   }
 
-  async stop (): Promise<void> {
+  private disarmTimers (): void {
     clearInterval(this.sweeper)
     clearInterval(this.leaseCheck)
+    this.sweeper = undefined
+    this.leaseCheck = undefined
+  }
+
+  async stop (): Promise<void> {
+    this.disarmTimers()
     for (const t of this.requests.values()) {
       clearTimeout(t.timer)
       for (const r of t.runners.values()) r.abort('peer stopping')
@@ -142,6 +155,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     if (t === undefined) {
       t = newTracked()
       this.requests.set(request, t)
+      this.armTimers()
     }
     return t
   }
@@ -499,6 +513,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       if (t.state === undefined) this.c.store.unpinRequest(id, []).catch(() => {})
     }
     this.reader.sweepRecords(cutoff)
+    if (this.requests.size === 0 && !this.reader.hasRecords()) this.disarmTimers()
   }
 
   // ---- reading (reader.ts) ---------------------------------------------------------------------------
