@@ -37,6 +37,10 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
+  logFormat: 'text' | 'json'
+  /** Export libp2p's own metrics (@libp2p/prometheus-metrics) on GET /metrics. @default false */
+  libp2pMetrics: boolean
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -56,7 +60,9 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 200
+  gossipHeartbeatMs: 200,
+  logFormat: 'text',
+  libp2pMetrics: false
 })
 
 export class ConfigError extends Error {
@@ -80,6 +86,8 @@ export interface FlagDef {
   description: string
   /** `dflow testnet up` passes this flag through to every peer (the rest it sets itself) */
   passThrough: boolean
+  /** for kind 'string': the accepted values */
+  choices?: readonly string[]
 }
 
 /** The `dflow peer` flags, one per setting. Other commands reuse them (see addPeerOptions). */
@@ -100,7 +108,9 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'silence after which a peer counts as failed' },
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
-  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' }
+  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
+  { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -152,6 +162,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'string':
     case 'path':
       if (typeof value !== 'string' || value === '') bad('expected a non-empty string')
+      if (def.choices !== undefined && !def.choices.includes(value as string)) bad(`expected one of ${def.choices.join(', ')}`)
       return value
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
