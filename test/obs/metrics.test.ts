@@ -7,7 +7,9 @@ import { startTestnet, type Testnet } from '../../testnet/index.ts'
 import { DflowClient } from '../../node/client.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { has, scrape, sum, type Sample } from './prom-text.ts'
+import { execFile } from 'node:child_process'
 
+const BIN = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
 const PIPELINE = fileURLToPath(new URL('../dscheduler/fixtures/pipeline.yaml', import.meta.url))
 
 describe('GET /metrics on a 2-peer testnet', () => {
@@ -17,7 +19,15 @@ describe('GET /metrics on a 2-peer testnet', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dflow-metrics-'))
-    net = await startTestnet({ peers: 2, dir, flags: ['--libp2p-metrics', '--slots', '2'] })
+    // the peers inherit DEBUG: their start line is a detail line, written as JSON (--log-format json)
+    const debug = process.env.DEBUG
+    process.env.DEBUG = 'dflow:peer'
+    try {
+      net = await startTestnet({ peers: 2, dir, flags: ['--libp2p-metrics', '--slots', '2', '--log-format', 'json'] })
+    } finally {
+      if (debug === undefined) delete process.env.DEBUG
+      else process.env.DEBUG = debug
+    }
     clients = net.manifest.peers.map(p => new DflowClient(p.api))
   }, 120_000)
 
@@ -87,5 +97,27 @@ describe('GET /metrics on a 2-peer testnet', () => {
     }
     // the workflow bundle is stored on peer 0 (it was added there)
     expect(sum(after[0], 'dflow_store_bytes')).toBeGreaterThan(0)
+  })
+
+  it('dflow testnet logs merges the peers\' process logs in time order; --log-format json lines are JSON', async () => {
+    const run = async (...args: string[]): Promise<string> => new Promise((resolve, reject) => {
+      execFile(process.execPath, [BIN, 'testnet', 'logs', '--dir', dir, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+        if (err != null) reject(new Error(`${err.message}\n${stderr}`))
+        else resolve(stdout)
+      })
+    })
+    const lines = (await run()).split('\n').filter(l => l !== '')
+    const json = lines.map(l => /^peer-(\d+) \| (\{.*)$/.exec(l)).filter(m => m != null).map(m => ({ peer: Number(m[1]), obj: JSON.parse(m[2]) as { ts: string, level: string, component: string, peer: string, msg: string } }))
+    const started = json.filter(j => j.obj.component === 'dflow:peer' && j.obj.msg.startsWith('started'))
+    expect(started.map(j => j.peer).sort()).toEqual([0, 1])
+    for (const j of started) {
+      expect(j.obj.level).toBe('debug')
+      expect(j.obj.peer).toBe(net.manifest.peers[j.peer].peerId)
+    }
+    const times = json.map(j => Date.parse(j.obj.ts))
+    expect(times).toEqual([...times].sort((a, b) => a - b))
+    const only1 = (await run('--peer', '1')).split('\n').filter(l => l !== '')
+    expect(only1.length).toBeGreaterThan(0)
+    expect(only1.every(l => l.startsWith('peer-1 | '))).toBe(true)
   })
 })

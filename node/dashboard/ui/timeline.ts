@@ -41,7 +41,7 @@ export function TimelineView ({ steps }: { steps: StepView[] }) {
           ${(stop - start) * scale > 40 ? html`<text x=${x(start) + 3} y=${y + 12} class="barlabel">${label}</text>` : null}
         </g>`
       })}
-      ${ticks.map(t => html`<text x=${x(t)} y=${height - 6} class="small tick">${fmtMs(t)}</text>`)}
+      ${ticks.map((t, i) => html`<text x=${x(t)} y=${height - 6} class="small tick" text-anchor=${i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle'}>${fmtMs(t)}</text>`)}
     </svg>
     <p class="legend small"><span class="key wait"></span> waiting <span class="key cold"></span> cold start <span class="key run ok"></span> running</p>`
 }
