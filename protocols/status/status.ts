@@ -30,11 +30,12 @@ export function checkStatusInfo (msg: unknown): PeerStatusInfo {
 
 /** Serves this peer's status and asks other peers for theirs. */
 export class StatusProtocol {
-  private readonly controller = new AbortController()
+  private controller = new AbortController()
 
   constructor (private readonly libp2p: StatusLibp2p, private readonly source: StatusSource, private readonly log: Logger) {}
 
   async start (): Promise<void> {
+    if (this.controller.signal.aborted) this.controller = new AbortController()
     await this.libp2p.handle(STATUS_PROTOCOL, (stream: Stream) => { void this.serve(stream) }, { maxInboundStreams: 8 })
   }
 
