@@ -47,7 +47,7 @@ describe('/dflow/status/1.0.0 between two in-process peers', () => {
         await lp.write(dagCbor.encode({ ...INFO, busy: -1, extra: 'x' }))
         await stream.close()
       })
-      const err = await asker.ask(b.peerId).catch(e => e as Error)
+      const err = await asker.ask(b.peerId).then(() => new Error('no error'), (e: Error) => e)
       expect(err).toBeInstanceOf(StatusAnswerError)
       expect(err.message).toContain('busy must be a non-negative integer')
       await b.libp2p.unhandle(STATUS_PROTOCOL)
