@@ -54,9 +54,9 @@ export function workflowGraph (cid: string, wf: Workflow): WorkflowGraph {
 
 /**
  * POST /v1/workflows: a workflow bundle (dag-cbor, docs/workflow.md#bundle-format) -> {"workflow": "<cid>"}.
- * GET /v1/workflows/:cid: the workflow's steps and edges (fetched from the network if this peer lacks it).
+ * GET /v1/workflows/:cid: the workflow's steps and edges, for a workflow this peer loaded or a request here names.
  */
-export function workflowRoutes (loader: BundleLoader): Route[] {
+export function workflowRoutes (loader: BundleLoader, opts: { known?: (cid: string) => boolean } = {}): Route[] {
   return [{
     method: 'POST',
     path: '/v1/workflows',
@@ -75,6 +75,8 @@ export function workflowRoutes (loader: BundleLoader): Route[] {
     handler: async req => {
       const cid = req.params.cid
       if (!CID_RE.test(cid)) throw new HttpError(400, `invalid workflow CID ${JSON.stringify(cid)}`)
+      // loading pins the bundle for the peer's lifetime: only for workflows a request here named, never any CID asked
+      if (!loader.has(cid) && opts.known?.(cid) !== true) throw new HttpError(404, `workflow ${cid} is not known to this peer (no request here names it)`)
       let loaded
       try {
         loaded = await loader.load(cid, [], AbortSignal.timeout(LOAD_TIMEOUT_MS))
