@@ -47,7 +47,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
-  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
+  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs, logger })
   const loader = new BundleLoader(store)
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
