@@ -37,6 +37,8 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
+  dropEvents: number
   /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
   logFormat: 'text' | 'json'
   /** Export libp2p's own metrics (@libp2p/prometheus-metrics) on GET /metrics. @default false */
@@ -61,6 +63,7 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 200,
+  dropEvents: 0,
   logFormat: 'text',
   libp2pMetrics: false
 })
@@ -76,7 +79,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'fraction'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -109,6 +112,7 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
   { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
   { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }
 ]
@@ -167,6 +171,11 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
       return value
+    case 'fraction': {
+      const n = typeof value === 'string' && /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : value
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1) bad('expected a fraction between 0 and 1')
+      return n
+    }
     case 'bytes': return parseBytes(value, where)
     case 'duration': return parseDuration(value, where)
   }
