@@ -7,7 +7,7 @@ import type { Route } from '../api/types.ts'
 /** What the dflow metrics read; every field is read at scrape time or from events, nothing polls. */
 export interface DflowMetricSources {
   self: string
-  /** the scheduler's public counters object (claims, takeovers, claimsLost once the scheduler has it, ...) */
+  /** the scheduler's public counters object (claims, takeovers, claimsLost, ...) */
   schedulerCounters: () => Record<string, number>
   /** the scheduler's event target (`scheduler:event`, `scheduler:request-finished`) */
   scheduler: EventTarget
@@ -17,6 +17,8 @@ export interface DflowMetricSources {
   storeBytes: () => number
   connectedPeers: () => number
 }
+
+const CLAIM_COUNTERS = new Set(['claims', 'claimsLost', 'takeovers'])
 
 export const STEP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 export const COLD_START_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -89,13 +91,14 @@ export class DflowMetrics {
     // eslint-disable-next-line no-new
     new Gauge({
       name: 'dflow_scheduler_counter',
-      help: 'The scheduler\'s other counters (requestsSeen, requestsFinished, reruns, rereplications)',
+      help: 'The scheduler\'s other counters (requestsSeen, requestsFinished, reruns, rereplications, fencedDrops, ...)',
       labelNames: ['counter'],
       registers,
       collect () {
         const c = counters()
         this.reset()
-        for (const k of ['requestsSeen', 'requestsFinished', 'reruns', 'rereplications']) if (typeof c[k] === 'number') this.set({ counter: k }, c[k])
+        // every other counter the scheduler keeps (claims are dflow_claims_total), so new ones appear without code here
+        for (const [k, v] of Object.entries(c)) if (typeof v === 'number' && !CLAIM_COUNTERS.has(k)) this.set({ counter: k }, v)
       }
     })
 

@@ -44,6 +44,8 @@ describe('the dashboard in a real browser (playwright-core + chromium), 3-peer t
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
 
+  // the page refreshes every 2 s; on a busy machine a status answer can miss one round
+  const poll = <T>(fn: () => Promise<T>, timeout = 20_000): ReturnType<typeof expect.poll<T>> => expect.poll(fn, { timeout, interval: 250 })
   const peerRow = (peerId: string): ReturnType<Page['locator']> => page.locator(`#network tr[data-peer-id="${peerId}"]`)
 
   it('the network view of peer 2 lists the three peers, alive, with their slots', async (ctx) => {
@@ -52,22 +54,22 @@ describe('the dashboard in a real browser (playwright-core + chromium), 3-peer t
     const errors: string[] = []
     page.on('pageerror', err => { errors.push(err.message) })
     await page.goto(net.manifest.peers[2].api + '/')
-    await expect.poll(async () => page.locator('#network tr[data-peer-id]').count(), { timeout: 30_000 }).toBe(3)
+    await poll(async () => page.locator('#network tr[data-peer-id]').count(), 30_000).toBe(3)
     for (const p of net.manifest.peers) {
       const row = peerRow(p.peerId)
-      await expect.poll(async () => row.getAttribute('data-state')).toBe('alive')
+      await poll(async () => row.getAttribute('data-state')).toBe('alive')
       expect(await row.locator(`[title="${p.peerId}"]`).count()).toBe(1)
       // slots are figures only that peer knows: asked over /dflow/status/1.0.0
-      await expect.poll(async () => row.locator('.slots').textContent()).toMatch(/^\d+ busy \/ \d+ free$/)
+      await poll(async () => row.locator('.slots').textContent()).toMatch(/^\d+ busy \/ \d+ free$/)
     }
-    await expect.poll(async () => page.locator(`#requests tr[data-request-id="${view.requestId}"]`).getAttribute('data-status')).toBe('ok')
+    await poll(async () => page.locator(`#requests tr[data-request-id="${view.requestId}"]`).getAttribute('data-status')).toBe('ok')
     expect(errors).toEqual([])
   })
 
   it('the request view on peer 2 shows every step with its peer and state, the DAG and the timeline', async (ctx) => {
     if (missing !== undefined) { ctx.skip(missing); return }
     await page.goto(`${net.manifest.peers[2].api}/requests/${view.requestId}`)
-    await expect.poll(async () => page.locator('#request').getAttribute('data-status')).toBe('ok')
+    await poll(async () => page.locator('#request').getAttribute('data-status')).toBe('ok')
     await page.locator('#dag').waitFor()
     expect(await page.locator('#steps tr[data-step]').count()).toBe(view.steps.length)
     for (const s of view.steps) {
@@ -90,9 +92,9 @@ describe('the dashboard in a real browser (playwright-core + chromium), 3-peer t
     if (missing !== undefined) { ctx.skip(missing); return }
     const victim = net.manifest.peers[1].peerId
     await page.goto(net.manifest.peers[2].api + '/')
-    await expect.poll(async () => peerRow(victim).getAttribute('data-state')).toBe('alive')
+    await poll(async () => peerRow(victim).getAttribute('data-state')).toBe('alive')
     await net.kill(1)
-    await expect.poll(async () => peerRow(victim).getAttribute('data-state'), { timeout: 40_000, interval: 500 }).toBe('dead')
+    await poll(async () => peerRow(victim).getAttribute('data-state'), 40_000).toBe('dead')
     for (const i of [0, 2]) expect(await peerRow(net.manifest.peers[i].peerId).getAttribute('data-state')).toBe('alive')
     await page.screenshot({ path: SCREENSHOT_NETWORK, fullPage: true })
   })
