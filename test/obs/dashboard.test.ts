@@ -28,10 +28,11 @@ describe('the dashboard in a real browser (playwright-core + chromium), 3-peer t
   beforeAll(async () => {
     if (missing !== undefined) return
     dir = await mkdtemp(join(tmpdir(), 'dflow-dashboard-'))
-    net = await startTestnet({ peers: 3, dir, flags: ['--slots', '2'] })
+    // one slot each: the foreach instances spread over the three peers (a richer picture, and the check covers them all)
+    net = await startTestnet({ peers: 3, dir, flags: ['--slots', '1'] })
     const c0 = new DflowClient(net.manifest.peers[0].api)
     const workflow = await c0.addWorkflow((await loadWorkflow(PIPELINE)).bytes)
-    const id = await c0.submit({ workflow, inputs: { n: 4 } })
+    const id = await c0.submit({ workflow, inputs: { n: 6 } })
     view = await c0.wait(id)
     browser = await launchBrowser()
     page = await browser.context.newPage()
