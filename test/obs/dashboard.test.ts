@@ -17,6 +17,7 @@ const SCREENSHOT_NETWORK = fileURLToPath(new URL('../../docs/img/dashboard-netwo
 const missing = await browserMissing()
 // on CI (.ci/run installs chromium) a missing browser is a failure; elsewhere the test is skipped and says why
 if (missing !== undefined && process.env.CI === 'true') throw new Error(missing)
+if (missing !== undefined) process.stderr.write(`\nSKIPPED test/obs/dashboard.test.ts: ${missing}\n\n`)
 
 describe('the dashboard in a real browser (playwright-core + chromium), 3-peer testnet', () => {
   let dir: string
