@@ -1,6 +1,6 @@
 import { StatusProtocol, type PeerStatusInfo } from '../protocols/status/index.ts'
-import { networkRoutes } from './api/network.ts'
-import { dashboardRoutes } from './dashboard/routes.ts'
+import { networkRoutes } from './api/network-view.ts'
+import { dashboardRoutes } from './dashboard/dashboard-routes.ts'
 import { DflowMetrics } from './metrics/prometheus.ts'
 import type { Registry } from 'prom-client'
 import type { Peer, PeerService } from './peer.ts'

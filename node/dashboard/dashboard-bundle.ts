@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from '@libp2p/interface'
 
 const UI_DIR = join(dirname(fileURLToPath(import.meta.url)), 'ui')
-const ENTRY = join(UI_DIR, 'main.ts')
+const ENTRY = join(UI_DIR, 'dashboard-app.ts')
 /** the libraries bundled into the page: their versions are part of the content hash */
 const LIBS = ['preact', 'htm', 'elkjs', 'esbuild']
 

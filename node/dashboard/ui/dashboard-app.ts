@@ -1,7 +1,7 @@
 import { render } from 'preact'
 import { html } from './html.ts'
 import { HomePage } from './home.ts'
-import { RequestPage } from './request.ts'
+import { RequestPage } from './request-page.ts'
 
 /** One page for `/` and `/requests/<id>`: the server answers both with the same shell. */
 function App () {

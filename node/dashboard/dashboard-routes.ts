@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DashboardBundler } from './bundle.ts'
+import { promisify } from 'node:util'
+import { gzip } from 'node:zlib'
+import { DashboardBundler } from './dashboard-bundle.ts'
 import type { Route } from '../api/types.ts'
 import type { Logger } from '@libp2p/interface'
 import type { ServerResponse } from 'node:http'
@@ -14,11 +16,13 @@ function escapeAttr (s: string): string {
 
 /**
  * The dashboard: `GET /` and `GET /requests/<id>` answer the same page (it routes by its URL), which loads
- * `GET /dashboard/app.js` (bundled once, see bundle.ts) and reads the peer's JSON and SSE routes.
+ * `GET /dashboard/app.js` (bundled once, see dashboard-bundle.ts) and reads the peer's JSON and SSE routes.
  */
 export function dashboardRoutes (self: string, log: Logger): Route[] {
   const bundler = new DashboardBundler(log)
   let style: Promise<string> | undefined
+  // the bundle is ~1.5 MB (elkjs is most of it), ~0.4 MB gzipped: worth it beyond loopback (a tunnel, a remote browser)
+  let gzipped: { hash: string, bytes: Promise<Uint8Array> } | undefined
   const page = async (_req: unknown, res: ServerResponse): Promise<undefined> => {
     style ??= readFile(STYLE, 'utf8')
     const [css, bundle] = await Promise.all([style, bundler.get()])
@@ -41,7 +45,15 @@ export function dashboardRoutes (self: string, log: Logger): Route[] {
         const { hash, code } = await bundler.get()
         const etag = `"${hash}"`
         if (req.raw.headers['if-none-match'] === etag) { res.writeHead(304, { etag }).end(); return undefined }
-        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': code.byteLength, etag, 'cache-control': 'no-cache' })
+        const headers = { 'content-type': 'text/javascript; charset=utf-8', etag, 'cache-control': 'no-cache', vary: 'accept-encoding' }
+        if (/\bgzip\b/.test(String(req.raw.headers['accept-encoding'] ?? ''))) {
+          if (gzipped?.hash !== hash) gzipped = { hash, bytes: promisify(gzip)(code).then(b => new Uint8Array(b)) }
+          const body = await gzipped.bytes
+          res.writeHead(200, { ...headers, 'content-encoding': 'gzip', 'content-length': body.byteLength })
+          res.end(body)
+          return undefined
+        }
+        res.writeHead(200, { ...headers, 'content-length': code.byteLength })
         res.end(code)
         return undefined
       }

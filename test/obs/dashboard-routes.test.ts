@@ -7,7 +7,7 @@ import { createDflowPeer, type DflowPeer } from '../../node/dflow-peer.ts'
 import { resolveConfig } from '../../node/config.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import type { WorkflowGraph } from '../../node/api/workflows.ts'
-import type { NetworkResponse } from '../../node/api/network.ts'
+import type { NetworkResponse } from '../../node/api/network-view.ts'
 
 const PIPELINE = fileURLToPath(new URL('../dscheduler/fixtures/pipeline.yaml', import.meta.url))
 
@@ -44,6 +44,7 @@ describe('dashboard routes of one in-process peer', () => {
     const js = await fetch(`${api}${src![1]}`)
     expect(js.status).toBe(200)
     expect(js.headers.get('etag')).toBe(`"${src![2]}"`)
+    expect(js.headers.get('content-encoding')).toBe('gzip')
     expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(10_000)
     const again = await fetch(`${api}/dashboard/app.js`, { headers: { 'if-none-match': `"${src![2]}"` } })
     expect(again.status).toBe(304)
