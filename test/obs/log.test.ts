@@ -1,7 +1,11 @@
 import { describe, expect, it, afterEach } from 'vitest'
 import { disable, enable } from '@libp2p/logger'
 import { dflowLogger, formatMessage, warn } from '../../node/util/log.ts'
-import { formatEntry, lineTime, mergeLogs, parseLog } from '../../testnet/logs.ts'
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { formatEntry, lineTime, mergeLogs, parseLog, streamLogs, type LogEntry } from '../../testnet/logs.ts'
+import type { Manifest } from '../../testnet/manifest.ts'
 
 const PEER = '12D3KooWBqDd8gapz56gxF1adkihzbDTuk7jazTnQND1h8uBRqpr'
 
@@ -86,5 +90,36 @@ describe('dflow testnet logs: merging peer logs', () => {
       'peer-0 | 2026-12-01T04:00:02.000Z WARN  a: third',
       'peer-1 | {"ts":"2026-12-01T04:00:02.000Z","msg":"fourth"}'
     ])
+  })
+
+  it('--follow prints lines as the logs grow, a partial line once complete, until aborted; --peer keeps one log', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dflow-logs-'))
+    try {
+      const peer = (index: number): Manifest['peers'][number] => ({ index, peerId: `p${index}`, multiaddrs: [], api: '', pid: 0, dataDir: dir, log: join(dir, `peer-${index}.log`) })
+      const manifest: Manifest = { status: 'up', flags: [], peers: [peer(0), peer(1)] }
+      await writeFile(manifest.peers[0].log, '2026-12-01T04:00:00.000Z ERROR a: zero\n')
+      await writeFile(manifest.peers[1].log, '')
+      const got: LogEntry[] = []
+      const controller = new AbortController()
+      const done = streamLogs(manifest, e => { got.push(e) }, { follow: true, signal: controller.signal, pollMs: 20 })
+      const until = async (n: number): Promise<void> => { for (let i = 0; i < 200 && got.length < n; i++) await new Promise(resolve => setTimeout(resolve, 10)) }
+      await until(1)
+      await appendFile(manifest.peers[1].log, '2026-12-01T04:00:01.000Z WARN  b: one\n2026-12-01T04:00:02.000Z WARN  b: tw')
+      await until(2)
+      await appendFile(manifest.peers[1].log, 'o\n')
+      await until(3)
+      controller.abort()
+      await done
+      expect(got.map(formatEntry)).toEqual([
+        'peer-0 | 2026-12-01T04:00:00.000Z ERROR a: zero',
+        'peer-1 | 2026-12-01T04:00:01.000Z WARN  b: one',
+        'peer-1 | 2026-12-01T04:00:02.000Z WARN  b: two'
+      ])
+      const only: LogEntry[] = []
+      await streamLogs(manifest, e => { only.push(e) }, { peer: 1 })
+      expect(only.map(e => e.peer)).toEqual([1, 1])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
