@@ -2,7 +2,7 @@ import { Registry } from 'prom-client'
 import { createPeer, type Peer } from './peer.ts'
 import { dflowServices, type DflowServices } from './services.ts'
 import { observabilityService, type ObservabilityService } from './observability.ts'
-import { combinedMetrics } from './metrics/libp2p-metrics.ts'
+import { combinedMetrics, loadPrometheusMetrics } from './metrics/libp2p-metrics.ts'
 import { resolveConfig, type PeerConfig } from './config.ts'
 import type { TrafficMetrics } from './metrics/traffic.ts'
 
@@ -23,8 +23,9 @@ export async function createDflowPeer (config: PeerConfig): Promise<DflowPeer> {
   let services: DflowServices | undefined
   let observability: ObservabilityService | undefined
   const registry = new Registry()
+  const libp2pMetrics = resolveConfig(config).libp2pMetrics ? await loadPrometheusMetrics() : undefined
   const peer = await createPeer(config, {
-    metrics: combinedMetrics({ registry, libp2p: resolveConfig(config).libp2pMetrics, onCreate: m => { traffic = m } }),
+    metrics: combinedMetrics({ registry, libp2p: libp2pMetrics, onCreate: m => { traffic = m } }),
     services: [
       p => { services = dflowServices(p, () => traffic); return services },
       p => {

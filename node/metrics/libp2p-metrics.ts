@@ -1,13 +1,16 @@
-import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { TrafficMetrics } from './traffic.ts'
+import type { prometheusMetrics as PrometheusMetricsFactory } from '@libp2p/prometheus-metrics'
 import type { Metrics, MultiaddrConnection, Stream } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
 
 export interface Libp2pMetricsOptions {
   /** the peer's own registry (never prom-client's global one: tests run several peers in one process) */
   registry: Registry
-  /** also register libp2p's own metrics (@libp2p/prometheus-metrics) in the registry */
-  libp2p: boolean
+  /**
+   * libp2p's own metrics (@libp2p/prometheus-metrics) in the registry too: its factory, loaded only when asked
+   * (see loadPrometheusMetrics) so peers without it do not pay for the import
+   */
+  libp2p?: typeof PrometheusMetricsFactory
   onCreate?: (traffic: TrafficMetrics) => void
 }
 
@@ -20,11 +23,15 @@ export function combinedMetrics (opts: Libp2pMetricsOptions): (components: any) 
   return (components) => {
     const traffic = new TrafficMetrics(components)
     opts.onCreate?.(traffic)
-    if (!opts.libp2p) return traffic
+    if (opts.libp2p === undefined) return traffic
     // collectDefaultMetrics off: process metrics are registered once by node/metrics/prometheus.ts
-    const prom = prometheusMetrics({ registry: opts.registry, collectDefaultMetrics: false })(components)
+    const prom = opts.libp2p({ registry: opts.registry, collectDefaultMetrics: false })(components)
     return new CombinedMetrics(traffic, prom)
   }
+}
+
+export async function loadPrometheusMetrics (): Promise<typeof PrometheusMetricsFactory> {
+  return (await import('@libp2p/prometheus-metrics')).prometheusMetrics
 }
 
 class CombinedMetrics implements Metrics {
