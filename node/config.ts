@@ -39,6 +39,10 @@ export interface PeerConfig {
   gossipHeartbeatMs: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
   dropEvents: number
+  /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
+  logFormat: 'text' | 'json'
+  /** Export libp2p's own metrics (@libp2p/prometheus-metrics) on GET /metrics. @default false */
+  libp2pMetrics: boolean
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -59,7 +63,9 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 200,
-  dropEvents: 0
+  dropEvents: 0,
+  logFormat: 'text',
+  libp2pMetrics: false
 })
 
 export class ConfigError extends Error {
@@ -83,6 +89,8 @@ export interface FlagDef {
   description: string
   /** `dflow testnet up` passes this flag through to every peer (the rest it sets itself) */
   passThrough: boolean
+  /** for kind 'string': the accepted values */
+  choices?: readonly string[]
 }
 
 /** The `dflow peer` flags, one per setting. Other commands reuse them (see addPeerOptions). */
@@ -104,7 +112,9 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
-  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' }
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
+  { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
+  { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -163,6 +173,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'string':
     case 'path':
       if (typeof value !== 'string' || value === '') bad('expected a non-empty string')
+      if (def.choices !== undefined && !def.choices.includes(value as string)) bad(`expected one of ${def.choices.join(', ')}`)
       return value
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')

@@ -48,7 +48,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
-  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
+  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs, logger })
   const loader = new BundleLoader(store)
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
@@ -107,7 +107,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     },
     routes (): Route[] {
       return [
-        ...workflowRoutes(loader),
+        ...workflowRoutes(loader, { known: cid => sched.list().some(r => r.workflow === cid) }),
         ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership }),
         ...storeRoutes(store, traffic?.()),
         {
