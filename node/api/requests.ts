@@ -49,19 +49,6 @@ function eventJson (ev: RequestEvent): string {
   })
 }
 
-/** What the request list adds to scheduler.list(), read from the request's events: mode, submitter, duration. */
-function summaryOf (events: RequestEvent[]): { mode?: string, store?: string, submitter?: string, finishedAt?: number, durationMs?: number } {
-  const started = events.find(e => e.type === 'request-started')
-  const end = events.find(e => e.type === 'request-done' || e.type === 'request-cancelled')
-  if (started?.type !== 'request-started') return {}
-  return {
-    mode: started.mode,
-    store: started.store,
-    submitter: started.submitter,
-    ...(end !== undefined ? { finishedAt: end.ts, durationMs: Math.max(0, end.ts - started.ts) } : {})
-  }
-}
-
 export function requestRoutes (c: RequestRoutesComponents): Route[] {
   /** Ask every other live peer; the first that knows the request answers. */
   const pull = async (id: string): Promise<RequestView | undefined> => {
@@ -103,7 +90,7 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
         }
       }
     },
-    { method: 'GET', path: '/v1/requests', handler: async () => ({ requests: c.scheduler.list().slice(0, 200).map(r => ({ ...r, ...summaryOf(c.scheduler.eventsOf(r.requestId)) })) }) },
+    { method: 'GET', path: '/v1/requests', handler: async () => ({ requests: c.scheduler.list().slice(0, 200) }) },
     { method: 'GET', path: '/v1/requests/:id', handler: async req => view(req.params.id) },
     {
       method: 'DELETE',
