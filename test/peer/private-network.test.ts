@@ -53,6 +53,13 @@ describe('private network (swarm key)', () => {
     expect(a.libp2p.getConnections(none.peerId)).toHaveLength(0)
   })
 
+  it('--announce sets the addresses other peers are told to dial', async () => {
+    const p = await createPeer(resolveConfig({ swarmKey: keyA, announce: ['/ip4/203.0.113.5/tcp/4001'] }))
+    started.push(p)
+    await p.start()
+    expect(p.libp2p.getMultiaddrs().map(String)).toEqual([`/ip4/203.0.113.5/tcp/4001/p2p/${p.peerId.toString()}`])
+  })
+
   it('names a bad swarm key file', async () => {
     const bad = join(dir, 'bad.key')
     await writeFile(bad, 'not a key\n')
