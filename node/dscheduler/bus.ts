@@ -66,7 +66,14 @@ export class GossipBus extends BaseBus {
   readonly validation = { accepted: 0, rejected: 0, ignored: 0 }
 
   private readonly validator = (_from: PeerId, msg: Message): TopicValidatorResult => {
-    const result = this.check(msg)
+    let result: TopicValidatorResult
+    try {
+      result = this.check(msg)
+    } catch (err) {
+      // a bug here must not take the peer down or penalize an honest sender
+      this.log.error('event validation failed: %e', err)
+      result = TopicValidatorResult.Ignore
+    }
     if (result === TopicValidatorResult.Accept) this.validation.accepted++
     else if (result === TopicValidatorResult.Reject) { this.validation.rejected++; this.dropped++ } else { this.validation.ignored++; this.dropped++ }
     return result
@@ -117,7 +124,8 @@ export class GossipBus extends BaseBus {
     if (event === undefined) return TopicValidatorResult.Reject
     try {
       if (event.type === 'request-started') {
-        authorizeRequest(event, this.policy)
+        // the gossip signer (checked to be `from`) reached us through the network, so it is one of its peers
+        authorizeRequest(event, { authorized: this.policy.authorized, isNetworkPeer: id => id === event.from || this.policy.isNetworkPeer(id) })
         this.remember(event)
       } else if (event.type === 'request-cancelled') {
         const started = this.starts.get(event.request)
