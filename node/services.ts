@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { GossipBus } from './dscheduler/bus.ts'
@@ -40,7 +41,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       try { return libp2p.getConnections(peerIdFromString(id)).length > 0 } catch { return false }
     }
   }
-  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), policy)
+  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self, policy })
   membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
   const members = membership
   let scheduler: DScheduler | undefined
@@ -70,7 +71,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     logger,
     membership: members,
     secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
-  }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs })
+  }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
   members.setLoad(() => sched.claimLoad())
   members.addEventListener('membership:peer-dead', ev => {
@@ -130,6 +131,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
           path: '/v1/metrics/scheduler',
           handler: async () => ({
             ...sched.metrics,
+            trackedRequests: sched.trackedRequests(),
+            load: sched.load.snapshot(),
             events: bus.counters(),
             validation: bus.validation,
             pool: pool.stats(),

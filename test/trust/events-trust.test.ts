@@ -21,7 +21,8 @@ const inlineRef = (value: unknown): ValueRef => {
   return { cid: cidOf(inline), size: inline.byteLength, holders: ['p'], inline, ...(Array.isArray(value) ? { length: value.length } : {}) }
 }
 const base = { from: 'peerA', ts: 1, request: 'r1' }
-const output = (value: ValueRef): DflowEvent => ({ type: 'output-ready', ...base, step: 's', index: null, output: 'o', value })
+const fence = { attempt: 0, incarnation: 1 }
+const output = (value: ValueRef): DflowEvent => ({ type: 'output-ready', ...base, ...fence, step: 's', index: null, output: 'o', value })
 
 async function started (key: PrivateKey | undefined, from: string, inputs: Record<string, ValueRef> = { n: inlineRef(3) }): Promise<RequestStarted> {
   const ev: RequestStarted = { type: 'request-started', from, ts: Date.now(), request: 'req-1', workflow: cidOf(dagCbor.encode('wf')), inputs, mode: 'dataflow', store: 'distributed', submitter: from }
@@ -53,9 +54,9 @@ describe('event codec: values and bounds', () => {
     const huge = 1e15
     const bad: DflowEvent[] = [
       output({ cid: inlineRef(1).cid, size: 10, holders: [], length: huge }),
-      { type: 'element-posted', ...base, step: 's', index: null, output: 'o', element: huge, value: { cid: inlineRef(1).cid, size: 1, holders: [] } },
+      { type: 'element-posted', ...base, ...fence, step: 's', index: null, output: 'o', element: huge, value: { cid: inlineRef(1).cid, size: 1, holders: [] } },
       { type: 'step-claimed', ...base, step: 's', index: huge, attempt: 0, incarnation: 1 },
-      { type: 'step-done', ...base, step: 's', index: null, streams: { o: huge }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
+      { type: 'step-done', ...base, ...fence, step: 's', index: null, streams: { o: huge }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
       { type: 'request-started', ...base, workflow: inlineRef(1).cid, inputs: {}, mode: 'dataflow', store: 'distributed', submitter: 'peerA', deadlineMs: huge }
     ]
     for (const ev of bad) expect(() => decodeEvent(encodeEvent(ev))).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
@@ -125,7 +126,7 @@ describe('gossip topic validator', () => {
     b = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
     await a.start()
     await b.start()
-    busB = new GossipBus(b, defaultLogger().forComponent('test:bus'), { authorized: new Set([identityId(client)]), isNetworkPeer: id => id === a.peerId.toString() })
+    busB = new GossipBus(b, defaultLogger().forComponent('test:bus'), { policy: { authorized: new Set([identityId(client)]), isNetworkPeer: id => id === a.peerId.toString() } })
     busB.onEvent(ev => { if (ev.type !== 'heartbeat') seen.push(ev) })
     await busB.start()
     a.services.pubsub.subscribe(EVENTS_TOPIC)
@@ -149,7 +150,7 @@ describe('gossip topic validator', () => {
     const start = await started(client, from)
     await publish(start)
     const good = inlineRef([1, 2])
-    await publish({ type: 'output-ready', from, ts: 2, request: start.request, step: 's', index: null, output: 'o', value: { ...good, cid: inlineRef([9]).cid } })
+    await publish({ type: 'output-ready', from, ts: 2, request: start.request, ...fence, step: 's', index: null, output: 'o', value: { ...good, cid: inlineRef([9]).cid } })
     await publish({ type: 'request-cancelled', from, ts: 3, request: start.request, reason: 'forged, unsigned' })
     await publish({ type: 'request-cancelled', from, ts: 4, request: start.request, reason: 'forged, wrong identity', auth: await signCancel(await generateKeyPair('Ed25519'), start.request) })
     await publish({ type: 'request-cancelled', from, ts: 5, request: start.request, reason: 'by its submitter', auth: await signCancel(client, start.request) })
