@@ -101,4 +101,10 @@ describe('a testnet signs and authorizes', () => {
     expect(unknown.status).toBe(404)
     expect((await fetch(`${api}/v1/health`)).status).toBe(200)
   })
+
+  it('a workflow CID nobody holds answers 404, a malformed one 400', async () => {
+    const client = await net.client(1)
+    await expect(client.submit({ workflow: 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', inputs: {} })).rejects.toMatchObject({ name: 'ApiError', status: 404 })
+    await expect(client.submit({ workflow: 'not-a-cid', inputs: {} })).rejects.toMatchObject({ name: 'ApiError', status: 400 })
+  }, 90_000)
 })
