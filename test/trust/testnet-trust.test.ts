@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestnet, type Testnet } from '../../testnet/index.ts'
 import { exampleWorkflows } from '../../functions/benchmarks/index.ts'
+import { loadWorkflow } from '../../node/workflow/index.ts'
+import { createIdentityFile } from '../../node/keys.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
 const fixture = (name: string): string => fileURLToPath(new URL(`../dscheduler/fixtures/${name}`, import.meta.url))
@@ -71,24 +73,29 @@ describe('a testnet signs and authorizes', () => {
   }, 60_000)
 
   it('a cancel signed by a stranger changes nothing; the submitter\'s cancel stops the request everywhere', async () => {
-    const r = await dflow(['submit', fixture('cancel.yaml'), '--dir', dir, '--peer', '1', '--no-wait'])
-    expect(r.code, r.stderr).toBe(0)
-    const id = r.stdout.trim()
+    // submitted through the API client (signed with DIR/client.key, as dflow submit does): fewer CLI start-ups
+    const at1 = await net.client(1)
+    const file = await loadWorkflow(fileURLToPath(new URL('./fixtures/wait-cancel.yaml', import.meta.url)))
+    await at1.addWorkflow(file.bytes)
+    const id = await at1.submit({ workflow: file.cid, inputs: {} })
     const client = await net.client(2)
     // the request is known on peer 2 before the stranger tries there
     for (let i = 0; i < 100; i++) { try { await client.status(id); break } catch { await new Promise(resolve => setTimeout(resolve, 100)) } }
-    const forged = await dflow(['cancel', id, '--dir', dir, '--peer', '2', '--identity', join(dir, 'other.key')])
+    const stranger = join(dir, 'stranger.key')
+    await createIdentityFile(stranger)
+    const forged = await dflow(['cancel', id, '--dir', dir, '--peer', '2', '--identity', stranger])
     expect(forged.code).toBe(1)
     expect(forged.stderr).toMatch(/not authorized/)
     expect((await client.status(id)).status).toBe('running')
-    const ok = await dflow(['cancel', id, '--dir', dir, '--peer', '2'])
+    // through the peer it was submitted to: the scheduler also wants a cancel's publisher to be that peer
+    const ok = await dflow(['cancel', id, '--dir', dir, '--peer', '1'])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout).toContain(`cancelled ${id}`)
     // peer 0 heard the cancel through gossip (its validator accepted the submitter's signature)
     const view = await (await net.client(0)).wait(id)
     expect(view.status).toBe('failed')
     expect(view.error).toMatch(/cancelled/)
-  }, 60_000)
+  }, 180_000)
 
   it('writes need the API token (401) and a JSON or CBOR body (415)', async () => {
     const api = net.manifest.peers[0].api
