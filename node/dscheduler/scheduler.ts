@@ -7,7 +7,7 @@ import type { AwaitablePush, DStore } from '../dstore/types.ts'
 import type { EventBus } from './bus.ts'
 import { evaluateConditions } from './conditions.ts'
 import { checkRequestId, startRequest } from './submission.ts'
-import { newTracked, MAX_LOG_LINES, type Tracked } from './tracked.ts'
+import { newTracked, MAX_LOG_LINES, type RunRecord, type Tracked } from './tracked.ts'
 import { LoadBook } from './placement.ts'
 import { claimValid, consumersOf, fromWinner, placementKey, recordClaim, type ClaimRules } from './claims.ts'
 import { instanceKey, RequestState, type InstanceRecord } from './request-state.ts'
@@ -68,6 +68,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   /** ids of requests forgotten after their retention: late events for them are dropped */
   private readonly forgotten = new Set<string>()
   private sweeper?: NodeJS.Timeout
+  private readonly runRecords = new WeakMap<InstanceRunner, RunRecord>()
   private leaseCheck?: NodeJS.Timeout
   readonly claimRules: ClaimRules
   readonly load: LoadBook
@@ -95,18 +96,31 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   async start (): Promise<void> {
     await this.reader.loadRecords()
     this.c.bus.onEvent(ev => { this.onEvent(ev) })
-    this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
-    this.sweeper.unref()
-    if (this.init.leaseMs > 0) {
+    if (this.reader.hasRecords()) this.armTimers()
+  }
+
+  /** Timers run only while this peer holds some request (an idle peer wakes for nothing). */
+  private armTimers (): void {
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
+      this.sweeper.unref()
+    }
+    if (this.leaseCheck === undefined && this.init.leaseMs > 0) {
       // a lease lapses without any event announcing it: while requests run, look at claims held elsewhere
       this.leaseCheck = setInterval(() => { this.checkLeases() }, Math.max(100, this.init.leaseMs / 2))
       this.leaseCheck.unref()
     }
   }
 
-  async stop (): Promise<void> {
+  private disarmTimers (): void {
     clearInterval(this.sweeper)
     clearInterval(this.leaseCheck)
+    this.sweeper = undefined
+    this.leaseCheck = undefined
+  }
+
+  async stop (): Promise<void> {
+    this.disarmTimers()
     for (const t of this.requests.values()) {
       clearTimeout(t.timer)
       for (const r of t.runners.values()) r.abort('peer stopping')
@@ -141,6 +155,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     if (t === undefined) {
       t = newTracked()
       this.requests.set(request, t)
+      this.armTimers()
     }
     return t
   }
@@ -227,7 +242,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     switch (ev.type) {
       case 'step-claimed': {
         const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
+        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         this.load.learnSlots(ev.from, ev.slots)
         if (recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
         return
@@ -237,7 +252,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       case 'step-done':
       case 'step-failed': {
         const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
+        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         if (ev.type !== 'step-done' && ev.type !== 'step-failed' && !s.step(ev.step).out.includes(ev.output)) return
         // a runner's event implies its claim (the claim event itself may have been lost on the way)
         recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
@@ -377,10 +392,15 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.outcomeDirty = false
       const outcome = s.outcome()
       if (outcome.status !== 'running') { this.finisher.finish(t, outcome.status === 'failed' ? outcome.error : undefined); return }
-      evaluateConditions(s, this.c.store, t.conditionsInFlight, () => {
-        t.outcomeDirty = true
-        for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
-        this.pump(s.id)
+      evaluateConditions(s, this.c.store, t.conditionsInFlight, {
+        changed: () => {
+          t.outcomeDirty = true
+          for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
+          this.pump(s.id)
+        },
+        isLive: peer => this.c.membership.isLive(peer),
+        lost: cid => { void this.c.bus.publish({ type: 'value-lost', from: this.self, ts: Date.now(), request: s.id, cid }) },
+        running: () => t.finishing !== true && this.requests.get(s.id) === t
       })
     }
     const dirty = [...t.dirty]
@@ -444,6 +464,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         signal.addEventListener('abort', done, { once: true })
       }),
       consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element),
+      isLive: (peer: string) => this.c.membership.isLive(peer),
       log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
       logLine: (request: string, step: string, index: number | null, line: string) => {
         const entry = { request, step, index, peer: this.self, line }
@@ -455,9 +476,11 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       ran: (runner: InstanceRunner, outcome) => {
         const t = this.requests.get(runner.state.id)
         if (t === undefined) return
-        const run = t.runs.find(r => r.step === runner.stepName && r.index === runner.index && r.attempt === runner.fence.attempt && r.incarnation === runner.fence.incarnation)
+        const run = this.runRecords.get(runner)
         if (run !== undefined) { run.outcome = outcome; return }
-        t.runs.push({ step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome })
+        const rec: RunRecord = { step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome }
+        this.runRecords.set(runner, rec)
+        t.runs.push(rec)
       }
     }
   }
@@ -484,9 +507,13 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const [id, t] of this.requests) {
       // events of a request whose start this peer never saw (it joined late) go after the retention too
       const since = t.finishedAt ?? (t.state === undefined ? t.createdAt : Infinity)
-      if (since < cutoff) this.forget(id)
+      if (since >= cutoff) continue
+      this.forget(id)
+      // values pushed for a request this peer never ran were pinned to it: release them too
+      if (t.state === undefined) this.c.store.unpinRequest(id, []).catch(() => {})
     }
     this.reader.sweepRecords(cutoff)
+    if (this.requests.size === 0 && !this.reader.hasRecords()) this.disarmTimers()
   }
 
   // ---- reading (reader.ts) ---------------------------------------------------------------------------
