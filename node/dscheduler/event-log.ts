@@ -1,0 +1,159 @@
+import { encodeEvent, type RequestEvent } from '../../protocols/events/index.ts'
+import { eventId, SYNC_ID_BYTES, type SyncDigest, type SyncSource } from '../../protocols/sync/index.ts'
+
+/** Bookkeeping per held event beyond its bytes (map entry, id string, array slot): an estimate for accounting. */
+const ENTRY_OVERHEAD_BYTES = 160
+
+/**
+ * One request's events as this peer holds them: each event's canonical encoding (`encodeEvent` is
+ * deterministic dag-cbor, so every peer derives the same id from the same event), by id, in arrival order.
+ *
+ * The digest is the event count plus the XOR of the 16-byte ids. XOR is order-independent (peers that got
+ * the same events in another order agree) and costs O(1) per added event; the log de-duplicates, so no id is
+ * XORed in twice. Two different honest sets collide with probability 2^-128. A hostile peer could craft a set
+ * that collides (XOR is linear); all it gains is that two peers skip comparing the events it forged.
+ * A version vector would need per-origin sequence numbers the events do not carry.
+ */
+export class RequestEventLog {
+  readonly request: string
+  private readonly entries = new Map<string, Uint8Array>()
+  private readonly hash = new Uint8Array(SYNC_ID_BYTES)
+  /** the peers whose events this log holds: the ones that took part in the request */
+  readonly peers = new Set<string>()
+  /** encoded bytes held */
+  bytes = 0
+  /** set once a request-done is held: the request is over everywhere */
+  done = false
+  /** when the log last took a new event (epoch ms) */
+  changedAt = Date.now()
+
+  constructor (request: string) {
+    this.request = request
+  }
+
+  /** Adds an event by its canonical bytes; answers whether it was new. Heartbeats are not request events. */
+  add (bytes: Uint8Array, event: RequestEvent): boolean {
+    if (event.request !== this.request) throw new Error(`event of request ${event.request} added to the log of ${this.request}`)
+    const id = eventId(bytes)
+    if (this.entries.has(id)) return false
+    this.entries.set(id, bytes)
+    const raw = Buffer.from(id, 'hex')
+    for (let i = 0; i < SYNC_ID_BYTES; i++) this.hash[i] ^= raw[i]
+    this.bytes += bytes.byteLength
+    this.peers.add(event.from)
+    if (event.type === 'request-done') this.done = true
+    this.changedAt = Date.now()
+    return true
+  }
+
+  has (id: string): boolean { return this.entries.has(id) }
+  get size (): number { return this.entries.size }
+  /** ids in arrival order (a request-started usually first, so a peer catching up loads the workflow early) */
+  ids (): string[] { return [...this.entries.keys()] }
+  /** the held events with these ids, in the order asked; unknown ids are skipped */
+  get (ids: Iterable<string>): Uint8Array[] {
+    const out: Uint8Array[] = []
+    for (const id of ids) {
+      const e = this.entries.get(id)
+      if (e !== undefined) out.push(e)
+    }
+    return out
+  }
+
+  digest (): SyncDigest { return { count: this.entries.size, hash: this.hash.slice() } }
+  /** what this log costs in memory, roughly: bytes held plus a per-entry overhead */
+  footprint (): number { return this.bytes + this.entries.size * ENTRY_OVERHEAD_BYTES }
+}
+
+export interface RequestLogsInit {
+  /**
+   * An event a sync exchange brought that this peer does not hold: the scheduler checks it as it checks
+   * gossip, then takes it as any event (which calls `add`). Answers whether it was taken.
+   */
+  ingest: (bytes: Uint8Array, event: RequestEvent, from: string) => boolean
+  /** called when a request becomes unfinished here (a first event of a request without request-done) */
+  onActive?: (request: string) => void
+  /** a log whose request is done is dropped this long after its last change @default 3_600_000 */
+  retentionMs?: number
+  /** one request's log stops growing past this many bytes (a flood is refused, logged by the caller) @default 64 MiB */
+  maxRequestBytes?: number
+}
+
+/**
+ * Every request's log on this peer, and the SyncSource the sync protocol reads. The scheduler adds every
+ * request event it accepts (gossip, its own, hand-over, sync) and takes it only when `add` says it is new,
+ * so it sees each event once whichever way it came. Events a sync brings in go to `init.ingest`.
+ */
+export class RequestLogs implements SyncSource {
+  private readonly logs = new Map<string, RequestEventLog>()
+  private readonly init: Required<Omit<RequestLogsInit, 'onActive'>> & Pick<RequestLogsInit, 'onActive'>
+
+  constructor (init: RequestLogsInit) {
+    this.init = { retentionMs: 3_600_000, maxRequestBytes: 64 * 1024 * 1024, ...init }
+  }
+
+  /** Adds an accepted event (encoded here when `bytes` is not given); answers whether it was new. */
+  add (event: RequestEvent, bytes: Uint8Array = encodeEvent(event)): boolean {
+    let log = this.logs.get(event.request)
+    if (log === undefined) {
+      log = new RequestEventLog(event.request)
+      this.logs.set(event.request, log)
+    }
+    if (log.bytes + bytes.byteLength > this.init.maxRequestBytes) return false
+    const wasActive = log.size > 0 && !log.done
+    if (!log.add(bytes, event)) return false
+    if (!wasActive && !log.done) this.init.onActive?.(event.request)
+    return true
+  }
+
+  log (request: string): RequestEventLog | undefined { return this.logs.get(request) }
+  /** requests with a log held here */
+  get size (): number { return this.logs.size }
+  /** bytes of events held, and a rough memory footprint */
+  usage (): { requests: number, events: number, bytes: number, footprint: number } {
+    let events = 0; let bytes = 0; let footprint = 0
+    for (const l of this.logs.values()) { events += l.size; bytes += l.bytes; footprint += l.footprint() }
+    return { requests: this.logs.size, events, bytes, footprint }
+  }
+
+  /** Drops a request's log (the scheduler released the request). */
+  release (request: string): void { this.logs.delete(request) }
+
+  /** Drops done logs unchanged for the retention, and logs of requests never finished unchanged for as long. */
+  sweep (now = Date.now()): number {
+    let n = 0
+    for (const [id, l] of this.logs) {
+      if (now - l.changedAt >= this.init.retentionMs) { this.logs.delete(id); n++ }
+    }
+    return n
+  }
+
+  // ---- SyncSource ----
+
+  activeRequests (): string[] {
+    const out: string[] = []
+    for (const [id, l] of this.logs) if (!l.done) out.push(id)
+    return out
+  }
+
+  hasActive (): boolean {
+    for (const l of this.logs.values()) if (!l.done) return true
+    return false
+  }
+
+  /** peers that took part in the unfinished requests here */
+  participants (): Set<string> {
+    const out = new Set<string>()
+    for (const l of this.logs.values()) if (!l.done) for (const p of l.peers) out.add(p)
+    return out
+  }
+
+  digest (request: string): SyncDigest | undefined { return this.logs.get(request)?.digest() }
+  ids (request: string): string[] | undefined { return this.logs.get(request)?.ids() }
+  events (request: string, ids: string[]): Uint8Array[] { return this.logs.get(request)?.get(ids) ?? [] }
+
+  ingest (bytes: Uint8Array, event: RequestEvent, from: string): boolean {
+    if (this.logs.get(event.request)?.has(eventId(bytes)) === true) return false
+    return this.init.ingest(bytes, event, from)
+  }
+}
