@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import '../../node/util/polyfill.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { defaultLogger } from '@libp2p/logger'
+import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
+import { AntiEntropy } from '../../node/dscheduler/anti-entropy.ts'
+import { SyncProtocol } from '../../protocols/sync/index.ts'
+import { waitFor } from '../dstore/helpers.ts'
+import { claimed, done, fill, logsAlone, requestEvents } from './helpers.ts'
+import type { RequestLogs } from '../../node/dscheduler/event-log.ts'
+
+interface SyncPeer { libp2p: DflowLibp2p, logs: RequestLogs, sync: SyncProtocol, ae: AntiEntropy, id: string }
+
+/** A real libp2p node (TCP + noise + yamux on loopback) with logs, the sync protocol and anti-entropy; no scheduler. */
+async function startSyncPeer (): Promise<SyncPeer> {
+  const libp2p = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
+  await libp2p.start()
+  const id = libp2p.peerId.toString()
+  let ae: AntiEntropy | undefined
+  // a request becoming unfinished here wakes anti-entropy (the scheduler's wiring does the same)
+  const { logs } = logsAlone(() => { ae?.wake() })
+  const sync = new SyncProtocol(libp2p, logs, defaultLogger().forComponent('test:sync'))
+  await sync.start()
+  ae = new AntiEntropy({
+    self: id,
+    sync,
+    active: () => logs.hasActive(),
+    participants: () => logs.participants(),
+    livePeers: () => libp2p.getPeers().map(String),
+    libp2p,
+    logger: defaultLogger()
+  }, { intervalMs: 200 })
+  ae.start()
+  return { libp2p, logs, sync, ae, id }
+}
+
+const digestOf = (p: SyncPeer, r: string): string => {
+  const d = p.logs.digest(r)
+  return d === undefined ? 'none' : `${d.count}:${Buffer.from(d.hash).toString('hex')}`
+}
+
+describe('anti-entropy between real peers', () => {
+  let peers: SyncPeer[] = []
+  beforeAll(async () => { peers = await Promise.all([0, 1, 2].map(startSyncPeer)) })
+  afterAll(async () => {
+    for (const p of peers) { p.ae.stop(); await p.sync.stop(); await p.libp2p.stop() }
+  })
+
+  it('a peer that missed events catches up; a late joiner learns the whole request; request-done ends all exchanges', async () => {
+    const [a, b, c] = peers
+    await a.libp2p.dial(b.libp2p.getMultiaddrs()[0], { signal: AbortSignal.timeout(10_000) })
+    const evs = requestEvents('r1', 10, false, a.id)
+    // both heard the start; b "missed" 6 of the 10 claims on gossip, and has one claim a missed
+    fill(a.logs, evs)
+    fill(b.logs, [evs[0], evs[2], evs[5], evs[7], evs[9]])
+    const onlyB = claimed('r1', 'fromB', 1, b.id)
+    b.logs.add(onlyB)
+    a.ae.wake(); b.ae.wake()
+    await waitFor(() => digestOf(a, 'r1') === digestOf(b, 'r1'), 'a and b converge', 10_000)
+    expect(a.logs.digest('r1')?.count).toBe(12)
+
+    // c starts knowing nothing (idle: it opens no exchange); a and b sync with it when it connects
+    expect(c.ae.scheduled).toBe(false)
+    await c.libp2p.dial(a.libp2p.getMultiaddrs()[0], { signal: AbortSignal.timeout(10_000) })
+    await waitFor(() => digestOf(c, 'r1') === digestOf(a, 'r1'), 'c catches up', 10_000)
+    expect(c.logs.log('r1')?.ids()[0]).toBe(a.logs.log('r1')?.ids()[0]) // request-started first
+
+    // a finishes the request; b and c (still unfinished) learn request-done from it, then everyone is idle
+    a.logs.add(done('r1', a.id))
+    await waitFor(() => peers.every(p => p.logs.log('r1')?.done === true), 'request-done everywhere', 10_000)
+    await waitFor(() => peers.every(p => !p.ae.scheduled), 'no timer armed anywhere', 10_000)
+    const before = peers.map(p => p.sync.counters.exchanges + p.sync.counters.served)
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    expect(peers.map(p => p.sync.counters.exchanges + p.sync.counters.served)).toEqual(before)
+    expect(peers.every(p => digestOf(p, 'r1') === digestOf(a, 'r1'))).toBe(true)
+    expect(peers.reduce((n, p) => n + p.sync.counters.rejected, 0)).toBe(0)
+  })
+})
