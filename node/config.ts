@@ -37,6 +37,8 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /** Anti-entropy: while requests are unfinished, compare event logs with one peer this often, in ms; 0 = off. @default 1000 */
+  syncIntervalMs: number
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -56,7 +58,8 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 200
+  gossipHeartbeatMs: 200,
+  syncIntervalMs: 1000
 })
 
 export class ConfigError extends Error {
@@ -100,7 +103,8 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'silence after which a peer counts as failed' },
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
-  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' }
+  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'syncIntervalMs', flag: 'sync-interval', kind: 'duration', passThrough: true, description: 'anti-entropy period while requests are unfinished (0: off)' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))

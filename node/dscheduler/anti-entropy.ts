@@ -3,7 +3,7 @@ import type { SyncResult } from '../../protocols/sync/index.ts'
 import type { ComponentLogger, Libp2p, Logger, PeerId, TypedEventTarget } from '@libp2p/interface'
 
 export interface AntiEntropyInit {
-  /** time between two periodic exchanges while this peer has unfinished requests @default 1000 */
+  /** time between two periodic exchanges while this peer has unfinished requests; 0 turns anti-entropy off @default 1000 */
   intervalMs?: number
   /** each wait is intervalMs times 1 +- jitter, so peers started together do not exchange in lockstep @default 0.2 */
   jitter?: number
@@ -62,7 +62,7 @@ export class AntiEntropy {
   }
 
   start (): void {
-    if (this.running) return
+    if (this.running || this.intervalMs <= 0) return
     this.running = true
     this.controller = new AbortController()
     this.c.libp2p?.addEventListener('peer:connect', this.onConnect)

@@ -89,7 +89,7 @@ export class RequestLogs implements SyncSource {
   private readonly init: Required<Omit<RequestLogsInit, 'onActive'>> & Pick<RequestLogsInit, 'onActive'>
 
   constructor (init: RequestLogsInit) {
-    this.init = { retentionMs: 3_600_000, maxRequestBytes: 64 * 1024 * 1024, ...init }
+    this.init = { ...init, retentionMs: init.retentionMs ?? 3_600_000, maxRequestBytes: init.maxRequestBytes ?? 64 * 1024 * 1024 }
   }
 
   /** Adds an accepted event (encoded here when `bytes` is not given); answers whether it was new. */

@@ -3,35 +3,29 @@ import '../../node/util/polyfill.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { defaultLogger } from '@libp2p/logger'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
-import { AntiEntropy } from '../../node/dscheduler/anti-entropy.ts'
-import { SyncProtocol } from '../../protocols/sync/index.ts'
+import { RequestSync } from '../../node/dscheduler/request-sync.ts'
+import type { AntiEntropy } from '../../node/dscheduler/anti-entropy.ts'
+import type { SyncProtocol } from '../../protocols/sync/index.ts'
 import { waitFor } from '../dstore/helpers.ts'
-import { claimed, done, fill, logsAlone, requestEvents } from './helpers.ts'
+import { claimed, done, fill, requestEvents } from './helpers.ts'
 import type { RequestLogs } from '../../node/dscheduler/event-log.ts'
 
-interface SyncPeer { libp2p: DflowLibp2p, logs: RequestLogs, sync: SyncProtocol, ae: AntiEntropy, id: string }
+interface SyncPeer { libp2p: DflowLibp2p, logs: RequestLogs, sync: SyncProtocol, ae: AntiEntropy, rs: RequestSync, id: string }
 
-/** A real libp2p node (TCP + noise + yamux on loopback) with logs, the sync protocol and anti-entropy; no scheduler. */
+/** A real libp2p node (TCP + noise + yamux on loopback) with RequestSync; no scheduler: what a sync brings is simply added. */
 async function startSyncPeer (): Promise<SyncPeer> {
   const libp2p = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
   await libp2p.start()
   const id = libp2p.peerId.toString()
-  let ae: AntiEntropy | undefined
-  // a request becoming unfinished here wakes anti-entropy (the scheduler's wiring does the same)
-  const { logs } = logsAlone(() => { ae?.wake() })
-  const sync = new SyncProtocol(libp2p, logs, defaultLogger().forComponent('test:sync'))
-  await sync.start()
-  ae = new AntiEntropy({
+  const rs: RequestSync = new RequestSync({
     self: id,
-    sync,
-    active: () => logs.hasActive(),
-    participants: () => logs.participants(),
-    livePeers: () => libp2p.getPeers().map(String),
     libp2p,
-    logger: defaultLogger()
+    livePeers: () => libp2p.getPeers().map(String),
+    logger: defaultLogger(),
+    ingest: (bytes, event) => rs.logs.add(event, bytes)
   }, { intervalMs: 200 })
-  ae.start()
-  return { libp2p, logs, sync, ae, id }
+  await rs.start()
+  return { libp2p, logs: rs.logs, sync: rs.protocol, ae: rs.antiEntropy, rs, id }
 }
 
 const digestOf = (p: SyncPeer, r: string): string => {
@@ -43,7 +37,7 @@ describe('anti-entropy between real peers', () => {
   let peers: SyncPeer[] = []
   beforeAll(async () => { peers = await Promise.all([0, 1, 2].map(startSyncPeer)) })
   afterAll(async () => {
-    for (const p of peers) { p.ae.stop(); await p.sync.stop(); await p.libp2p.stop() }
+    for (const p of peers) { await p.rs.stop(); await p.libp2p.stop() }
   })
 
   it('a peer that missed events catches up; a late joiner learns the whole request; request-done ends all exchanges', async () => {
@@ -74,5 +68,6 @@ describe('anti-entropy between real peers', () => {
     expect(peers.map(p => p.sync.counters.exchanges + p.sync.counters.served)).toEqual(before)
     expect(peers.every(p => digestOf(p, 'r1') === digestOf(a, 'r1'))).toBe(true)
     expect(peers.reduce((n, p) => n + p.sync.counters.rejected, 0)).toBe(0)
+    expect(a.rs.metrics()).toMatchObject({ logs: { requests: 1, events: 13 } })
   })
 })

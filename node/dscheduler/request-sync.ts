@@ -1,0 +1,68 @@
+import { SyncProtocol } from '../../protocols/sync/index.ts'
+import { AntiEntropy } from './anti-entropy.ts'
+import { RequestLogs } from './event-log.ts'
+import type { RequestEvent } from '../../protocols/events/index.ts'
+import type { ComponentLogger, Libp2p, TypedEventTarget } from '@libp2p/interface'
+
+export interface RequestSyncComponents {
+  self: string
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'addEventListener' | 'removeEventListener'>
+  /** peers presumed alive (Membership.live) */
+  livePeers: () => string[]
+  /** `membership:peer-alive` comes from here (GossipMembership) */
+  membership?: TypedEventTarget<{ 'membership:peer-alive': CustomEvent<string> }>
+  logger: ComponentLogger
+  /**
+   * An event a sync brought that this peer does not hold. The scheduler checks it as it checks gossip and
+   * takes it like any event (its onEvent calls `logs.add`); answers whether it was taken.
+   */
+  ingest: (bytes: Uint8Array, event: RequestEvent, from: string) => boolean
+}
+
+export interface RequestSyncInit {
+  /** anti-entropy period while requests are unfinished; 0 = off (the protocol is still served) @default 1000 */
+  intervalMs?: number
+  /** done logs unchanged this long are dropped by `logs.sweep()` @default 3_600_000 */
+  retentionMs?: number
+}
+
+/**
+ * The anti-entropy parts of a peer, wired together: the per-request event logs, `/dflow/sync/1.0.0`
+ * served from them, and the timer and connect hooks that start exchanges. The scheduler feeds `logs`.
+ */
+export class RequestSync {
+  readonly logs: RequestLogs
+  readonly protocol: SyncProtocol
+  readonly antiEntropy: AntiEntropy
+
+  constructor (c: RequestSyncComponents, init: RequestSyncInit = {}) {
+    let ae: AntiEntropy | undefined
+    this.logs = new RequestLogs({ ingest: c.ingest, retentionMs: init.retentionMs, onActive: () => { ae?.wake() } })
+    this.protocol = new SyncProtocol(c.libp2p, this.logs, c.logger.forComponent('dflow:sync'))
+    ae = this.antiEntropy = new AntiEntropy({
+      self: c.self,
+      sync: this.protocol,
+      active: () => this.logs.hasActive(),
+      participants: () => this.logs.participants(),
+      livePeers: c.livePeers,
+      libp2p: c.libp2p,
+      membership: c.membership,
+      logger: c.logger
+    }, { intervalMs: init.intervalMs })
+  }
+
+  async start (): Promise<void> {
+    await this.protocol.start()
+    this.antiEntropy.start()
+  }
+
+  async stop (): Promise<void> {
+    this.antiEntropy.stop()
+    await this.protocol.stop()
+  }
+
+  /** For /v1/metrics/scheduler: exchanges, events moved, what the logs hold. */
+  metrics (): Record<string, unknown> {
+    return { ...this.protocol.counters, rounds: this.antiEntropy.counters.rounds, onConnect: this.antiEntropy.counters.onConnect, logs: this.logs.usage() }
+  }
+}
