@@ -1,12 +1,13 @@
 import { encodeEvent, type RequestEvent } from '../../protocols/events/index.ts'
-import { eventId, SYNC_ID_BYTES, type SyncDigest, type SyncSource } from '../../protocols/sync/index.ts'
+import { eventId, SYNC_ID_BYTES, type EventProof, type SyncDigest, type SyncEntry, type SyncSource } from '../../protocols/sync/index.ts'
 
 /** Bookkeeping per held event beyond its bytes (map entry, id string, array slot): an estimate for accounting. */
 const ENTRY_OVERHEAD_BYTES = 160
 
 /**
  * One request's events as this peer holds them: each event's canonical encoding (`encodeEvent` is
- * deterministic dag-cbor, so every peer derives the same id from the same event), by id, in arrival order.
+ * deterministic dag-cbor, so every peer derives the same id from the same event), by id, in arrival order,
+ * with the origin's proof (its gossip signature) when this peer has it, so the event can be relayed.
  *
  * The digest is the event count plus the XOR of the 16-byte ids. XOR is order-independent (peers that got
  * the same events in another order agree) and costs O(1) per added event; the log de-duplicates, so no id is
@@ -16,7 +17,7 @@ const ENTRY_OVERHEAD_BYTES = 160
  */
 export class RequestEventLog {
   readonly request: string
-  private readonly entries = new Map<string, Uint8Array>()
+  private readonly entries = new Map<string, SyncEntry>()
   private readonly hash = new Uint8Array(SYNC_ID_BYTES)
   /** the peers whose events this log holds: the ones that took part in the request */
   readonly peers = new Set<string>()
@@ -31,12 +32,19 @@ export class RequestEventLog {
     this.request = request
   }
 
-  /** Adds an event by its canonical bytes; answers whether it was new. Heartbeats are not request events. */
-  add (bytes: Uint8Array, event: RequestEvent): boolean {
+  /**
+   * Adds an event by its canonical bytes; answers whether it was new. Heartbeats are not request events.
+   * A proof arriving with a copy of an event held without one is kept.
+   */
+  add (bytes: Uint8Array, event: RequestEvent, proof?: EventProof): boolean {
     if (event.request !== this.request) throw new Error(`event of request ${event.request} added to the log of ${this.request}`)
     const id = eventId(bytes)
-    if (this.entries.has(id)) return false
-    this.entries.set(id, bytes)
+    const held = this.entries.get(id)
+    if (held !== undefined) {
+      if (held.proof === undefined && proof !== undefined) held.proof = proof
+      return false
+    }
+    this.entries.set(id, proof === undefined ? { bytes } : { bytes, proof })
     const raw = Buffer.from(id, 'hex')
     for (let i = 0; i < SYNC_ID_BYTES; i++) this.hash[i] ^= raw[i]
     this.bytes += bytes.byteLength
@@ -51,8 +59,8 @@ export class RequestEventLog {
   /** ids in arrival order (a request-started usually first, so a peer catching up loads the workflow early) */
   ids (): string[] { return [...this.entries.keys()] }
   /** the held events with these ids, in the order asked; unknown ids are skipped */
-  get (ids: Iterable<string>): Uint8Array[] {
-    const out: Uint8Array[] = []
+  get (ids: Iterable<string>): SyncEntry[] {
+    const out: SyncEntry[] = []
     for (const id of ids) {
       const e = this.entries.get(id)
       if (e !== undefined) out.push(e)
@@ -68,9 +76,12 @@ export class RequestEventLog {
 export interface RequestLogsInit {
   /**
    * An event a sync exchange brought that this peer does not hold: the scheduler checks it as it checks
-   * gossip, then takes it as any event (which calls `add`). Answers whether it was taken.
+   * gossip, then takes it as any event (which calls `add` with its bytes and proof). Answers whether it was taken.
    */
-  ingest: (bytes: Uint8Array, event: RequestEvent, from: string) => boolean
+  ingest: (entry: SyncEntry, event: RequestEvent, from: string) => boolean
+  /** this peer's id, and how it signs: its own events get a proof so that other peers can relay them */
+  self?: string
+  sign?: (bytes: Uint8Array) => Promise<EventProof>
   /** called when a request becomes unfinished here (a first event of a request without request-done) */
   onActive?: (request: string) => void
   /** a log whose request is done is dropped this long after its last change @default 3_600_000 */
@@ -86,14 +97,17 @@ export interface RequestLogsInit {
  */
 export class RequestLogs implements SyncSource {
   private readonly logs = new Map<string, RequestEventLog>()
-  private readonly init: Required<Omit<RequestLogsInit, 'onActive'>> & Pick<RequestLogsInit, 'onActive'>
+  private readonly init: RequestLogsInit & { retentionMs: number, maxRequestBytes: number }
 
   constructor (init: RequestLogsInit) {
     this.init = { ...init, retentionMs: init.retentionMs ?? 3_600_000, maxRequestBytes: init.maxRequestBytes ?? 64 * 1024 * 1024 }
   }
 
-  /** Adds an accepted event (encoded here when `bytes` is not given); answers whether it was new. */
-  add (event: RequestEvent, bytes: Uint8Array = encodeEvent(event)): boolean {
+  /**
+   * Adds an accepted event (encoded here when `bytes` is not given) with the origin's proof when known
+   * (the gossip message's signature); answers whether it was new. An own event is signed here.
+   */
+  add (event: RequestEvent, bytes: Uint8Array = encodeEvent(event), proof?: EventProof): boolean {
     let log = this.logs.get(event.request)
     if (log === undefined) {
       log = new RequestEventLog(event.request)
@@ -101,8 +115,12 @@ export class RequestLogs implements SyncSource {
     }
     if (log.bytes + bytes.byteLength > this.init.maxRequestBytes) return false
     const wasActive = log.size > 0 && !log.done
-    if (!log.add(bytes, event)) return false
+    if (!log.add(bytes, event, proof)) return false
     if (!wasActive && !log.done) this.init.onActive?.(event.request)
+    if (proof === undefined && event.from === this.init.self && this.init.sign !== undefined) {
+      const held = log
+      this.init.sign(bytes).then(p => { held.add(bytes, event, p) }, () => {})
+    }
     return true
   }
 
@@ -150,10 +168,14 @@ export class RequestLogs implements SyncSource {
 
   digest (request: string): SyncDigest | undefined { return this.logs.get(request)?.digest() }
   ids (request: string): string[] | undefined { return this.logs.get(request)?.ids() }
-  events (request: string, ids: string[]): Uint8Array[] { return this.logs.get(request)?.get(ids) ?? [] }
+  events (request: string, ids: string[]): SyncEntry[] { return this.logs.get(request)?.get(ids) ?? [] }
 
-  ingest (bytes: Uint8Array, event: RequestEvent, from: string): boolean {
-    if (this.logs.get(event.request)?.has(eventId(bytes)) === true) return false
-    return this.init.ingest(bytes, event, from)
+  ingest (entry: SyncEntry, event: RequestEvent, from: string): boolean {
+    const log = this.logs.get(event.request)
+    if (log?.has(eventId(entry.bytes)) === true) {
+      if (entry.proof !== undefined) log.add(entry.bytes, event, entry.proof)
+      return false
+    }
+    return this.init.ingest(entry, event, from)
   }
 }

@@ -1,12 +1,14 @@
-import { SyncProtocol } from '../../protocols/sync/index.ts'
+import { signEventProof, SyncProtocol, type SyncEntry } from '../../protocols/sync/index.ts'
 import { AntiEntropy } from './anti-entropy.ts'
 import { RequestLogs } from './event-log.ts'
 import type { RequestEvent } from '../../protocols/events/index.ts'
-import type { ComponentLogger, Libp2p, TypedEventTarget } from '@libp2p/interface'
+import type { ComponentLogger, Libp2p, PrivateKey, TypedEventTarget } from '@libp2p/interface'
 
 export interface RequestSyncComponents {
   self: string
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'addEventListener' | 'removeEventListener'>
+  libp2p: Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'addEventListener' | 'removeEventListener'>
+  /** signs this peer's own events so other peers can relay them; without it they reach others by gossip or from this peer only */
+  privateKey?: PrivateKey
   /** peers presumed alive (Membership.live) */
   livePeers: () => string[]
   /** `membership:peer-alive` comes from here (GossipMembership) */
@@ -14,9 +16,9 @@ export interface RequestSyncComponents {
   logger: ComponentLogger
   /**
    * An event a sync brought that this peer does not hold. The scheduler checks it as it checks gossip and
-   * takes it like any event (its onEvent calls `logs.add`); answers whether it was taken.
+   * takes it like any event (its onEvent calls `logs.add(event, entry.bytes, entry.proof)`); answers whether it was taken.
    */
-  ingest: (bytes: Uint8Array, event: RequestEvent, from: string) => boolean
+  ingest: (entry: SyncEntry, event: RequestEvent, from: string) => boolean
 }
 
 export interface RequestSyncInit {
@@ -37,7 +39,14 @@ export class RequestSync {
 
   constructor (c: RequestSyncComponents, init: RequestSyncInit = {}) {
     let ae: AntiEntropy | undefined
-    this.logs = new RequestLogs({ ingest: c.ingest, retentionMs: init.retentionMs, onActive: () => { ae?.wake() } })
+    const key = c.privateKey
+    this.logs = new RequestLogs({
+      ingest: c.ingest,
+      retentionMs: init.retentionMs,
+      onActive: () => { ae?.wake() },
+      self: c.self,
+      sign: key === undefined ? undefined : async bytes => signEventProof(key, c.libp2p.peerId, bytes)
+    })
     this.protocol = new SyncProtocol(c.libp2p, this.logs, c.logger.forComponent('dflow:sync'))
     ae = this.antiEntropy = new AntiEntropy({
       self: c.self,

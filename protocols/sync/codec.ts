@@ -1,6 +1,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { createHash } from 'node:crypto'
 import { MAX_EVENT_BYTES } from '../events/constants.ts'
+import { MAX_PROOF_SIGNATURE_BYTES, PROOF_SEQNO_BYTES, type EventProof } from './proof.ts'
 import { MAX_SYNC_EVENTS, MAX_SYNC_IDS_PER_REQUEST, MAX_SYNC_MESSAGE_BYTES, MAX_SYNC_REQUESTS, SYNC_ID_BYTES } from './constants.ts'
 
 /** A malformed, oversized or unexpected sync message: the exchange ends, the peer stays up. */
@@ -17,6 +18,9 @@ export interface RequestDigest { request: string, count: number, hash: Uint8Arra
 /** One request's event ids (hex, SYNC_ID_BYTES each), in the sender's log order. */
 export interface RequestIds { request: string, ids: string[] }
 
+/** One event on the wire: its canonical bytes, and the origin's proof when the sender is not the origin. */
+export interface SyncEntry { bytes: Uint8Array, proof?: EventProof }
+
 /**
  * The four messages of an exchange (initiator: digests, push; responder: ids, events), plus error,
  * which either side may send instead of its next message.
@@ -24,8 +28,8 @@ export interface RequestIds { request: string, ids: string[] }
 export type SyncMessage =
   | { type: 'digests', digests: RequestDigest[] }
   | { type: 'ids', lists: RequestIds[] }
-  | { type: 'push', events: Uint8Array[], want: RequestIds[] }
-  | { type: 'events', events: Uint8Array[] }
+  | { type: 'push', events: SyncEntry[], want: RequestIds[] }
+  | { type: 'events', events: SyncEntry[] }
   | { type: 'error', message: string }
 
 const HEX_ID = new RegExp(`^[0-9a-f]{${SYNC_ID_BYTES * 2}}$`)
@@ -68,16 +72,26 @@ function list (v: unknown, max: number, where: string): unknown[] {
 }
 
 function entry (v: unknown, where: string): Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SyncMessageError(`${where} must be a map`)
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) throw new SyncMessageError(`${where} must be a map`)
   return v as Record<string, unknown>
 }
 
-function events (v: unknown, where: string): Uint8Array[] {
-  return list(v, MAX_SYNC_EVENTS, where).map((e, i) => {
-    if (!(e instanceof Uint8Array)) throw new SyncMessageError(`${where}[${i}] must be bytes`)
-    if (e.byteLength === 0 || e.byteLength > MAX_EVENT_BYTES) throw new SyncMessageError(`${where}[${i}]: ${e.byteLength} bytes is not an event size`)
-    return e
+function events (v: unknown, where: string): SyncEntry[] {
+  return list(v, MAX_SYNC_EVENTS, where).map((raw, i) => {
+    const e = entry(raw, `${where}[${i}]`)
+    for (const k of Object.keys(e)) if (k !== 'e' && k !== 's' && k !== 'g') throw new SyncMessageError(`${where}[${i}]: unknown field "${k}"`)
+    const bytes = e.e
+    if (!(bytes instanceof Uint8Array)) throw new SyncMessageError(`${where}[${i}]: event must be bytes`)
+    if (bytes.byteLength === 0 || bytes.byteLength > MAX_EVENT_BYTES) throw new SyncMessageError(`${where}[${i}]: ${bytes.byteLength} bytes is not an event size`)
+    if (e.s === undefined && e.g === undefined) return { bytes }
+    if (!(e.s instanceof Uint8Array) || e.s.byteLength !== PROOF_SEQNO_BYTES) throw new SyncMessageError(`${where}[${i}]: proof seqno must be ${PROOF_SEQNO_BYTES} bytes`)
+    if (!(e.g instanceof Uint8Array) || e.g.byteLength === 0 || e.g.byteLength > MAX_PROOF_SIGNATURE_BYTES) throw new SyncMessageError(`${where}[${i}]: proof signature must be 1 to ${MAX_PROOF_SIGNATURE_BYTES} bytes`)
+    return { bytes, proof: { seqno: e.s, signature: e.g } }
   })
+}
+
+function wireEvents (l: SyncEntry[]): unknown[] {
+  return l.map(x => x.proof === undefined ? { e: x.bytes } : { e: x.bytes, s: x.proof.seqno, g: x.proof.signature })
 }
 
 function idLists (v: unknown, where: string): RequestIds[] {
@@ -104,14 +118,17 @@ function digests (v: unknown): RequestDigest[] {
   })
 }
 
-/** Wire form: dag-cbor maps with short keys; ids travel as one byte string per request (16 bytes each). */
+/**
+ * Wire form: dag-cbor maps with short keys; ids travel as one byte string per request (16 bytes each),
+ * an event as { e: bytes, s?: proof seqno, g?: proof signature }.
+ */
 export function encodeSyncMessage (msg: SyncMessage): Uint8Array {
   const wireIds = (l: RequestIds[]): unknown[] => l.map(x => ({ r: x.request, ids: joinIds(x.ids) }))
   switch (msg.type) {
     case 'digests': return dagCbor.encode({ t: 'digests', d: msg.digests.map(d => ({ r: d.request, n: d.count, h: d.hash })) })
     case 'ids': return dagCbor.encode({ t: 'ids', l: wireIds(msg.lists) })
-    case 'push': return dagCbor.encode({ t: 'push', e: msg.events, w: wireIds(msg.want) })
-    case 'events': return dagCbor.encode({ t: 'events', e: msg.events })
+    case 'push': return dagCbor.encode({ t: 'push', e: wireEvents(msg.events), w: wireIds(msg.want) })
+    case 'events': return dagCbor.encode({ t: 'events', e: wireEvents(msg.events) })
     case 'error': return dagCbor.encode({ t: 'error', m: msg.message.slice(0, 1024) })
   }
 }

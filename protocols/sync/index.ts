@@ -1,4 +1,5 @@
 import type { RequestEvent } from '../events/index.ts'
+import type { SyncEntry } from './codec.ts'
 
 /**
  * `/dflow/sync/1.0.0`: anti-entropy for request events. Gossip drops messages; two peers compare the
@@ -19,13 +20,14 @@ export interface SyncSource {
   digest: (request: string) => SyncDigest | undefined
   /** the request's event ids (hex) in log order; undefined when no log is held */
   ids: (request: string) => string[] | undefined
-  /** the encoded events with these ids that this peer holds, in the order asked */
-  events: (request: string, ids: string[]) => Uint8Array[]
+  /** the held events with these ids (bytes, and the origin's proof when held), in the order asked */
+  events: (request: string, ids: string[]) => SyncEntry[]
   /**
-   * An event a peer sent: decoded, shape-checked, canonical, of the request it was listed under, and with
-   * an id this side asked for (or lacked). The node runs the rest of its checks and answers whether it was new.
+   * An event a peer sent: decoded, shape-checked, canonical, of a request this exchange compared, with an id
+   * this side asked for (initiator), and either sent by its origin or with the origin's valid proof.
+   * The node runs the rest of its checks and answers whether it was new.
    */
-  ingest: (bytes: Uint8Array, event: RequestEvent, from: string) => boolean
+  ingest: (entry: SyncEntry, event: RequestEvent, from: string) => boolean
 }
 
 /** What one exchange did, from the side that reports it. */
@@ -36,7 +38,7 @@ export interface SyncResult {
   sent: number
   /** events taken that were new here */
   received: number
-  /** events refused (malformed, unsolicited, of another request) */
+  /** events refused (malformed, unsolicited, of another request, relayed without a valid proof) */
   rejected: number
 }
 
@@ -48,5 +50,6 @@ export interface SyncProtocolInit {
 }
 
 export * from './constants.ts'
-export { SyncMessageError, eventId, encodeSyncMessage, decodeSyncMessage, type SyncMessage, type RequestDigest, type RequestIds } from './codec.ts'
+export { SyncMessageError, eventId, encodeSyncMessage, decodeSyncMessage, type SyncMessage, type SyncEntry, type RequestDigest, type RequestIds } from './codec.ts'
+export { proofFromGossip, signEventProof, verifyEventProof, type EventProof } from './proof.ts'
 export { SyncProtocol, SyncRemoteError, initiateSync, respondSync } from './sync.ts'

@@ -1,6 +1,7 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { decodeEvent, encodeEvent, type RequestEvent } from '../events/index.ts'
-import { decodeSyncMessage, encodeSyncMessage, eventId, SyncMessageError, type RequestIds, type SyncMessage } from './codec.ts'
+import { decodeSyncMessage, encodeSyncMessage, eventId, SyncMessageError, type RequestIds, type SyncEntry, type SyncMessage } from './codec.ts'
+import { verifyEventProof } from './proof.ts'
 import {
   MAX_SYNC_EVENTS, MAX_SYNC_IDS_PER_REQUEST, MAX_SYNC_MESSAGE_BYTES, MAX_SYNC_REQUESTS, SYNC_BATCH_BYTES, SYNC_EXCHANGE_TIMEOUT_MS,
   SYNC_ID_BYTES, SYNC_MAX_INBOUND_STREAMS, SYNC_PROTOCOL, SYNC_READ_TIMEOUT_MS
@@ -41,24 +42,27 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Checks one received event: a request event in canonical form (so every peer derives the same id from it)
- * of an expected request. Answers the event, or undefined when it must be refused.
+ * Checks one received event: a request event in canonical form (so every peer derives the same id from it),
+ * of an expected request, and published by the peer that sent it or proven to come from its `from`.
+ * Answers the event, or undefined when it must be refused.
  */
-function accept (bytes: Uint8Array, expected: (ev: RequestEvent, id: string) => boolean): RequestEvent | undefined {
+async function accept (entry: SyncEntry, remote: string, expected: (ev: RequestEvent, id: string) => boolean): Promise<RequestEvent | undefined> {
   let ev
-  try { ev = decodeEvent(bytes) } catch { return undefined }
-  if (ev.type === 'heartbeat' || !sameBytes(encodeEvent(ev), bytes)) return undefined
-  return expected(ev, eventId(bytes)) ? ev : undefined
+  try { ev = decodeEvent(entry.bytes) } catch { return undefined }
+  if (ev.type === 'heartbeat' || !sameBytes(encodeEvent(ev), entry.bytes)) return undefined
+  if (ev.from !== remote && (entry.proof === undefined || !await verifyEventProof(ev.from, entry.bytes, entry.proof))) return undefined
+  return expected(ev, eventId(entry.bytes)) ? ev : undefined
 }
 
 /** Adds events to an outgoing batch while they fit the byte and count budgets; answers false when full. */
 class Batch {
-  readonly events: Uint8Array[] = []
+  readonly events: SyncEntry[] = []
   private bytes = 0
-  add (e: Uint8Array): boolean {
-    if (this.events.length >= MAX_SYNC_EVENTS || (this.events.length > 0 && this.bytes + e.byteLength > SYNC_BATCH_BYTES)) return false
+  add (e: SyncEntry): boolean {
+    const size = e.bytes.byteLength + (e.proof === undefined ? 0 : e.proof.seqno.byteLength + e.proof.signature.byteLength)
+    if (this.events.length >= MAX_SYNC_EVENTS || (this.events.length > 0 && this.bytes + size > SYNC_BATCH_BYTES)) return false
     this.events.push(e)
-    this.bytes += e.byteLength
+    this.bytes += size
     return true
   }
 }
@@ -96,10 +100,10 @@ export async function initiateSync (stream: Stream, source: SyncSource, remote: 
   await write(s, { type: 'push', events: push.events, want })
   result.sent = push.events.length
   const { events } = await read(s, 'events')
-  for (const bytes of events) {
-    const ev = accept(bytes, (ev, id) => wanted.get(id) === ev.request && wanted.delete(id))
+  for (const entry of events) {
+    const ev = await accept(entry, remote, (ev, id) => wanted.get(id) === ev.request && wanted.delete(id))
     if (ev === undefined) result.rejected++
-    else if (source.ingest(bytes, ev, remote)) result.received++
+    else if (source.ingest(entry, ev, remote)) result.received++
   }
   await stream.close({ signal: s.signal })
   return result
@@ -131,10 +135,10 @@ export async function respondSync (stream: Stream, source: SyncSource, remote: s
     result.requests = lists.length
     await write(s, { type: 'ids', lists })
     const push = await read(s, 'push')
-    for (const bytes of push.events) {
-      const ev = accept(bytes, ev => answered.has(ev.request))
+    for (const entry of push.events) {
+      const ev = await accept(entry, remote, ev => answered.has(ev.request))
       if (ev === undefined) result.rejected++
-      else if (source.ingest(bytes, ev, remote)) result.received++
+      else if (source.ingest(entry, ev, remote)) result.received++
     }
     const out = new Batch()
     fill: for (const { request, ids } of push.want) {

@@ -8,7 +8,9 @@ const request = fc.string({ minLength: 1, maxLength: 40 })
 const id = fc.uint8Array({ minLength: 16, maxLength: 16 }).map(hex)
 const idList = fc.record({ request, ids: fc.array(id, { maxLength: 12 }) })
 const idLists = fc.uniqueArray(idList, { maxLength: 8, selector: l => l.request })
-const events = fc.array(fc.uint8Array({ minLength: 1, maxLength: 120 }), { maxLength: 10 })
+const proof = fc.record({ seqno: fc.uint8Array({ minLength: 8, maxLength: 8 }), signature: fc.uint8Array({ minLength: 1, maxLength: 128 }) })
+const syncEntry = fc.record({ bytes: fc.uint8Array({ minLength: 1, maxLength: 120 }), proof }, { requiredKeys: ['bytes'] })
+const events = fc.array(syncEntry, { maxLength: 10 })
 const message: fc.Arbitrary<SyncMessage> = fc.oneof(
   fc.record({
     type: fc.constant('digests' as const),
@@ -61,7 +63,11 @@ describe('sync codec', () => {
     expect(bad({ t: 'digests', d: [{ r: 'r1', n: 1, h: new Uint8Array(8) }] })).toMatch(/digests\[0\]: hash must be 16 bytes/)
     expect(bad({ t: 'digests', d: [{ r: 'r1', n: -1, h: new Uint8Array(16) }] })).toMatch(/count/)
     expect(bad({ t: 'digests', d: [{ r: '', n: 1, h: new Uint8Array(16) }] })).toMatch(/bad request id/)
-    expect(bad({ t: 'events', e: [new Uint8Array(0)] })).toMatch(/events\[0\]/)
+    expect(bad({ t: 'events', e: [{ e: new Uint8Array(0) }] })).toMatch(/events\[0\]/)
+    expect(bad({ t: 'events', e: [new Uint8Array(3)] })).toMatch(/events\[0\] must be a map/)
+    expect(bad({ t: 'push', e: [{ e: new Uint8Array(3), s: new Uint8Array(7), g: new Uint8Array(64) }], w: [] })).toMatch(/push.events\[0\]: proof seqno must be 8 bytes/)
+    expect(bad({ t: 'push', e: [{ e: new Uint8Array(3), s: new Uint8Array(8) }], w: [] })).toMatch(/proof signature/)
+    expect(bad({ t: 'events', e: [{ e: new Uint8Array(3), x: 1 }] })).toMatch(/unknown field "x"/)
     expect(bad({ t: 'events', e: [], extra: 1 })).toMatch(/unknown field "extra"/)
     expect(bad({ t: 'hello' })).toMatch(/unknown message type/)
     expect(bad([1, 2])).toMatch(/must be a map/)

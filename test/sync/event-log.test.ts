@@ -32,7 +32,7 @@ describe('RequestEventLog', () => {
     expect(log.has(ids[2])).toBe(true)
     expect(log.has('00'.repeat(16))).toBe(false)
     // asked order, unknown ids skipped
-    expect(log.get([ids[3], 'ff'.repeat(16), ids[0]])).toEqual([encodeEvent(evs[3]), encodeEvent(evs[0])])
+    expect(log.get([ids[3], 'ff'.repeat(16), ids[0]])).toEqual([{ bytes: encodeEvent(evs[3]) }, { bytes: encodeEvent(evs[0]) }])
     expect(log.peers).toEqual(new Set(['peerA']))
   })
 
@@ -93,10 +93,13 @@ describe('RequestLogs', () => {
 
   it('hands a synced event to the scheduler only when it is not held', () => {
     const seen: string[] = []
-    const logs: RequestLogs = new RequestLogs({ ingest: (bytes, ev) => { seen.push(ev.type); return logs.add(ev, bytes) } })
+    const logs: RequestLogs = new RequestLogs({ ingest: (entry, ev) => { seen.push(ev.type); return logs.add(ev, entry.bytes, entry.proof) } })
     const ev = started('r1')
-    expect(logs.ingest(encodeEvent(ev), ev, 'peerB')).toBe(true)
-    expect(logs.ingest(encodeEvent(ev), ev, 'peerB')).toBe(false)
+    expect(logs.ingest({ bytes: encodeEvent(ev) }, ev, 'peerB')).toBe(true)
+    const proof = { seqno: new Uint8Array(8), signature: Uint8Array.of(1, 2, 3) }
+    expect(logs.ingest({ bytes: encodeEvent(ev), proof }, ev, 'peerB')).toBe(false)
+    // the proof that came with a second copy is kept, so the event can be relayed
+    expect(logs.events('r1', logs.ids('r1') ?? [])).toEqual([{ bytes: encodeEvent(ev), proof }])
     expect(seen).toEqual(['request-started'])
     expect(logs.digest('r1')?.count).toBe(1)
     expect(logs.digest('nope')).toBeUndefined()

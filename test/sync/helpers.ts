@@ -29,9 +29,9 @@ export function requestEvents (request: string, n: number, finished = false, fro
 export function logsAlone (onActive?: (request: string) => void): { logs: RequestLogs, ingested: Array<{ event: RequestEvent, from: string }> } {
   const ingested: Array<{ event: RequestEvent, from: string }> = []
   const logs: RequestLogs = new RequestLogs({
-    ingest: (bytes, event, from) => {
+    ingest: (entry, event, from) => {
       ingested.push({ event, from })
-      return logs.add(event, bytes)
+      return logs.add(event, entry.bytes, entry.proof)
     },
     onActive
   })

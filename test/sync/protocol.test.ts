@@ -7,9 +7,10 @@ import type { RequestLogs } from '../../node/dscheduler/event-log.ts'
 
 const opts = (ms = 5000): { signal: AbortSignal, readTimeoutMs: number } => ({ signal: AbortSignal.timeout(ms), readTimeoutMs: ms })
 
-async function exchange (a: SyncSource, b: SyncSource): Promise<[Awaited<ReturnType<typeof initiateSync>>, Awaited<ReturnType<typeof respondSync>>]> {
+/** One exchange: `a` (peer aName) initiates, `b` (peer bName) responds. */
+async function exchange (a: SyncSource, b: SyncSource, aName = 'peerA', bName = 'peerB'): Promise<[Awaited<ReturnType<typeof initiateSync>>, Awaited<ReturnType<typeof respondSync>>]> {
   const [out, inb] = await streamPair()
-  return Promise.all([initiateSync(out, a, 'peerB', opts()), respondSync(inb, b, 'peerA', opts())])
+  return Promise.all([initiateSync(out, a, bName, opts()), respondSync(inb, b, aName, opts())])
 }
 
 const same = (x: RequestLogs, y: RequestLogs, r: string): boolean => {
@@ -23,11 +24,11 @@ describe('/dflow/sync/1.0.0 over an in-memory stream', () => {
     const r1 = requestEvents('r1', 6)
     fill(A.logs, r1)
     fill(B.logs, [r1[0], r1[1], r1[4], claimed('r1', 'onlyB', 3, 'peerB')]) // B missed 4 of A's, has 1 A lacks
-    fill(B.logs, requestEvents('r2', 2)) // unfinished at B, unknown to A
+    fill(B.logs, requestEvents('r2', 2, false, 'peerB')) // unfinished at B, unknown to A
     fill(A.logs, requestEvents('r3', 1, true)) // done at A ...
     fill(B.logs, requestEvents('r3', 1)) // ... still unfinished at B: it must learn request-done
     fill(A.logs, requestEvents('r4', 0)) // unfinished at A ...
-    fill(B.logs, [...requestEvents('r4', 0), cancelled('r4'), done('r4')]) // ... finished at B
+    fill(B.logs, [...requestEvents('r4', 0), cancelled('r4', 'peerB'), done('r4', 'peerB')]) // ... finished at B
 
     const [ra, rb] = await exchange(A.logs, B.logs)
     for (const r of ['r1', 'r2', 'r3', 'r4']) expect(same(A.logs, B.logs, r)).toBe(true)
@@ -50,21 +51,22 @@ describe('/dflow/sync/1.0.0 over an in-memory stream', () => {
   it('the initiator refuses events it did not ask for, of another request, heartbeats and garbage', async () => {
     const A = logsAlone()
     fill(A.logs, requestEvents('r1', 1))
-    const wantedEv = claimed('r1', 'x')
+    const wantedEv = claimed('r1', 'x', 0, 'evil')
+    const relayed = claimed('r1', 'y', 0, 'peerZ') // asked for, but sent by evil in peerZ's name with no proof
     const hostile = (async (): Promise<void> => {
       const [out, inb] = await streamPair()
       const lp = lpStream(inb)
       const run = initiateSync(out, A.logs, 'evil', opts())
       decodeSyncMessage((await lp.read()).subarray())
-      await lp.write(encodeSyncMessage({ type: 'ids', lists: [{ request: 'r1', ids: [eventId(encodeEvent(wantedEv))] }] }))
+      await lp.write(encodeSyncMessage({ type: 'ids', lists: [{ request: 'r1', ids: [eventId(encodeEvent(wantedEv)), eventId(encodeEvent(relayed))] }] }))
       const push = decodeSyncMessage((await lp.read()).subarray())
-      expect(push.type === 'push' && push.want[0].ids.length).toBe(1)
+      expect(push.type === 'push' && push.want[0].ids.length).toBe(2)
       const heartbeat = encodeEvent({ type: 'heartbeat', from: 'evil', ts: 1, incarnation: 1, load: 0 })
       await lp.write(encodeSyncMessage({
         type: 'events',
-        events: [encodeEvent(started('r9', 'evil')), encodeEvent(claimed('r1', 'unasked')), heartbeat, Uint8Array.of(1, 2, 3), encodeEvent(wantedEv), encodeEvent(wantedEv)]
+        events: [encodeEvent(started('r9', 'evil')), encodeEvent(claimed('r1', 'unasked', 0, 'evil')), heartbeat, Uint8Array.of(1, 2, 3), encodeEvent(relayed), encodeEvent(wantedEv), encodeEvent(wantedEv)].map(bytes => ({ bytes }))
       }))
-      expect(await run).toEqual({ requests: 1, sent: 2, received: 1, rejected: 5 })
+      expect(await run).toEqual({ requests: 1, sent: 2, received: 1, rejected: 6 })
     })()
     await hostile
     expect(A.ingested.map(i => i.event)).toEqual([wantedEv])
@@ -91,7 +93,7 @@ describe('/dflow/sync/1.0.0 over an in-memory stream', () => {
     const lp = lpStream(out)
     await lp.write(encodeSyncMessage({ type: 'digests', digests: [] }))
     expect(decodeSyncMessage((await lp.read()).subarray())).toEqual({ type: 'ids', lists: [] }) // r1 is done at B: not offered
-    await lp.write(encodeSyncMessage({ type: 'push', events: [encodeEvent(started('r7', 'evil'))], want: [{ request: 'r1', ids: B.logs.ids('r1') ?? [] }] }))
+    await lp.write(encodeSyncMessage({ type: 'push', events: [{ bytes: encodeEvent(started('r7', 'evil')) }], want: [{ request: 'r1', ids: B.logs.ids('r1') ?? [] }] }))
     expect(decodeSyncMessage((await lp.read()).subarray())).toEqual({ type: 'events', events: [] })
     expect(await served).toEqual({ requests: 0, sent: 0, received: 0, rejected: 1 })
     expect(B.logs.log('r7')).toBeUndefined()
@@ -136,7 +138,7 @@ describe('/dflow/sync/1.0.0 over an in-memory stream', () => {
     // the pull direction is bounded the same way: a fresh peer asks for everything, gets one batch per exchange
     const C = logsAlone()
     fill(C.logs, [evs[0]])
-    const [, rb] = await exchange(C.logs, A.logs)
+    const [, rb] = await exchange(C.logs, A.logs, 'peerC', 'peerA')
     expect(rb.sent).toBe(perBatch)
   })
 })
