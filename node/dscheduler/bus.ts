@@ -2,8 +2,15 @@ import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent } from '../../p
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Logger } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
+import { proofFromGossip, type EventProof } from '../../protocols/sync/index.ts'
 
-export type EventHandler = (event: DflowEvent) => void
+/**
+ * How an event arrived: its bytes as published (canonical: every peer encodes with encodeEvent) and, from
+ * gossip, the origin's signature, which the request event log keeps so the event can be relayed by sync.
+ */
+export interface EventOrigin { bytes: Uint8Array, proof?: EventProof }
+
+export type EventHandler = (event: DflowEvent, origin?: EventOrigin) => void
 
 /** How a scheduler hears and tells: gossip between peers, or a loop back to itself for `dflow run`. */
 export interface EventBus {
@@ -27,8 +34,8 @@ abstract class BaseBus implements EventBus {
     return { published: this.published, received: this.received, dropped: this.dropped }
   }
 
-  protected deliver (event: DflowEvent): void {
-    for (const h of this.handlers) h(event)
+  protected deliver (event: DflowEvent, origin?: EventOrigin): void {
+    for (const h of this.handlers) h(event, origin)
   }
 
   async start (): Promise<void> {}
@@ -66,7 +73,7 @@ export class GossipBus extends BaseBus {
       return
     }
     this.received++
-    this.deliver(event)
+    this.deliver(event, msg.type === 'signed' ? { bytes: msg.data, proof: proofFromGossip(msg) } : { bytes: msg.data })
   }
 
   constructor (libp2p: DflowLibp2p, log: Logger) {
@@ -88,7 +95,7 @@ export class GossipBus extends BaseBus {
   async publish (event: DflowEvent): Promise<void> {
     const data = encodeEvent(event)
     this.published++
-    setImmediate(() => { this.deliver(event) })
+    setImmediate(() => { this.deliver(event, { bytes: data }) })
     try {
       await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)
     } catch (err) {
