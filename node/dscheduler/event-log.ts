@@ -44,6 +44,8 @@ export class RequestEventLog {
       if (held.proof === undefined && proof !== undefined) held.proof = proof
       return false
     }
+    // a view into a larger buffer (a gossip frame, a sync message) would keep all of it alive: keep a copy
+    if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength || Buffer.isBuffer(bytes)) bytes = new Uint8Array(bytes)
     this.entries.set(id, proof === undefined ? { bytes } : { bytes, proof })
     const raw = Buffer.from(id, 'hex')
     for (let i = 0; i < SYNC_ID_BYTES; i++) this.hash[i] ^= raw[i]

@@ -82,7 +82,7 @@ describe('gossip bus', () => {
     expect(busB.counters().dropped).toBe(2)
     // the handler also gets the bytes and the origin's gossip signature: a proof that sync can relay
     const origin = origins[0]
-    expect(origin?.bytes).toEqual(encodeEvent({ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }))
+    expect(new Uint8Array(origin?.bytes ?? [])).toEqual(encodeEvent({ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }))
     expect(await verifyEventProof(self, origin?.bytes ?? new Uint8Array(), origin?.proof as EventProof)).toBe(true)
     expect(await verifyEventProof(b.peerId.toString(), origin?.bytes ?? new Uint8Array(), origin?.proof as EventProof)).toBe(false)
   })
