@@ -1,6 +1,8 @@
 import { encodeEvent, type RequestEvent } from '../../protocols/events/index.ts'
 import { eventId, SYNC_ID_BYTES, type EventProof, type SyncDigest, type SyncEntry, type SyncSource } from '../../protocols/sync/index.ts'
 
+const NO_BYTES = new Uint8Array(0)
+
 /** Bookkeeping per held event beyond its bytes (map entry, id string, array slot): an estimate for accounting. */
 const ENTRY_OVERHEAD_BYTES = 160
 
@@ -23,6 +25,8 @@ export class RequestEventLog {
   readonly peers = new Set<string>()
   /** encoded bytes held */
   bytes = 0
+  /** events held by id only (over the byte budget) */
+  stripped = 0
   /** set once a request-done is held: the request is over everywhere */
   done = false
   /** when the log last took a new event (epoch ms) */
@@ -34,9 +38,11 @@ export class RequestEventLog {
 
   /**
    * Adds an event by its canonical bytes; answers whether it was new. Heartbeats are not request events.
-   * A proof arriving with a copy of an event held without one is kept.
+   * A proof arriving with a copy of an event held without one is kept. With `keepBytes` false only the id is
+   * kept (a log over its byte budget): the event still counts in the digest and for de-duplication, but this
+   * peer cannot hand it out; others that hold it can.
    */
-  add (bytes: Uint8Array, event: RequestEvent, proof?: EventProof): boolean {
+  add (bytes: Uint8Array, event: RequestEvent, proof?: EventProof, keepBytes = true): boolean {
     if (event.request !== this.request) throw new Error(`event of request ${event.request} added to the log of ${this.request}`)
     const id = eventId(bytes)
     const held = this.entries.get(id)
@@ -44,17 +50,30 @@ export class RequestEventLog {
       if (held.proof === undefined && proof !== undefined) held.proof = proof
       return false
     }
+    if (!keepBytes) {
+      this.entries.set(id, { bytes: NO_BYTES })
+      this.stripped++
+      this.account(id, event)
+      return true
+    }
     // a view into a larger buffer (a gossip frame, a sync message) would keep all of it alive: keep a copy
     if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength || Buffer.isBuffer(bytes)) bytes = new Uint8Array(bytes)
     this.entries.set(id, proof === undefined ? { bytes } : { bytes, proof })
+    this.bytes += bytes.byteLength
+    this.account(id, event)
+    return true
+  }
+
+  private account (id: string, event: RequestEvent): void {
     const raw = Buffer.from(id, 'hex')
     for (let i = 0; i < SYNC_ID_BYTES; i++) this.hash[i] ^= raw[i]
-    this.bytes += bytes.byteLength
     this.peers.add(event.from)
     if (event.type === 'request-done') this.done = true
     this.changedAt = Date.now()
-    return true
   }
+
+  /** Marks the request over here without a request-done (the scheduler finished it): it stops counting as unfinished. */
+  markDone (): void { this.done = true }
 
   has (id: string): boolean { return this.entries.has(id) }
   get size (): number { return this.entries.size }
@@ -65,7 +84,7 @@ export class RequestEventLog {
     const out: SyncEntry[] = []
     for (const id of ids) {
       const e = this.entries.get(id)
-      if (e !== undefined) out.push(e)
+      if (e !== undefined && e.bytes !== NO_BYTES) out.push(e)
     }
     return out
   }
@@ -88,7 +107,7 @@ export interface RequestLogsInit {
   onActive?: (request: string) => void
   /** a log whose request is done is dropped this long after its last change @default 3_600_000 */
   retentionMs?: number
-  /** one request's log stops growing past this many bytes (a flood is refused, logged by the caller) @default 64 MiB */
+  /** past this many bytes one request's log keeps further events by id only (digest and de-duplication still work) @default 64 MiB */
   maxRequestBytes?: number
 }
 
@@ -115,9 +134,8 @@ export class RequestLogs implements SyncSource {
       log = new RequestEventLog(event.request)
       this.logs.set(event.request, log)
     }
-    if (log.bytes + bytes.byteLength > this.init.maxRequestBytes) return false
     const wasActive = log.size > 0 && !log.done
-    if (!log.add(bytes, event, proof)) return false
+    if (!log.add(bytes, event, proof, log.bytes + bytes.byteLength <= this.init.maxRequestBytes)) return false
     if (!wasActive && !log.done) this.init.onActive?.(event.request)
     if (proof === undefined && event.from === this.init.self && this.init.sign !== undefined) {
       const held = log
@@ -135,6 +153,9 @@ export class RequestLogs implements SyncSource {
     for (const l of this.logs.values()) { events += l.size; bytes += l.bytes; footprint += l.footprint() }
     return { requests: this.logs.size, events, bytes, footprint }
   }
+
+  /** The scheduler finished the request here though no request-done arrived: stop exchanging for it. */
+  markDone (request: string): void { this.logs.get(request)?.markDone() }
 
   /** Drops a request's log (the scheduler released the request). */
   release (request: string): void { this.logs.delete(request) }

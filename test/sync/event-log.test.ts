@@ -108,13 +108,22 @@ describe('RequestLogs', () => {
     expect(logs.events('nope', ['00'.repeat(16)])).toEqual([])
   })
 
-  it('bounds one request\'s log and drops logs after the retention', () => {
+  it('bounds one request\'s bytes: past the budget events are kept by id only, and drops logs after the retention', () => {
     const logs = new RequestLogs({ ingest: () => true, maxRequestBytes: 300, retentionMs: 1000 })
-    let added = 0
-    for (const ev of requestEvents('r1', 10)) if (logs.add(ev)) added++
-    expect(added).toBeGreaterThan(0)
-    expect(added).toBeLessThan(11)
-    expect(logs.log('r1')?.bytes).toBeLessThanOrEqual(300)
+    const evs = requestEvents('r1', 10)
+    for (const ev of evs) expect(logs.add(ev)).toBe(true)
+    for (const ev of evs) expect(logs.add(ev)).toBe(false) // still de-duplicated
+    const log = logs.log('r1')
+    expect(log?.size).toBe(11)
+    expect(log?.bytes).toBeLessThanOrEqual(300)
+    expect(log?.stripped).toBeGreaterThan(0)
+    // the digest covers every event; only the ones with bytes can be handed out
+    const full = new RequestEventLog('r1')
+    for (const ev of evs) full.add(encodeEvent(ev), ev)
+    expect(log?.digest()).toEqual(full.digest())
+    expect(logs.events('r1', log?.ids() ?? []).length).toBe(11 - (log?.stripped ?? 0))
+    logs.markDone('r1')
+    expect(logs.activeRequests()).toEqual([])
     const at = logs.log('r1')?.changedAt ?? 0
     expect(logs.sweep(at + 999)).toBe(0)
     expect(logs.sweep(at + 1000)).toBe(1)
