@@ -14,6 +14,8 @@ import type { Peer, PeerService } from './peer.ts'
 import type { TrafficMetrics } from './metrics/traffic.ts'
 import type { Route } from './api/types.ts'
 import { secureRequest } from './dscheduler/secure.ts'
+import { LoggedBus } from './dscheduler/logged-bus.ts'
+import { RequestSync } from './dscheduler/request-sync.ts'
 
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
@@ -24,6 +26,8 @@ export interface DflowServices extends PeerService {
   loader: BundleLoader
   scheduler: DScheduler
   submit: SubmitProtocol
+  /** per-request event logs, /dflow/sync/1.0.0 and anti-entropy */
+  sync: RequestSync
 }
 
 export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | undefined): DflowServices {
@@ -33,6 +37,17 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'))
   const membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
   let scheduler: DScheduler | undefined
+  let loggedBus: LoggedBus | undefined
+  // anti-entropy: what a sync exchange brings goes to the scheduler through the logged bus (once per event)
+  const sync = new RequestSync({
+    self,
+    libp2p,
+    livePeers: () => membership.live(),
+    membership,
+    logger,
+    ingest: (entry, event) => loggedBus?.ingest(event, entry) ?? false
+  }, { intervalMs: config.syncIntervalMs, retentionMs: config.retentionMs })
+  const schedulerBus = loggedBus = new LoggedBus(bus, sync.logs)
   const store = new DStoreService({
     libp2p,
     logger,
@@ -52,7 +67,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
     self,
-    bus,
+    bus: schedulerBus,
     store,
     pool,
     loader,
@@ -72,7 +87,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     submit: async opts => sched.submit(opts),
     view: async id => sched.view(id),
     logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts })),
-    announce: started => { sched.ingest(started) }
+    // through the logged bus, so the hand-over is logged like any event (and applied once)
+    announce: started => { schedulerBus.ingest(started) }
   }, logger.forComponent('dflow:submit'))
   const submitProtocol = submit
 
@@ -87,6 +103,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     loader,
     scheduler,
     submit: submitProtocol,
+    sync,
     async start () {
       loopDelay.enable()
       await store.start()
@@ -94,8 +111,10 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       await sched.start()
       await membership.start()
       await submitProtocol.start()
+      await sync.start()
     },
     async stop () {
+      await sync.stop()
       await submitProtocol.stop()
       await membership.stop()
       await sched.stop()
@@ -114,7 +133,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
           path: '/v1/metrics/scheduler',
           handler: async () => ({
             ...sched.metrics,
-            events: bus.counters(),
+            events: schedulerBus.counters(),
+            sync: sync.metrics(),
             pool: pool.stats(),
             eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
           })

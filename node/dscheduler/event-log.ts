@@ -105,6 +105,8 @@ export interface RequestLogsInit {
   sign?: (bytes: Uint8Array) => Promise<EventProof>
   /** called when a request becomes unfinished here (a first event of a request without request-done) */
   onActive?: (request: string) => void
+  /** called when a log is created */
+  onNewLog?: (request: string) => void
   /** a log whose request is done is dropped this long after its last change @default 3_600_000 */
   retentionMs?: number
   /** past this many bytes one request's log keeps further events by id only (digest and de-duplication still work) @default 64 MiB */
@@ -133,6 +135,7 @@ export class RequestLogs implements SyncSource {
     if (log === undefined) {
       log = new RequestEventLog(event.request)
       this.logs.set(event.request, log)
+      this.init.onNewLog?.(event.request)
     }
     const wasActive = log.size > 0 && !log.done
     if (!log.add(bytes, event, proof, log.bytes + bytes.byteLength <= this.init.maxRequestBytes)) return false
@@ -160,11 +163,14 @@ export class RequestLogs implements SyncSource {
   /** Drops a request's log (the scheduler released the request). */
   release (request: string): void { this.logs.delete(request) }
 
-  /** Drops done logs unchanged for the retention, and logs of requests never finished unchanged for as long. */
+  /**
+   * Drops done logs unchanged for the retention. A log without request-done is kept 4 times as long: dropping
+   * it while its request still runs here would let old events through the de-duplication again.
+   */
   sweep (now = Date.now()): number {
     let n = 0
     for (const [id, l] of this.logs) {
-      if (now - l.changedAt >= this.init.retentionMs) { this.logs.delete(id); n++ }
+      if (now - l.changedAt >= this.init.retentionMs * (l.done ? 1 : 4)) { this.logs.delete(id); n++ }
     }
     return n
   }

@@ -36,6 +36,9 @@ export class RequestSync {
   readonly logs: RequestLogs
   readonly protocol: SyncProtocol
   readonly antiEntropy: AntiEntropy
+  private sweeper?: NodeJS.Timeout
+  private running = false
+  private readonly sweepMs: number
 
   constructor (c: RequestSyncComponents, init: RequestSyncInit = {}) {
     let ae: AntiEntropy | undefined
@@ -44,6 +47,7 @@ export class RequestSync {
       ingest: c.ingest,
       retentionMs: init.retentionMs,
       onActive: () => { ae?.wake() },
+      onNewLog: () => { this.armSweep() },
       self: c.self,
       sign: key === undefined ? undefined : async bytes => signEventProof(key, c.libp2p.peerId, bytes)
     })
@@ -58,14 +62,31 @@ export class RequestSync {
       membership: c.membership,
       logger: c.logger
     }, { intervalMs: init.intervalMs })
+    this.sweepMs = Math.max(100, Math.min(60_000, init.retentionMs ?? 60_000))
+  }
+
+  /** Old logs go by a local timer that runs only while logs are held: an idle peer with none runs nothing. */
+  private armSweep (): void {
+    if (!this.running || this.sweeper !== undefined) return
+    this.sweeper = setTimeout(() => {
+      this.sweeper = undefined
+      this.logs.sweep()
+      if (this.logs.size > 0) this.armSweep()
+    }, this.sweepMs)
+    this.sweeper.unref()
   }
 
   async start (): Promise<void> {
+    this.running = true
     await this.protocol.start()
     this.antiEntropy.start()
+    if (this.logs.size > 0) this.armSweep()
   }
 
   async stop (): Promise<void> {
+    this.running = false
+    clearTimeout(this.sweeper)
+    this.sweeper = undefined
     this.antiEntropy.stop()
     await this.protocol.stop()
   }

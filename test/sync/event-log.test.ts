@@ -125,8 +125,12 @@ describe('RequestLogs', () => {
     logs.markDone('r1')
     expect(logs.activeRequests()).toEqual([])
     const at = logs.log('r1')?.changedAt ?? 0
+    logs.add(started('r2'))
+    const at2 = logs.log('r2')?.changedAt ?? 0
     expect(logs.sweep(at + 999)).toBe(0)
-    expect(logs.sweep(at + 1000)).toBe(1)
+    expect(logs.sweep(at + 1000)).toBe(1) // r1 is done here (markDone): one retention
+    expect(logs.sweep(at2 + 3999)).toBe(0) // r2 never finished: four
+    expect(logs.sweep(at2 + 4000)).toBe(1)
     expect(logs.size).toBe(0)
     logs.add(started('r3'))
     logs.release('r3')
