@@ -125,6 +125,13 @@ export function parseDuration (value: unknown, where = 'duration'): number {
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'])
 }
 
+/** A fraction between 0 and 1 (`0.1`, `.25`). */
+export function parseFraction (value: unknown, where = 'fraction'): number {
+  const n = typeof value === 'string' && /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1) throw new ConfigError(where, `${where}: expected a fraction between 0 and 1, got ${JSON.stringify(value)}`)
+  return n
+}
+
 /** `16384`, `16k`, `1m`, `2g` (binary units). */
 export function parseBytes (value: unknown, where = 'bytes'): number {
   if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value
@@ -164,11 +171,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
       return value
-    case 'fraction': {
-      const n = typeof value === 'string' && /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : value
-      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1) bad('expected a fraction between 0 and 1')
-      return n
-    }
+    case 'fraction': return parseFraction(value, where)
     case 'bytes': return parseBytes(value, where)
     case 'duration': return parseDuration(value, where)
   }

@@ -7,7 +7,7 @@ import type { AwaitablePush, DStore } from '../dstore/types.ts'
 import type { EventBus } from './bus.ts'
 import { evaluateConditions } from './conditions.ts'
 import { checkRequestId, startRequest } from './submission.ts'
-import { newTracked, MAX_LOG_LINES, type Tracked } from './tracked.ts'
+import { newTracked, MAX_LOG_LINES, type RunRecord, type Tracked } from './tracked.ts'
 import { LoadBook } from './placement.ts'
 import { claimValid, consumersOf, fromWinner, placementKey, recordClaim, type ClaimRules } from './claims.ts'
 import { instanceKey, RequestState, type InstanceRecord } from './request-state.ts'
@@ -68,6 +68,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   /** ids of requests forgotten after their retention: late events for them are dropped */
   private readonly forgotten = new Set<string>()
   private sweeper?: NodeJS.Timeout
+  private readonly runRecords = new WeakMap<InstanceRunner, RunRecord>()
   private leaseCheck?: NodeJS.Timeout
   readonly claimRules: ClaimRules
   readonly load: LoadBook
@@ -153,7 +154,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
 
   private onEvent (ev: DflowEvent): void {
     if (ev.type === 'heartbeat') return
-    if (this.forgotten.has(ev.request) || this.reader.record(ev.request) !== undefined) return
+    // a request forgotten after its retention (or finished before a restart) is not brought back by a late event
+    if (!this.requests.has(ev.request) && (this.forgotten.has(ev.request) || this.reader.record(ev.request) !== undefined)) return
     const t = this.tracked(ev.request)
     t.events.push(ev)
     this.safeDispatch('scheduler:event', ev)
@@ -376,10 +378,15 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.outcomeDirty = false
       const outcome = s.outcome()
       if (outcome.status !== 'running') { this.finisher.finish(t, outcome.status === 'failed' ? outcome.error : undefined); return }
-      evaluateConditions(s, this.c.store, t.conditionsInFlight, () => {
-        t.outcomeDirty = true
-        for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
-        this.pump(s.id)
+      evaluateConditions(s, this.c.store, t.conditionsInFlight, {
+        changed: () => {
+          t.outcomeDirty = true
+          for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
+          this.pump(s.id)
+        },
+        isLive: peer => this.c.membership.isLive(peer),
+        lost: cid => { void this.c.bus.publish({ type: 'value-lost', from: this.self, ts: Date.now(), request: s.id, cid }) },
+        running: () => t.finishing !== true && this.requests.get(s.id) === t
       })
     }
     const dirty = [...t.dirty]
@@ -443,6 +450,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         signal.addEventListener('abort', done, { once: true })
       }),
       consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element),
+      isLive: (peer: string) => this.c.membership.isLive(peer),
       log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
       logLine: (request: string, step: string, index: number | null, line: string) => {
         const entry = { request, step, index, peer: this.self, line }
@@ -454,9 +462,11 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       ran: (runner: InstanceRunner, outcome) => {
         const t = this.requests.get(runner.state.id)
         if (t === undefined) return
-        const run = t.runs.find(r => r.step === runner.stepName && r.index === runner.index && r.attempt === runner.fence.attempt && r.incarnation === runner.fence.incarnation)
+        const run = this.runRecords.get(runner)
         if (run !== undefined) { run.outcome = outcome; return }
-        t.runs.push({ step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome })
+        const rec: RunRecord = { step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome }
+        this.runRecords.set(runner, rec)
+        t.runs.push(rec)
       }
     }
   }
@@ -483,7 +493,10 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const [id, t] of this.requests) {
       // events of a request whose start this peer never saw (it joined late) go after the retention too
       const since = t.finishedAt ?? (t.state === undefined ? t.createdAt : Infinity)
-      if (since < cutoff) this.forget(id)
+      if (since >= cutoff) continue
+      this.forget(id)
+      // values pushed for a request this peer never ran were pinned to it: release them too
+      if (t.state === undefined) this.c.store.unpinRequest(id, []).catch(() => {})
     }
     this.reader.sweepRecords(cutoff)
   }
