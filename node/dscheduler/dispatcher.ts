@@ -62,7 +62,7 @@ export class Dispatcher {
     if (runner === undefined) {
       const w = rec.winner as NonNullable<InstanceRecord['winner']>
       runner = new InstanceRunner(this.sched.runnerHost, s, t.loaded as LoadedWorkflow, rec.step, rec.index)
-      runner.fence = { attempt: w.attempt, incarnation: w.incarnation }
+      runner.fence = { attempt: w.attempt, incarnation: w.incarnation, start: s.startId }
       t.runners.set(key, runner)
       if (s.started.mode === 'dataflow') runner.prewarm()
     }
@@ -132,7 +132,7 @@ export class Dispatcher {
     const claim = { attempt, incarnation: c.membership.incarnation, ts: Date.now() }
     rec.claims.set(self, claim)
     t.unplaced.delete(rec)
-    void c.bus.publish({ type: 'step-claimed', from: self, ts: claim.ts, request: s.id, step: rec.step, index: rec.index, attempt, incarnation: claim.incarnation, slots: init.slots })
+    void c.bus.publish({ type: 'step-claimed', from: self, ts: claim.ts, request: s.id, step: rec.step, index: rec.index, attempt, incarnation: claim.incarnation, slots: init.slots, start: s.startId })
     this.examine(t, s, rec)
   }
 }

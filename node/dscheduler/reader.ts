@@ -48,6 +48,8 @@ export class SchedulerReader {
 
   record (request: string): FinishedRecord | undefined { return this.records.get(request) }
 
+  hasRecords (): boolean { return this.records.size > 0 }
+
   async persist (t: Tracked): Promise<void> {
     const s = t.state
     if (s === undefined) return

@@ -38,7 +38,7 @@ export class InstanceRunner {
   finished = false
   readyAt?: number
   /** the claim this runner runs under: every event it publishes carries it, and peers accept them only from the winner */
-  fence: { attempt: number, incarnation: number } = { attempt: 0, incarnation: 0 }
+  fence: { attempt: number, incarnation: number, start?: string } = { attempt: 0, incarnation: 0 }
   /** its claim lost: it stops and publishes nothing more */
   superseded = false
   private posting: Promise<void> = Promise.resolve()

@@ -96,18 +96,31 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   async start (): Promise<void> {
     await this.reader.loadRecords()
     this.c.bus.onEvent(ev => { this.onEvent(ev) })
-    this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
-    this.sweeper.unref()
-    if (this.init.leaseMs > 0) {
+    if (this.reader.hasRecords()) this.armTimers()
+  }
+
+  /** Timers run only while this peer holds some request (an idle peer wakes for nothing). */
+  private armTimers (): void {
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
+      this.sweeper.unref()
+    }
+    if (this.leaseCheck === undefined && this.init.leaseMs > 0) {
       // a lease lapses without any event announcing it: while requests run, look at claims held elsewhere
       this.leaseCheck = setInterval(() => { this.checkLeases() }, Math.max(100, this.init.leaseMs / 2))
       this.leaseCheck.unref()
     }
   }
 
-  async stop (): Promise<void> {
+  private disarmTimers (): void {
     clearInterval(this.sweeper)
     clearInterval(this.leaseCheck)
+    this.sweeper = undefined
+    this.leaseCheck = undefined
+  }
+
+  async stop (): Promise<void> {
+    this.disarmTimers()
     for (const t of this.requests.values()) {
       clearTimeout(t.timer)
       for (const r of t.runners.values()) r.abort('peer stopping')
@@ -142,6 +155,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     if (t === undefined) {
       t = newTracked()
       this.requests.set(request, t)
+      this.armTimers()
     }
     return t
   }
@@ -228,7 +242,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     switch (ev.type) {
       case 'step-claimed': {
         const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
+        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         this.load.learnSlots(ev.from, ev.slots)
         if (recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
         return
@@ -238,7 +252,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       case 'step-done':
       case 'step-failed': {
         const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
+        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         if (ev.type !== 'step-done' && ev.type !== 'step-failed' && !s.step(ev.step).out.includes(ev.output)) return
         // a runner's event implies its claim (the claim event itself may have been lost on the way)
         recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
@@ -499,6 +513,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       if (t.state === undefined) this.c.store.unpinRequest(id, []).catch(() => {})
     }
     this.reader.sweepRecords(cutoff)
+    if (this.requests.size === 0 && !this.reader.hasRecords()) this.disarmTimers()
   }
 
   // ---- reading (reader.ts) ---------------------------------------------------------------------------
