@@ -158,6 +158,10 @@ export class InstanceRunner {
           timeoutMs: this.step.timeoutMs,
           signal: this.controller.signal,
           input: async (name: string) => this.input(name),
+          inputReady: (name: string) => {
+            const src = this.step.in[name]
+            return src === undefined || this.state.resolve(src, this.stepName, this.index).state !== 'pending'
+          },
           onOutput: (name: string, value: Value) => { this.enqueue(name, value, null) },
           onEmit: (name: string, element: number, value: Value) => { this.enqueue(name, value, element) },
           onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) }
