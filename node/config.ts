@@ -41,6 +41,8 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /** Anti-entropy: while requests are unfinished, compare event logs with one peer this often, in ms; 0 = off. @default 1000 */
+  syncIntervalMs: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
   dropEvents: number
   /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
@@ -69,6 +71,7 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 200,
+  syncIntervalMs: 1000,
   dropEvents: 0,
   logFormat: 'text',
   libp2pMetrics: false
@@ -120,6 +123,7 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'syncIntervalMs', flag: 'sync-interval', kind: 'duration', passThrough: true, description: 'anti-entropy period while requests are unfinished (0: off)' },
   { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
   { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
   { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }
