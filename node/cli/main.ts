@@ -7,12 +7,13 @@ import { registerDemoCommand } from './demo.ts'
 import { registerPeerCommand } from './peer.ts'
 import { registerRunCommand } from './run.ts'
 import { registerBenchCommand } from './bench.ts'
+import { registerImportCommand } from './import.ts'
 import { registerClientCommands } from './client-commands.ts'
 
 /** A module that adds commands to the `dflow` program. */
 export type CommandRegistrar = (program: Command) => void
 
-const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand]
+const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand, registerImportCommand]
 
 /** Lets other modules add commands (call before main()); the built-in ones are registered by default. */
 export function registerCommands (registrar: CommandRegistrar): void {

@@ -27,6 +27,8 @@ export interface YardstickOptions {
   threads?: number
   /** tasks return their output bytes (moved between worker processes) @default true */
   payloads?: boolean
+  /** pythons to try, in order (default: findDaskPython's) */
+  pythons?: string[]
   /** whole run @default 30 min */
   timeoutMs?: number
   signal?: AbortSignal
@@ -36,9 +38,9 @@ export interface YardstickOptions {
  * The first python that imports `distributed`: $DFLOW_PYTHON, then `python3` on PATH, then /usr/bin/python3
  * (a pyenv or venv python on PATH usually lacks Debian's packages).
  */
-export function findDaskPython (): { python: string, version: string } | { python: null, reason: string } {
+export function findDaskPython (candidates: Array<string | undefined> = [process.env.DFLOW_PYTHON, 'python3', '/usr/bin/python3']): { python: string, version: string } | { python: null, reason: string } {
   const tried: string[] = []
-  for (const py of [process.env.DFLOW_PYTHON, 'python3', '/usr/bin/python3']) {
+  for (const py of candidates) {
     if (py === undefined || py === '' || tried.includes(py)) continue
     tried.push(py)
     const res = spawnSync(py, ['-c', 'import distributed; print(distributed.__version__)'], { encoding: 'utf8', timeout: 60_000 })
@@ -49,7 +51,7 @@ export function findDaskPython (): { python: string, version: string } | { pytho
 
 /** Runs every shape on one LocalCluster, warm-ups then timed requests one at a time. */
 export async function runDaskYardstick (shapes: DagShape[], opts: YardstickOptions): Promise<YardstickResult> {
-  const found = findDaskPython()
+  const found = findDaskPython(opts.pythons)
   if (found.python === null) return { available: false, engine: 'dask', reason: found.reason }
   const input = JSON.stringify({ shapes, warmup: opts.warmup, requests: opts.requests, workers: opts.workers ?? 4, threads: opts.threads ?? 4, payloads: opts.payloads ?? true })
   const { stdout, stderr, code } = await new Promise<{ stdout: string, stderr: string, code: number | null }>((resolve, reject) => {
