@@ -80,7 +80,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
     let failed = 0
     for (const [i, p] of warm.entries()) {
       opts.signal?.throwIfAborted()
-      const s = await runRequest(clients[p.peer], p, timeoutMs)
+      const s = await runOrFail(clients[p.peer], p, timeoutMs)
       if (s.status !== 'ok') { failed++; log('warm-up %s failed: %s', s.requestId, s.error) }
       onProgress({ phase: 'warmup', done: i + 1, total: warm.length, label: label(p), failed })
     }
@@ -92,7 +92,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
         opts.signal?.throwIfAborted()
         const before = await totalSent(clients)
         let after = before
-        const s = await runRequest(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients) })
+        const s = await runOrFail(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients) })
         record({ ...s, bytes: Math.max(0, after - before) })
         onProgress({ phase: 'measure', done: i + 1, total: measured.length, label: label(p), failed })
       }
@@ -146,6 +146,18 @@ export async function runYardstick (results: BenchResults, jobs: Array<{ workflo
   results.durationMs += Date.now() - started
 }
 
+/** A request that times out or cannot be submitted is a failed sample (counted, not timed); the run goes on. */
+async function runOrFail (client: DflowClient, p: RequestSpec, timeoutMs: number, onDone?: () => Promise<void>): Promise<Omit<Sample, 'bytes'>> {
+  const submittedAt = Date.now()
+  try {
+    return await runRequest(client, p, timeoutMs, onDone)
+  } catch (err) {
+    log('request %s (%s, %s) failed: %s', p.requestId, p.workflow, p.mode, (err as Error).message)
+    await onDone?.().catch(() => {})
+    return { workflow: p.workflow, mode: p.mode, postAt: p.postAt, requestId: p.requestId, status: 'failed', error: (err as Error).message, latencyMs: Date.now() - submittedAt, serverMs: null, coldStartMs: 0, coldSteps: 0, peer: p.peer, submittedAt, doneAt: Date.now(), steps: [] }
+  }
+}
+
 /** Background traffic with nothing running (gossip heartbeats, peer heartbeats), over 2 s. */
 async function idleRate (clients: DflowClient[]): Promise<number> {
   const a = await totalSent(clients)
@@ -173,10 +185,7 @@ async function openLoop (measured: Planned[], clients: DflowClient[], ratePerMin
   let count = 0
   for (const p of measured) {
     signal?.throwIfAborted()
-    pending.push(runRequest(clients[p.peer], p, timeoutMs).then(s => { done.push(s); progress(++count, p) }, err => {
-      done.push({ workflow: p.workflow, mode: p.mode, postAt: p.postAt, requestId: p.requestId, status: 'failed', error: (err as Error).message, latencyMs: timeoutMs, serverMs: null, coldStartMs: 0, coldSteps: 0, peer: p.peer, submittedAt: Date.now() - timeoutMs, doneAt: Date.now(), steps: [] })
-      progress(++count, p)
-    }))
+    pending.push(runOrFail(clients[p.peer], p, timeoutMs).then(s => { done.push(s); progress(++count, p) }))
     // exponential inter-arrival times: a Poisson process
     await sleep(-Math.log(1 - rand()) * 60_000 / ratePerMin)
   }
