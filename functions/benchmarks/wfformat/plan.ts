@@ -8,12 +8,14 @@
  *   needs no inputs;
  * - names are made valid and unique; the original task name goes into the step's description.
  */
+import { RESERVED } from '../generate.ts'
 import { scaleSize, scaleTime, type Plan, type PlanStep } from '../plan.ts'
 import { WfFormatError, type WfTask, type WfTrace } from './parse.ts'
 
 export const WFFORMAT_DEFAULT_SCALES = Object.freeze({ timeScale: 0.01, sizeScale: 0.01 })
 
-const RESERVED = new Set(['break', 'case', 'catch', 'class', 'const', 'continue', 'debugger', 'default', 'delete', 'do', 'else', 'enum', 'export', 'extends', 'false', 'finally', 'for', 'function', 'if', 'import', 'in', 'instanceof', 'new', 'null', 'return', 'super', 'switch', 'this', 'throw', 'true', 'try', 'typeof', 'var', 'void', 'while', 'with', 'yield', 'let', 'static', 'await', 'implements', 'interface', 'package', 'private', 'protected', 'public', 'inputs', 'synthetic', 'initWork', 'postAt'].map(s => s.toLowerCase()))
+// JS reserved words (step names become export names), `inputs` (not a step name) and the module's own bindings
+const TAKEN = new Set([...RESERVED, 'inputs', 'synthetic', 'initWork', 'postAt'].map(s => s.toLowerCase()))
 
 /** A workflow name ([a-z0-9-]+) from free text. */
 export function workflowNameOf (text: string): string {
@@ -25,7 +27,7 @@ export function workflowNameOf (text: string): string {
 function uniqueName (text: string, taken: Set<string>, prefix: string): string {
   let base = text.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 60)
   if (!/^[a-z]/.test(base)) base = `${prefix}${base}`
-  if (RESERVED.has(base)) base = `${base}_`
+  if (TAKEN.has(base)) base = `${base}_`
   let name = base
   for (let k = 2; taken.has(name); k++) name = `${base}_${k}`
   taken.add(name)
