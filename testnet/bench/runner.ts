@@ -90,10 +90,11 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
     if (opts.ratePerMin === undefined) {
       for (const [i, p] of measured.entries()) {
         opts.signal?.throwIfAborted()
-        const before = await totalSent(clients)
+        // a peer that went away fails the requests sent to it (counted), not the whole run; its bytes count as 0
+        const before = await totalSent(clients).catch(() => NaN)
         let after = before
-        const s = await runOrFail(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients) })
-        record({ ...s, bytes: Math.max(0, after - before) })
+        const s = await runOrFail(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients).catch(() => NaN) })
+        record({ ...s, bytes: Number.isFinite(after - before) ? Math.max(0, after - before) : 0 })
         onProgress({ phase: 'measure', done: i + 1, total: measured.length, label: label(p), failed })
       }
     } else {
