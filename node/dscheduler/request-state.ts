@@ -1,4 +1,5 @@
-import type { RequestStarted, StepDone, ValueRef } from '../../protocols/events/index.ts'
+import { createHash } from 'node:crypto'
+import { encodeEvent, type ElementPosted, type OutputReady, type RequestStarted, type StepDone, type StepFailed, type ValueRef } from '../../protocols/events/index.ts'
 import type { Ref, Source, StepDef, Workflow } from '../workflow/types.ts'
 import type { Value } from '../values/codec.ts'
 
@@ -43,7 +44,11 @@ export interface InstanceRecord {
   expect?: { peer: string, since: number }
   /** peers passed over for this instance because their expected claim never came */
   excluded?: Set<string>
+  /** runner events that came from a claim not winning when they arrived (replayed if it comes to win) */
+  held?: RunnerEvent[]
 }
+
+export type RunnerEvent = OutputReady | ElementPosted | StepDone | StepFailed
 
 /** A claim: attempt, the claimant's incarnation, and when it was made (the claimant's clock). */
 export interface Claim { attempt: number, incarnation: number, ts: number }
@@ -63,6 +68,8 @@ export class RequestState {
   private readonly settledSkips = new Map<string, Tri>()
   /** a reason when something makes the request fail that is not a step's own failure */
   fatal?: string
+  /** digest of the request-started event this state follows (runner events name it) */
+  readonly startId: string
   /** `step.output` -> the steps reading it (as an input, a foreach source or a condition) */
   readonly readers = new Map<string, string[]>()
 
@@ -70,6 +77,7 @@ export class RequestState {
     this.id = started.request
     this.workflow = workflow
     this.started = started
+    this.startId = createHash('sha256').update(encodeEvent(started)).digest('hex').slice(0, 16)
     for (const name of Object.keys(workflow.steps)) {
       const step = workflow.steps[name]
       const refs: Ref[] = [...Object.values(step.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src])]

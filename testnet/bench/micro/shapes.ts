@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeSelfContained } from '../../../functions/benchmarks/generate.ts'
 import type { Plan, PlanStep } from '../../../functions/benchmarks/plan.ts'
-import { DflowClient } from '../../../node/client.ts'
 import { EmbeddedPeer } from '../../../node/engine/embedded.ts'
 import { loadWorkflow } from '../../../node/workflow/index.ts'
 import { startTestnet } from '../../index.ts'
@@ -78,7 +77,7 @@ export async function shapesSection (opts: { warmup?: number, requests?: number,
     const onTestnet: number[] = []
     const testnet = await startTestnet({ peers: 4, dir: join(dir, 'testnet') })
     try {
-      const clients = testnet.manifest.peers.map(p => new DflowClient(p.api))
+      const clients = await testnet.clients()
       for (const file of files) {
         const bytes = (await loadWorkflow(file)).bytes
         const cid = (await Promise.all(clients.map(async c => c.addWorkflow(bytes))))[0]
