@@ -90,6 +90,12 @@ export class EventApplier {
         this.touchReaders(t, s, ev.step, ev.output, ev.element)
         break
       case 'step-done':
+        // outputs announced with the done count as their output-ready would, first
+        for (const [output, value] of Object.entries(ev.outputs ?? {})) {
+          if (!s.step(ev.step).out.includes(output) || !s.recordOutput(ev.step, ev.index, output, value)) continue
+          this.sched.history.recordOutput(wf, ev.step, output, value.inline !== undefined ? 0 : value.size)
+          this.touchReaders(t, s, ev.step, output, ev.index)
+        }
         if (!s.recordDone(ev)) return
         this.sched.history.recordRun(wf, ev.step, ev.endAt - ev.startAt)
         for (const output of Object.keys(ev.streams)) this.touchReaders(t, s, ev.step, output, null)

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { AwaitablePush, DStore, ValueMeta } from '../dstore/types.ts'
-import type { DflowEvent } from '../../protocols/events/index.ts'
+import type { DflowEvent, ValueRef } from '../../protocols/events/index.ts'
 import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
 import { CID } from 'multiformats/cid'
@@ -96,7 +96,7 @@ export class InstanceRunner {
     }
     if (this.superseded) return
     const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output, ...this.fence }
-    if (element === null) await host.publish({ type: 'output-ready', ...base, value: ref })
+    if (element === null) this.announce(output, ref)
     else await host.publish({ type: 'element-posted', ...base, element, value: ref })
     if (ref.inline === undefined && central === undefined && state.started.mode === 'dataflow') {
       for (const peer of host.consumersOf(state, this.stepName, output, element)) {
@@ -104,6 +104,33 @@ export class InstanceRunner {
       }
     }
   }
+
+  /**
+   * A posted value is announced on the next turn of the event loop, unless the function returned by then: what it
+   * returns goes out inside its step-done (one message instead of one per output and one for the done).
+   */
+  private announce (output: string, ref: ValueRef): void {
+    this.unannounced.push({ output, ref })
+    if (this.announcing) return
+    this.announcing = true
+    setImmediate(() => {
+      this.announcing = false
+      if (!this.returned) this.flushAnnounced()
+    })
+  }
+
+  /** Publishes the values not announced yet, each as its own output-ready. */
+  private flushAnnounced (): void {
+    const { host, state } = this
+    for (const { output, ref } of this.unannounced.splice(0)) {
+      if (this.superseded) return
+      void host.publish({ type: 'output-ready', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output, ...this.fence, value: ref })
+    }
+  }
+
+  private readonly unannounced: Array<{ output: string, ref: ValueRef }> = []
+  private announcing = false
+  private returned = false
 
   /** Dataflow posts at once (in order); control holds everything until the function returns. */
   private enqueue (output: string, value: Value, element: number | null): void {
@@ -166,9 +193,11 @@ export class InstanceRunner {
           onEmit: (name: string, element: number, value: Value) => { this.enqueue(name, value, element) },
           onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) }
         })
+        this.returned = true
         for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
         await this.posting
         if (this.superseded) { this.finished = true; return }
+        const outputs = Object.fromEntries(this.unannounced.splice(0).map(({ output, ref }) => [output, ref]))
         await host.publish({
           type: 'step-done',
           from: host.self,
@@ -181,7 +210,8 @@ export class InstanceRunner {
           coldStartMs: result.coldStartMs,
           readyAt: this.readyAt ?? result.startedAt,
           startAt: result.startedAt,
-          endAt: result.endedAt
+          endAt: result.endedAt,
+          ...(Object.keys(outputs).length > 0 ? { outputs } : {})
         })
         this.finished = true
         return
@@ -189,6 +219,9 @@ export class InstanceRunner {
         this.held.length = 0
         await this.posting.catch(() => {})
         this.posting = Promise.resolve()
+        // what a failed attempt posted mid-run was visible at once before; it still is
+        this.returned = false
+        this.flushAnnounced()
         lastError = describeFailure(err)
         host.log('%s[%s] attempt %d/%d failed: %s', this.stepName, this.index ?? '', attempt, attempts, lastError)
       }

@@ -64,7 +64,7 @@ const SHAPES: Record<DflowEvent['type'], Record<string, Check>> = {
   'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat, slots: optional(nat), start: optional(startId), also: optional(alsoClaimed) },
   'output-ready': { ...base, ...step, ...fence, output: str, value: valueRef },
   'element-posted': { ...base, ...step, ...fence, output: str, element: count, value: valueRef },
-  'step-done': { ...base, ...step, ...fence, streams: recordOf(count), coldStartMs: num, readyAt: num, startAt: num, endAt: num },
+  'step-done': { ...base, ...step, ...fence, streams: recordOf(count), coldStartMs: num, readyAt: num, startAt: num, endAt: num, outputs: optional(recordOf(valueRef)) },
   'step-failed': { ...base, ...step, ...fence, error: anyStr },
   'request-done': { ...base, status: oneOf('ok', 'failed'), outputs: recordOf(v => v === null || valueRef(v)), error: optional(anyStr) },
   'request-cancelled': { ...base, reason: anyStr, auth: optional(signedBy) },
@@ -79,6 +79,7 @@ function refsOf (ev: DflowEvent): Array<[string, Record<string, unknown>]> {
     case 'output-ready':
     case 'element-posted': return [['value', ev.value as unknown as Record<string, unknown>]]
     case 'request-done': return Object.entries(ev.outputs).flatMap(([k, r]) => r === null ? [] : [[`outputs.${k}`, r as unknown as Record<string, unknown>]])
+    case 'step-done': return Object.entries(ev.outputs ?? {}).map(([k, r]) => [`outputs.${k}`, r as unknown as Record<string, unknown>])
     default: return []
   }
 }

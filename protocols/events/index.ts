@@ -111,6 +111,11 @@ export interface StepDone extends Base, Fence {
   readyAt: number
   startAt: number
   endAt: number
+  /**
+   * value outputs posted as the function returned, announced with its done: one message (one signature to make
+   * and check) instead of one per output and one more for the done; each counts as its output-ready would
+   */
+  outputs?: Record<string, ValueRef>
 }
 
 export interface StepFailed extends Base, Fence {

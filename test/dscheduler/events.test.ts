@@ -27,6 +27,7 @@ describe('event codec', () => {
       { type: 'output-ready', ...base, step: 's', index: 2, attempt: 1, incarnation: 5, output: 'o', value: ref },
       { type: 'element-posted', ...base, step: 's', index: null, attempt: 0, incarnation: 5, output: 'o', element: 4, value: ref },
       { type: 'step-done', ...base, step: 's', index: null, attempt: 0, incarnation: 5, streams: { o: 3 }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
+      { type: 'step-done', ...base, step: 's', index: 1, attempt: 0, incarnation: 5, streams: {}, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3, outputs: { o: ref } },
       { type: 'step-failed', ...base, step: 's', index: null, attempt: 2, incarnation: 5, error: 'boom' },
       { type: 'value-lost', ...base, cid: CID },
       { type: 'request-cancelled', ...base, reason: 'user' },

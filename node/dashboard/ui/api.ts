@@ -65,6 +65,8 @@ export interface EventJson {
   output?: string
   element?: number
   value?: ValueRefJson
+  /** step-done: value outputs announced with the done */
+  outputs?: Record<string, ValueRefJson>
   error?: string
   status?: string
 }

@@ -13,12 +13,16 @@ const EVENT_TYPES = ['request-started', 'step-claimed', 'output-ready', 'element
 function bytesMoved (events: EventJson[], graph: WorkflowGraph | undefined, view: RequestView | undefined): { moved: number, stored: number } {
   let moved = 0
   let stored = 0
-  for (const ev of events) {
-    if ((ev.type !== 'output-ready' && ev.type !== 'element-posted') || ev.value === undefined || ev.value.inline !== undefined) continue
-    stored += ev.value.size
-    const consumers = new Set((graph?.edges ?? []).filter(e => e.from === ev.step && e.label.startsWith(`${ev.output ?? ''} →`)).map(e => e.to))
+  // a value comes in an output-ready or element-posted, or among the outputs a step-done announces
+  const values = events.flatMap(ev => ev.type === 'step-done'
+    ? Object.entries(ev.outputs ?? {}).map(([output, value]) => ({ ev, output, value }))
+    : (ev.type === 'output-ready' || ev.type === 'element-posted') && ev.value !== undefined ? [{ ev, output: ev.output ?? '', value: ev.value }] : [])
+  for (const { ev, output, value } of values) {
+    if (value.inline !== undefined) continue
+    stored += value.size
+    const consumers = new Set((graph?.edges ?? []).filter(e => e.from === ev.step && e.label.startsWith(`${output} →`)).map(e => e.to))
     const peers = new Set((view?.steps ?? []).filter(s => consumers.has(s.name) && s.peer !== null && s.peer !== ev.from).map(s => s.peer))
-    moved += ev.value.size * peers.size
+    moved += value.size * peers.size
   }
   return { moved, stored }
 }
