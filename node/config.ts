@@ -37,6 +37,8 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /** Turn off the same-host fast path (values move over libp2p streams even between peers of one host). @default false */
+  noSharedStore: boolean
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -56,7 +58,8 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 200
+  gossipHeartbeatMs: 200,
+  noSharedStore: false
 })
 
 export class ConfigError extends Error {
@@ -100,7 +103,8 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'silence after which a peer counts as failed' },
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
-  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' }
+  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -177,7 +181,11 @@ export function parseConfigObject (obj: unknown, source = 'config'): Partial<Pee
 export function parseFlagValues (flags: Record<string, unknown>): Partial<PeerConfig> {
   const out: Record<string, unknown> = {}
   for (const def of PEER_FLAGS) {
-    const value = flags[def.key] ?? flags[camel(def.flag)]
+    let value = flags[def.key] ?? flags[camel(def.flag)]
+    // commander gives a lone `--no-x` flag as `x: false` (and `x: true` when absent)
+    if (value === undefined && def.kind === 'bool' && def.flag.startsWith('no-')) {
+      value = flags[camel(def.flag.slice(3))] === false ? true : undefined
+    }
     if (value === undefined) continue
     out[def.key] = parseValue(def, value, `--${def.flag}`)
   }

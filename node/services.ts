@@ -42,7 +42,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       inlineLimit: config.inlineLimit,
       capacity: config.storeCapacity,
       retentionMs: config.retentionMs,
-      dataDir: config.dataDir
+      dataDir: config.dataDir,
+      sharedStore: !config.noSharedStore
     },
     livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
