@@ -11,11 +11,15 @@ import { BlockVerificationError } from './errors.ts'
 export const CHUNKED_TAG = 'chunked/1'
 
 /**
- * A value whose encoding exceeds the chunk size by no more than this stays one block: it covers the CBOR
- * header (at most 9 bytes) of a byte string or text of exactly `chunkSize` bytes, so "fits one chunk" means
- * the payload fits. The last chunk of a chunked value may be this much longer than `chunkSize` too.
+ * "Fits one chunk" is about the payload: a byte string (or text) of `chunkSize` bytes encodes to
+ * `chunkSize` + its CBOR header (up to 9 bytes) and still is one block. For chunked values the header
+ * rides in the last chunk, so every chunk holds `chunkSize` payload bytes except the last.
  */
-export const CHUNK_SLACK = 9
+export function headerLength (value: Value): number {
+  if (!(value instanceof Uint8Array) && typeof value !== 'string') return 0
+  const n = value instanceof Uint8Array ? value.byteLength : Buffer.byteLength(value)
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9
+}
 
 /** Root block of a value whose encoding exceeds the chunk size; its CID is the value's key. */
 export interface ChunkedRoot {
@@ -48,10 +52,13 @@ export function cidOfKey (key: string, codec: number): CID {
   return CID.createV1(codec, Digest.decode(base32.decode(key)))
 }
 
-/** [start, end) byte ranges of the chunks of an encoding of `size` bytes (one range when it fits one chunk). */
-export function chunkRanges (size: number, chunkSize: number): Array<[number, number]> {
-  if (size <= chunkSize + CHUNK_SLACK) return [[0, size]]
-  const n = Math.ceil((size - CHUNK_SLACK) / chunkSize)
+/**
+ * [start, end) byte ranges of the chunks of an encoding of `size` bytes whose header is `header` bytes
+ * (one range when the payload fits one chunk).
+ */
+export function chunkRanges (size: number, chunkSize: number, header = 0): Array<[number, number]> {
+  if (size - header <= chunkSize) return [[0, size]]
+  const n = Math.ceil((size - header) / chunkSize)
   const out: Array<[number, number]> = []
   for (let i = 0; i < n; i++) out.push([i * chunkSize, i === n - 1 ? size : (i + 1) * chunkSize])
   return out
@@ -59,7 +66,7 @@ export function chunkRanges (size: number, chunkSize: number): Array<[number, nu
 
 export async function encodeBlocks (value: Value, chunkSize: number): Promise<EncodedValue> {
   const encoded = encodeValue(value)
-  const ranges = chunkRanges(encoded.byteLength, chunkSize)
+  const ranges = chunkRanges(encoded.byteLength, chunkSize, headerLength(value))
   if (ranges.length === 1) {
     const cid = await cidOfBytes(encoded)
     return { cid, size: encoded.byteLength, encoded, blocks: [{ cid, bytes: encoded }] }

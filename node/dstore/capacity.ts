@@ -140,7 +140,11 @@ export class CapacityBlockstore {
     if (e.shared && this.shared != null) {
       if (offset + e.size > into.byteLength) return undefined
       this.touch(key)
-      return this.shared.dir.readInto(key, into, offset)
+      try {
+        return await this.shared.dir.readInto(key, into, offset)
+      } catch (err) {
+        if (!await this.lost(key, e, err)) return undefined
+      }
     }
     const bytes = await this.get(cid, options)
     if (bytes == null || offset + bytes.byteLength > into.byteLength) return undefined
@@ -154,7 +158,11 @@ export class CapacityBlockstore {
     if (e == null) return undefined
     if (e.shared && this.shared != null) {
       this.touch(key)
-      return this.shared.dir.read(key)
+      try {
+        return await this.shared.dir.read(key)
+      } catch (err) {
+        if (!await this.lost(key, e, err)) return undefined
+      }
     }
     try {
       const bytes = await collect(this.inner.get(cid, options))
@@ -171,6 +179,19 @@ export class CapacityBlockstore {
     const e = this.entries.get(key)
     this.forget(key)
     await this.remove(key, e ?? { cid, size: 0, shared: false, inner: true }, options)
+  }
+
+  /**
+   * A shared file that is gone or no longer the one written is dropped: the block is still held when the
+   * inner store has a copy (a data dir), else it counts as not held. Answers whether it is still held.
+   */
+  private async lost (key: string, e: Entry, err: unknown): Promise<boolean> {
+    const name = (err as Error)?.name
+    if (name !== 'BlockVerificationError' && (err as NodeJS.ErrnoException)?.code !== 'ENOENT') throw err
+    await this.shared?.dir.delete(key)
+    e.shared = false
+    if (!e.inner) this.forget(key)
+    return e.inner
   }
 
   private async remove (key: string, e: Entry, options?: AbortOptions): Promise<void> {

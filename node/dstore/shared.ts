@@ -142,6 +142,11 @@ export class SharedDir {
     if (att == null) throw new BlockVerificationError(`${key} is not in the shared store`)
     const fh = await open(this.path(key), 'r')
     try {
+      // the holder too checks the file is still the one it wrote: a planted or rewritten file is not served
+      const st = await fh.stat({ bigint: true })
+      if (st.ino !== att.ino || Number(st.size) !== att.size || st.mtimeNs !== att.mtimeNs) {
+        throw new BlockVerificationError(`shared block ${key} was replaced or rewritten since it was written`)
+      }
       let done = 0
       while (done < att.size) {
         const { bytesRead } = await fh.read(into, offset + done, att.size - done, done)
