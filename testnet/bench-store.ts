@@ -10,7 +10,8 @@
  *   buffer (timed at the reader from the request to the last byte; the two copies any hand-over between
  *   processes without shared mappings costs). get = DStore get of a fresh value, verified (the holder
  *   checked every block against its CID when it wrote it; the reader checks it links the attested file).
- * Figures are medians of ROUNDS (default 3) rounds after a warm-up; `--json` prints only
+ * Figures are medians of ROUNDS (default 3) rounds after a warm-up (SIZES=1,16,64 and PATHS=tcp,same-host
+ * narrow a run; WINDOW sets DStore's window); `--json` prints only
  * {"rows": [{"path", "sizeMiB", "rawMiBps", "getMiBps", "ratio"}]} on stdout.
  */
 import '../node/util/polyfill.ts'
@@ -30,7 +31,8 @@ import type { Stream } from '@libp2p/interface'
 const MiB = 1024 * 1024
 const RAW_PROTOCOL = '/dflow/bench/raw/1.0.0'
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
-const SIZES = [1, 16, 64]
+const SIZES = (process.env.SIZES ?? '1,16,64').split(',').map(Number)
+const PATHS = (process.env.PATHS ?? 'tcp,same-host').split(',') as Array<'tcp' | 'same-host'>
 const JSON_OUT = process.argv.includes('--json')
 
 export interface StoreRow { path: 'same-host' | 'tcp', sizeMiB: number, rawMiBps: number, getMiBps: number, ratio: number }
@@ -44,6 +46,20 @@ function bytesOf (n: number, seed: number): Uint8Array {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000 }
+
+/**
+ * CPU time of both processes over `op` (ms): on a busy machine wall time mostly measures the queue for a
+ * core; CPU time is the work done, so its ratio stays meaningful. (The holder's figure includes its IPC.)
+ */
+async function withCpu (h: Holder, op: () => Promise<number>): Promise<{ ms: number, cpu: number }> {
+  const h0 = (await h.ask({ op: 'cpu' })).cpuMs as number
+  const r0 = cpuMs()
+  const ms = await op()
+  const r1 = cpuMs()
+  const h1 = (await h.ask({ op: 'cpu' })).cpuMs as number
+  return { ms, cpu: (r1 - r0) + (h1 - h0) }
+}
 const say = (line: string): void => { if (!JSON_OUT) console.log(line) }
 
 async function peer (shared: boolean): Promise<{ libp2p: DflowLibp2p, store: DStoreService }> {
@@ -55,7 +71,7 @@ async function peer (shared: boolean): Promise<{ libp2p: DflowLibp2p, store: DSt
   return { libp2p, store }
 }
 
-type HolderRequest = { id: number, op: 'put', size: number, seed: number } | { id: number, op: 'copy', size: number } | { id: number, op: 'unpin' }
+type HolderRequest = { id: number, op: 'put', size: number, seed: number } | { id: number, op: 'copy', size: number } | { id: number, op: 'unpin' } | { id: number, op: 'cpu' }
 
 /** The holder process: a peer that puts values on request, serves the raw stream and the plain copy. */
 async function holder (shared: boolean): Promise<void> {
@@ -83,12 +99,16 @@ async function holder (shared: boolean): Promise<void> {
   process.on('message', (m: HolderRequest) => {
     void (async () => {
       if (m.op === 'put') {
-        const { cid } = await store.put(bytesOf(m.size, m.seed), { pin: 'bench' })
+        // no provider record: a get names its holder, and a background DHT provide would run during the get
+        const { cid } = await store.put(bytesOf(m.size, m.seed), { pin: 'bench', provide: false })
         process.send?.({ id: m.id, cid: cid.toString() })
       } else if (m.op === 'copy') {
         const path = join(dir, `copy-${m.id}`)
         await writeFile(path, payload.subarray(0, m.size))
         process.send?.({ id: m.id, path })
+      } else if (m.op === 'cpu') {
+        const u = process.cpuUsage()
+        process.send?.({ id: m.id, cpuMs: (u.user + u.system) / 1000 })
       } else {
         await store.unpinRequest('bench')
         process.send?.({ id: m.id })
@@ -171,30 +191,36 @@ async function measurePath (path: StoreRow['path']): Promise<StoreRow[]> {
     await reader.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })
     const holders = [peerIdFromString(h.peerId)]
     let seed = 1
-    const get = async (size: number): Promise<number> => {
+    const get = async (size: number): Promise<{ ms: number, cpu: number }> => {
       const { cid } = await h.ask({ op: 'put', size, seed: seed++ })
-      const t0 = performance.now()
-      const v = await reader.store.get(CID.parse(cid), { holders })
-      const ms = performance.now() - t0
-      if (!(v instanceof Uint8Array) || v.byteLength !== size) throw new Error('wrong value')
-      return ms
+      return withCpu(h, async () => {
+        const t0 = performance.now()
+        const v = await reader.store.get(CID.parse(cid), { holders })
+        const ms = performance.now() - t0
+        if (!(v instanceof Uint8Array) || v.byteLength !== size) throw new Error('wrong value')
+        return ms
+      })
     }
     for (const mib of SIZES) {
       const size = mib * MiB
-      const raw = async (): Promise<number> => shared ? plainCopy(h, size) : rawStream(reader.libp2p, addr, size)
+      const raw = async (): Promise<{ ms: number, cpu: number }> => withCpu(h, async () => shared ? plainCopy(h, size) : rawStream(reader.libp2p, addr, size))
       await raw(); await get(size) // warm-up
       const raws: number[] = []
       const gets: number[] = []
+      const rawCpu: number[] = []
+      const getCpu: number[] = []
       for (let r = 0; r < ROUNDS; r++) {
-        raws.push(await raw())
-        gets.push(await get(size))
+        const a = await raw()
+        raws.push(a.ms); rawCpu.push(a.cpu)
+        const b = await get(size)
+        gets.push(b.ms); getCpu.push(b.cpu)
       }
       await h.ask({ op: 'unpin' })
       await reader.store.unpinRequest('bench').catch(() => {})
       const rawMiBps = mib / (median(raws) / 1000)
       const getMiBps = mib / (median(gets) / 1000)
       rows.push({ path, sizeMiB: mib, rawMiBps: Math.round(rawMiBps), getMiBps: Math.round(getMiBps), ratio: Math.round(getMiBps / rawMiBps * 100) / 100 })
-      say(`${path.padEnd(9)} ${String(mib).padStart(3)} MiB  ${rawMiBps.toFixed(0).padStart(6)} MiB/s ${median(raws).toFixed(1).padStart(7)} ms  ${getMiBps.toFixed(0).padStart(6)} MiB/s ${median(gets).toFixed(1).padStart(7)} ms  ${(getMiBps / rawMiBps).toFixed(2)}`)
+      say(`${path.padEnd(9)} ${String(mib).padStart(3)} MiB  ${rawMiBps.toFixed(0).padStart(6)} MiB/s ${median(raws).toFixed(1).padStart(7)} ms  ${getMiBps.toFixed(0).padStart(6)} MiB/s ${median(gets).toFixed(1).padStart(7)} ms  ${(getMiBps / rawMiBps).toFixed(2)}   cpu ms raw ${median(rawCpu).toFixed(0)} get ${median(getCpu).toFixed(0)}`)
     }
     const stats = reader.store.stats()
     say(`          reader: ${stats.transfers} transfers, ${stats.sharedBlocks} blocks from the shared directory`)
@@ -236,8 +262,9 @@ async function main (): Promise<void> {
   if (role >= 0) { await holder(process.argv[role + 1] === 'shared'); return }
   say(`DStore get between two peer processes, median of ${ROUNDS} rounds (get = fetch + verify + store + assemble + decode)`)
   say('tcp: raw = raw libp2p stream (TCP+noise+yamux); same-host: raw = plain copy through a /dev/shm file (holder writes, reader reads)')
-  say('path      size     raw             DStore get      ratio')
-  const rows = [...await measurePath('tcp'), ...await measurePath('same-host')]
+  say('path      size     raw             DStore get      ratio  (cpu ms: both processes, medians)')
+  const rows: StoreRow[] = []
+  for (const path of PATHS) rows.push(...await measurePath(path))
   if (JSON_OUT) {
     process.stdout.write(JSON.stringify({ rows }) + '\n')
   } else {

@@ -114,18 +114,16 @@ export class LocalStore {
       return at
     })
     if (off !== chunked.size) throw new ValueNotFoundError(`chunks of ${cid} are not all held`)
-    // a few reads at once: shared files are read on the thread pool, in parallel
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < chunked.chunks.length) {
-        const i = next++
-        const p = parts[i]
-        if (p != null) { whole.set(p, offsets[i]); continue }
-        const n = await this.blocks.readInto(chunked.chunks[i], whole, offsets[i], options)
-        if (n == null) throw new ValueNotFoundError(`chunk ${chunked.chunks[i]} of ${cid} is not held`)
-      }
+    // shared files are read with synchronous calls (memory copies); the event loop gets a turn every 8 MiB
+    let sinceYield = 0
+    for (let i = 0; i < chunked.chunks.length; i++) {
+      const p = parts[i]
+      if (p != null) { whole.set(p, offsets[i]); continue }
+      const n = await this.blocks.readInto(chunked.chunks[i], whole, offsets[i], options)
+      if (n == null) throw new ValueNotFoundError(`chunk ${chunked.chunks[i]} of ${cid} is not held`)
+      sinceYield += n
+      if (sinceYield >= 8 * 1024 * 1024) { sinceYield = 0; await new Promise(resolve => setImmediate(resolve)) }
     }
-    await Promise.all([worker(), worker(), worker(), worker()])
     return decodeValue(whole)
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
-import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, constants as fsc, fstatSync, linkSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockVerificationError } from './errors.ts'
 
@@ -85,20 +85,28 @@ export class SharedDir {
   attestation (key: string): SharedAttestation | undefined { return this.files.get(key) }
   path (key: string): string { return join(this.dir, key) }
 
-  /** Writes a verified block (temp file + rename, so no reader sees a partial file). */
+  /**
+   * Writes a verified block (temp file + rename, so no reader sees a partial file). Synchronous system
+   * calls: on tmpfs they are memory copies, and a thread-pool hop per call costs more than the call.
+   */
   async put (key: string, parts: Uint8Array[]): Promise<void> {
     if (this.files.has(key)) return
     const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`)
-    const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+    const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
     try {
-      await fh.writev(parts)
-      const st = await fh.stat({ bigint: true })
+      let pos = 0
+      for (const part of parts) {
+        let done = 0
+        while (done < part.byteLength) done += writeSync(fd, part, done, part.byteLength - done, pos + done)
+        pos += part.byteLength
+      }
+      const st = fstatSync(fd, { bigint: true })
       await rename(tmp, this.path(key))
       this.files.set(key, { ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs })
     } catch (err) {
-      await unlink(tmp).catch(() => {})
+      try { unlinkSync(tmp) } catch {}
       throw err
-    } finally { await fh.close() }
+    } finally { closeSync(fd) }
   }
 
   /**
@@ -117,21 +125,21 @@ export class SharedDir {
       }
     }
     let st
-    try { st = await stat(from, { bigint: true }) } catch (err) {
+    try { st = statSync(from, { bigint: true }) } catch (err) {
       throw new BlockVerificationError(`shared block ${holder}/${key} is missing: ${(err as Error).message}`)
     }
     check(st, 'before link')
     const to = this.path(key)
-    try { await link(from, to) } catch (err) {
+    try { linkSync(from, to) } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BlockVerificationError(`cannot link shared block ${holder}/${key}: ${(err as Error).message}`)
-      await unlink(to)
-      await link(from, to)
+      unlinkSync(to)
+      linkSync(from, to)
     }
     try {
-      check(await stat(to, { bigint: true }), 'after link')
+      check(statSync(to, { bigint: true }), 'after link')
       this.files.set(key, { ...att })
     } catch (err) {
-      await unlink(to).catch(() => {})
+      try { unlinkSync(to) } catch {}
       throw err
     }
   }
@@ -140,22 +148,22 @@ export class SharedDir {
   async readInto (key: string, into: Uint8Array, offset: number): Promise<number> {
     const att = this.files.get(key)
     if (att == null) throw new BlockVerificationError(`${key} is not in the shared store`)
-    const fh = await open(this.path(key), 'r')
+    const fd = openSync(this.path(key), 'r')
     try {
       // the holder too checks the file is still the one it wrote: a planted or rewritten file is not served
-      const st = await fh.stat({ bigint: true })
+      const st = fstatSync(fd, { bigint: true })
       if (st.ino !== att.ino || Number(st.size) !== att.size || st.mtimeNs !== att.mtimeNs) {
         throw new BlockVerificationError(`shared block ${key} was replaced or rewritten since it was written`)
       }
       let done = 0
       while (done < att.size) {
-        const { bytesRead } = await fh.read(into, offset + done, att.size - done, done)
-        if (bytesRead === 0) break
-        done += bytesRead
+        const n = readSync(fd, into, offset + done, att.size - done, done)
+        if (n === 0) break
+        done += n
       }
       if (done !== att.size) throw new BlockVerificationError(`shared block ${key} is shorter than ${att.size} bytes`)
       return done
-    } finally { await fh.close() }
+    } finally { closeSync(fd) }
   }
 
   async read (key: string): Promise<Uint8Array> {
@@ -169,14 +177,14 @@ export class SharedDir {
   /** Reads the first byte of a block (to tell a chunked root from a value without reading it). */
   async firstByte (key: string): Promise<number> {
     const b = new Uint8Array(1)
-    const fh = await open(this.path(key), 'r')
-    try { await fh.read(b, 0, 1, 0) } finally { await fh.close() }
+    const fd = openSync(this.path(key), 'r')
+    try { readSync(fd, b, 0, 1, 0) } finally { closeSync(fd) }
     return b[0]
   }
 
   async delete (key: string): Promise<void> {
     if (!this.files.delete(key)) return
-    await unlink(this.path(key)).catch(() => {})
+    try { unlinkSync(this.path(key)) } catch {}
   }
 
   /** Removes this peer's directory (what other peers linked stays theirs). */

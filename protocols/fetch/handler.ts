@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { lpStream } from '@libp2p/utils'
 import { decodeFrame, encodeRequestFrame, encodeStatusFrame, expectFrame, parseFetchRequest, RemoteStatusError } from './codec.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TIMEOUT_MS, DEFAULT_WINDOW } from './constants.ts'
@@ -26,6 +27,8 @@ function errorMessage (err: unknown): string {
 export async function handleFetch (stream: Stream, reader: BlockReader, init: FetchProtocolInit, signal: AbortSignal, log: Logger, onServed?: (cid: CID, bytes: number) => void): Promise<void> {
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
+  // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
+  setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * 2 })
   try {
     let request
@@ -70,6 +73,8 @@ export async function planOf (reader: BlockReader, cid: CID, options: { signal?:
 export async function fetchBlocks (stream: Stream, cid: CID, writer: BlockWriter, init: FetchProtocolInit, signal: AbortSignal, opts: ReceiveOptions & { host?: Uint8Array } = {}): Promise<ReceiveResult> {
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
+  // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
+  setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * (cfg.window + 2) })
   try {
     const request: Record<string, unknown> = { cid, window: cfg.window }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { lpStream } from '@libp2p/utils'
 import { decodeFrame, encodeRequestFrame, encodeStatusFrame, expectFrame, RemoteStatusError } from '../fetch/codec.ts'
 import { fetchInit } from '../fetch/handler.ts'
@@ -17,6 +18,8 @@ function errorMessage (err: unknown): string {
 export async function handlePush (stream: Stream, from: PeerId, receiver: PushReceiver, init: PushProtocolInit, signal: AbortSignal, log: Logger): Promise<void> {
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
+  // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
+  setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * (cfg.window + 2) })
   try {
     let header
@@ -65,6 +68,8 @@ export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, rea
   const host = extra.host
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
+  // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
+  setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * 2 })
   try {
     await lp.write(encodeRequestFrame(pushHeaderBody({ cid, meta, window: cfg.window, host, holders: extra.holders })), options)
