@@ -199,6 +199,11 @@ export class SharedDir {
       if (name === 'secret' || name.startsWith('.')) continue
       const pid = Number(await readFile(join(this.nsDir, name, 'pid'), 'utf8').catch(() => 'NaN'))
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue
+      // no pid yet: a peer may be starting right now (it writes the pid just after creating the directory)
+      if (!Number.isInteger(pid)) {
+        const st = await lstat(join(this.nsDir, name)).catch(() => undefined)
+        if (st == null || Date.now() - st.mtimeMs < 60_000) continue
+      }
       log?.('removing shared store directory %s of a stopped peer', name)
       await rm(join(this.nsDir, name), { recursive: true, force: true }).catch(() => {})
     }

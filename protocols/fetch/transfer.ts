@@ -26,17 +26,20 @@ export interface SendPlan { rootBytes?: Uint8Array, chunks: CID[] }
 export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reader: BlockReader, cid: CID, plan: SendPlan, window: number, options: Required<AbortOptions>, shared = false): Promise<number> {
   const order = [cid, ...plan.chunks]
   let credits = window
+  let blocks = 0
   let sent = 0
   for (let i = 0; i < order.length; i++) {
-    while (i >= credits) {
-      credits += expectFrame(decodeFrame(await lp.read(options)), 'credit').body.credit
-    }
     const file = shared && (i > 0 || plan.chunks.length === 0) ? reader.sharedFile?.(order[i]) : undefined
     if (file != null) {
+      // a shared frame is a few bytes: it needs no credit, so a same-host value goes out in one burst
       await lp.write(encodeSharedFrame(file), options)
       sent += file.size
       continue
     }
+    while (blocks >= credits) {
+      credits += expectFrame(decodeFrame(await lp.read(options)), 'credit').body.credit
+    }
+    blocks++
     const bytes = i === 0 && plan.rootBytes != null ? plan.rootBytes : await reader.getBlock(order[i], options)
     if (bytes == null) {
       await lp.write(encodeStatusFrame({ status: 'error', message: `block ${order[i]} is no longer held` }), options)
@@ -80,7 +83,7 @@ function copyPayload (frame: Uint8ArrayList, into: Uint8Array, offset: number): 
 /**
  * Receives and verifies a value's blocks. The receive loop only copies each chunk once, into the value's
  * buffer; hashing (on the thread pool) and writing run behind it and grant credit as they finish, so at
- * most `window` blocks are in flight or unwritten. The root is written last, after every chunk verified and landed, so a present root
+ * most `window` block frames are in flight or unwritten. The root is written last, after every chunk verified and landed, so a present root
  * means a complete value. The stored chunks are slices of one buffer, so reading the value needs no copy.
  */
 export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, cid: CID, writer: BlockWriter, window: number, options: Required<AbortOptions>, opts: ReceiveOptions = {}): Promise<ReceiveResult> {
@@ -100,26 +103,30 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   }
   if (root.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} declares ${root.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
   const total = root.chunks.length + 1
-  // credit is granted as blocks land (verified and written), in batches, from the completions: the receive
-  // loop never waits for hashing or writing, and received-but-unwritten data stays within the window
+  // credit is granted as block frames land (verified and written), in batches, from the completions: the
+  // receive loop never waits for hashing or writing, and received-but-unwritten data stays within the window.
+  // Shared frames take no credit. A sender blocked on credit has `window` landed-or-landing blocks here, so
+  // a batch of at most `window` always comes.
   const batch = Math.max(1, Math.floor(window / 4))
-  let granted = window
-  let landed = 1
+  let unGranted = 1 // the root
   let failure: unknown
   const grant = (): void => {
-    const want = Math.min(total, landed + window) - granted
-    if (want >= batch || (want > 0 && landed + window >= total)) {
-      granted += want
-      lp.write(encodeCreditFrame(want), options).catch(err => { failure ??= err })
-    }
+    if (unGranted < batch) return
+    const n = Math.min(unGranted, 1024)
+    unGranted -= n
+    lp.write(encodeCreditFrame(n), options).catch(err => { failure ??= err })
   }
   grant()
   let whole: Uint8Array | undefined
   let size = 0
   let sharedBlocks = 0
   const pending: Array<Promise<void>> = []
-  const track = (p: Promise<void>): void => {
-    pending.push(p.then(() => { landed++; if (failure === undefined) grant() }, err => { failure ??= err }))
+  let landed = 1
+  const track = (p: Promise<void>, block: boolean): void => {
+    pending.push(p.then(() => {
+      landed++
+      if (block) { unGranted++; if (failure === undefined) grant() }
+    }, err => { failure ??= err }))
   }
   for (let i = 0; i < root.chunks.length; i++) {
     if (failure !== undefined) throw failure
@@ -131,14 +138,14 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
       whole ??= new Uint8Array(root.size)
       copyPayload(data, whole, size)
       const bytes = whole.subarray(size, size + len)
-      track(verifyBlock(chunk, bytes).then(async () => { await writer.putBlock(chunk, bytes, options) }))
+      track(verifyBlock(chunk, bytes).then(async () => { await writer.putBlock(chunk, bytes, options) }), true)
       size += len
     } else {
       const frame = decodeFrame(data)
       if (frame.type !== 'shared' || opts.shared !== true || writer.adoptShared == null) expectFrame(frame, 'block')
       const info = (frame as { body: { ino: bigint, size: number, mtimeNs: bigint } }).body
       if (size + info.size > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      track(writer.adoptShared!(chunk, info, options))
+      track(writer.adoptShared!(chunk, info, options), false)
       size += info.size
       sharedBlocks++
     }

@@ -30,14 +30,14 @@ describe('re-replication after a peer death', () => {
     await waitFor(async () => {
       for (const v of values) for (const h of v.holders) if (!await holds(h, v.cid)) return false
       return true
-    }, 'initial replication')
+    }, 'initial replication', 60_000)
 
     const victim = peers[5]
     const victimId = victim.libp2p.peerId.toString()
     dead.add(victimId)
     await stopPeer(victim)
     const survivors = peers.filter(p => p !== victim)
-    await waitFor(() => survivors.every(p => !p.libp2p.getPeers().some(x => x.toString() === victimId)), 'victim disconnected')
+    await waitFor(() => survivors.every(p => !p.libp2p.getPeers().some(x => x.toString() === victimId)), 'victim disconnected', 60_000)
 
     const changed = new Set(values.filter(v => v.holders.has(victimId)).map(v => v.cid.toString()))
     expect(changed.size).toBeGreaterThan(0)
@@ -52,7 +52,7 @@ describe('re-replication after a peer death', () => {
     const sent = survivors.reduce((n, p, i) => n + p.store.stats().pushesSent - sent0[i], 0)
     expect(sent).toBe(changed.size)
     expect(copies.reduce((a, b) => a + b, 0)).toBe(changed.size)
-    await waitFor(() => received.length >= changed.size, 'copies landed')
+    await waitFor(() => received.length >= changed.size, 'copies landed', 60_000)
     expect(new Set(received)).toEqual(changed)
     expect(received).toHaveLength(changed.size)
     // every value is back on 3 live holders
@@ -65,5 +65,5 @@ describe('re-replication after a peer death', () => {
     const again = await Promise.all(survivors.map(async p => p.store.rereplicate()))
     expect(again.reduce((a, b) => a + b, 0)).toBe(0)
     expect(survivors.reduce((n, p, i) => n + p.store.stats().pushesSent - sent0[i], 0)).toBe(changed.size)
-  }, 120_000)
+  }, 240_000)
 })
