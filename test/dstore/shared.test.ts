@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { equals } from 'uint8arrays/equals'
-import { connectAll, randomBytes, startPeer, stopPeer, type TestPeer } from './helpers.ts'
+import { connectAll, randomBytes, startPeer, stopPeer, waitFor, type TestPeer } from './helpers.ts'
 import { blockKey, parseChunkedRoot, verifyBlock } from '../../node/dstore/blocks.ts'
 import { SharedDir } from '../../node/dstore/shared.ts'
 import { configToArgs, parseFlagValues, resolveConfig } from '../../node/config.ts'
@@ -20,6 +20,12 @@ async function chunksOf (p: TestPeer, cid: CID): Promise<CID[]> {
   return parseChunkedRoot(cid, root!)!.chunks
 }
 
+/** Connects two peers and waits until each side sees the other (an inbound connection registers a moment later). */
+async function link (x: TestPeer, y: TestPeer): Promise<void> {
+  await connectAll([x, y])
+  await waitFor(() => x.libp2p.getPeers().some(p => p.equals(y.libp2p.peerId)) && y.libp2p.getPeers().some(p => p.equals(x.libp2p.peerId)), 'both sides connected')
+}
+
 function fileOf (p: TestPeer, cid: CID): string {
   return p.store.local.blocks.shared!.dir.path(blockKey(cid))
 }
@@ -31,7 +37,7 @@ describe('same-host fast path', () => {
   beforeAll(async () => {
     a = await startPeer({ replicas: 0, sharedStore: true, chunkSize: 256 * 1024 })
     b = await startPeer({ replicas: 0, sharedStore: true, chunkSize: 256 * 1024 })
-    await connectAll([a, b])
+    await link(a, b)
   })
   afterAll(async () => { await stopPeer(a); await stopPeer(b) })
 
@@ -54,7 +60,7 @@ describe('same-host fast path', () => {
   it('a value of one block (a whole 1 MiB byte string) comes as one shared file', async () => {
     const big = await startPeer({ replicas: 0, sharedStore: true })
     try {
-      await connectAll([big, b])
+      await link(big, b)
       const value = randomBytes(MiB, 4)
       const { cid } = await big.store.put(value)
       expect(await big.store.local.blockKeys(cid)).toHaveLength(1)
@@ -70,7 +76,7 @@ describe('same-host fast path', () => {
     const { cid } = await a.store.put(value)
     const other = await startPeer({ replicas: 0, sharedStore: false, chunkSize: 256 * 1024 })
     try {
-      await connectAll([other, b])
+      await link(other, b)
       await other.store.put(value)
       const victim = (await chunksOf(a, cid))[2]
       await spoil(fileOf(a, victim))
@@ -111,7 +117,7 @@ describe('same-host fast path', () => {
     })
     const c = await startPeer({ replicas: 0, sharedStore: true }, { acceptPush: () => true })
     try {
-      await connectAll([a, c])
+      await link(a, c)
       await a.store.push(c.libp2p.peerId, cid, { request: 'r', step: 's', output: 'o', index: null })
       expect(c.store.stats().sharedBlocks).toBe(3)
       expect(equals(await c.store.get(cid) as Uint8Array, value)).toBe(true)
@@ -122,13 +128,37 @@ describe('same-host fast path', () => {
   it('peers of another network on the same host do not use it; the value moves over the stream', async () => {
     const other = await startPeer({ replicas: 0, sharedStore: true, networkId: 'another-network' })
     try {
-      await connectAll([a, other])
+      await link(a, other)
       const value = randomBytes(400 * 1024, 8)
       const { cid } = await a.store.put(value)
       expect(equals(await other.store.get(cid, { holders: [a.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
       expect(other.store.stats().sharedBlocks).toBe(0)
       expect(other.store.stats().sharedStore).toBe(true)
     } finally { await stopPeer(other) }
+  })
+
+  it('with a data dir, shared blocks are also on disk: a restarted peer still serves them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dstore-shared-'))
+    try {
+      const first = await startPeer({ dataDir: dir, replicas: 0, sharedStore: true, chunkSize: 256 * 1024 })
+      const value = randomBytes(700 * 1024, 12)
+      const { cid } = await first.store.put(value)
+      await link(first, b)
+      const s0 = b.store.stats().sharedBlocks
+      expect(equals(await b.store.get(cid, { holders: [first.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
+      expect(b.store.stats().sharedBlocks - s0).toBe(3)
+      const key = first.key
+      await stopPeer(first)
+      const again = await startPeer({ dataDir: dir, replicas: 0, sharedStore: true, chunkSize: 256 * 1024 }, {}, key)
+      try {
+        expect(equals(await again.store.get(cid) as Uint8Array, value)).toBe(true)
+        const c = await startPeer({ replicas: 0, sharedStore: true, chunkSize: 256 * 1024 })
+        try {
+          await link(again, c)
+          expect(equals(await c.store.get(cid, { holders: [again.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
+        } finally { await stopPeer(c) }
+      } finally { await stopPeer(again) }
+    } finally { await rm(dir, { recursive: true, force: true }) }
   })
 
   it('removes its directory on stop', async () => {
