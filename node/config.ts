@@ -39,6 +39,8 @@ export interface PeerConfig {
   gossipHeartbeatMs: number
   /** Turn off the same-host fast path (values move over libp2p streams even between peers of one host). @default false */
   noSharedStore: boolean
+  /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
+  dropEvents: number
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -59,7 +61,8 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 200,
-  noSharedStore: false
+  noSharedStore: false,
+  dropEvents: 0
 })
 
 export class ConfigError extends Error {
@@ -73,7 +76,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'fraction'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -104,7 +107,8 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
-  { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' }
+  { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' },
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -119,6 +123,13 @@ export function parseDuration (value: unknown, where = 'duration'): number {
   const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value) : null
   if (m == null) throw new ConfigError(where, `${where}: invalid duration ${JSON.stringify(value)} (use e.g. 500ms, 30s, 2m or a number of ms)`)
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'])
+}
+
+/** A fraction between 0 and 1 (`0.1`, `.25`). */
+export function parseFraction (value: unknown, where = 'fraction'): number {
+  const n = typeof value === 'string' && /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1) throw new ConfigError(where, `${where}: expected a fraction between 0 and 1, got ${JSON.stringify(value)}`)
+  return n
 }
 
 /** `16384`, `16k`, `1m`, `2g` (binary units). */
@@ -160,6 +171,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
       return value
+    case 'fraction': return parseFraction(value, where)
     case 'bytes': return parseBytes(value, where)
     case 'duration': return parseDuration(value, where)
   }
