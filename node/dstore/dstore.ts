@@ -308,7 +308,17 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       const meta: ValueMeta = { request: this.local.pins.requestsOf(root).find(r => r !== 'bundles') ?? '', step: '', output: '', index: null }
       for (const peer of fresh) {
         const t0 = Date.now()
-        const outcome = await network.push(peer, cid, meta, signal, holders).catch(err => { this.log('re-replicating %s to %p failed - %e', cid, peer, err); return 'error' })
+        // a transport failure is retried (twice, after 0.5 s and 1 s); an answer (have / reject) is final
+        let outcome: string = 'error'
+        for (let attempt = 0; attempt < 3 && outcome === 'error'; attempt++) {
+          if (attempt > 0) await new Promise(resolve => setTimeout(resolve, 500 * attempt))
+          if (this.stopping(signal)) break
+          outcome = await network.push(peer, cid, meta, signal, holders).catch(err => {
+            this.log.error('re-replicating %s to %p failed (attempt %d) - %s', cid, peer, attempt + 1, (err as Error).message)
+            return 'error'
+          })
+        }
+        if (outcome !== 'ok') this.log.error('re-replicating %s to %p: %s', cid, peer, outcome)
         if (outcome === 'ok') copies++
         // pace: a value of `size` bytes takes at least size / rate
         const size = await this.valueSize(cid)
@@ -318,6 +328,10 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     }
     this.rereplications += copies
     return copies
+  }
+
+  private stopping (signal?: AbortSignal): boolean {
+    return signal?.aborted === true || this.lifetime.signal.aborted
   }
 
   private async valueSize (cid: CID): Promise<number> {
