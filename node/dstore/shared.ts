@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { closeSync, constants as fsc, fstatSync, linkSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, constants as fsc, fstatSync, linkSync, openSync, readlinkSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockVerificationError } from './errors.ts'
@@ -32,6 +32,11 @@ export class SharedDir {
   readonly dir: string
   readonly nsDir: string
   private secret: Uint8Array = new Uint8Array(0)
+  /**
+   * The network namespace: peers in different namespaces (a testnet emulating hosts and links with
+   * `ip netns`) count as different hosts, so values between them take the emulated link.
+   */
+  private readonly netns = netNamespace()
   private readonly peerId: string
   /** what this peer wrote or adopted: the reader compares against these */
   private readonly files = new Map<string, SharedAttestation>()
@@ -68,11 +73,11 @@ export class SharedDir {
   }
 
   /**
-   * Token a peer sends to `target` to show it runs on this host as this user in this network: only
-   * processes that can read `secret` can compute it, and it is bound to the target (useless elsewhere).
+   * Token a peer sends to `target` to show it runs on this host as this user in this network (and network
+   * namespace): only processes that can read `secret` can compute it, and it is bound to the target.
    */
   tokenFor (target: string): Uint8Array {
-    return createHash('sha256').update(this.secret).update(target).digest()
+    return createHash('sha256').update(this.secret).update(this.netns).update('\0').update(target).digest()
   }
 
   /** Whether `token` was made for this peer by a process of this host, user and network. */
@@ -208,6 +213,10 @@ export class SharedDir {
       await rm(join(this.nsDir, name), { recursive: true, force: true }).catch(() => {})
     }
   }
+}
+
+function netNamespace (): string {
+  try { return readlinkSync('/proc/self/ns/net') } catch { return '' }
 }
 
 function alive (pid: number): boolean {
