@@ -310,7 +310,9 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
         const t0 = Date.now()
         // a transport failure is retried (twice, after 0.5 s and 1 s); an answer (have / reject) is final
         let outcome: string = 'error'
+        let retried = false
         for (let attempt = 0; attempt < 3 && outcome === 'error'; attempt++) {
+          retried = attempt > 0
           if (attempt > 0) await new Promise(resolve => setTimeout(resolve, 500 * attempt))
           if (this.stopping(signal)) break
           outcome = await network.push(peer, cid, meta, signal, holders).catch(err => {
@@ -319,7 +321,8 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
           })
         }
         if (outcome !== 'ok') this.log.error('re-replicating %s to %p: %s', cid, peer, outcome)
-        if (outcome === 'ok') copies++
+        // "have" after a failed attempt: the copy landed but its final answer was lost
+        if (outcome === 'ok' || (outcome === 'have' && retried)) copies++
         // pace: a value of `size` bytes takes at least size / rate
         const size = await this.valueSize(cid)
         const due = (size / this.config.rereplicateBytesPerSec) * 1000 - (Date.now() - t0)
