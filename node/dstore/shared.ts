@@ -64,6 +64,7 @@ export class SharedDir {
       }
     }
     const shared = new SharedDir(nsDir, opts.peerId)
+    await reclaimNamespaces(base, nsDir)
     shared.secret = await loadSecret(nsDir)
     await shared.reclaimDead(opts.log)
     await rm(shared.dir, { recursive: true, force: true })
@@ -212,6 +213,22 @@ export class SharedDir {
       log?.('removing shared store directory %s of a stopped peer', name)
       await rm(join(this.nsDir, name), { recursive: true, force: true }).catch(() => {})
     }
+  }
+}
+
+/**
+ * Namespaces of other networks that no peer has used for 10 minutes (nothing but their secret left, e.g. a
+ * test's throwaway private network) are removed; the age keeps a peer that is just starting there safe.
+ */
+async function reclaimNamespaces (base: string, keep: string): Promise<void> {
+  for (const name of await readdir(base).catch(() => [])) {
+    const dir = join(base, name)
+    if (dir === keep) continue
+    const entries = await readdir(dir).catch(() => undefined)
+    if (entries == null || entries.some(e => e !== 'secret')) continue
+    const st = await lstat(dir).catch(() => undefined)
+    if (st == null || !st.isDirectory() || Date.now() - st.mtimeMs < 600_000) continue
+    await rm(dir, { recursive: true, force: true }).catch(() => {})
   }
 }
 
