@@ -41,6 +41,8 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /** Turn off the same-host fast path (values move over libp2p streams even between peers of one host). @default false */
+  noSharedStore: boolean
   /** Anti-entropy: while requests are unfinished, compare event logs with one peer this often, in ms; 0 = off. @default 1000 */
   syncIntervalMs: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
@@ -71,6 +73,7 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 200,
+  noSharedStore: false,
   syncIntervalMs: 1000,
   dropEvents: 0,
   logFormat: 'text',
@@ -123,6 +126,7 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' },
   { key: 'syncIntervalMs', flag: 'sync-interval', kind: 'duration', passThrough: true, description: 'anti-entropy period while requests are unfinished (0: off)' },
   { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
   { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
@@ -212,7 +216,11 @@ export function parseConfigObject (obj: unknown, source = 'config'): Partial<Pee
 export function parseFlagValues (flags: Record<string, unknown>): Partial<PeerConfig> {
   const out: Record<string, unknown> = {}
   for (const def of PEER_FLAGS) {
-    const value = flags[def.key] ?? flags[camel(def.flag)]
+    let value = flags[def.key] ?? flags[camel(def.flag)]
+    // commander gives a lone `--no-x` flag as `x: false` (and `x: true` when absent)
+    if (value === undefined && def.kind === 'bool' && def.flag.startsWith('no-')) {
+      value = flags[camel(def.flag.slice(3))] === false ? true : undefined
+    }
     if (value === undefined) continue
     out[def.key] = parseValue(def, value, `--${def.flag}`)
   }

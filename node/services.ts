@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -71,7 +73,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       inlineLimit: config.inlineLimit,
       capacity: config.storeCapacity,
       retentionMs: config.retentionMs,
-      dataDir: config.dataDir
+      dataDir: config.dataDir,
+      sharedStore: !config.noSharedStore,
+      networkId: networkIdOf(config.swarmKey)
     },
     livePeers: () => members.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
@@ -163,5 +167,18 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
         }
       ]
     }
+  }
+}
+
+/**
+ * Separates private networks in the same-host shared store: a hash of the swarm key's contents (peers of
+ * one network may hold copies of the key at different paths), 'default' for the open loopback network.
+ */
+function networkIdOf (swarmKeyFile: string | undefined): string {
+  if (swarmKeyFile === undefined) return 'default'
+  try {
+    return 'psk:' + createHash('sha256').update(readFileSync(swarmKeyFile)).digest('hex')
+  } catch {
+    return 'psk-file:' + swarmKeyFile
   }
 }

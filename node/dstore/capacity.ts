@@ -1,10 +1,20 @@
 import { blockKey } from './blocks.ts'
 import { StoreFullError } from './errors.ts'
+import type { SharedAttestation, SharedDir } from './shared.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 
-interface Entry { cid: CID, size: number }
+/** `shared`: the bytes live in the same-host directory; `inner`: they (also) live in the inner store */
+interface Entry { cid: CID, size: number, shared: boolean, inner: boolean }
+
+export interface SharedTier {
+  dir: SharedDir
+  /** blocks at least this large go to the shared directory */
+  minBytes: number
+  /** also write them to the inner store (a data dir: survives a restart) */
+  writeThrough: boolean
+}
 
 async function collect (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
@@ -30,11 +40,15 @@ export class CapacityBlockstore {
   private readonly entries = new Map<string, Entry>()
   private total = 0
   evictions = 0
+  readonly shared?: SharedTier
+  /** write-through copies of adopted blocks, finished before close */
+  private readonly copying = new Set<Promise<void>>()
 
-  constructor (inner: Blockstore, capacity: number, isProtected: (key: string) => boolean) {
+  constructor (inner: Blockstore, capacity: number, isProtected: (key: string) => boolean, shared?: SharedTier) {
     this.inner = inner
     this.capacity = capacity
     this.isProtected = isProtected
+    this.shared = shared
   }
 
   /** Rebuilds the size index from what the store already holds (a data dir after a restart). */
@@ -49,6 +63,8 @@ export class CapacityBlockstore {
   }
 
   async close (): Promise<void> {
+    await Promise.allSettled([...this.copying])
+    await this.shared?.dir.close()
     const store = this.inner as Blockstore & { close?: () => Promise<void> }
     if (typeof store.close === 'function') await store.close()
   }
@@ -60,6 +76,8 @@ export class CapacityBlockstore {
 
   cidOf (key: string): CID | undefined { return this.entries.get(key)?.cid }
 
+  sizeOf (cid: CID): number | undefined { return this.entries.get(blockKey(cid))?.size }
+
   async put (cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<void> {
     const key = blockKey(cid)
     if (this.entries.has(key)) { this.touch(key); return }
@@ -69,8 +87,14 @@ export class CapacityBlockstore {
     if (pending !== undefined) { await pending; return }
     const write = (async () => {
       await this.makeRoom(bytes.byteLength, options)
-      await this.inner.put(cid, bytes, options)
-      this.record(cid, bytes.byteLength)
+      const tier = this.shared
+      if (tier != null && bytes.byteLength >= tier.minBytes) {
+        await Promise.all([tier.dir.put(key, [bytes]), tier.writeThrough ? this.inner.put(cid, bytes, options) : undefined])
+        this.record(cid, bytes.byteLength, true, tier.writeThrough)
+      } else {
+        await this.inner.put(cid, bytes, options)
+        this.record(cid, bytes.byteLength)
+      }
     })()
     this.writing.set(key, write)
     try {
@@ -80,9 +104,66 @@ export class CapacityBlockstore {
     }
   }
 
+  /** The same-host attestation of a block held in the shared directory, if it is. */
+  sharedFile (cid: CID): SharedAttestation | undefined {
+    const key = blockKey(cid)
+    return this.entries.get(key)?.shared === true ? this.shared?.dir.attestation(key) : undefined
+  }
+
+  /**
+   * Takes a block from a same-host holder's directory (a link, no copy) after checking the holder's
+   * attestation; BlockVerificationError when the file is not the one attested.
+   */
+  async adopt (cid: CID, holder: string, att: SharedAttestation, options?: AbortOptions): Promise<void> {
+    const tier = this.shared
+    if (tier == null) throw new Error('no shared tier')
+    const key = blockKey(cid)
+    if (this.entries.has(key)) { this.touch(key); return }
+    await this.makeRoom(att.size, options)
+    await tier.dir.adopt(key, holder, att)
+    this.record(cid, att.size, true, false)
+    if (tier.writeThrough) {
+      const copy = (async () => {
+        await this.inner.put(cid, await tier.dir.read(key))
+        const e = this.entries.get(key)
+        if (e != null) e.inner = true
+      })().catch(() => {}).finally(() => { this.copying.delete(copy) })
+      this.copying.add(copy)
+    }
+  }
+
+  /** Copies a held block into `into` at `offset` (a shared block is read straight from its file). */
+  async readInto (cid: CID, into: Uint8Array, offset: number, options?: AbortOptions): Promise<number | undefined> {
+    const key = blockKey(cid)
+    const e = this.entries.get(key)
+    if (e == null) return undefined
+    if (e.shared && this.shared != null) {
+      if (offset + e.size > into.byteLength) return undefined
+      this.touch(key)
+      try {
+        return await this.shared.dir.readInto(key, into, offset)
+      } catch (err) {
+        if (!await this.lost(key, e, err)) return undefined
+      }
+    }
+    const bytes = await this.get(cid, options)
+    if (bytes == null || offset + bytes.byteLength > into.byteLength) return undefined
+    into.set(bytes, offset)
+    return bytes.byteLength
+  }
+
   async get (cid: CID, options?: AbortOptions): Promise<Uint8Array | undefined> {
     const key = blockKey(cid)
-    if (!this.entries.has(key)) return undefined
+    const e = this.entries.get(key)
+    if (e == null) return undefined
+    if (e.shared && this.shared != null) {
+      this.touch(key)
+      try {
+        return await this.shared.dir.read(key)
+      } catch (err) {
+        if (!await this.lost(key, e, err)) return undefined
+      }
+    }
     try {
       const bytes = await collect(this.inner.get(cid, options))
       this.touch(key)
@@ -95,14 +176,33 @@ export class CapacityBlockstore {
 
   async delete (cid: CID, options?: AbortOptions): Promise<void> {
     const key = blockKey(cid)
-    await this.inner.delete(cid, options)
+    const e = this.entries.get(key)
     this.forget(key)
+    await this.remove(key, e ?? { cid, size: 0, shared: false, inner: true }, options)
   }
 
-  private record (cid: CID, size: number): void {
+  /**
+   * A shared file that is gone or no longer the one written is dropped: the block is still held when the
+   * inner store has a copy (a data dir), else it counts as not held. Answers whether it is still held.
+   */
+  private async lost (key: string, e: Entry, err: unknown): Promise<boolean> {
+    const name = (err as Error)?.name
+    if (name !== 'BlockVerificationError' && (err as NodeJS.ErrnoException)?.code !== 'ENOENT') throw err
+    await this.shared?.dir.delete(key)
+    e.shared = false
+    if (!e.inner) this.forget(key)
+    return e.inner
+  }
+
+  private async remove (key: string, e: Entry, options?: AbortOptions): Promise<void> {
+    if (e.shared) await this.shared?.dir.delete(key)
+    if (e.inner) await this.inner.delete(e.cid, options)
+  }
+
+  private record (cid: CID, size: number, shared = false, inner = true): void {
     const key = blockKey(cid)
     if (this.entries.has(key)) return
-    this.entries.set(key, { cid, size })
+    this.entries.set(key, { cid, size, shared, inner })
     this.total += size
   }
 
@@ -120,17 +220,26 @@ export class CapacityBlockstore {
     this.entries.set(key, e)
   }
 
+  /**
+   * Evicts least-recently-used unprotected blocks until `size` more bytes fit. The victims are chosen and
+   * forgotten in one synchronous pass over the map (no copy of it, no await in between, so concurrent puts
+   * cannot pick the same victims); only then are their bytes deleted.
+   */
   private async makeRoom (size: number, options?: AbortOptions): Promise<void> {
     if (this.total + size <= this.capacity) return
-    for (const [key, e] of [...this.entries]) {
-      if (this.total + size <= this.capacity) return
+    const victims: Array<[string, Entry]> = []
+    for (const [key, e] of this.entries) {
+      if (this.total + size <= this.capacity) break
       if (this.isProtected(key)) continue
-      await this.inner.delete(e.cid, options)
+      victims.push([key, e])
       this.forget(key)
       this.evictions++
     }
     if (this.total + size > this.capacity) {
+      // nothing was deleted yet: put the victims back (at the LRU end) rather than lose them for nothing
+      for (const [, e] of victims) { this.evictions--; this.record(e.cid, e.size, e.shared, e.inner) }
       throw new StoreFullError(`cannot store ${size} bytes: ${this.total}/${this.capacity} bytes held and everything left is pinned`)
     }
+    for (const [key, e] of victims) await this.remove(key, e, options)
   }
 }

@@ -1,17 +1,18 @@
 import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import { assertValue, decodeValue, type Value } from '../values/codec.ts'
-import { blockKey, encodeBlocks, parseChunkedRoot, verifyBlock } from './blocks.ts'
+import { blockKey, cidOfKey, encodeBlocks, parseChunkedRoot, verifyBlock } from './blocks.ts'
 import { BlockVerificationError, NotStartedError, PushRejectedError, ValueNotFoundError } from './errors.ts'
 import { LocalStore } from './local.ts'
 import { StoreNetwork } from './network.ts'
-import type { AwaitablePush, DStore, GetOptions, PutResult, StoreStats, ValueMeta } from './types.ts'
+import { SharedDir } from './shared.ts'
+import { closestPeers } from './placement.ts'
+import type { AwaitablePush, DStore, GetOptions, PutOptions, PutResult, StoreStats, ValueMeta } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Blockstore } from 'interface-blockstore'
-import { CID } from 'multiformats/cid'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { CID } from 'multiformats/cid'
 import * as dagCbor from '@ipld/dag-cbor'
-import * as Digest from 'multiformats/hashes/digest'
-import { base32 } from 'multiformats/bases/base32'
 
 export interface DStoreConfig {
   /** @default 1048576 (1 MiB) */
@@ -32,8 +33,21 @@ export interface DStoreConfig {
   maxMessageBytes: number
   /** DHT provide / findProviders timeout. @default 10000 */
   dhtTimeoutMs: number
-  /** blocks in flight per transfer before the receiver grants more. @default 4 */
+  /** blocks in flight per transfer before the receiver grants more. @default 8 */
   window: number
+  /**
+   * Same-host fast path: blocks of at least `sharedMinBytes` live in a directory under `sharedRoot` that
+   * every peer of this user and network on the host shares (see shared.ts). @default true
+   */
+  sharedStore: boolean
+  /** @default /dev/shm */
+  sharedRoot: string
+  /** @default 16384 */
+  sharedMinBytes: number
+  /** separates networks on one host in the shared directory (e.g. derived from the network key). @default 'default' */
+  networkId: string
+  /** re-replication pace after a peer death, in bytes per second. @default 134217728 (128 MiB/s) */
+  rereplicateBytesPerSec: number
 }
 
 export function dstoreConfig (c: Partial<DStoreConfig> = {}): DStoreConfig {
@@ -48,7 +62,12 @@ export function dstoreConfig (c: Partial<DStoreConfig> = {}): DStoreConfig {
     fetchTimeoutMs: c.fetchTimeoutMs ?? 60_000,
     maxMessageBytes: c.maxMessageBytes ?? chunkSize + 64 * 1024,
     dhtTimeoutMs: c.dhtTimeoutMs ?? 10_000,
-    window: c.window ?? 4
+    window: c.window ?? 8,
+    sharedStore: c.sharedStore ?? true,
+    sharedRoot: c.sharedRoot ?? '/dev/shm',
+    sharedMinBytes: c.sharedMinBytes ?? 16 * 1024,
+    networkId: c.networkId ?? 'default',
+    rereplicateBytesPerSec: c.rereplicateBytesPerSec ?? 128 * 1024 * 1024
   }
 }
 
@@ -83,14 +102,21 @@ export interface DStoreStats extends StoreStats {
   evictions: number
   /** copies made by rereplicate() after holders died */
   rereplications: number
+  /** pushes started by this peer (replication, pushTo, re-replication) */
+  pushesSent: number
+  /** blocks received from a same-host peer's shared directory instead of the stream */
+  sharedBlocks: number
+  /** whether the same-host shared directory is in use */
+  sharedStore: boolean
 }
 
 /** Content-addressed values: local blockstore, fetch/push protocols, DHT announcement, replication, pins. */
 export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DStore, AwaitablePush {
   readonly config: DStoreConfig
-  readonly local: LocalStore
   private readonly libp2p?: DflowLibp2p
   private readonly log: Logger
+  private local_?: LocalStore
+  private rereplicating: Promise<number> = Promise.resolve(0)
   private readonly init: DStoreServiceInit
   private network?: StoreNetwork
   private lifetime = new AbortController()
@@ -108,7 +134,26 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     this.libp2p = init.libp2p
     this.config = dstoreConfig(init.config)
     this.log = init.logger.forComponent('dflow:dstore')
-    this.local = new LocalStore({ capacity: this.config.capacity, dataDir: this.config.dataDir, blockstore: init.blockstore })
+    this.local_ = new LocalStore({ capacity: this.config.capacity, dataDir: this.config.dataDir, blockstore: init.blockstore })
+  }
+
+  get local (): LocalStore {
+    if (this.local_ == null) throw new NotStartedError()
+    return this.local_
+  }
+
+  /**
+   * The shared directory is opened at start (it needs the peer id); a custom blockstore (tests instrument
+   * one), no network, `sharedStore: false` or a directory that is not private to this user mean none.
+   */
+  private async openShared (): Promise<SharedDir | undefined> {
+    if (!this.config.sharedStore || this.libp2p == null || this.init.blockstore != null) return undefined
+    try {
+      return await SharedDir.open({ root: this.config.sharedRoot, namespace: this.config.networkId, peerId: this.libp2p.peerId.toString(), log: this.log })
+    } catch (err) {
+      this.log.error('same-host shared store disabled: %s', (err as Error).message)
+      return undefined
+    }
   }
 
   async start (): Promise<void> {
@@ -116,6 +161,14 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     this.lifetime = new AbortController()
     // every transfer combines its timeout with this signal
     setMaxListeners(Infinity, this.lifetime.signal)
+    const shared = await this.openShared()
+    // a peer restarted without a shared directory keeps its (memory) blocks; the shared tier starts empty
+    if (shared != null) this.local_ = new LocalStore({
+      capacity: this.config.capacity,
+      dataDir: this.config.dataDir,
+      blockstore: this.init.blockstore,
+      shared: shared != null ? { dir: shared, minBytes: this.config.sharedMinBytes, writeThrough: this.config.dataDir != null } : undefined
+    })
     await this.local.open()
     if (this.libp2p != null) {
       this.network = new StoreNetwork(this.libp2p, this.local, this.config, this.log, this.lifetime.signal, {
@@ -143,7 +196,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     await this.local.close()
   }
 
-  async put (value: Value, opts: { pin?: string, meta?: ValueMeta } = {}): Promise<PutResult> {
+  async put (value: Value, opts: PutOptions = {}): Promise<PutResult> {
     this.assertStarted()
     assertValue(value, 'put')
     const enc = await encodeBlocks(value, this.config.chunkSize)
@@ -155,8 +208,10 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     else await write
     const network = this.network
     // a small value of a request travels inside its readiness event: every peer gets it from there, so
-    // announcing and replicating it would only cost DHT queries and pushes
-    if (network != null && !(inline && opts.meta !== undefined)) this.track(network.announce(enc.cid, opts.meta))
+    // announcing and replicating it would only cost DHT queries and pushes. A value with `meta` is named in
+    // a readiness event with its holders, so it needs no provider record unless the caller asks for one.
+    const provide = opts.provide ?? opts.meta === undefined
+    if (network != null && !(inline && opts.meta !== undefined)) this.track(network.announce(enc.cid, opts.meta, provide))
     return { cid: enc.cid, size: enc.size, inline: inline ? enc.encoded : undefined }
   }
 
@@ -214,22 +269,77 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
   }
 
   /**
-   * After a holder died: push every protected value held here to the peers now chosen as its replicas.
-   * A replica that already holds it answers `have` at the cost of a header; answers how many copies were made.
+   * After a peer died: only values this peer produced or replicates whose holder list lost a member are
+   * moved. For each, the holders still alive stay; the closest live non-holders make up the count; the
+   * surviving holder closest to the value pushes (every survivor computes the same, so one copy moves),
+   * the others just update their list. Newest placement first, one push at a time, paced to
+   * `rereplicateBytesPerSec`. Runs are serialized. Answers how many copies were made.
    */
   async rereplicate (signal?: AbortSignal): Promise<number> {
+    const run = this.rereplicating.catch(() => 0).then(async () => this.rereplicateOnce(signal))
+    this.rereplicating = run
+    return run
+  }
+
+  private async rereplicateOnce (signal?: AbortSignal): Promise<number> {
     const network = this.network
-    if (network == null) return 0
+    if (network == null || this.libp2p == null) return 0
+    const self = this.libp2p.peerId.toString()
+    const live = network.peers()
+    const alive = new Set([self, ...live.map(String)])
+    const changed: Array<[string, { holders: string[], at: number }]> = []
+    for (const [root, p] of network.placed) {
+      if (!this.local.pins.isProtected(root) || !this.local.blocks.hasKey(cidOfKey(root, dagCbor.code))) { network.placed.delete(root); continue }
+      if (p.holders.every(h => alive.has(h))) continue
+      changed.push([root, p])
+    }
+    changed.sort((a, b) => b[1].at - a[1].at)
     let copies = 0
-    for (const { root, requests } of this.local.pins.protectedRoots()) {
-      if (signal?.aborted === true) break
-      const cid = CID.createV1(dagCbor.code, Digest.decode(base32.decode(root)))
-      const meta: ValueMeta = { request: requests.find(r => r !== 'bundles') ?? '', step: '', output: '', index: null }
-      const outcomes = await Promise.allSettled(network.replicasFor(cid).map(async peer => network.push(peer, cid, meta, signal)))
-      for (const o of outcomes) if (o.status === 'fulfilled' && o.value === 'ok') copies++
+    for (const [root, p] of changed) {
+      if (signal?.aborted === true || this.lifetime.signal.aborted) break
+      const cid = cidOfKey(root, dagCbor.code)
+      const survivors = p.holders.filter(h => alive.has(h))
+      const want = Math.min(this.config.replicas + 1, alive.size)
+      const fresh = closestPeers(cid, live.filter(x => !survivors.includes(x.toString())), Math.max(0, want - survivors.length))
+      const holders = [...survivors, ...fresh.map(String)]
+      network.placed.set(root, { holders, at: p.at })
+      const pusher = closestPeers(cid, survivors.map(h => peerIdFromString(h)), 1)[0]
+      if (pusher?.toString() !== self) continue
+      const meta: ValueMeta = { request: this.local.pins.requestsOf(root).find(r => r !== 'bundles') ?? '', step: '', output: '', index: null }
+      for (const peer of fresh) {
+        const t0 = Date.now()
+        // a transport failure is retried (twice, after 0.5 s and 1 s); an answer (have / reject) is final
+        let outcome: string = 'error'
+        let retried = false
+        for (let attempt = 0; attempt < 3 && outcome === 'error'; attempt++) {
+          retried = attempt > 0
+          if (attempt > 0) await new Promise(resolve => setTimeout(resolve, 500 * attempt))
+          if (this.stopping(signal)) break
+          outcome = await network.push(peer, cid, meta, signal, holders).catch(err => {
+            this.log.error('re-replicating %s to %p failed (attempt %d) - %s', cid, peer, attempt + 1, (err as Error).message)
+            return 'error'
+          })
+        }
+        if (outcome !== 'ok') this.log.error('re-replicating %s to %p: %s', cid, peer, outcome)
+        // "have" after a failed attempt: the copy landed but its final answer was lost
+        if (outcome === 'ok' || (outcome === 'have' && retried)) copies++
+        // pace: a value of `size` bytes takes at least size / rate
+        const size = await this.valueSize(cid)
+        const due = (size / this.config.rereplicateBytesPerSec) * 1000 - (Date.now() - t0)
+        if (due > 1) await new Promise(resolve => setTimeout(resolve, due))
+      }
     }
     this.rereplications += copies
     return copies
+  }
+
+  private stopping (signal?: AbortSignal): boolean {
+    return signal?.aborted === true || this.lifetime.signal.aborted
+  }
+
+  private async valueSize (cid: CID): Promise<number> {
+    const r = await this.local.root(cid).catch(() => undefined)
+    return r?.root?.size ?? this.local.blocks.sizeOf(cid) ?? 0
   }
 
   async unpinRequest (request: string, keep: CID[] = []): Promise<void> {
@@ -251,7 +361,10 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       served: this.network?.served ?? 0,
       pushesReceived: this.network?.pushesReceived ?? 0,
       verificationFailures: this.network?.verificationFailures ?? 0,
-      evictions: this.local.blocks.evictions
+      evictions: this.local.blocks.evictions,
+      pushesSent: this.network?.pushesSent ?? 0,
+      sharedBlocks: this.network?.sharedBlocks ?? 0,
+      sharedStore: this.local.blocks.shared != null
     }
   }
 
@@ -275,7 +388,8 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
 
   private landed (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[]): void {
     this.protect(keys, meta.request !== '' ? meta.request : undefined)
-    if (replica && this.network != null) this.track(this.network.provide(cid))
+    // a replica announces itself only for values put outside a request (looked up by CID alone)
+    if (replica && meta.request === '' && this.network != null) this.track(this.network.provide(cid))
     this.safeDispatchEvent('dstore:value-received', { detail: { cid, meta, from } })
   }
 

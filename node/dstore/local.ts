@@ -2,22 +2,26 @@ import { MemoryBlockstore } from 'blockstore-core/memory'
 import { FsBlockstore } from 'blockstore-fs'
 import { join } from 'node:path'
 import { decodeValue, type Value } from '../values/codec.ts'
-import { blockKey, parseChunkedRoot, type EncodedValue } from './blocks.ts'
-import { CapacityBlockstore } from './capacity.ts'
+import { blockKey, parseChunkedRoot, type ChunkedRoot, type EncodedValue } from './blocks.ts'
+import { CapacityBlockstore, type SharedTier } from './capacity.ts'
 import { ValueNotFoundError } from './errors.ts'
 import { Pins } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 
+/** Parsed roots kept so a root is decoded once, not on every send, receive and read. */
+const ROOT_CACHE = 4096
+
 /** The blocks of one peer: capacity-bounded blockstore plus pins; no network. */
 export class LocalStore {
   readonly pins = new Pins()
   readonly blocks: CapacityBlockstore
+  private readonly roots = new Map<string, ChunkedRoot | null>()
 
-  constructor (opts: { capacity: number, dataDir?: string, blockstore?: Blockstore }) {
+  constructor (opts: { capacity: number, dataDir?: string, blockstore?: Blockstore, shared?: SharedTier }) {
     const inner = opts.blockstore ?? (opts.dataDir != null ? new FsBlockstore(join(opts.dataDir, 'blocks')) : new MemoryBlockstore())
-    this.blocks = new CapacityBlockstore(inner, opts.capacity, this.pins.isProtected)
+    this.blocks = new CapacityBlockstore(inner, opts.capacity, this.pins.isProtected, opts.shared)
   }
 
   async open (): Promise<void> { await this.blocks.open() }
@@ -28,7 +32,11 @@ export class LocalStore {
     const keys = enc.blocks.map(b => blockKey(b.cid))
     const release = this.pins.hold(keys)
     try {
-      for (const b of enc.blocks) await this.blocks.put(b.cid, b.bytes, options)
+      const chunks = enc.blocks.slice(0, -1)
+      await Promise.all(chunks.map(async b => { await this.blocks.put(b.cid, b.bytes, options) }))
+      const root = enc.blocks[enc.blocks.length - 1]
+      await this.blocks.put(root.cid, root.bytes, options)
+      this.remember(keys[keys.length - 1], enc.root ?? null)
       // protect before releasing the hold: no await in between, so no eviction can slip in
       protect([keys[keys.length - 1], ...keys.slice(0, -1)])
     } finally { release() }
@@ -42,27 +50,79 @@ export class LocalStore {
 
   putBlock = async (cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<void> => { await this.blocks.put(cid, bytes, options) }
 
-  /** Block keys of a held value (root + chunks), or undefined when the root is absent. */
-  async blockKeys (cid: CID, options?: AbortOptions): Promise<string[] | undefined> {
-    const root = await this.blocks.get(cid, options)
-    if (root == null) return undefined
-    const chunked = parseChunkedRoot(cid, root)
-    return [blockKey(cid), ...(chunked?.chunks.map(blockKey) ?? [])]
+  /** The parsed chunked root of a held value (null: a single-block value; undefined: not held). */
+  async root (cid: CID, options?: AbortOptions): Promise<{ root: ChunkedRoot | null, bytes?: Uint8Array } | undefined> {
+    const key = blockKey(cid)
+    if (!this.blocks.hasKey(cid)) return undefined
+    const known = this.roots.get(key)
+    if (known !== undefined) return { root: known }
+    // a large single block lives in the shared directory: its first byte tells it is no root
+    const shared = this.blocks.sharedFile(cid)
+    if (shared != null && shared.size > 64 * 1024) {
+      const first = await this.blocks.shared?.dir.firstByte(key)
+      if (first !== 0xa3) { this.remember(key, null); return { root: null } }
+    }
+    const bytes = await this.blocks.get(cid, options)
+    if (bytes == null) return undefined
+    const root = parseChunkedRoot(cid, bytes)
+    this.remember(key, root)
+    return { root, bytes }
   }
 
-  /** Assembles and decodes a held value; ValueNotFoundError when any block is missing. */
+  remember (key: string, root: ChunkedRoot | null): void {
+    if (this.roots.size >= ROOT_CACHE) this.roots.delete(this.roots.keys().next().value as string)
+    this.roots.set(key, root)
+  }
+
+  forgetRoot (key: string): void { this.roots.delete(key) }
+
+  /** Block keys of a held value (root + chunks), or undefined when the root is absent. */
+  async blockKeys (cid: CID, options?: AbortOptions): Promise<string[] | undefined> {
+    const r = await this.root(cid, options)
+    if (r == null) return undefined
+    return [blockKey(cid), ...(r.root?.chunks.map(blockKey) ?? [])]
+  }
+
+  /**
+   * Assembles and decodes a held value; ValueNotFoundError when any block is missing. Chunks are read
+   * straight into the value's buffer (shared files) or, when they already lie side by side in one buffer
+   * (a put, or a fetch that received into one buffer), the value is a view of it: no extra copy.
+   */
   async readValue (cid: CID, options?: AbortOptions): Promise<Value> {
-    const root = await this.blocks.get(cid, options)
-    if (root == null) throw new ValueNotFoundError(`${cid} is not held`)
-    const chunked = parseChunkedRoot(cid, root)
-    if (chunked == null) return decodeValue(root)
+    const r = await this.root(cid, options)
+    if (r == null) throw new ValueNotFoundError(`${cid} is not held`)
+    if (r.root == null) {
+      const bytes = r.bytes ?? await this.blocks.get(cid, options)
+      if (bytes == null) throw new ValueNotFoundError(`${cid} is not held`)
+      return decodeValue(bytes)
+    }
+    const chunked = r.root
+    const parts: Array<Uint8Array | undefined> = chunked.chunks.map(() => undefined)
+    if (chunked.chunks.every(c => this.blocks.sharedFile(c) == null)) {
+      for (let i = 0; i < chunked.chunks.length; i++) {
+        parts[i] = await this.blocks.get(chunked.chunks[i], options)
+        if (parts[i] == null) throw new ValueNotFoundError(`chunk ${chunked.chunks[i]} of ${cid} is not held`)
+      }
+      const view = contiguous(parts as Uint8Array[], chunked.size)
+      if (view != null) return decodeValue(view)
+    }
     const whole = new Uint8Array(chunked.size)
     let off = 0
-    for (const c of chunked.chunks) {
-      const bytes = await this.blocks.get(c, options)
-      if (bytes == null) throw new ValueNotFoundError(`chunk ${c} of ${cid} is not held`)
-      whole.set(bytes, off)
-      off += bytes.byteLength
+    const offsets = chunked.chunks.map((c, i) => {
+      const at = off
+      off += parts[i]?.byteLength ?? this.blocks.sizeOf(c) ?? 0
+      return at
+    })
+    if (off !== chunked.size) throw new ValueNotFoundError(`chunks of ${cid} are not all held`)
+    // shared files are read with synchronous calls (memory copies); the event loop gets a turn every 8 MiB
+    let sinceYield = 0
+    for (let i = 0; i < chunked.chunks.length; i++) {
+      const p = parts[i]
+      if (p != null) { whole.set(p, offsets[i]); continue }
+      const n = await this.blocks.readInto(chunked.chunks[i], whole, offsets[i], options)
+      if (n == null) throw new ValueNotFoundError(`chunk ${chunked.chunks[i]} of ${cid} is not held`)
+      sinceYield += n
+      if (sinceYield >= 8 * 1024 * 1024) { sinceYield = 0; await new Promise(resolve => setImmediate(resolve)) }
     }
     return decodeValue(whole)
   }
@@ -76,10 +136,24 @@ export class LocalStore {
         const cid = this.blocks.cidOf(key)
         if (cid == null) continue
         await this.blocks.delete(cid)
+        this.roots.delete(key)
         deleted++
       }
       this.pins.drop(root)
     }
     return deleted
   }
+}
+
+/** One view over `parts` when they are adjacent slices of one buffer, in order, totalling `size`. */
+function contiguous (parts: Uint8Array[], size: number): Uint8Array | undefined {
+  if (parts.length === 0) return undefined
+  const first = parts[0]
+  let end = first.byteOffset
+  for (const p of parts) {
+    if (p.buffer !== first.buffer || p.byteOffset !== end) return undefined
+    end += p.byteLength
+  }
+  if (end - first.byteOffset !== size) return undefined
+  return new Uint8Array(first.buffer, first.byteOffset, size)
 }

@@ -1,13 +1,13 @@
-import { fetchBlocks, handleFetch, FETCH_PROTOCOL } from '../../protocols/fetch/index.ts'
+import { fetchBlocks, handleFetch, FETCH_PROTOCOL, type BlockReader, type BlockWriter, type SharedFileInfo } from '../../protocols/fetch/index.ts'
 import { handlePush, pushBlocks, PUSH_PROTOCOL, type PushDecision, type PushOutcome } from '../../protocols/push/index.ts'
 import { blockKey } from './blocks.ts'
-import { ValueNotFoundError } from './errors.ts'
+import { BlockVerificationError, ValueNotFoundError } from './errors.ts'
 import { closestPeers } from './placement.ts'
 import type { DStoreConfig } from './dstore.ts'
 import type { LocalStore } from './local.ts'
 import type { ValueMeta } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
-import type { Logger, PeerId } from '@libp2p/interface'
+import type { AbortOptions, Logger, PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
 export interface NetworkHooks {
@@ -23,19 +23,29 @@ export const NO_META: ValueMeta = { request: '', step: '', output: '', index: nu
 
 function msg (err: unknown): string { return err instanceof Error ? `${err.name}: ${err.message}` : String(err) }
 
-/** DStore's use of the network: the two protocols, DHT provide / find, replication. */
+/** Where a value is placed: its holders (this peer among them) as of the last placement, and when. */
+export interface Placement { holders: string[], at: number }
+
+/** DStore's use of the network: the two protocols, DHT provide / find, replication, the same-host fast path. */
 export class StoreNetwork {
   transfers = 0
   served = 0
   pushesReceived = 0
-  /** holders whose blocks did not hash to their CIDs */
+  /** holders whose blocks did not hash to their CIDs (or whose shared files were not the attested ones) */
   verificationFailures = 0
+  /** blocks taken from a same-host peer's shared directory instead of the stream */
+  sharedBlocks = 0
+  /** pushes this peer started (any outcome) */
+  pushesSent = 0
+  /** values this peer produced or replicates, with their holders: what re-replication looks at */
+  readonly placed = new Map<string, Placement>()
   private readonly libp2p: DflowLibp2p
   private readonly local: LocalStore
   private readonly cfg: DStoreConfig
   private readonly log: Logger
   private readonly signal: AbortSignal
   private readonly hooks: NetworkHooks
+  private readonly reader: BlockReader
 
   constructor (libp2p: DflowLibp2p, local: LocalStore, cfg: DStoreConfig, log: Logger, signal: AbortSignal, hooks: NetworkHooks) {
     this.libp2p = libp2p
@@ -44,6 +54,16 @@ export class StoreNetwork {
     this.log = log
     this.signal = signal
     this.hooks = hooks
+    const shared = local.blocks.shared?.dir
+    this.reader = {
+      getBlock: local.getBlock,
+      plan: async (cid, options) => {
+        const r = await local.root(cid, options)
+        return r == null ? undefined : { rootBytes: r.bytes, chunks: r.root?.chunks ?? [] }
+      },
+      sharedFile: cid => local.blocks.sharedFile(cid),
+      isLocalToken: token => shared?.isLocalToken(token) ?? false
+    }
   }
 
   private get init (): { maxMessageBytes: number, timeoutMs: number, window: number } {
@@ -52,7 +72,7 @@ export class StoreNetwork {
 
   async start (): Promise<void> {
     await this.libp2p.handle(FETCH_PROTOCOL, (stream) => {
-      void handleFetch(stream, this.local, this.init, this.signal, this.log, () => { this.served++ })
+      void handleFetch(stream, this.reader, this.init, this.signal, this.log, () => { this.served++ })
     }, { maxInboundStreams: 64, maxOutboundStreams: 64 })
     await this.libp2p.handle(PUSH_PROTOCOL, (stream, connection) => { void this.receivePush(stream, connection.remotePeer) },
       { maxInboundStreams: 64, maxOutboundStreams: 64 })
@@ -89,23 +109,31 @@ export class StoreNetwork {
     }
   }
 
-  /** Background work after a local put: announce and replicate. Never throws. */
-  async announce (cid: CID, meta: ValueMeta | undefined): Promise<void> {
+  /**
+   * Background work after a local put: replicate, and announce in the DHT only when asked (a value named in
+   * a readiness event is found through the holders listed there and through placement). Never throws.
+   */
+  async announce (cid: CID, meta: ValueMeta | undefined, provide: boolean): Promise<void> {
+    const replicas = this.replicasFor(cid)
+    const holders = [this.libp2p.peerId.toString(), ...replicas.map(String)]
+    if (replicas.length > 0) this.placed.set(blockKey(cid), { holders, at: Date.now() })
     await Promise.allSettled([
-      this.provide(cid),
-      ...this.replicasFor(cid).map(async peer => this.push(peer, cid, meta ?? NO_META).catch(err => {
+      provide ? this.provide(cid) : undefined,
+      ...replicas.map(async peer => this.push(peer, cid, meta ?? NO_META, undefined, holders).catch(err => {
         this.log('replicating %s to %p failed - %s', cid, peer, msg(err))
       }))
     ])
   }
 
   /** Sends a held value to `peer`. Resolves with the receiver's answer; rejects on transport/verification failure. */
-  async push (peer: PeerId, cid: CID, meta: ValueMeta, callerSignal?: AbortSignal): Promise<PushOutcome> {
+  async push (peer: PeerId, cid: CID, meta: ValueMeta, callerSignal?: AbortSignal, holders?: string[]): Promise<PushOutcome> {
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.fetchTimeoutMs), ...(callerSignal != null ? [callerSignal] : [])])
-    const root = await this.local.getBlock(cid, { signal })
-    if (root == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
+    const plan = await this.reader.plan?.(cid, { signal })
+    if (plan == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
+    this.pushesSent++
     const stream = await this.libp2p.dialProtocol(peer, PUSH_PROTOCOL, { signal })
-    const outcome = await pushBlocks(stream, cid, meta, this.local, root, this.init, signal)
+    const host = this.local.blocks.shared?.dir.tokenFor(peer.toString())
+    const outcome = await pushBlocks(stream, cid, meta, this.reader, plan, this.init, signal, { host, holders })
     this.log('pushed %s to %p: %s', cid, peer, outcome)
     return outcome
   }
@@ -113,17 +141,49 @@ export class StoreNetwork {
   /** Pushes being received, by CID: a get of that CID waits for one instead of fetching it again. */
   readonly receiving = new Map<string, Promise<void>>()
 
+  /** Writes verified blocks, and takes same-host blocks from `from`'s shared directory (checked, counted). */
+  private writer (from: PeerId, onBlock: (key: string) => void): BlockWriter {
+    const shared = this.local.blocks.shared
+    return {
+      putBlock: async (cid, bytes, options) => {
+        onBlock(blockKey(cid))
+        await this.local.putBlock(cid, bytes, options)
+      },
+      adoptShared: shared == null
+        ? undefined
+        : async (cid: CID, file: SharedFileInfo, options?: AbortOptions & { root?: boolean }) => {
+          const key = blockKey(cid)
+          onBlock(key)
+          await this.local.blocks.adopt(cid, from.toString(), file, options)
+          if (options?.root === true && file.size > 0 && await shared.dir.firstByte(key) === 0xa3) {
+            // a chunked root must come as bytes (its chunks would be missing): refuse the value
+            await this.local.blocks.delete(cid)
+            throw new BlockVerificationError(`${cid} came as a shared file but is a chunked root`)
+          }
+          this.sharedBlocks++
+        }
+    }
+  }
+
   private async receivePush (stream: Parameters<typeof handlePush>[0], from: PeerId): Promise<void> {
     const releases: Array<() => void> = []
     const keys: string[] = []
     let replica = false
+    let holders: string[] | undefined
     let receiving: { key: string, done: () => void } | undefined
+    const self = this.libp2p.peerId.toString()
+    const writer = this.writer(from, key => { keys.push(key); releases.push(this.local.pins.hold([key])) })
     try {
       await handlePush(stream, from, {
-        decide: async (cid, meta, sender): Promise<PushDecision> => {
+        ...writer,
+        isLocalToken: token => this.local.blocks.shared?.dir.isLocalToken(token) ?? false,
+        maxValueBytes: this.cfg.capacity,
+        decide: async (cid, meta, sender, header): Promise<PushDecision> => {
           // a value already held, already arriving by another push or being fetched needs no second transfer
           if (this.local.hasValue(cid) || this.receiving.has(cid.toString()) || this.hooks.isFetching?.(cid) === true) return 'have'
-          replica = this.isReplica(cid, sender)
+          // the pusher names the holders (placement or re-replication); older pushers leave it to placement
+          replica = header.holders != null ? header.holders.includes(self) && header.holders.includes(sender.toString()) : this.isReplica(cid, sender)
+          if (replica) holders = header.holders ?? [sender.toString(), self]
           if (replica || this.hooks.acceptPush?.(meta, sender) === true) {
             const { promise, resolve } = Promise.withResolvers<void>()
             receiving = { key: cid.toString(), done: resolve }
@@ -132,14 +192,10 @@ export class StoreNetwork {
           }
           return 'reject'
         },
-        putBlock: async (cid, bytes, options) => {
-          const key = blockKey(cid)
-          keys.push(key)
-          releases.push(this.local.pins.hold([key]))
-          await this.local.putBlock(cid, bytes, options)
-        },
-        landed: async (cid, meta, sender) => {
+        landed: async (cid, meta, sender, result) => {
           this.pushesReceived++
+          if (result.sharedBlocks > 0) this.log('push of %s from %p: %d of %d blocks from the shared directory', cid, sender, result.sharedBlocks, result.blocks)
+          if (replica && holders != null) this.placed.set(blockKey(cid), { holders, at: Date.now() })
           // the root arrives last; pins list it first
           this.hooks.landed(cid, meta, sender, replica, [keys[keys.length - 1], ...keys.slice(0, -1)])
         }
@@ -164,7 +220,8 @@ export class StoreNetwork {
     const attempt = async (peer: PeerId): Promise<boolean> => {
       if (tried.has(peer.toString())) return false
       tried.add(peer.toString())
-      return this.fetchFrom(peer, cid)
+      if (await this.fetchFrom(peer, cid, true)) return true
+      return false
     }
     for (const peer of [...holders, ...this.replicasFor(cid)]) {
       if (await attempt(peer)) return
@@ -183,25 +240,27 @@ export class StoreNetwork {
     throw new ValueNotFoundError(`no holder could deliver ${cid} (tried ${tried.size - 1} peers)`)
   }
 
-  private async fetchFrom (peer: PeerId, cid: CID): Promise<boolean> {
+  /**
+   * One holder. With a shared directory the request carries the same-host token made for that holder; a
+   * shared file that fails its check makes the whole fetch fail, and it is retried once over the stream.
+   */
+  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<boolean> {
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.fetchTimeoutMs)])
     const releases: Array<() => void> = []
     const t0 = Date.now()
+    const host = sameHost ? this.local.blocks.shared?.dir.tokenFor(peer.toString()) : undefined
     try {
       const stream = await this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal })
       const t1 = Date.now()
-      await fetchBlocks(stream, cid, {
-        putBlock: async (c, bytes, options) => {
-          releases.push(this.local.pins.hold([blockKey(c)]))
-          await this.local.putBlock(c, bytes, options)
-        }
-      }, this.init, signal)
-      this.log('fetched %s from %p: dial %d ms, transfer %d ms', cid, peer, t1 - t0, Date.now() - t1)
+      const writer = this.writer(peer, key => { releases.push(this.local.pins.hold([key])) })
+      const result = await fetchBlocks(stream, cid, writer, this.init, signal, { host, maxValueBytes: this.cfg.capacity })
+      this.log('fetched %s from %p: dial %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
       return true
     } catch (err) {
       if (this.signal.aborted) throw err
       if ((err as Error)?.name === 'BlockVerificationError') this.verificationFailures++
       this.log('fetching %s from %p failed - %s', cid, peer, msg(err))
+      if (host != null && (err as Error)?.name === 'BlockVerificationError') return this.fetchFrom(peer, cid, false)
       return false
     } finally {
       for (const r of releases) r()

@@ -78,6 +78,8 @@ export class Pins {
 
   blocksOf (root: string): string[] { return this.values.get(root)?.blocks ?? [] }
 
+  requestsOf (root: string): string[] { return [...(this.values.get(root)?.pins ?? [])] }
+
   /** Forget an unprotected value's bookkeeping once its blocks are gone. */
   drop (root: string): void {
     const v = this.values.get(root)

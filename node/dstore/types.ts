@@ -19,6 +19,19 @@ export interface PutResult {
   inline?: Uint8Array
 }
 
+export interface PutOptions {
+  /** pin to this request (else retained for the retention time) */
+  pin?: string
+  /** names the value for pushes; a value with meta is one a readiness event names */
+  meta?: ValueMeta
+  /**
+   * Announce a provider record in the DHT. Only needed for values someone will look up by CID alone
+   * (API puts, workflow inputs given by `$cid`); a value named in a readiness event carries its holders.
+   * @default true without `meta`, false with it
+   */
+  provide?: boolean
+}
+
 export interface GetOptions {
   signal?: AbortSignal
   /** peers known to hold the value (from the readiness event); the DHT is asked when they fail */
@@ -40,7 +53,7 @@ export interface StoreStats {
  */
 export interface DStore {
   /** Store locally (pinned to `pin` when given); replication and DHT announcement happen in the background. */
-  put: (value: Value, opts?: { pin?: string, meta?: ValueMeta }) => Promise<PutResult>
+  put: (value: Value, opts?: PutOptions) => Promise<PutResult>
   /** Local when held, else fetched from holders / providers and verified block by block. */
   get: (cid: CID, opts?: GetOptions) => Promise<Value>
   has: (cid: CID) => Promise<boolean>

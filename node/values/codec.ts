@@ -37,12 +37,50 @@ export function assertValue (value: unknown, where: string, path = ''): asserts 
   throw new ValueError(`${where}: ${path === '' ? 'value' : path} is ${kind}; values must be JSON values, Uint8Array, or arrays/objects of them`)
 }
 
-/** Deterministic dag-cbor encoding. */
+/** Canonical (shortest) CBOR header of a byte string of `n` bytes, as dag-cbor writes it. */
+function bytesHeader (n: number): Uint8Array {
+  if (n < 24) return Uint8Array.of(0x40 + n)
+  if (n < 0x100) return Uint8Array.of(0x58, n)
+  if (n < 0x10000) return Uint8Array.of(0x59, n >> 8, n & 0xff)
+  if (n < 0x100000000) return Uint8Array.of(0x5a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff)
+  const h = new Uint8Array(9)
+  h[0] = 0x5b
+  new DataView(h.buffer).setBigUint64(1, BigInt(n))
+  return h
+}
+
+/** Byte strings at least this long take the fast paths below (smaller ones are cheap either way). */
+const FAST_BYTES = 4096
+
+/**
+ * Deterministic dag-cbor encoding. A byte-string value (the common large value) is header + bytes, written
+ * with one copy: cborg would copy it twice (into its buffer, then out). Same bytes as dagCbor.encode.
+ */
 export function encodeValue (value: Value): Uint8Array {
+  if (value instanceof Uint8Array && value.byteLength >= FAST_BYTES) {
+    const h = bytesHeader(value.byteLength)
+    const out = new Uint8Array(h.byteLength + value.byteLength)
+    out.set(h, 0)
+    out.set(value, h.byteLength)
+    return out
+  }
   return dagCbor.encode(value)
 }
 
+/**
+ * Decodes a value. An encoding that is exactly one canonical byte string is answered with a view of
+ * `bytes`, not a copy: DStore hands out stored bytes read-only (a caller must not write into a value it got).
+ */
 export function decodeValue (bytes: Uint8Array): Value {
+  if (bytes.byteLength > FAST_BYTES && (bytes[0] & 0xe0) === 0x40) {
+    const n = bytes.byteLength
+    for (const hl of [2, 3, 5, 9]) {
+      const payload = n - hl
+      if (payload < FAST_BYTES || payload >= 2 ** 53) continue
+      const h = bytesHeader(payload)
+      if (h.byteLength === hl && h.every((b, i) => b === bytes[i])) return bytes.subarray(hl)
+    }
+  }
   return dagCbor.decode<Value>(bytes)
 }
 

@@ -6,9 +6,11 @@ export const FRAME_REQUEST = 0x00
 export const FRAME_STATUS = 0x01
 export const FRAME_BLOCK = 0x02
 export const FRAME_CREDIT = 0x03
+/** Same-host only: the block is a file in the holder's shared directory (inode, size, mtime), not bytes. */
+export const FRAME_SHARED = 0x04
 
 /** Blocks in flight before the receiver grants more (bounds the receiver's buffered bytes). */
-export const DEFAULT_WINDOW = 4
+export const DEFAULT_WINDOW = 8
 /** @default 1 MiB, the DStore default chunk size */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024
 /** A frame carries at most one block plus framing slack. */

@@ -3,18 +3,32 @@ import type { CID } from 'multiformats/cid'
 
 export { FETCH_PROTOCOL } from './constants.ts'
 export * from './codec.ts'
-export { sendBlocks, receiveBlocks, MissingBlockError, type ReceiveResult } from './transfer.ts'
+export { sendBlocks, receiveBlocks, MissingBlockError, type ReceiveResult, type ReceiveOptions, type SendPlan } from './transfer.ts'
+import type { SharedFileInfo } from './codec.ts'
+import type { SendPlan } from './transfer.ts'
 export { handleFetch, fetchBlocks } from './handler.ts'
 
 /** Where a sender reads the blocks it serves. */
 export interface BlockReader {
   /** The block's bytes, or undefined when it is not held. */
   getBlock: (cid: CID, options?: AbortOptions) => Promise<Uint8Array | undefined>
+  /** The value's root and chunk list without parsing the root again (a cache); undefined when not held. */
+  plan?: (cid: CID, options?: AbortOptions) => Promise<SendPlan | undefined>
+  /** The block as a file of this peer's shared directory, when it is one (same-host fast path). */
+  sharedFile?: (cid: CID) => SharedFileInfo | undefined
+  /** Whether a fetch request's host token proves the fetcher shares this host, user and network. */
+  isLocalToken?: (token: Uint8Array | undefined) => boolean
 }
 
 /** Where a receiver writes verified blocks. */
 export interface BlockWriter {
   putBlock: (cid: CID, bytes: Uint8Array, options?: AbortOptions) => Promise<void>
+  /**
+   * Takes a block from the sender's shared directory (same host) after checking the file is the one the
+   * sender attested; throws BlockVerificationError otherwise. `root`: the block is a whole value's only
+   * block, and must not be a chunked root.
+   */
+  adoptShared?: (cid: CID, file: SharedFileInfo, options?: AbortOptions & { root?: boolean }) => Promise<void>
 }
 
 export interface FetchProtocolInit {
@@ -30,7 +44,7 @@ export interface FetchProtocolInit {
   timeoutMs?: number
   /**
    * Blocks the sender may have in flight before the receiver grants more.
-   * @default 4
+   * @default 8
    */
   window?: number
 }

@@ -1,7 +1,8 @@
+import { setMaxListeners } from 'node:events'
 import { lpStream } from '@libp2p/utils'
 import { decodeFrame, encodeRequestFrame, encodeStatusFrame, expectFrame, RemoteStatusError } from '../fetch/codec.ts'
 import { fetchInit } from '../fetch/handler.ts'
-import { receiveBlocks, sendBlocks } from '../fetch/transfer.ts'
+import { receiveBlocks, sendBlocks, type SendPlan } from '../fetch/transfer.ts'
 import { parsePushHeader, pushHeaderBody } from './codec.ts'
 import type { PushProtocolInit, PushReceiver } from './index.ts'
 import type { ValueMeta } from '../../node/dstore/types.ts'
@@ -17,6 +18,8 @@ function errorMessage (err: unknown): string {
 export async function handlePush (stream: Stream, from: PeerId, receiver: PushReceiver, init: PushProtocolInit, signal: AbortSignal, log: Logger): Promise<void> {
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
+  // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
+  setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * (cfg.window + 2) })
   try {
     let header
@@ -28,15 +31,17 @@ export async function handlePush (stream: Stream, from: PeerId, receiver: PushRe
       await stream.close(options)
       return
     }
-    const decision = await receiver.decide(header.cid, header.meta, from)
-    await lp.write(encodeStatusFrame({ status: decision }), options)
+    const decision = await receiver.decide(header.cid, header.meta, from, header)
+    const shared = decision === 'accept' && receiver.adoptShared != null && receiver.isLocalToken?.(header.host) === true
+    // "accept" with the message "shared" tells the pusher it may send shared frames
+    await lp.write(encodeStatusFrame(shared ? { status: decision, message: 'shared' } : { status: decision }), options)
     if (decision !== 'accept') {
       await stream.close(options)
       return
     }
     let result
     try {
-      result = await receiveBlocks(lp, header.cid, receiver, Math.min(header.window, cfg.window), options)
+      result = await receiveBlocks(lp, header.cid, receiver, Math.min(header.window, cfg.window), options, { shared, maxValueBytes: receiver.maxValueBytes })
     } catch (err) {
       log('push of %s from %p failed - %s', header.cid, from, errorMessage(err))
       await lp.write(encodeStatusFrame({ status: 'error', message: errorMessage(err) }), options).catch(() => {})
@@ -55,19 +60,26 @@ export async function handlePush (stream: Stream, from: PeerId, receiver: PushRe
 export type PushOutcome = 'ok' | 'have' | 'reject'
 
 /** Sender side: header, wait for accept, blocks under the receiver's credit, then the final status. */
-export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, reader: BlockReader, rootBytes: Uint8Array, init: PushProtocolInit, signal: AbortSignal): Promise<PushOutcome> {
+/**
+ * `host`: the same-host token made for the receiver (when this peer has a shared directory); a receiver
+ * that recognises it takes the blocks held in files from the shared directory instead of the stream.
+ */
+export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, reader: BlockReader, plan: SendPlan, init: PushProtocolInit, signal: AbortSignal, extra: { host?: Uint8Array, holders?: string[] } = {}): Promise<PushOutcome> {
+  const host = extra.host
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
+  // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
+  setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * 2 })
   try {
-    await lp.write(encodeRequestFrame(pushHeaderBody({ cid, meta, window: cfg.window })), options)
+    await lp.write(encodeRequestFrame(pushHeaderBody({ cid, meta, window: cfg.window, host, holders: extra.holders })), options)
     const answer = expectFrame(decodeFrame(await lp.read(options)), 'status').body
     if (answer.status === 'have' || answer.status === 'reject') {
       await stream.close(options)
       return answer.status
     }
     if (answer.status !== 'accept') throw new RemoteStatusError(answer.status, answer.message)
-    await sendBlocks(lp, reader, cid, rootBytes, cfg.window, options)
+    await sendBlocks(lp, reader, cid, plan, cfg.window, options, host != null && answer.message === 'shared')
     const done = expectFrame(decodeFrame(await lp.read(options)), 'status').body
     if (done.status !== 'ok') throw new RemoteStatusError(done.status, done.message)
     await stream.close(options)

@@ -1,5 +1,6 @@
 import type { ValueMeta } from '../../node/dstore/types.ts'
-import type { ReceiveResult } from '../fetch/index.ts'
+import type { BlockWriter, ReceiveResult } from '../fetch/index.ts'
+import type { PushHeader } from './codec.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -10,11 +11,13 @@ export { handlePush, pushBlocks, type PushOutcome } from './handler.ts'
 /** The receiver's answer to a push header. */
 export type PushDecision = 'accept' | 'have' | 'reject'
 
-export interface PushReceiver {
+export interface PushReceiver extends BlockWriter {
   /** accept (wanted and not held), have (already held), reject (not chosen, no claim) */
-  decide: (cid: CID, meta: ValueMeta, from: PeerId) => Promise<PushDecision>
-  /** verified blocks go here */
-  putBlock: (cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<void>
+  decide: (cid: CID, meta: ValueMeta, from: PeerId, header: PushHeader) => Promise<PushDecision>
+  /** whether the header's host token proves the pusher shares this host (its shared frames are accepted) */
+  isLocalToken?: (token: Uint8Array | undefined) => boolean
+  /** largest value accepted, in bytes */
+  maxValueBytes?: number
   /** the whole value landed and was verified */
   landed: (cid: CID, meta: ValueMeta, from: PeerId, result: ReceiveResult) => Promise<void>
 }
@@ -32,7 +35,7 @@ export interface PushProtocolInit {
   timeoutMs?: number
   /**
    * Blocks in flight before the receiver grants more.
-   * @default 4
+   * @default 8
    */
   window?: number
 }

@@ -13,12 +13,13 @@ export interface TestPeer {
   key: PrivateKey
 }
 
+/** Peers move values over TCP unless a test asks for the same-host fast path (`sharedStore: true`). */
 export async function startPeer (config: Partial<DStoreConfig> = {}, extra: Partial<DStoreServiceInit> = {}, key?: PrivateKey): Promise<TestPeer> {
   const privateKey = key ?? await generateKeyPair('Ed25519')
   let traffic: TrafficMetrics | undefined
   const libp2p = await createDflowLibp2p({ privateKey, metrics: trafficMetrics(m => { traffic = m }) })
   await libp2p.start()
-  const store = new DStoreService({ libp2p, logger: defaultLogger(), config: { dhtTimeoutMs: 5_000, fetchTimeoutMs: 30_000, ...config }, ...extra })
+  const store = new DStoreService({ libp2p, logger: defaultLogger(), config: { dhtTimeoutMs: 5_000, fetchTimeoutMs: 30_000, sharedStore: false, ...config }, ...extra })
   await store.start()
   if (traffic == null) throw new Error('metrics factory was not called')
   return { libp2p, store, traffic, key: privateKey }
