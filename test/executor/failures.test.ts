@@ -1,12 +1,13 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { WorkerPool } from '../../node/executor/pool.ts'
+import { ISOLATIONS } from '../../node/executor/channels.ts'
 import { run, failure, spec } from './helpers.ts'
 
 const OK = 'export default async (ctx) => ({ v: (await ctx.input("n")) * 2 })'
 
-describe('executor: failing functions', () => {
+describe.each(ISOLATIONS)('executor (%s isolation): failing functions', (isolation) => {
   let pool: WorkerPool
-  beforeAll(() => { pool = new WorkerPool({ slots: 2, graceMs: 300 }) })
+  beforeAll(() => { pool = new WorkerPool({ slots: 2, graceMs: 300, isolation }) })
   afterAll(async () => {
     await pool.stop()
     expect(pool.stats().instances).toBe(0)
@@ -30,7 +31,7 @@ export default async function (ctx) { inner() }`
     expect(err.functionStack).toMatch(/TypeError: kaputt 42\n\s+at inner/)
     expect(err.stack).toMatch(/at inner/)
     // the executor's own frames are cut off
-    expect(err.functionStack).not.toContain('worker-entry')
+    expect(err.functionStack).not.toContain('instance-runtime')
     // the instance survives a throw: the next call is warm
     const again = await failure(run(pool, code, []).result)
     expect(again.name).toBe('FunctionError')
