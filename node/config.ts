@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
+import { ISOLATIONS, type Isolation } from './executor/channels.ts'
+import { DEFAULT_LIMITS } from './executor/limits.ts'
 
 /** Every setting of a peer. Defaults live in DEFAULT_CONFIG; the loader merges defaults < JSON file < flags. */
 export interface PeerConfig {
@@ -37,6 +39,18 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 200 */
   gossipHeartbeatMs: number
+  /**
+   * How step functions are isolated: 'process' (child processes under Node's permission model: no file system
+   * beyond the module, no child processes, no workers; memory capped in whole) or 'thread' (worker threads of the
+   * peer, with the full Node API). @default 'process'
+   */
+  isolation: Isolation
+  /** Largest `memory:` a step may ask for, MiB; a workflow over it is refused. @default 4096 */
+  maxMemoryMb: number
+  /** Largest `timeout:` a step may ask for, ms. @default 900000 (15m) */
+  maxTimeoutMs: number
+  /** Largest `retries:` a step may ask for. @default 10 */
+  maxRetries: number
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -56,7 +70,11 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 200
+  gossipHeartbeatMs: 200,
+  isolation: 'process',
+  maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
+  maxTimeoutMs: DEFAULT_LIMITS.maxTimeoutMs,
+  maxRetries: DEFAULT_LIMITS.maxRetries
 })
 
 export class ConfigError extends Error {
@@ -70,7 +88,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'choice'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -80,6 +98,8 @@ export interface FlagDef {
   description: string
   /** `dflow testnet up` passes this flag through to every peer (the rest it sets itself) */
   passThrough: boolean
+  /** the allowed values of a 'choice' */
+  choices?: readonly string[]
 }
 
 /** The `dflow peer` flags, one per setting. Other commands reuse them (see addPeerOptions). */
@@ -100,7 +120,11 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'silence after which a peer counts as failed' },
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
-  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' }
+  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'isolation', flag: 'isolation', kind: 'choice', choices: ISOLATIONS, passThrough: true, description: 'how functions run: process (sandboxed child processes) or thread (worker threads, full Node API)' },
+  { key: 'maxMemoryMb', flag: 'max-memory', kind: 'count', passThrough: true, description: 'largest memory (MiB) a step may ask for' },
+  { key: 'maxTimeoutMs', flag: 'max-timeout', kind: 'duration', passThrough: true, description: 'largest timeout a step may ask for' },
+  { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -155,6 +179,9 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
       return value
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
+      return value
+    case 'choice':
+      if (typeof value !== 'string' || !(def.choices ?? []).includes(value)) bad(`expected one of ${(def.choices ?? []).join(', ')}`)
       return value
     case 'bytes': return parseBytes(value, where)
     case 'duration': return parseDuration(value, where)

@@ -7,6 +7,7 @@ import { DScheduler } from './dscheduler/scheduler.ts'
 import { DStoreService } from './dstore/dstore.ts'
 import { storeRoutes } from './dstore/routes.ts'
 import { WorkerPool } from './executor/pool.ts'
+import { join } from 'node:path'
 import { requestRoutes } from './api/requests.ts'
 import { workflowRoutes } from './api/workflows.ts'
 import { SubmitProtocol } from '../protocols/submit/index.ts'
@@ -47,8 +48,17 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
-  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
-  const loader = new BundleLoader(store)
+  const limits = { maxMemoryMb: config.maxMemoryMb, maxTimeoutMs: config.maxTimeoutMs, maxRetries: config.maxRetries }
+  const pool = new WorkerPool({
+    slots: config.slots,
+    idleMs: config.idleInstanceMs,
+    isolation: config.isolation,
+    // the peer's own 0700 code cache; without a data dir, a private temp directory the pool removes at stop
+    codeDir: config.dataDir === undefined ? undefined : join(config.dataDir, 'code'),
+    limits,
+    logger
+  })
+  const loader = new BundleLoader(store, limits)
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
     self,

@@ -84,7 +84,7 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
           return { requestId: await c.scheduler.submit(opts) }
         } catch (err) {
           const name = (err as Error).name
-          if (name === 'SubmitError' || name === 'WorkflowValidationError' || name === 'BundleError') throw new HttpError(400, (err as Error).message)
+          if (name === 'SubmitError' || name === 'WorkflowValidationError' || name === 'BundleError' || name === 'LimitError') throw new HttpError(400, (err as Error).message)
           if (name === 'NotFoundError' || /not found/i.test((err as Error).message)) throw new HttpError(404, `workflow ${opts.workflow}: ${(err as Error).message}`)
           throw err
         }
