@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readManifest } from '../../testnet/index.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
+const RETRY = fileURLToPath(new URL('../dscheduler/fixtures/retry.yaml', import.meta.url))
 
 async function dflow (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   return await new Promise(resolve => {
@@ -97,10 +98,16 @@ describe.skipIf(process.platform !== 'linux')('executor: instance processes die 
     await writeFile(join(dir, 'workflow.yaml'), WORKFLOW)
     await writeFile(join(dir, 'orphans.js'), MODULE)
     const net = join(dir, 'net')
-    const up = await dflow('testnet', 'up', '--peers', '1', '--dir', net, '--isolation', 'process')
+    const up = await dflow('testnet', 'up', '--peers', '1', '--dir', net, '--isolation', 'process', '--max-retries', '0')
     expect(up.stderr).not.toMatch(/^error:/m)
     expect(up.code).toBe(0)
     const peer = (await readManifest(net))!.peers[0]
+
+    // (the same peer, to spare the machine another start: a step over its limits is refused at submit)
+    const refused = await dflow('submit', RETRY, '--dir', net, '--peer', '0', '--no-wait')
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/step flaky: retries 1 exceeds this peer's limit of 0 \(--max-retries\)/)
+    expect(instancesOf(peer.pid)).toEqual([])
     const sub = await dflow('submit', join(dir, 'workflow.yaml'), '--dir', net, '--peer', '0', '--no-wait')
     expect(sub.stderr).not.toMatch(/^error:/m)
     expect(sub.code).toBe(0)

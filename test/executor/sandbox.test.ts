@@ -131,3 +131,27 @@ describe('executor: process isolation (the sandbox)', () => {
     }
   })
 })
+
+describe('limits: a workflow over a peer\'s limits is refused at every load', () => {
+  it('the loader refuses it with a LimitError naming each step and limit; within the limits it loads', async () => {
+    const { EmbeddedPeer } = await import('../../node/engine/embedded.ts')
+    const { BundleLoader } = await import('../../node/dscheduler/loader.ts')
+    const { loadWorkflow } = await import('../../node/workflow/index.ts')
+    const peer = await EmbeddedPeer.create()
+    try {
+      const file = await loadWorkflow(new URL('../workflow/fixtures/complex.yaml', import.meta.url).pathname)
+      const strict = new BundleLoader(peer.store, { maxMemoryMb: 64, maxTimeoutMs: 1000, maxRetries: 1 })
+      const cid = await strict.register(file)
+      const err = await strict.load(cid, []).then(() => undefined, (e: Error) => e)
+      expect(err?.name).toBe('LimitError')
+      expect(err?.message).toMatch(/memory 128 MiB exceeds this peer's limit of 64 MiB \(--max-memory\)/)
+      expect(err?.message).toMatch(/retries 2 exceeds this peer's limit of 1 \(--max-retries\)/)
+      expect(err?.message).toMatch(/timeout 120000 ms exceeds this peer's limit of 1000 ms \(--max-timeout\)/)
+      const lenient = new BundleLoader(peer.store, { maxMemoryMb: 256, maxTimeoutMs: 120_000, maxRetries: 2 })
+      await lenient.register(file)
+      expect((await lenient.load(cid, [])).cid).toBe(cid)
+    } finally {
+      await peer.stop()
+    }
+  })
+})
