@@ -65,6 +65,8 @@ export default async function (ctx) { inner() }`
       ctx.log('aborted:', ctx.signal.reason.name)
       await new Promise(r => setTimeout(r, 60_000))
     }`
+    // warm first: the timeout bounds a cold start too, and a slow start would time out before the function runs
+    await pool.prewarm(spec(code))
     const { rec, result } = run(pool, code, [], { timeoutMs: 300 })
     const err = await failure(result)
     expect(err.name).toBe('StepTimeoutError')
@@ -124,9 +126,9 @@ export default async function (ctx) { inner() }`
     const ac = new AbortController()
     const { rec, result } = run(pool, code, [], {
       signal: ac.signal,
-      input: async () => await new Promise(() => {})
+      // cancel once the function is waiting for the input (not after a fixed time: a cold start may take longer)
+      input: async () => { setTimeout(() => { ac.abort() }, 20); return await new Promise(() => {}) }
     })
-    setTimeout(() => { ac.abort() }, 200)
     const err = await failure(result)
     expect(err.name).toBe('StepCancelledError')
     expect(rec.logs).toContain('input rejected: StepCancelledError')
