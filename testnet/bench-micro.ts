@@ -6,6 +6,7 @@
  *   3. DStore fetch throughput vs a raw libp2p stream (runs testnet/bench-store.ts)
  *   4. step executions per second on one embedded peer, trivial 3-step chain (sequential and 4 at a time)
  *   5. readiness events published per request, on 4 and 8 peers
+ *   7. process vs thread isolation: cold start, warm start, after a pre-warm (testnet/bench/micro/isolation.ts)
  * Env: N (requests per figure, default 30), SKIP (comma list of figure numbers to skip).
  */
 import './../node/util/polyfill.ts'
@@ -22,6 +23,7 @@ import { loadWorkflow } from '../node/workflow/index.ts'
 import { exampleWorkflows } from '../functions/benchmarks/index.ts'
 import { startTestnet } from './index.ts'
 import { percentile } from './bench/stats.ts'
+import { isolationSection } from './bench/micro/isolation.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const N = Number(process.env.N ?? 30)
@@ -163,7 +165,8 @@ async function eventsPerRequest (peers: number): Promise<void> {
 
 const figures: Array<[string, () => Promise<void> | void]> = [
   ['1', postToConsumer], ['2', gossipLatency], ['3', storeThroughput], ['4', stepRate],
-  ['5', async () => { await eventsPerRequest(4); await eventsPerRequest(8) }]
+  ['5', async () => { await eventsPerRequest(4); await eventsPerRequest(8) }],
+  ['7', async () => { await isolationSection() }]
 ]
 for (const [n, fn] of figures) {
   if (SKIP.has(n)) continue
