@@ -1,0 +1,59 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { decodeEvent, encodeEvent, validateEvent } from '../../protocols/events/codec.ts'
+import type { DflowEvent } from '../../protocols/events/index.ts'
+import { bytesLike, checkCodec, cborValue, mutated, params, TEST_TIMEOUT_MS } from './harness.ts'
+
+const ERR = ['EventValidationError']
+const CIDS = ['bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku']
+const id = fc.stringMatching(/^[A-Za-z0-9]{1,40}$/)
+const nat = fc.nat({ max: 2 ** 40 })
+const index = fc.oneof(fc.constant(null), fc.nat({ max: 10_000 }))
+const valueRef = fc.record({
+  cid: fc.constantFrom(...CIDS),
+  size: nat,
+  holders: fc.array(id, { maxLength: 4 }),
+  inline: fc.option(fc.uint8Array({ maxLength: 32 }), { nil: undefined }),
+  length: fc.option(fc.nat({ max: 1000 }), { nil: undefined })
+}, { requiredKeys: ['cid', 'size', 'holders'] })
+const base = { from: id, ts: nat, request: id }
+const step = { step: id, index }
+
+const validEvent: fc.Arbitrary<DflowEvent> = fc.oneof(
+  fc.record({ type: fc.constant('request-started'), ...base, workflow: fc.constantFrom(...CIDS), inputs: fc.dictionary(id, valueRef, { maxKeys: 3 }), mode: fc.constantFrom('dataflow', 'control'), store: fc.constantFrom('distributed', 'central'), submitter: id }),
+  fc.record({ type: fc.constant('step-claimed'), ...base, ...step, attempt: nat, incarnation: nat }),
+  fc.record({ type: fc.constant('output-ready'), ...base, ...step, output: id, value: valueRef }),
+  fc.record({ type: fc.constant('element-posted'), ...base, ...step, output: id, element: nat, value: valueRef }),
+  fc.record({ type: fc.constant('step-done'), ...base, ...step, streams: fc.dictionary(id, nat, { maxKeys: 3 }), coldStartMs: nat, readyAt: nat, startAt: nat, endAt: nat }),
+  fc.record({ type: fc.constant('step-failed'), ...base, ...step, error: fc.string({ maxLength: 100 }) }),
+  fc.record({ type: fc.constant('request-done'), ...base, status: fc.constantFrom('ok', 'failed'), outputs: fc.dictionary(id, fc.oneof(fc.constant(null), valueRef), { maxKeys: 3 }) }),
+  fc.record({ type: fc.constant('request-cancelled'), ...base, reason: fc.string({ maxLength: 100 }) }),
+  fc.record({ type: fc.constant('value-lost'), ...base, cid: fc.constantFrom(...CIDS) }),
+  fc.record({ type: fc.constant('heartbeat'), from: id, ts: nat, incarnation: nat, load: nat })
+) as fc.Arbitrary<DflowEvent>
+
+/** drops the undefined optional fields the encoder drops too */
+const plain = (ev: DflowEvent): unknown => JSON.parse(JSON.stringify(ev, (_k, v) => v instanceof Uint8Array ? [...v] : v))
+
+describe('fuzz: gossip events (protocols/events/codec.ts)', () => {
+  it('a valid event survives encode -> decode unchanged', () => {
+    fc.assert(fc.property(validEvent, ev => { expect(plain(decodeEvent(encodeEvent(ev)))).toEqual(plain(ev)) }), params)
+  }, TEST_TIMEOUT_MS)
+
+  it('any bytes decode to an event or an EventValidationError', () => {
+    checkCodec(bytesLike(validEvent.map(encodeEvent)), decodeEvent, ERR)
+  }, TEST_TIMEOUT_MS)
+
+  it('a near-valid event (a field replaced, dropped or added) validates or fails with EventValidationError', () => {
+    checkCodec(mutated(validEvent.map(ev => ({ v: 1, ...ev }) as Record<string, unknown>)), validateEvent, ERR)
+    checkCodec(cborValue, validateEvent, ERR)
+  }, TEST_TIMEOUT_MS)
+
+  it('names of Object members are neither event types nor fields (found by the fuzzer)', () => {
+    for (const type of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      expect(() => validateEvent({ v: 1, type })).toThrow(/unknown event type/)
+    }
+    expect(() => validateEvent({ v: 1, type: 'heartbeat', from: 'a', ts: 1, incarnation: 1, load: 0, toString: 1 })).toThrow(/unknown field/)
+    expect(() => validateEvent(Object.assign(Object.create(null), { v: Object.create(null) }))).toThrow(/unsupported event version a map/)
+  })
+})
