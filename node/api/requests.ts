@@ -16,7 +16,7 @@ export interface RequestRoutesComponents {
 
 const PULL_TIMEOUT_MS = 5_000
 
-function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
+export function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object')
   const b = body as Record<string, unknown>
   const known = ['workflow', 'inputs', 'requestId', 'mode', 'store', 'deadlineMs']

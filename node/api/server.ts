@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { HttpError, type ApiRequest, type Route } from './types.ts'
+import { parseJsonBody } from './bodies.ts'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export class ApiListenError extends Error {
@@ -128,12 +129,7 @@ export class ApiServer {
       params,
       body,
       json: async () => {
-        const bytes = await body()
-        try {
-          return JSON.parse(new TextDecoder().decode(bytes))
-        } catch (err) {
-          throw new HttpError(400, `request body is not JSON: ${(err as Error).message}`)
-        }
+        return parseJsonBody(await body())
       },
       raw
     }
