@@ -51,6 +51,8 @@ export interface PeerConfig {
   maxTimeoutMs: number
   /** Largest `retries:` a step may ask for. @default 10 */
   maxRetries: number
+  /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
+  dropEvents: number
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -74,7 +76,8 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   isolation: 'process',
   maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
   maxTimeoutMs: DEFAULT_LIMITS.maxTimeoutMs,
-  maxRetries: DEFAULT_LIMITS.maxRetries
+  maxRetries: DEFAULT_LIMITS.maxRetries,
+  dropEvents: 0
 })
 
 export class ConfigError extends Error {
@@ -88,7 +91,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'choice'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'fraction' | 'choice'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -124,7 +127,8 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'isolation', flag: 'isolation', kind: 'choice', choices: ISOLATIONS, passThrough: true, description: 'how functions run: process (sandboxed child processes) or thread (worker threads, full Node API)' },
   { key: 'maxMemoryMb', flag: 'max-memory', kind: 'count', passThrough: true, description: 'largest memory (MiB) a step may ask for' },
   { key: 'maxTimeoutMs', flag: 'max-timeout', kind: 'duration', passThrough: true, description: 'largest timeout a step may ask for' },
-  { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' }
+  { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' },
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -139,6 +143,13 @@ export function parseDuration (value: unknown, where = 'duration'): number {
   const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value) : null
   if (m == null) throw new ConfigError(where, `${where}: invalid duration ${JSON.stringify(value)} (use e.g. 500ms, 30s, 2m or a number of ms)`)
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'])
+}
+
+/** A fraction between 0 and 1 (`0.1`, `.25`). */
+export function parseFraction (value: unknown, where = 'fraction'): number {
+  const n = typeof value === 'string' && /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1) throw new ConfigError(where, `${where}: expected a fraction between 0 and 1, got ${JSON.stringify(value)}`)
+  return n
 }
 
 /** `16384`, `16k`, `1m`, `2g` (binary units). */
@@ -180,6 +191,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
       return value
+    case 'fraction': return parseFraction(value, where)
     case 'choice':
       if (typeof value !== 'string' || !(def.choices ?? []).includes(value)) bad(`expected one of ${(def.choices ?? []).join(', ')}`)
       return value

@@ -65,14 +65,31 @@ export class GossipBus extends BaseBus {
       this.log('dropped event claiming to be from %s but signed by %s', event.from, signer?.toString())
       return
     }
+    if (event.type !== 'heartbeat' && this.drop?.() === true) {
+      this.droppedByFault++
+      return
+    }
     this.received++
     this.deliver(event)
   }
 
-  constructor (libp2p: DflowLibp2p, log: Logger) {
+  /** fault injection: when set, says whether to drop the next readiness event received (liveness is exempt) */
+  private readonly drop?: () => boolean
+  private droppedByFault = 0
+
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string } = {}) {
     super()
     this.libp2p = libp2p
     this.log = log
+    const rate = opts.dropEvents ?? 0
+    if (rate > 0) {
+      const next = seededRandom(opts.seed ?? 'dflow')
+      this.drop = () => next() < rate
+    }
+  }
+
+  override counters (): { published: number, received: number, dropped: number, droppedByFault: number } {
+    return { ...super.counters(), droppedByFault: this.droppedByFault }
   }
 
   async start (): Promise<void> {
@@ -95,5 +112,18 @@ export class GossipBus extends BaseBus {
       // gossip re-delivers through IHAVE/IWANT and peers can pull request state, so a failed publish is logged, not fatal
       this.log.error('publish %s failed: %s', event.type, (err as Error).message)
     }
+  }
+}
+
+/** mulberry32 seeded from a string: the same peer drops the same events on every run with the same seed. */
+function seededRandom (seed: string): () => number {
+  let a = 0
+  for (let i = 0; i < seed.length; i++) a = Math.imul(a ^ seed.charCodeAt(i), 2654435761) >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }

@@ -19,6 +19,8 @@ export interface RunnerHost {
   changed: (request: string, signal: AbortSignal) => Promise<void>
   /** peers that claimed consumers of this output, to push the value to ahead of their asking */
   consumersOf: (state: RequestState, step: string, output: string, element: number | null) => string[]
+  /** a run started or ended here (for the request's run record) */
+  ran: (runner: InstanceRunner, outcome: 'running' | 'done' | 'failed' | 'aborted') => void
   log: (line: string, ...args: unknown[]) => void
   logLine: (request: string, step: string, index: number | null, line: string) => void
 }
@@ -33,8 +35,10 @@ export class InstanceRunner {
   fired = false
   finished = false
   readyAt?: number
-  /** a stand-in claim fires no earlier than this (epoch ms) */
-  settleUntil?: number
+  /** the claim this runner runs under: every event it publishes carries it, and peers accept them only from the winner */
+  fence: { attempt: number, incarnation: number } = { attempt: 0, incarnation: 0 }
+  /** its claim lost: it stops and publishes nothing more */
+  superseded = false
   private posting: Promise<void> = Promise.resolve()
   private readonly held: Array<() => Promise<void>> = []
 
@@ -56,13 +60,24 @@ export class InstanceRunner {
     if (!this.controller.signal.aborted) this.controller.abort(new Error(reason))
   }
 
+  /** Another claim won the instance: stop the function (ctx.signal) and drop whatever it still produces. */
+  supersede (): void {
+    this.superseded = true
+    this.abort('another claim won this instance')
+  }
+
   /** Fire once; the promise settles when the instance is done or failed and the event is published. */
   fire (): void {
     if (this.fired) return
     this.fired = true
     this.readyAt ??= Date.now()
-    void this.run()
+    this.host.ran(this, 'running')
+    void this.run().then(() => {
+      this.host.ran(this, this.superseded || this.controller.signal.aborted ? 'aborted' : this.failed ? 'failed' : 'done')
+    })
   }
+
+  private failed = false
 
   private meta (output: string, element: number | null): ValueMeta {
     return { request: this.state.id, step: this.stepName, output, index: element ?? this.index }
@@ -77,7 +92,8 @@ export class InstanceRunner {
       await host.store.push(peerIdFromString(central), cid, this.meta(output, element), this.controller.signal)
       ref.holders = [central]
     }
-    const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output }
+    if (this.superseded) return
+    const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output, ...this.fence }
     if (element === null) await host.publish({ type: 'output-ready', ...base, value: ref })
     else await host.publish({ type: 'element-posted', ...base, element, value: ref })
     if (ref.inline === undefined && central === undefined && state.started.mode === 'dataflow') {
@@ -140,6 +156,7 @@ export class InstanceRunner {
         })
         for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
         await this.posting
+        if (this.superseded) { this.finished = true; return }
         await host.publish({
           type: 'step-done',
           from: host.self,
@@ -147,6 +164,7 @@ export class InstanceRunner {
           request: state.id,
           step: this.stepName,
           index: this.index,
+          ...this.fence,
           streams: result.streams,
           coldStartMs: result.coldStartMs,
           readyAt: this.readyAt ?? result.startedAt,
@@ -164,8 +182,9 @@ export class InstanceRunner {
       }
     }
     this.finished = true
-    if (this.controller.signal.aborted) return
-    await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, error: lastError })
+    this.failed = true
+    if (this.controller.signal.aborted || this.superseded) return
+    await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, ...this.fence, error: lastError })
   }
 }
 
