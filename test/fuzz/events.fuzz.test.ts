@@ -18,14 +18,16 @@ const valueRef = fc.record({
 }, { requiredKeys: ['cid', 'size', 'holders'] })
 const base = { from: id, ts: nat, request: id }
 const step = { step: id, index }
+/** the fencing of a runner's events (the winning claim's attempt and the claimant's incarnation) */
+const fence = { attempt: nat, incarnation: nat }
 
 const validEvent: fc.Arbitrary<DflowEvent> = fc.oneof(
   fc.record({ type: fc.constant('request-started'), ...base, workflow: fc.constantFrom(...CIDS), inputs: fc.dictionary(id, valueRef, { maxKeys: 3 }), mode: fc.constantFrom('dataflow', 'control'), store: fc.constantFrom('distributed', 'central'), submitter: id }),
-  fc.record({ type: fc.constant('step-claimed'), ...base, ...step, attempt: nat, incarnation: nat }),
-  fc.record({ type: fc.constant('output-ready'), ...base, ...step, output: id, value: valueRef }),
-  fc.record({ type: fc.constant('element-posted'), ...base, ...step, output: id, element: nat, value: valueRef }),
-  fc.record({ type: fc.constant('step-done'), ...base, ...step, streams: fc.dictionary(id, nat, { maxKeys: 3 }), coldStartMs: nat, readyAt: nat, startAt: nat, endAt: nat }),
-  fc.record({ type: fc.constant('step-failed'), ...base, ...step, error: fc.string({ maxLength: 100 }) }),
+  fc.record({ type: fc.constant('step-claimed'), ...base, ...step, attempt: nat, incarnation: nat, slots: fc.option(fc.nat({ max: 64 }), { nil: undefined }) }),
+  fc.record({ type: fc.constant('output-ready'), ...base, ...step, ...fence, output: id, value: valueRef }),
+  fc.record({ type: fc.constant('element-posted'), ...base, ...step, ...fence, output: id, element: nat, value: valueRef }),
+  fc.record({ type: fc.constant('step-done'), ...base, ...step, ...fence, streams: fc.dictionary(id, nat, { maxKeys: 3 }), coldStartMs: nat, readyAt: nat, startAt: nat, endAt: nat }),
+  fc.record({ type: fc.constant('step-failed'), ...base, ...step, ...fence, error: fc.string({ maxLength: 100 }) }),
   fc.record({ type: fc.constant('request-done'), ...base, status: fc.constantFrom('ok', 'failed'), outputs: fc.dictionary(id, fc.oneof(fc.constant(null), valueRef), { maxKeys: 3 }) }),
   fc.record({ type: fc.constant('request-cancelled'), ...base, reason: fc.string({ maxLength: 100 }) }),
   fc.record({ type: fc.constant('value-lost'), ...base, cid: fc.constantFrom(...CIDS) }),
