@@ -59,8 +59,9 @@ export function threadChannel ({ code, memoryMb, handlers }: ChannelOptions): In
   }
 }
 
-/** How often the host samples an instance process's resident memory. */
+/** How often the host samples an instance process's resident memory, while it runs an invocation / while idle. */
 const RSS_POLL_MS = 50
+const RSS_IDLE_POLL_MS = 1000
 /** Resident memory a Node process needs besides the V8 old space: its binary, young generation, code, stacks. */
 export const PROCESS_BASE_MB = 64
 /** the last bytes of a child's stderr are kept: V8 writes its fatal OOM message there */
@@ -96,15 +97,22 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
   child.on('error', err => { fail({ kind: 'crash', message: `instance process: ${err.message}` }) })
 
   const limit = (memoryMb + PROCESS_BASE_MB + 3 * young) * 2 ** 20
-  const watchdog = setInterval(() => {
+  const check = (): void => {
     if (child.pid === undefined) return
     const rss = rssBytes(child.pid)
     if (rss !== undefined && rss > limit) {
       fail({ kind: 'oom' })
       child.kill('SIGKILL')
     }
-  }, RSS_POLL_MS)
-  watchdog.unref()
+  }
+  // an idle instance runs no invocation (only what its module left behind: timers), so it is sampled less often
+  let watchdog: ReturnType<typeof setInterval> | undefined
+  const watch = (ms: number): void => {
+    clearInterval(watchdog)
+    watchdog = setInterval(check, ms)
+    watchdog.unref()
+  }
+  watch(RSS_POLL_MS)
 
   const closed = new Promise<void>(resolve => {
     // 'close', not 'exit': stderr has been read to its end, so a V8 OOM message is in the tail
@@ -119,6 +127,7 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
   const setRef = (r: boolean): void => {
     if (r === ref) return
     ref = r
+    if (child.exitCode === null && child.signalCode === null) watch(r ? RSS_POLL_MS : RSS_IDLE_POLL_MS)
     // the child, its IPC channel and its stderr pipe each hold the event loop
     const handles = [child, child.channel, child.stderr] as Array<{ ref?: () => void, unref?: () => void } | null | undefined>
     for (const h of handles) { if (r) h?.ref?.(); else h?.unref?.() }
