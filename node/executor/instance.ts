@@ -1,6 +1,6 @@
-import type { Value } from '../values/codec.ts'
 import { processChannel, threadChannel, type InstanceChannel, type Isolation } from './channels.ts'
 import type { CodeCache } from './code-cache.ts'
+import { RunGuard } from './run-guard.ts'
 import type { InstanceSpec, InvokeOptions } from './types.ts'
 import {
   FunctionError, ModuleLoadError, OutputError, StepCancelledError, StepCrashedError, StepOutOfMemoryError, StepTimeoutError,
@@ -41,6 +41,7 @@ export interface InstanceOptions {
 interface Running {
   inv: number
   opts: InvokeOptions
+  guard: RunGuard
   loc: StepLocation
   resolve: (r: RunResult) => void
   reject: (e: StepError) => void
@@ -160,7 +161,7 @@ export class Instance {
     if (!this.alive || this.running !== undefined) throw new Error('instance is not available')
     const { promise, resolve, reject } = defer<RunResult>()
     const loc = { step: opts.step.name, index: opts.step.index }
-    const r: Running = { inv: ++nextInv, opts, loc, resolve, reject, timers: [] }
+    const r: Running = { inv: ++nextInv, opts, guard: new RunGuard(opts.outputs), loc, resolve, reject, timers: [] }
     this.running = r
     this.setRef(true)
     this.post({
@@ -205,42 +206,52 @@ export class Instance {
   }
 
   private onMessage (msg: any): void {
+    if (msg === null || typeof msg !== 'object') return
     if (msg.type === 'ready') { this.onReady(undefined); return }
     if (msg.type === 'load-error') {
-      this.failure = { kind: 'load', message: msg.message, stack: msg.stack }
+      this.failure = { kind: 'load', message: RunGuard.text(msg.message), stack: typeof msg.stack === 'string' ? RunGuard.text(msg.stack) : undefined }
       this.onReady(this.failure)
       void this.terminate()
       return
     }
-    if (msg.type === 'stray') { this.options.log(msg.line); return }
-    if (msg.type === 'crash') { this.failure ??= { kind: 'crash', message: String(msg.message) }; return }
+    if (msg.type === 'stray') { this.options.log(RunGuard.line(msg.line)); return }
+    if (msg.type === 'crash') { this.failure ??= { kind: 'crash', message: RunGuard.text(msg.message) }; return }
     const r = this.running
     if (r === undefined || msg.inv !== r.inv) return
-    const { opts, loc } = r
-    if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(msg.line) }); return }
+    const { opts, loc, guard } = r
+    if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(RunGuard.line(msg.line)) }); return }
     if (r.abortError !== undefined) {
       // the step has failed: drop its outputs; the function ending early lets the worker go before the grace ends
       if (msg.type === 'done' || msg.type === 'fail') void this.terminate()
       return
     }
+    // every message is checked again here: user code can post to the host itself (see run-guard.ts)
     switch (msg.type) {
       case 'input':
-        this.answerInput(r, msg.req, msg.name)
+        if (Number.isSafeInteger(msg.req)) this.answerInput(r, msg.req, RunGuard.text(msg.name))
         break
-      case 'output':
-        this.callback('onOutput', () => { opts.onOutput(msg.name, msg.value as Value) })
+      case 'output': {
+        const c = guard.output(msg.name, msg.value)
+        if (!c.ok) { this.settle(r, new OutputError(loc, c.problem, c.output)); break }
+        this.callback('onOutput', () => { opts.onOutput(c.value.name, c.value.value) })
         break
-      case 'emit':
-        this.callback('onEmit', () => { opts.onEmit(msg.name, msg.index, msg.value as Value) })
+      }
+      case 'emit': {
+        const c = guard.emit(msg.name, msg.value)
+        if (!c.ok) { this.settle(r, new OutputError(loc, c.problem, c.output)); break }
+        this.callback('onEmit', () => { opts.onEmit(c.value.name, c.value.index, c.value.value) })
         break
-      case 'done':
-        this.settle(r, { startedAt: msg.startedAt, endedAt: msg.endedAt, streams: msg.streams })
+      }
+      case 'done': {
+        const c = guard.done(msg.startedAt, msg.endedAt)
+        this.settle(r, c.ok ? c.value : new OutputError(loc, c.problem, c.output))
         break
+      }
       case 'fail':
-        if (msg.kind === 'output') this.settle(r, new OutputError(loc, msg.message, msg.output))
+        if (msg.kind === 'output') this.settle(r, new OutputError(loc, RunGuard.text(msg.message), typeof msg.output === 'string' ? msg.output : undefined))
         else if (msg.kind === 'load') {
-          this.settle(r, new ModuleLoadError(loc, this.spec.code.cid, `module ${this.spec.code.cid}: ${msg.message}`))
-        } else this.settle(r, new FunctionError(loc, msg.message, msg.stack))
+          this.settle(r, new ModuleLoadError(loc, this.spec.code.cid, `module ${this.spec.code.cid}: ${RunGuard.text(msg.message)}`))
+        } else this.settle(r, new FunctionError(loc, RunGuard.text(msg.message), typeof msg.stack === 'string' ? RunGuard.text(msg.stack) : undefined))
         break
     }
   }

@@ -155,3 +155,35 @@ describe('limits: a workflow over a peer\'s limits is refused at every load', ()
     }
   })
 })
+
+describe('the host does not trust what an instance posts', () => {
+  it.each(['thread', 'process'] as const)('(%s) forged messages from user code are checked again: undeclared names, bad values, forged stream counts', async (isolation) => {
+    const pool = new WorkerPool({ isolation })
+    // user code that talks to the host directly, past ctx
+    const poster = isolation === 'process'
+      ? 'const send = (m) => process.send(m)'
+      : 'import { parentPort } from "node:worker_threads"; const send = (m) => parentPort.postMessage(m)'
+    try {
+      // the invocation id is not known to user code: it tries the plausible ones
+      const code = `${poster}
+        export default async (ctx) => { for (let i = 0; i < 1000; i++) send({ type: 'output', inv: i, name: 'secret', value: 1 }); await new Promise(r => setTimeout(r, 5000)) }`
+      const err = await failure(run(pool, code, ['v']).result)
+      expect(err.name).toBe('OutputError')
+      expect(err.message).toMatch(/"secret": is not declared/)
+
+      const forgeDone = `${poster}
+        export default async (ctx) => { for (let i = 0; i < 1000; i++) send({ type: 'done', inv: i, startedAt: 'x', endedAt: null, streams: { s: 1e9 } }); await new Promise(r => setTimeout(r, 5000)) }`
+      const done = await failure(run(pool, forgeDone, ['s']).result)
+      expect(done.name).toBe('OutputError')
+      expect(done.message).toMatch(/"s": declared but never produced/)
+
+      const { rec, result } = run(pool, `${poster}
+        export default async (ctx) => { ctx.emit('s', 1); for (let i = 0; i < 1000; i++) send({ type: 'done', inv: i, startedAt: 1, endedAt: 2, streams: { s: 1e9 } }); await new Promise(r => setTimeout(r, 5000)) }`, ['s'])
+      const r = await result
+      expect(r.streams).toEqual({ s: 1 })
+      expect(rec.emits.s).toEqual([1])
+    } finally {
+      await pool.stop()
+    }
+  })
+})
