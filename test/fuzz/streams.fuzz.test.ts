@@ -4,7 +4,8 @@ import { CID } from 'multiformats/cid'
 import { describe, it } from 'vitest'
 import { decodeFrame, expectFrame, parseFetchRequest, encodeRequestFrame, encodeStatusFrame, encodeCreditFrame } from '../../protocols/fetch/codec.ts'
 import { parsePushHeader, pushHeaderBody } from '../../protocols/push/codec.ts'
-import { bytesLike, checkCodec, cborValue, mutated, TEST_TIMEOUT_MS } from './harness.ts'
+import { CHUNKED_TAG, parseChunkedRoot } from '../../node/dstore/blocks.ts'
+import { bytesLike, checkCodec, cborValue, encodeCbor, mutated, TEST_TIMEOUT_MS } from './harness.ts'
 
 const ERR = ['ProtocolMessageError', 'RemoteStatusError']
 const cid = CID.parse('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
@@ -42,5 +43,12 @@ describe('fuzz: fetch and push frames (protocols/fetch/codec.ts, protocols/push/
     checkCodec(mutated(pushHeader), parsePushHeader, ERR)
     checkCodec(pushHeader.chain(h => mutated(fc.constant(h.meta as Record<string, unknown>)).map(meta => ({ ...h, meta }))), parsePushHeader, ERR)
     checkCodec(fc.dictionary(fc.string(), cborValue), parsePushHeader, ERR)
+  }, TEST_TIMEOUT_MS)
+
+  it('a block fetched as a chunked root parses, is no root (null), or fails with BlockVerificationError', () => {
+    const rawCid = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
+    const root = fc.record({ dflow: fc.constant(CHUNKED_TAG), size: fc.nat(), chunks: fc.array(fc.constantFrom(rawCid, cid), { maxLength: 4 }) })
+    const rootCid = CID.parse('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
+    checkCodec(bytesLike(mutated(root).map(encodeCbor)), bytes => parseChunkedRoot(rootCid, bytes), ['BlockVerificationError'])
   }, TEST_TIMEOUT_MS)
 })
