@@ -53,6 +53,10 @@ export interface PeerConfig {
   maxRetries: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
   dropEvents: number
+  /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
+  logFormat: 'text' | 'json'
+  /** Export libp2p's own metrics (@libp2p/prometheus-metrics) on GET /metrics. @default false */
+  libp2pMetrics: boolean
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -77,7 +81,9 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
   maxTimeoutMs: DEFAULT_LIMITS.maxTimeoutMs,
   maxRetries: DEFAULT_LIMITS.maxRetries,
-  dropEvents: 0
+  dropEvents: 0,
+  logFormat: 'text',
+  libp2pMetrics: false
 })
 
 export class ConfigError extends Error {
@@ -91,7 +97,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'fraction' | 'choice'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'fraction'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -101,7 +107,7 @@ export interface FlagDef {
   description: string
   /** `dflow testnet up` passes this flag through to every peer (the rest it sets itself) */
   passThrough: boolean
-  /** the allowed values of a 'choice' */
+  /** for kind 'string': the accepted values */
   choices?: readonly string[]
 }
 
@@ -124,11 +130,13 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
-  { key: 'isolation', flag: 'isolation', kind: 'choice', choices: ISOLATIONS, passThrough: true, description: 'how functions run: process (sandboxed child processes) or thread (worker threads, full Node API)' },
+  { key: 'isolation', flag: 'isolation', kind: 'string', choices: ISOLATIONS, passThrough: true, description: 'how functions run: process (sandboxed child processes) or thread (worker threads, full Node API)' },
   { key: 'maxMemoryMb', flag: 'max-memory', kind: 'count', passThrough: true, description: 'largest memory (MiB) a step may ask for' },
   { key: 'maxTimeoutMs', flag: 'max-timeout', kind: 'duration', passThrough: true, description: 'largest timeout a step may ask for' },
   { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' },
-  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' }
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
+  { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
+  { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -187,14 +195,12 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'string':
     case 'path':
       if (typeof value !== 'string' || value === '') bad('expected a non-empty string')
+      if (def.choices !== undefined && !def.choices.includes(value as string)) bad(`expected one of ${def.choices.join(', ')}`)
       return value
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
       return value
     case 'fraction': return parseFraction(value, where)
-    case 'choice':
-      if (typeof value !== 'string' || !(def.choices ?? []).includes(value)) bad(`expected one of ${(def.choices ?? []).join(', ')}`)
-      return value
     case 'bytes': return parseBytes(value, where)
     case 'duration': return parseDuration(value, where)
   }

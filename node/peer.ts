@@ -1,5 +1,4 @@
 import './util/polyfill.ts'
-import { peerLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { EVENTS_TOPIC } from '../protocols/events/constants.ts'
@@ -9,6 +8,7 @@ import { ApiServer } from './api/server.ts'
 import { ConfigError, resolveConfig, type PeerConfig } from './config.ts'
 import { startDiscovery } from './discovery.ts'
 import { loadOrCreateKey } from './keys.ts'
+import { dflowLogger, warn } from './util/log.ts'
 import { createDflowLibp2p, type CreateLibp2pOptions, type DflowLibp2p } from './network/libp2p.ts'
 import type { Route } from './api/types.ts'
 import type { ComponentLogger, Logger, PeerId } from '@libp2p/interface'
@@ -89,7 +89,7 @@ function checkAddresses (config: PeerConfig, log: Logger): void {
     throw new InsecureAddressError(`refusing non-loopback address ${publicAddrs.join(', ')}: the network cannot keep strangers out yet; pass --insecure-public to accept that anyone who can connect can run code on this peer`)
   }
   const warning = `WARNING: listening on non-loopback ${publicAddrs.join(', ')} (--insecure-public): whoever can connect to this peer can run code on it`
-  log.error(warning)
+  warn(log, warning)
   process.emitWarning(warning, { code: 'DFLOW_INSECURE_PUBLIC' })
 }
 
@@ -182,7 +182,7 @@ class DflowPeer implements Peer {
 export async function createPeer (config: PeerConfig, opts: CreatePeerOptions = {}): Promise<Peer> {
   const full = resolveConfig(config)
   const privateKey = await loadOrCreateKey(full.dataDir)
-  const logger = peerLogger(peerIdFromPrivateKey(privateKey))
+  const logger = dflowLogger({ peer: peerIdFromPrivateKey(privateKey).toString(), format: full.logFormat })
   checkAddresses(full, logger.forComponent('dflow:peer'))
   const libp2p = await createDflowLibp2p({
     privateKey,

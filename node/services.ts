@@ -116,7 +116,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     },
     routes (): Route[] {
       return [
-        ...workflowRoutes(loader),
+        ...workflowRoutes(loader, { known: cid => sched.list().some(r => r.workflow === cid) }),
         ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership }),
         ...storeRoutes(store, traffic?.()),
         {

@@ -44,9 +44,22 @@ export function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']
 /** Events as JSON for server-sent events: inline bytes are replaced by their size. */
 function eventJson (ev: RequestEvent): string {
   return JSON.stringify(ev, (key, value) => {
-    if (key === 'inline' && value instanceof Uint8Array) return undefined
+    if (key === 'inline' && value instanceof Uint8Array) return value.byteLength
     return value
   })
+}
+
+/** What the request list adds to scheduler.list(), read from the request's events: mode, submitter, duration. */
+function summaryOf (events: RequestEvent[]): { mode?: string, store?: string, submitter?: string, finishedAt?: number, durationMs?: number } {
+  const started = events.find(e => e.type === 'request-started')
+  const end = events.find(e => e.type === 'request-done' || e.type === 'request-cancelled')
+  if (started?.type !== 'request-started') return {}
+  return {
+    mode: started.mode,
+    store: started.store,
+    submitter: started.submitter,
+    ...(end !== undefined ? { finishedAt: end.ts, durationMs: Math.max(0, end.ts - started.ts) } : {})
+  }
 }
 
 export function requestRoutes (c: RequestRoutesComponents): Route[] {
@@ -90,7 +103,7 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
         }
       }
     },
-    { method: 'GET', path: '/v1/requests', handler: async () => ({ requests: c.scheduler.list().slice(0, 200) }) },
+    { method: 'GET', path: '/v1/requests', handler: async () => ({ requests: c.scheduler.list().slice(0, 200).map(r => ({ ...r, ...summaryOf(c.scheduler.eventsOf(r.requestId)) })) }) },
     { method: 'GET', path: '/v1/requests/:id', handler: async req => view(req.params.id) },
     {
       method: 'DELETE',

@@ -2,6 +2,7 @@ import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent } from '../../p
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Logger } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
+import { mulberry32, seedOf } from '../util/prng.ts'
 
 export type EventHandler = (event: DflowEvent) => void
 
@@ -83,7 +84,7 @@ export class GossipBus extends BaseBus {
     this.log = log
     const rate = opts.dropEvents ?? 0
     if (rate > 0) {
-      const next = seededRandom(opts.seed ?? 'dflow')
+      const next = mulberry32(seedOf(opts.seed ?? 'dflow'))
       this.drop = () => next() < rate
     }
   }
@@ -115,15 +116,3 @@ export class GossipBus extends BaseBus {
   }
 }
 
-/** mulberry32 seeded from a string: the same peer drops the same events on every run with the same seed. */
-function seededRandom (seed: string): () => number {
-  let a = 0
-  for (let i = 0; i < seed.length; i++) a = Math.imul(a ^ seed.charCodeAt(i), 2654435761) >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}

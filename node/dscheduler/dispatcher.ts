@@ -44,8 +44,11 @@ export class Dispatcher {
     }
     this.refreshWinner(t, s, rec)
     const def = s.step(rec.step)
+    const wasRunnable = rec.runnable === true
     rec.runnable = Object.values(def.in).every(src => s.resolve(src, rec.step, rec.index).state !== 'pending')
-    if (load.set(rec.gid, rec.winner !== undefined && rec.runnable ? rec.winner.peer : undefined)) this.loadChanged()
+    // consumers are claimed one level ahead of producers that run: this one starting may make them claimable
+    if (rec.runnable && !wasRunnable && s.started.mode === 'dataflow') for (const name of s.readersOfStep(rec.step)) this.sched.applier.touchStep(t, s, name)
+    if (load.set(rec.gid, rec.winner?.peer)) this.loadChanged()
     if (rec.winner !== undefined) {
       t.unplaced.delete(rec)
       if (rec.winner.peer === self) this.drive(t, s, rec)
@@ -62,7 +65,7 @@ export class Dispatcher {
     if (runner === undefined) {
       const w = rec.winner as NonNullable<InstanceRecord['winner']>
       runner = new InstanceRunner(this.sched.runnerHost, s, t.loaded as LoadedWorkflow, rec.step, rec.index)
-      runner.fence = { attempt: w.attempt, incarnation: w.incarnation }
+      runner.fence = { attempt: w.attempt, incarnation: w.incarnation, start: s.startId }
       t.runners.set(key, runner)
       if (s.started.mode === 'dataflow') runner.prewarm()
     }
@@ -106,7 +109,7 @@ export class Dispatcher {
       }
       const best = bestPeer(q, rec.excluded)
       if (best === undefined) continue
-      if (rec.runnable === true) extra.set(best, (extra.get(best) ?? 0) + 1)
+      extra.set(best, (extra.get(best) ?? 0) + 1)
       if (best === self) { this.claim(t, s, rec); continue }
       if (rec.expect?.peer !== best) rec.expect = { peer: best, since: now }
       const due = rec.expect.since + init.claimTimeoutMs
@@ -132,7 +135,7 @@ export class Dispatcher {
     const claim = { attempt, incarnation: c.membership.incarnation, ts: Date.now() }
     rec.claims.set(self, claim)
     t.unplaced.delete(rec)
-    void c.bus.publish({ type: 'step-claimed', from: self, ts: claim.ts, request: s.id, step: rec.step, index: rec.index, attempt, incarnation: claim.incarnation, slots: init.slots })
+    void c.bus.publish({ type: 'step-claimed', from: self, ts: claim.ts, request: s.id, step: rec.step, index: rec.index, attempt, incarnation: claim.incarnation, slots: init.slots, start: s.startId })
     this.examine(t, s, rec)
   }
 }

@@ -45,7 +45,7 @@ export class Finisher {
       for (const w of [...t.waiters]) w()
       const status = t.done?.status ?? (error === undefined ? 'ok' : 'failed')
       this.sched.reader.persist(t).catch(err => { this.sched.log.error('request %s: record not written: %s', s.id, (err as Error).message) })
-      setLongTimeout(() => { this.sched.forget(s.id) }, this.sched.init.retentionMs)
+      setLongTimeout(() => { this.sched.forget(s.id); this.sched.reader.dropRecord(s.id) }, this.sched.init.retentionMs)
       this.sched.safeDispatch('scheduler:request-finished', { request: s.id, status, mode: s.started.mode })
     })
   }

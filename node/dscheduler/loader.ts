@@ -7,6 +7,8 @@ import { checkWorkflowLimits, type FunctionLimits } from '../executor/limits.ts'
 import type { LoadedWorkflow, WorkflowLoader } from './types.ts'
 
 const FETCH_TIMEOUT_MS = 30_000
+/** Parsed bundles kept in memory (least recently used go first; the bytes stay in DStore). */
+const MAX_CACHED_BUNDLES = 64
 /** Bundles are pinned for the peer's lifetime: a workflow deployed hours ago must still run. */
 const BUNDLE_PIN = 'bundles'
 
@@ -25,7 +27,7 @@ export class BundleLoader implements WorkflowLoader {
   async register (file: LoadedFile): Promise<string> {
     const put = await this.store.put(file.bundle as unknown as Value, { pin: BUNDLE_PIN })
     if (put.cid.toString() !== file.cid) throw new Error(`bundle stored as ${put.cid.toString()}, expected ${file.cid}`)
-    this.cache.set(file.cid, Promise.resolve(this.wrap(file.cid, file.workflow, file.bundle)))
+    this.remember(file.cid, Promise.resolve(this.wrap(file.cid, file.workflow, file.bundle)))
     return file.cid
   }
 
@@ -34,20 +36,28 @@ export class BundleLoader implements WorkflowLoader {
     const { workflow, bundle } = await workflowFromBundle(bytes)
     const put = await this.store.put(bundle as unknown as Value, { pin: BUNDLE_PIN })
     const cid = put.cid.toString()
-    this.cache.set(cid, Promise.resolve(this.wrap(cid, workflow, bundle)))
+    this.remember(cid, Promise.resolve(this.wrap(cid, workflow, bundle)))
     return cid
   }
+
+  /** Whether this peer has the bundle loaded (or loading): added, registered, or fetched for a request. */
+  has (cid: string): boolean { return this.cache.has(cid) }
 
   async load (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {
     let p = this.cache.get(cid)
     if (p === undefined) {
       p = this.fetch(cid, holders, signal)
-      this.cache.set(cid, p)
       p.catch(() => { this.cache.delete(cid) })
-    }
+    } else this.cache.delete(cid)
+    this.remember(cid, p)
     const loaded = await p
     checkWorkflowLimits(loaded.workflow, this.limits)
     return loaded
+  }
+
+  private remember (cid: string, p: Promise<LoadedWorkflow>): void {
+    this.cache.set(cid, p)
+    if (this.cache.size > MAX_CACHED_BUNDLES) this.cache.delete(this.cache.keys().next().value as string)
   }
 
   private async fetch (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {

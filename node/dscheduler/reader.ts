@@ -48,6 +48,8 @@ export class SchedulerReader {
 
   record (request: string): FinishedRecord | undefined { return this.records.get(request) }
 
+  hasRecords (): boolean { return this.records.size > 0 }
+
   async persist (t: Tracked): Promise<void> {
     const s = t.state
     if (s === undefined) return
@@ -64,11 +66,13 @@ export class SchedulerReader {
   }
 
   sweepRecords (cutoff: number): void {
-    for (const [id, rec] of this.records) {
-      if (rec.finishedAt >= cutoff) continue
-      this.records.delete(id)
-      if (this.dir !== undefined) void rm(join(this.dir, `${encodeURIComponent(id)}.json`), { force: true })
-    }
+    for (const [id, rec] of this.records) if (rec.finishedAt < cutoff) this.dropRecord(id)
+  }
+
+  /** The retention of a finished request ended: its record goes, from memory and disk. */
+  dropRecord (request: string): void {
+    if (!this.records.delete(request)) return
+    if (this.dir !== undefined) void rm(join(this.dir, `${encodeURIComponent(request)}.json`), { force: true }).catch(() => {})
   }
 
   has (request: string): boolean { return this.sched.requests.get(request)?.state !== undefined || this.records.has(request) }

@@ -1,4 +1,5 @@
-import type { RequestStarted, StepDone, ValueRef } from '../../protocols/events/index.ts'
+import { createHash } from 'node:crypto'
+import { encodeEvent, type RequestStarted, type StepDone, type ValueRef } from '../../protocols/events/index.ts'
 import type { Ref, Source, StepDef, Workflow } from '../workflow/types.ts'
 import type { Value } from '../values/codec.ts'
 
@@ -63,6 +64,8 @@ export class RequestState {
   private readonly settledSkips = new Map<string, Tri>()
   /** a reason when something makes the request fail that is not a step's own failure */
   fatal?: string
+  /** digest of the request-started event this state follows (runner events name it) */
+  readonly startId: string
   /** `step.output` -> the steps reading it (as an input, a foreach source or a condition) */
   readonly readers = new Map<string, string[]>()
 
@@ -70,6 +73,7 @@ export class RequestState {
     this.id = started.request
     this.workflow = workflow
     this.started = started
+    this.startId = createHash('sha256').update(encodeEvent(started)).digest('hex').slice(0, 16)
     for (const name of Object.keys(workflow.steps)) {
       const step = workflow.steps[name]
       const refs: Ref[] = [...Object.values(step.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src])]

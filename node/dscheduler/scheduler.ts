@@ -7,13 +7,15 @@ import type { AwaitablePush, DStore } from '../dstore/types.ts'
 import type { EventBus } from './bus.ts'
 import { evaluateConditions } from './conditions.ts'
 import { checkRequestId, startRequest } from './submission.ts'
-import { newTracked, MAX_LOG_LINES, type RunRecord, type Tracked } from './tracked.ts'
+import { newTracked, type Tracked } from './tracked.ts'
 import { LoadBook } from './placement.ts'
-import { claimValid, consumersOf, fromWinner, placementKey, recordClaim, type ClaimRules } from './claims.ts'
-import { instanceKey, RequestState, type InstanceRecord } from './request-state.ts'
-import { InstanceRunner, prewarmModules, type RunnerHost } from './runner.ts'
+import { claimValid, type ClaimRules } from './claims.ts'
+import { RequestState } from './request-state.ts'
+import { prewarmModules, type RunnerHost } from './runner.ts'
 import { WorkflowHistory } from './history.ts'
 import { Dispatcher } from './dispatcher.ts'
+import { EventApplier } from './applier.ts'
+import { makeRunnerHost } from './runner-host.ts'
 import { Finisher } from './finisher.ts'
 import { setLongTimeout } from '../util/long-timer.ts'
 import type { FunctionPool, Membership, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
@@ -68,7 +70,6 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   /** ids of requests forgotten after their retention: late events for them are dropped */
   private readonly forgotten = new Set<string>()
   private sweeper?: NodeJS.Timeout
-  private readonly runRecords = new WeakMap<InstanceRunner, RunRecord>()
   private leaseCheck?: NodeJS.Timeout
   readonly claimRules: ClaimRules
   readonly load: LoadBook
@@ -76,6 +77,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   readonly runnerHost: RunnerHost
   readonly dispatcher: Dispatcher
   readonly finisher: Finisher
+  readonly applier: EventApplier
   readonly reader: SchedulerReader
   readonly metrics: SchedulerMetrics = { claims: 0, claimsLost: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0, fencedDrops: 0 }
 
@@ -87,7 +89,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.log = components.logger.forComponent('dflow:dscheduler')
     this.claimRules = { membership: components.membership, leaseMs: this.init.leaseMs }
     this.load = new LoadBook(this.init.slots)
-    this.runnerHost = this.makeRunnerHost()
+    this.runnerHost = makeRunnerHost(this)
+    this.applier = new EventApplier(this)
     this.dispatcher = new Dispatcher(this)
     this.finisher = new Finisher(this)
     this.reader = new SchedulerReader(this)
@@ -96,18 +99,31 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   async start (): Promise<void> {
     await this.reader.loadRecords()
     this.c.bus.onEvent(ev => { this.onEvent(ev) })
-    this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
-    this.sweeper.unref()
-    if (this.init.leaseMs > 0) {
+    if (this.reader.hasRecords()) this.armTimers()
+  }
+
+  /** Timers run only while this peer holds some request (an idle peer wakes for nothing). */
+  private armTimers (): void {
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(30_000, this.init.retentionMs / 2)))
+      this.sweeper.unref()
+    }
+    if (this.leaseCheck === undefined && this.init.leaseMs > 0) {
       // a lease lapses without any event announcing it: while requests run, look at claims held elsewhere
       this.leaseCheck = setInterval(() => { this.checkLeases() }, Math.max(100, this.init.leaseMs / 2))
       this.leaseCheck.unref()
     }
   }
 
-  async stop (): Promise<void> {
+  private disarmTimers (): void {
     clearInterval(this.sweeper)
     clearInterval(this.leaseCheck)
+    this.sweeper = undefined
+    this.leaseCheck = undefined
+  }
+
+  async stop (): Promise<void> {
+    this.disarmTimers()
     for (const t of this.requests.values()) {
       clearTimeout(t.timer)
       for (const r of t.runners.values()) r.abort('peer stopping')
@@ -142,6 +158,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     if (t === undefined) {
       t = newTracked()
       this.requests.set(request, t)
+      this.armTimers()
     }
     return t
   }
@@ -219,137 +236,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.pump(started.request)
   }
 
-  private apply (t: Tracked, ev: RequestEvent): void {
-    const s = t.state
-    if (s === undefined || t.finishing === true) {
-      if (ev.type === 'request-done' && t.done === undefined && s !== undefined) { t.done = ev; this.pump(ev.request) }
-      return
-    }
-    switch (ev.type) {
-      case 'step-claimed': {
-        const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
-        this.load.learnSlots(ev.from, ev.slots)
-        if (recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
-        return
-      }
-      case 'output-ready':
-      case 'element-posted':
-      case 'step-done':
-      case 'step-failed': {
-        const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined) return
-        if (ev.type !== 'step-done' && ev.type !== 'step-failed' && !s.step(ev.step).out.includes(ev.output)) return
-        // a runner's event implies its claim (the claim event itself may have been lost on the way)
-        recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
-        this.dispatcher.refreshWinner(t, s, rec)
-        if (!fromWinner(rec, ev.from, ev)) { this.metrics.fencedDrops++; return }
-        this.applyResult(t, s, rec, ev)
-        return
-      }
-      case 'request-cancelled':
-        if (ev.from !== s.started.submitter && ev.from !== s.started.from && ev.from !== this.self) return
-        s.fatal ??= `cancelled: ${ev.reason}`
-        t.outcomeDirty = true
-        break
-      case 'request-done':
-        if (!this.finisher.mayFinish(s, ev.from)) return
-        t.done ??= ev
-        t.outcomeDirty = true
-        break
-      case 'value-lost': this.onValueLost(t, s, ev.cid); break
-    }
-    this.pump(s.id)
-  }
-
-  /** An accepted output, element, done or failure of an instance's winning run. */
-  private applyResult (t: Tracked, s: RequestState, rec: InstanceRecord, ev: Extract<RequestEvent, { type: 'output-ready' | 'element-posted' | 'step-done' | 'step-failed' }>): void {
-    const wf = s.started.workflow
-    switch (ev.type) {
-      case 'output-ready':
-        if (!s.recordOutput(ev.step, ev.index, ev.output, ev.value)) return
-        this.history.recordOutput(wf, ev.step, ev.output, ev.value.inline !== undefined ? 0 : ev.value.size)
-        this.touchReaders(t, s, ev.step, ev.output, ev.index)
-        break
-      case 'element-posted':
-        if (!s.recordElement(ev.step, ev.index, ev.output, ev.element, ev.value)) return
-        this.history.recordOutput(wf, ev.step, ev.output, ev.value.inline !== undefined ? 0 : ev.value.size)
-        this.touchReaders(t, s, ev.step, ev.output, ev.element)
-        break
-      case 'step-done':
-        if (!s.recordDone(ev)) return
-        this.history.recordRun(wf, ev.step, ev.endAt - ev.startAt)
-        for (const output of Object.keys(ev.streams)) this.touchReaders(t, s, ev.step, output, null)
-        if (s.started.mode === 'control') for (const name of s.readersOfStep(ev.step)) this.touchStep(t, s, name)
-        t.outcomeDirty = true
-        this.touch(t, rec)
-        break
-      case 'step-failed':
-        if (!s.recordFailed(ev.step, ev.index, ev.error)) return
-        t.outcomeDirty = true
-        this.touch(t, rec)
-        break
-    }
-    this.pump(s.id)
-  }
-
-  /** The record an event names, when the step exists and the index fits its kind (foreach or not). */
-  private instanceOf (s: RequestState, step: string, index: number | null): InstanceRecord | undefined {
-    const def = s.workflow.steps[step]
-    if (def === undefined || (def.foreach === undefined) !== (index === null)) return undefined
-    return s.instance(step, index)
-  }
-
-  touch (t: Tracked, rec: InstanceRecord): void {
-    t.dirty.add(rec)
-    if (t.state !== undefined) this.pump(t.state.id)
-  }
-
-  touchStep (t: Tracked, s: RequestState, step: string): void {
-    if (s.step(step).foreach === undefined) s.instance(step, null)
-    for (const rec of s.instancesOf(step)) t.dirty.add(rec)
-  }
-
-  /** Only the instances that read `step.output` can change when it (or its element `at`) appears. */
-  private touchReaders (t: Tracked, s: RequestState, step: string, output: string, at: number | null): void {
-    for (const name of s.readers.get(`${step}.${output}`) ?? []) {
-      const reader = s.step(name)
-      const src = reader.foreach
-      const perItem = at !== null && src !== undefined && src.kind === 'step' && src.step === step && src.output === output &&
-        (s.step(step).foreach !== undefined || s.resolveRef({ kind: 'item' }, name, at).state === 'ready') && !Object.values(reader.in).some(i => i.kind === 'step' && i.step === step)
-      if (perItem && s.elementKnown(name, at)) t.dirty.add(s.instance(name, at))
-      else this.touchStep(t, s, name)
-      if (reader.when !== undefined) t.outcomeDirty = true
-      // a whole list or a closed stream fixes the instance count of a foreach over it, and of every foreach
-      // downstream of that one: the steps reading their lists can now resolve
-      if (at === null && src?.kind === 'step' && src.step === step && src.output === output) this.touchCount(t, s, name, new Set())
-    }
-  }
-
-  private touchCount (t: Tracked, s: RequestState, step: string, seen: Set<string>): void {
-    if (seen.has(step)) return
-    seen.add(step)
-    for (const output of s.step(step).out) {
-      for (const name of s.readers.get(`${step}.${output}`) ?? []) {
-        this.touchStep(t, s, name)
-        const src = s.step(name).foreach
-        if (src?.kind === 'step' && src.step === step) this.touchCount(t, s, name, seen)
-      }
-    }
-    t.outcomeDirty = true
-  }
-
-  private onValueLost (t: Tracked, s: RequestState, cid: string): void {
-    const { reset, input } = s.forgetCid(cid)
-    if (input !== undefined) { s.fatal ??= `input ${input} was lost: no live peer holds ${cid}`; t.outcomeDirty = true; return }
-    for (const rec of reset) {
-      this.metrics.reruns++
-      const key = instanceKey(rec.step, rec.index)
-      const runner = t.runners.get(key)
-      if (runner?.finished === true) t.runners.delete(key)
-      this.touch(t, rec)
-    }
-  }
+  private apply (t: Tracked, ev: RequestEvent): void { this.applier.apply(t, ev) }
 
   // ---- the pass: only what events touched ----------------------------------------------------------
 
@@ -378,16 +265,26 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       t.outcomeDirty = false
       const outcome = s.outcome()
       if (outcome.status !== 'running') { this.finisher.finish(t, outcome.status === 'failed' ? outcome.error : undefined); return }
-      evaluateConditions(s, this.c.store, t.conditionsInFlight, () => {
-        t.outcomeDirty = true
-        for (const name of Object.keys(s.workflow.steps)) this.touchStep(t, s, name)
-        this.pump(s.id)
+      evaluateConditions(s, this.c.store, t.conditionsInFlight, {
+        changed: () => {
+          t.outcomeDirty = true
+          for (const name of Object.keys(s.workflow.steps)) this.applier.touchStep(t, s, name)
+          this.pump(s.id)
+        },
+        isLive: peer => this.c.membership.isLive(peer),
+        lost: cid => { void this.c.bus.publish({ type: 'value-lost', from: this.self, ts: Date.now(), request: s.id, cid }) },
+        running: () => t.finishing !== true && this.requests.get(s.id) === t
       })
     }
-    const dirty = [...t.dirty]
-    t.dirty.clear()
-    for (const rec of dirty) this.dispatcher.examine(t, s, rec)
-    this.dispatcher.place(t, s)
+    // examining an instance may touch others (a producer starting makes its consumers claimable): go on until quiet
+    for (let round = 0; t.dirty.size > 0 && round < 8; round++) {
+      const dirty = [...t.dirty]
+      t.dirty.clear()
+      for (const rec of dirty) this.dispatcher.examine(t, s, rec)
+      this.dispatcher.place(t, s)
+    }
+    if (t.dirty.size > 0) this.pump(s.id)
+    else this.dispatcher.place(t, s)
   }
 
   /** Re-examine every unfinished instance of every running request (a peer died or came back). */
@@ -429,42 +326,6 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     return t.runners.size > 0
   }
 
-  // ---- runners ---------------------------------------------------------------------------------------
-
-  private makeRunnerHost (): RunnerHost {
-    return {
-      self: this.self,
-      store: this.c.store,
-      pool: this.c.pool,
-      publish: async (ev: DflowEvent) => { await this.c.bus.publish(ev) },
-      changed: async (request: string, signal: AbortSignal) => new Promise<void>(resolve => {
-        const t = this.requests.get(request)
-        if (t === undefined || signal.aborted) { resolve(); return }
-        const done = (): void => { t.waiters.delete(done); signal.removeEventListener('abort', done); resolve() }
-        t.waiters.add(done)
-        signal.addEventListener('abort', done, { once: true })
-      }),
-      consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element),
-      log: (line: string, ...args: unknown[]) => { this.log(line, ...args) },
-      logLine: (request: string, step: string, index: number | null, line: string) => {
-        const entry = { request, step, index, peer: this.self, line }
-        const logs = this.tracked(request).logs
-        logs.push({ ...entry, ts: Date.now() })
-        if (logs.length > MAX_LOG_LINES) logs.splice(0, logs.length - MAX_LOG_LINES)
-        this.safeDispatch('scheduler:log', entry)
-      },
-      ran: (runner: InstanceRunner, outcome) => {
-        const t = this.requests.get(runner.state.id)
-        if (t === undefined) return
-        const run = this.runRecords.get(runner)
-        if (run !== undefined) { run.outcome = outcome; return }
-        const rec: RunRecord = { step: runner.stepName, index: runner.index, peer: this.self, ...runner.fence, firedAt: Date.now(), outcome }
-        this.runRecords.set(runner, rec)
-        t.runs.push(rec)
-      }
-    }
-  }
-
   safeDispatch<K extends keyof SchedulerEvents> (type: K, detail: SchedulerEvents[K]['detail']): void {
     try { this.safeDispatchEvent(type, { detail } as any) } catch (err) { this.log.error('listener failed: %s', (err as Error).message) }
   }
@@ -487,9 +348,13 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     for (const [id, t] of this.requests) {
       // events of a request whose start this peer never saw (it joined late) go after the retention too
       const since = t.finishedAt ?? (t.state === undefined ? t.createdAt : Infinity)
-      if (since < cutoff) this.forget(id)
+      if (since >= cutoff) continue
+      this.forget(id)
+      // values pushed for a request this peer never ran were pinned to it: release them too
+      if (t.state === undefined) this.c.store.unpinRequest(id, []).catch(() => {})
     }
     this.reader.sweepRecords(cutoff)
+    if (this.requests.size === 0 && !this.reader.hasRecords()) this.disarmTimers()
   }
 
   // ---- reading (reader.ts) ---------------------------------------------------------------------------

@@ -46,6 +46,8 @@ export interface StepClaimed extends Base {
   incarnation: number
   /** the claimant's function slots, so every peer can tell how busy it is */
   slots?: number
+  /** which start of the request the claim follows (see Fence) */
+  start?: string
 }
 
 /**
@@ -56,6 +58,11 @@ export interface StepClaimed extends Base {
 export interface Fence {
   attempt: number
   incarnation: number
+  /**
+   * which start of the request the run follows (a digest of its request-started event): should one request id
+   * be started twice, results of the start that lost never count for the one that won
+   */
+  start?: string
 }
 
 export interface OutputReady extends Base, Fence {

@@ -117,3 +117,35 @@ describe('fencing: results only from the winning claim', () => {
     expect((await sched.view(request))?.status).toBe('failed')
   })
 })
+
+describe('one request id, two starts', () => {
+  let stop: (() => Promise<void>) | undefined
+  afterEach(async () => { await stop?.() })
+
+  it('converges on the earliest start whatever order the starts arrive in; a later one is ignored', async () => {
+    const env = await setup()
+    stop = env.stop
+    const { sched, inject } = env
+    const file = await loadWorkflow(fixture('dataflow.yaml'))
+    const workflow = await (sched.c.loader as BundleLoader).register(file)
+    const request = await sched.submit({ workflow, inputs: { n: 1 }, requestId: 'twice' })
+    await until(() => sched.requests.get(request)?.state !== undefined)
+    const mine = sched.eventsOf(request).find(e => e.type === 'request-started')
+    if (mine?.type !== 'request-started') throw new Error('no start')
+    const bytes = encodeValue(41)
+    const input: ValueRef = { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
+    // a start made later than ours (another submitter, same id) loses everywhere
+    await inject({ ...mine, from: GHOST, submitter: GHOST, ts: mine.ts + 5, inputs: { n: input } })
+    expect((await sched.view(request))?.submitter).toBe(SELF)
+    // our start's consumer already produced its result (n = 1: 3) while its producer still works
+    await until(() => sched.runsOf(request).some(r => r.step === 'consume' && r.outcome === 'done'))
+    // one made earlier wins: this peer drops what it ran and follows that one; nothing of ours counts for it
+    await inject({ ...mine, from: GHOST, submitter: GHOST, ts: mine.ts - 5, inputs: { n: input } })
+    await until(() => sched.requests.get(request)?.state?.started.from === GHOST)
+    await sched.waitFinished(request)
+    const view = await sched.view(request)
+    expect(view?.submitter).toBe(GHOST)
+    // dataflow.yaml: result = 2n + 1
+    expect(view?.outputs).toEqual({ result: 83 })
+  })
+})

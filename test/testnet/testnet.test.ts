@@ -57,6 +57,7 @@ describe('dflow testnet (processes)', () => {
     expect(m?.flags).toEqual(['--slots', '2', '--lease', '2000'])
     expect(m?.peers).toHaveLength(4)
     for (const p of m!.peers) {
+      expect(up.stdout).toContain(`dashboard of peer ${p.index}: ${p.api}/`)
       expect(up.stdout).toContain(p.peerId)
       expect(p.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
       expect(isAlive(p.pid)).toBe(true)
