@@ -5,7 +5,7 @@ import { DEFAULT_LIMITS } from './executor/limits.ts'
 
 /** Every setting of a peer. Defaults live in DEFAULT_CONFIG; the loader merges defaults < JSON file < flags. */
 export interface PeerConfig {
-  /** libp2p listen multiaddrs (loopback only unless insecurePublic). @default ['/ip4/127.0.0.1/tcp/0'] */
+  /** libp2p listen multiaddrs (non-loopback ones need a swarm key). @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: string[]
   /** multiaddrs (with /p2p/<id>) to dial at start. @default [] */
   bootstrap: string[]
@@ -15,8 +15,12 @@ export interface PeerConfig {
   apiHost: string
   /** Directory for the private key and stored values; none = fresh identity, nothing persisted. @default undefined */
   dataDir?: string
-  /** Allow non-loopback listen/API addresses: whoever can connect can run code on this peer. @default false */
-  insecurePublic: boolean
+  /** Addresses other peers dial (instead of the listen addresses), e.g. the machine's public address. @default [] */
+  announce: string[]
+  /** The private network's pre-shared key file (`dflow key swarm FILE`); needed for non-loopback addresses. @default undefined */
+  swarmKey?: string
+  /** File of identity ids (one a line, `#` comments) allowed to submit; peers of the network are always allowed. @default undefined */
+  authorizedSubmitters?: string
   /** Function slots (concurrent function runs) of this peer. @default 4 */
   slots: number
   /** Copies kept of every stored value. @default 2 */
@@ -65,7 +69,9 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   apiPort: 0,
   apiHost: '127.0.0.1',
   dataDir: undefined,
-  insecurePublic: false,
+  announce: [],
+  swarmKey: undefined,
+  authorizedSubmitters: undefined,
   slots: 4,
   replicas: 2,
   inlineLimit: 16384,
@@ -118,7 +124,9 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'apiPort', flag: 'api-port', kind: 'port', passThrough: false, description: 'HTTP API port, 0 = any' },
   { key: 'apiHost', flag: 'api-host', kind: 'string', passThrough: false, description: 'HTTP API host' },
   { key: 'dataDir', flag: 'data-dir', kind: 'path', passThrough: false, description: 'data directory (private key, stored values)' },
-  { key: 'insecurePublic', flag: 'insecure-public', kind: 'bool', passThrough: false, description: 'allow non-loopback addresses: whoever can connect can run code on this peer' },
+  { key: 'announce', flag: 'announce', kind: 'multiaddrs', passThrough: false, description: 'address other peers dial, e.g. /ip4/203.0.113.5/tcp/4001 (repeatable)' },
+  { key: 'swarmKey', flag: 'swarm-key', kind: 'path', passThrough: true, description: 'private network key file (dflow key swarm FILE): only peers with the same key connect; required for non-loopback addresses' },
+  { key: 'authorizedSubmitters', flag: 'authorized-submitters', kind: 'path', passThrough: true, description: 'file of identity ids allowed to submit (one a line, # comments); peers of the network are always allowed' },
   { key: 'slots', flag: 'slots', kind: 'count', passThrough: true, description: 'function slots' },
   { key: 'replicas', flag: 'replicas', kind: 'natural', passThrough: true, description: 'copies kept of each stored value besides the producer\'s (0: none)' },
   { key: 'inlineLimit', flag: 'inline-limit', kind: 'bytes', passThrough: true, description: 'largest value sent inline in events (bytes, e.g. 16k)' },
@@ -257,7 +265,7 @@ export async function loadConfig (opts: LoadConfigOptions = {}): Promise<PeerCon
 export function resolveConfig (partial: Partial<PeerConfig> = {}): PeerConfig {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined))
   const checked = parseConfigObject(defined, 'config')
-  return { ...DEFAULT_CONFIG, listen: [...DEFAULT_CONFIG.listen], bootstrap: [], ...checked }
+  return { ...DEFAULT_CONFIG, listen: [...DEFAULT_CONFIG.listen], bootstrap: [], announce: [], ...checked }
 }
 
 /** Turns a partial config back into `dflow peer` arguments (used by the testnet launcher). */
@@ -267,7 +275,7 @@ export function configToArgs (partial: Partial<PeerConfig>): string[] {
     const def = BY_KEY.get(key)
     if (def == null) throw new ConfigError(key, `unknown setting "${key}"`)
     if (value === undefined) continue
-    if (def.kind === 'bool') { if (value === true) args.push(`--${def.flag}`); continue }
+    if (def.kind === 'bool') { if ((value as unknown) === true) args.push(`--${def.flag}`); continue }
     for (const v of Array.isArray(value) ? value : [value]) args.push(`--${def.flag}`, String(v))
   }
   return args

@@ -15,6 +15,7 @@ import type { Peer, PeerService } from './peer.ts'
 import type { TrafficMetrics } from './metrics/traffic.ts'
 import type { Route } from './api/types.ts'
 import { secureRequest } from './dscheduler/secure.ts'
+import { authorizeRequest, type AuthorizePolicy } from './dscheduler/authorize.ts'
 
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
@@ -31,8 +32,18 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   const { config, libp2p, logger } = peer
   const self = peer.peerId.toString()
   const log = logger.forComponent('dflow:services')
-  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self })
-  const membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
+  let membership: GossipMembership | undefined
+  // peers of the (private) network are authorized by default: this one, live ones, connected ones
+  const policy: AuthorizePolicy = {
+    authorized: peer.authorizedSubmitters,
+    isNetworkPeer: id => {
+      if (id === self || membership?.isLive(id) === true) return true
+      try { return libp2p.getConnections(peerIdFromString(id)).length > 0 } catch { return false }
+    }
+  }
+  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self, policy })
+  membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
+  const members = membership
   let scheduler: DScheduler | undefined
   const store = new DStoreService({
     libp2p,
@@ -45,7 +56,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       retentionMs: config.retentionMs,
       dataDir: config.dataDir
     },
-    livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
+    livePeers: () => members.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
   const limits = { maxMemoryMb: config.maxMemoryMb, maxTimeoutMs: config.maxTimeoutMs, maxRetries: config.maxRetries }
@@ -66,23 +77,28 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     store,
     pool,
     loader,
-    membership,
     logger,
-    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership, submit, log }) }
+    membership: members,
+    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
-  membership.setLoad(() => sched.claimLoad())
-  membership.addEventListener('membership:peer-dead', ev => {
+  members.setLoad(() => sched.claimLoad())
+  members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()
     store.rereplicate().then(n => { sched.metrics.rereplications += n }, err => { log.error('re-replication failed: %s', (err as Error).message) })
   })
-  membership.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
+  members.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
   submit = new SubmitProtocol(libp2p, {
     submit: async opts => sched.submit(opts),
     view: async id => sched.view(id),
     logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts })),
-    announce: started => { sched.ingest(started) }
+    announce: started => {
+      // a hand-over skips gossip's validator: the same check, before any of the request's code is fetched
+      authorizeRequest(started, policy)
+      bus.remember(started)
+      sched.ingest(started)
+    }
   }, logger.forComponent('dflow:submit'))
   const submitProtocol = submit
 
@@ -93,7 +109,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     store,
     pool,
     bus,
-    membership,
+    membership: members,
     loader,
     scheduler,
     submit: submitProtocol,
@@ -102,12 +118,12 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       await store.start()
       await bus.start()
       await sched.start()
-      await membership.start()
+      await members.start()
       await submitProtocol.start()
     },
     async stop () {
       await submitProtocol.stop()
-      await membership.stop()
+      await members.stop()
       await sched.stop()
       await bus.stop()
       await pool.stop()
@@ -117,7 +133,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     routes (): Route[] {
       return [
         ...workflowRoutes(loader, { known: cid => sched.list().some(r => r.workflow === cid) }),
-        ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership }),
+        ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership: members, bus, policy, chunkSize: config.chunkSize }),
         ...storeRoutes(store, traffic?.()),
         {
           method: 'GET',
@@ -127,6 +143,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
             trackedRequests: sched.trackedRequests(),
             load: sched.load.snapshot(),
             events: bus.counters(),
+            validation: bus.validation,
             pool: pool.stats(),
             eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
           })

@@ -1,5 +1,6 @@
 import type { ManifestPeer } from './manifest.ts'
 import type { PeersResponse } from '../node/api/peers.ts'
+import { apiHeaders } from './clients.ts'
 
 export interface MeshProgress {
   /** peers whose routing table and subscriber list hold every other peer */
@@ -42,7 +43,7 @@ export function describeLagging (lagging: LaggingPeer[]): string {
 async function check (peer: ManifestPeer, others: ManifestPeer[]): Promise<LaggingPeer | undefined> {
   let body: PeersResponse
   try {
-    const res = await fetch(`${peer.api}/v1/peers`, { signal: AbortSignal.timeout(3000) })
+    const res = await fetch(`${peer.api}/v1/peers`, { headers: apiHeaders(peer), signal: AbortSignal.timeout(3000) })
     if (!res.ok) throw new Error(`HTTP ${res.status}`)
     body = await res.json() as PeersResponse
   } catch (err) {

@@ -1,4 +1,17 @@
+import * as dagCbor from '@ipld/dag-cbor'
 import { HttpError } from './types.ts'
+
+/** A request body by its content type: dag-cbor for application/cbor, else JSON. 400 when it is neither. */
+export function parseBody (bytes: Uint8Array, contentType: string | undefined): unknown {
+  if (/^application\/cbor\b/i.test(contentType ?? '')) {
+    try {
+      return dagCbor.decode(bytes)
+    } catch (err) {
+      throw new HttpError(400, `request body is not dag-cbor: ${(err as Error).message}`)
+    }
+  }
+  return parseJsonBody(bytes)
+}
 
 /**
  * A request body as JSON: 400 when it is not UTF-8 JSON. (Node's JSON.parse copes with any nesting; what reads

@@ -21,7 +21,9 @@ export class Dispatcher {
   refreshWinner (t: Tracked, s: RequestState, rec: InstanceRecord): void {
     const { self } = this.sched
     const w = winnerOf(rec.gid, rec, this.sched.claimRules)
+    const prev = rec.winner
     rec.winner = w
+    if (w !== undefined && (prev?.peer !== w.peer || prev.attempt !== w.attempt || prev.incarnation !== w.incarnation)) this.sched.applier.replayHeld(t, s, rec)
     const key = instanceKey(rec.step, rec.index)
     const runner = t.runners.get(key)
     if (runner === undefined) return

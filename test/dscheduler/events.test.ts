@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHash } from 'node:crypto'
+import { CID as MfCID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as dagCbor from '@ipld/dag-cbor'
 import { defaultLogger } from '@libp2p/logger'
@@ -7,11 +11,14 @@ import { GossipBus } from '../../node/dscheduler/bus.ts'
 import { decodeEvent, encodeEvent, EVENTS_TOPIC, type DflowEvent } from '../../protocols/events/index.ts'
 
 const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const cidOf = (bytes: Uint8Array): string => MfCID.createV1(dagCbor.code, Digest.create(sha256.code, createHash('sha256').update(bytes).digest())).toString()
 
 describe('event codec', () => {
   it('round-trips every event type', () => {
     const base = { from: 'peerA', ts: 1, request: 'r1' }
-    const ref = { cid: CID, size: 3, holders: ['peerA'], inline: new Uint8Array([1, 2, 3]), length: 2 }
+    // an inline value must hash to its CID and a list's length must be its own
+    const inline = dagCbor.encode(['x', 'y'])
+    const ref = { cid: cidOf(inline), size: inline.byteLength, holders: ['peerA'], inline, length: 2 }
     const events: DflowEvent[] = [
       { type: 'request-started', ...base, workflow: CID, inputs: { a: ref }, mode: 'dataflow', store: 'distributed', submitter: 'peerA' },
       { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5, slots: 4 },

@@ -1,9 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseJsonBody } from '../../node/api/bodies.ts'
+import { parseBody, parseJsonBody } from '../../node/api/bodies.ts'
 import { parseSubmitBody } from '../../node/api/requests.ts'
 import { decodeValue, encodeValue, fromJsonValue, toJsonValue, type Value } from '../../node/values/codec.ts'
-import { bytesLike, cborValue, checkCodec, jsonText, mutated, params, TEST_TIMEOUT_MS } from './harness.ts'
+import { bytesLike, cborValue, checkCodec, encodeCbor, jsonText, mutated, params, TEST_TIMEOUT_MS } from './harness.ts'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 /** what a client sends: JSON text as bytes, or any bytes */
@@ -24,6 +24,7 @@ const value: fc.Arbitrary<Value> = fc.letrec(tie => ({
 describe('fuzz: HTTP API bodies (node/api) and the value codec behind them', () => {
   it('any body parses as JSON or answers HttpError 400', () => {
     checkCodec(bodies, bytes => parseJsonBody(bytes), ['HttpError'])
+    checkCodec(fc.oneof(bodies, bytesLike(cborValue.map(encodeCbor))), bytes => parseBody(bytes, 'application/cbor'), ['HttpError'])
   }, TEST_TIMEOUT_MS)
 
   it('any JSON body of POST /v1/requests is a submission or an HttpError', () => {

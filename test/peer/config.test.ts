@@ -53,8 +53,11 @@ describe('peer config', () => {
     await expect(loadConfig({ configFile: notJson })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('not valid JSON') })
     await expect(loadConfig({ configFile: join(dir, 'missing.json') })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('cannot read') })
     const wrongType = join(dir, 'wt.json')
-    await writeFile(wrongType, JSON.stringify({ insecurePublic: 'yes' }))
-    await expect(loadConfig({ configFile: wrongType })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('insecurePublic') })
+    await writeFile(wrongType, JSON.stringify({ swarmKey: 3 }))
+    await expect(loadConfig({ configFile: wrongType })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('swarmKey') })
+    const gone = join(dir, 'gone.json')
+    await writeFile(gone, JSON.stringify({ insecurePublic: true }))
+    await expect(loadConfig({ configFile: gone })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('unknown setting "insecurePublic"') })
   })
 
   it('isolation and the function limits: defaults, flags, config keys, bad values', async () => {
@@ -70,7 +73,7 @@ describe('peer config', () => {
   })
 
   it('turns settings back into flags', () => {
-    expect(configToArgs({ slots: 2, leaseMs: 1500, insecurePublic: true, bootstrap: ['/ip4/127.0.0.1/tcp/1'] }))
-      .toEqual(['--slots', '2', '--lease', '1500', '--insecure-public', '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
+    expect(configToArgs({ slots: 2, leaseMs: 1500, swarmKey: '/k/swarm.key', announce: ['/ip4/10.0.0.1/tcp/4001'], bootstrap: ['/ip4/127.0.0.1/tcp/1'] }))
+      .toEqual(['--slots', '2', '--lease', '1500', '--swarm-key', '/k/swarm.key', '--announce', '/ip4/10.0.0.1/tcp/4001', '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
   })
 })
