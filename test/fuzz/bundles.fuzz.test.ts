@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { decodeBundle } from '../../node/workflow/bundle-check.ts'
 import { encodeBundle, loadWorkflow, moduleCid, workflowFromBundle, type WorkflowBundle } from '../../node/workflow/bundle.ts'
 import { exampleWorkflows } from '../../functions/benchmarks/index.ts'
+import { parseWorkflow } from '../../node/workflow/parse.ts'
 import { bytesLike, checkCodec, checkCodecAsync, encodeCbor, mutated, TEST_TIMEOUT_MS } from './harness.ts'
 
 const ERR = ['BundleError', 'WorkflowValidationError']
@@ -26,6 +27,10 @@ describe('fuzz: workflow bundles (node/workflow/bundle*.ts)', () => {
     bundles = await Promise.all(exampleWorkflows.slice(0, 3).map(async ex => (await loadWorkflow(ex.path)).bundle))
   }, 120_000)
   const some = (): fc.Arbitrary<WorkflowBundle> => fc.constantFrom(...bundles)
+
+  it('YAML that parses but cannot convert (an alias before its anchor) is a WorkflowValidationError (found by the fuzzer)', () => {
+    expect(() => parseWorkflow('version: 1\nname: *x\nsteps: {}\n', 'w.yaml')).toThrow(expect.objectContaining({ name: 'WorkflowValidationError', message: expect.stringMatching(/Unresolved alias/) }))
+  })
 
   it('the real bundles verify', async () => {
     for (const b of bundles) expect((await workflowFromBundle(encodeBundle(b))).bundle.name).toBe(b.name)
