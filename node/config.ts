@@ -55,6 +55,8 @@ export interface PeerConfig {
   maxTimeoutMs: number
   /** Largest `retries:` a step may ask for. @default 10 */
   maxRetries: number
+  /** Anti-entropy: while requests are unfinished, compare event logs with one peer this often, in ms; 0 = off. @default 1000 */
+  syncIntervalMs: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
   dropEvents: number
   /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
@@ -87,6 +89,7 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
   maxTimeoutMs: DEFAULT_LIMITS.maxTimeoutMs,
   maxRetries: DEFAULT_LIMITS.maxRetries,
+  syncIntervalMs: 1000,
   dropEvents: 0,
   logFormat: 'text',
   libp2pMetrics: false
@@ -142,6 +145,7 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'maxMemoryMb', flag: 'max-memory', kind: 'count', passThrough: true, description: 'largest memory (MiB) a step may ask for' },
   { key: 'maxTimeoutMs', flag: 'max-timeout', kind: 'duration', passThrough: true, description: 'largest timeout a step may ask for' },
   { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' },
+  { key: 'syncIntervalMs', flag: 'sync-interval', kind: 'duration', passThrough: true, description: 'anti-entropy period while requests are unfinished (0: off)' },
   { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
   { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
   { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }

@@ -1,3 +1,4 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -16,6 +17,8 @@ import type { TrafficMetrics } from './metrics/traffic.ts'
 import type { Route } from './api/types.ts'
 import { secureRequest } from './dscheduler/secure.ts'
 import { authorizeRequest, type AuthorizePolicy } from './dscheduler/authorize.ts'
+import { LoggedBus } from './dscheduler/logged-bus.ts'
+import { RequestSync } from './dscheduler/request-sync.ts'
 
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
@@ -26,6 +29,8 @@ export interface DflowServices extends PeerService {
   loader: BundleLoader
   scheduler: DScheduler
   submit: SubmitProtocol
+  /** per-request event logs, /dflow/sync/1.0.0 and anti-entropy */
+  sync: RequestSync
 }
 
 export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | undefined): DflowServices {
@@ -45,6 +50,18 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
   const members = membership
   let scheduler: DScheduler | undefined
+  let loggedBus: LoggedBus | undefined
+  // anti-entropy: what a sync exchange brings goes to the scheduler through the logged bus (once per event)
+  const sync = new RequestSync({
+    self,
+    libp2p,
+    livePeers: () => membership.live(),
+    membership,
+    logger,
+    // an event relayed by sync skips gossip's validator: the same authorization before the scheduler sees it
+    ingest: (entry, event) => bus.authorize(event) === TopicValidatorResult.Accept && (loggedBus?.ingest(event, entry) ?? false)
+  }, { intervalMs: config.syncIntervalMs, retentionMs: config.retentionMs })
+  const schedulerBus = loggedBus = new LoggedBus(bus, sync.logs)
   const store = new DStoreService({
     libp2p,
     logger,
@@ -73,7 +90,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
     self,
-    bus,
+    bus: schedulerBus,
     store,
     pool,
     loader,
@@ -94,10 +111,11 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     view: async id => sched.view(id),
     logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts })),
     announce: started => {
-      // a hand-over skips gossip's validator: the same check, before any of the request's code is fetched
+      // a hand-over skips gossip's validator: the same check, before any of the request's code is fetched;
+      // then through the logged bus, so it is logged like any event (and applied once)
       authorizeRequest(started, policy)
       bus.remember(started)
-      sched.ingest(started)
+      schedulerBus.ingest(started)
     }
   }, logger.forComponent('dflow:submit'))
   const submitProtocol = submit
@@ -113,6 +131,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     loader,
     scheduler,
     submit: submitProtocol,
+    sync,
     async start () {
       loopDelay.enable()
       await store.start()
@@ -120,8 +139,10 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       await sched.start()
       await members.start()
       await submitProtocol.start()
+      await sync.start()
     },
     async stop () {
+      await sync.stop()
       await submitProtocol.stop()
       await members.stop()
       await sched.stop()
@@ -142,8 +163,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
             ...sched.metrics,
             trackedRequests: sched.trackedRequests(),
             load: sched.load.snapshot(),
-            events: bus.counters(),
+            events: schedulerBus.counters(),
             validation: bus.validation,
+            sync: sync.metrics(),
             pool: pool.stats(),
             eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
           })

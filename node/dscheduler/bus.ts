@@ -3,9 +3,16 @@ import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent, type RequestSt
 import { authorizeCancel, authorizeRequest, NotAuthorizedError, type AuthorizePolicy } from './authorize.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Logger, PeerId } from '@libp2p/interface'
+import { proofFromGossip, type EventProof } from '../../protocols/sync/index.ts'
 import { mulberry32, seedOf } from '../util/prng.ts'
 
-export type EventHandler = (event: DflowEvent) => void
+/**
+ * How an event arrived: its bytes as published (canonical: every peer encodes with encodeEvent) and, from
+ * gossip, the origin's signature, which the request event log keeps so the event can be relayed by sync.
+ */
+export interface EventOrigin { bytes: Uint8Array, proof?: EventProof }
+
+export type EventHandler = (event: DflowEvent, origin?: EventOrigin) => void
 
 /** How a scheduler hears and tells: gossip between peers, or a loop back to itself for `dflow run`. */
 export interface EventBus {
@@ -29,8 +36,8 @@ abstract class BaseBus implements EventBus {
     return { published: this.published, received: this.received, dropped: this.dropped }
   }
 
-  protected deliver (event: DflowEvent): void {
-    for (const h of this.handlers) h(event)
+  protected deliver (event: DflowEvent, origin?: EventOrigin): void {
+    for (const h of this.handlers) h(event, origin)
   }
 
   async start (): Promise<void> {}
@@ -91,7 +98,7 @@ export class GossipBus extends BaseBus {
       return
     }
     this.received++
-    this.deliver(event)
+    this.deliver(event, msg.type === 'signed' ? { bytes: msg.data, proof: proofFromGossip(msg) } : { bytes: msg.data })
   }
 
   /** fault injection: when set, says whether to drop the next readiness event received (liveness is exempt) */
@@ -137,6 +144,16 @@ export class GossipBus extends BaseBus {
   private check (msg: Message): TopicValidatorResult {
     const event = this.decodeChecked(msg)
     if (event === undefined) return TopicValidatorResult.Reject
+    const result = this.authorize(event)
+    if (result === TopicValidatorResult.Accept) this.validated.set(msg, event)
+    return result
+  }
+
+  /**
+   * Who may say it: a request start from an authorized submitter (or a peer of the network), a cancel from the
+   * request's submitter or an authorized identity. Also for events that came another way than gossip (sync).
+   */
+  authorize (event: DflowEvent): TopicValidatorResult {
     try {
       if (event.type === 'request-started') {
         // the gossip signer (checked to be `from`) reached us through the network, so it is one of its peers
@@ -153,7 +170,6 @@ export class GossipBus extends BaseBus {
       this.log('%s %s', err.kind === 'forged' ? 'rejected' : 'ignored', err.message)
       return err.kind === 'forged' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
     }
-    this.validated.set(msg, event)
     return TopicValidatorResult.Accept
   }
 
@@ -177,7 +193,7 @@ export class GossipBus extends BaseBus {
     const data = encodeEvent(event)
     if (event.type === 'request-started') this.remember(event)
     this.published++
-    setImmediate(() => { this.deliver(event) })
+    setImmediate(() => { this.deliver(event, { bytes: data }) })
     try {
       await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)
     } catch (err) {

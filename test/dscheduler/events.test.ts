@@ -7,7 +7,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as dagCbor from '@ipld/dag-cbor'
 import { defaultLogger } from '@libp2p/logger'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
-import { GossipBus } from '../../node/dscheduler/bus.ts'
+import { GossipBus, type EventOrigin } from '../../node/dscheduler/bus.ts'
+import { verifyEventProof, type EventProof } from '../../protocols/sync/index.ts'
 import { decodeEvent, encodeEvent, EVENTS_TOPIC, type DflowEvent } from '../../protocols/events/index.ts'
 
 const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
@@ -52,6 +53,7 @@ describe('gossip bus', () => {
   let b: DflowLibp2p
   let busB: GossipBus
   const seen: DflowEvent[] = []
+  const origins: Array<EventOrigin | undefined> = []
 
   beforeAll(async () => {
     a = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
@@ -59,7 +61,7 @@ describe('gossip bus', () => {
     await a.start()
     await b.start()
     busB = new GossipBus(b, defaultLogger().forComponent('test:bus'))
-    busB.onEvent(ev => seen.push(ev))
+    busB.onEvent((ev, origin) => { seen.push(ev); origins.push(origin) })
     await busB.start()
     a.services.pubsub.subscribe(EVENTS_TOPIC)
     await a.dial(b.getMultiaddrs()[0])
@@ -85,5 +87,10 @@ describe('gossip bus', () => {
     while (seen.length === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
     expect(seen).toEqual([{ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }])
     expect(busB.counters().dropped).toBe(2)
+    // the handler also gets the bytes and the origin's gossip signature: a proof that sync can relay
+    const origin = origins[0]
+    expect(new Uint8Array(origin?.bytes ?? [])).toEqual(encodeEvent({ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }))
+    expect(await verifyEventProof(self, origin?.bytes ?? new Uint8Array(), origin?.proof as EventProof)).toBe(true)
+    expect(await verifyEventProof(b.peerId.toString(), origin?.bytes ?? new Uint8Array(), origin?.proof as EventProof)).toBe(false)
   })
 })

@@ -13,18 +13,20 @@ describe('peer config', () => {
     const c = await loadConfig()
     expect(c).toMatchObject({ listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, slots: 4, replicas: 2, inlineLimit: 16384, leaseMs: 3000, storeCapacity: 2 * 1024 ** 3 })
     expect(DEFAULT_CONFIG.gossipHeartbeatMs).toBe(200)
+    expect(DEFAULT_CONFIG.syncIntervalMs).toBe(1000)
   })
 
   it('layers defaults < file < flags', async () => {
     const file = join(dir, 'c.json')
     await writeFile(file, JSON.stringify({ slots: 8, leaseMs: '2s', replicas: 3 }))
-    const c = await loadConfig({ configFile: file, flags: { slots: '2', failureTimeout: '500ms', chunkSize: '64k' } })
+    const c = await loadConfig({ configFile: file, flags: { slots: '2', failureTimeout: '500ms', chunkSize: '64k', syncInterval: '250ms' } })
     expect(c.slots).toBe(2)
     expect(c.replicas).toBe(3)
     expect(c.leaseMs).toBe(2000)
     expect(c.failureTimeoutMs).toBe(500)
     expect(c.chunkSize).toBe(65536)
     expect(c.heartbeatMs).toBe(1000)
+    expect(c.syncIntervalMs).toBe(250)
   })
 
   it('parses durations and sizes', () => {
