@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
+import { ISOLATIONS, type Isolation } from './executor/channels.ts'
+import { DEFAULT_LIMITS } from './executor/limits.ts'
 
 /** Every setting of a peer. Defaults live in DEFAULT_CONFIG; the loader merges defaults < JSON file < flags. */
 export interface PeerConfig {
@@ -43,6 +45,18 @@ export interface PeerConfig {
   gossipHeartbeatMs: number
   /** Turn off the same-host fast path (values move over libp2p streams even between peers of one host). @default false */
   noSharedStore: boolean
+  /**
+   * How step functions are isolated: 'process' (child processes under Node's permission model: no file system
+   * beyond the module, no child processes, no workers; memory capped in whole) or 'thread' (worker threads of the
+   * peer, with the full Node API). @default 'process'
+   */
+  isolation: Isolation
+  /** Largest `memory:` a step may ask for, MiB; a workflow over it is refused. @default 4096 */
+  maxMemoryMb: number
+  /** Largest `timeout:` a step may ask for, ms. @default 900000 (15m) */
+  maxTimeoutMs: number
+  /** Largest `retries:` a step may ask for. @default 10 */
+  maxRetries: number
   /** Anti-entropy: while requests are unfinished, compare event logs with one peer this often, in ms; 0 = off. @default 1000 */
   syncIntervalMs: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
@@ -74,6 +88,10 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 200,
   noSharedStore: false,
+  isolation: 'process',
+  maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
+  maxTimeoutMs: DEFAULT_LIMITS.maxTimeoutMs,
+  maxRetries: DEFAULT_LIMITS.maxRetries,
   syncIntervalMs: 1000,
   dropEvents: 0,
   logFormat: 'text',
@@ -127,6 +145,10 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
   { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' },
+  { key: 'isolation', flag: 'isolation', kind: 'string', choices: ISOLATIONS, passThrough: true, description: 'how functions run: process (sandboxed child processes) or thread (worker threads, full Node API)' },
+  { key: 'maxMemoryMb', flag: 'max-memory', kind: 'count', passThrough: true, description: 'largest memory (MiB) a step may ask for' },
+  { key: 'maxTimeoutMs', flag: 'max-timeout', kind: 'duration', passThrough: true, description: 'largest timeout a step may ask for' },
+  { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' },
   { key: 'syncIntervalMs', flag: 'sync-interval', kind: 'duration', passThrough: true, description: 'anti-entropy period while requests are unfinished (0: off)' },
   { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
   { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },

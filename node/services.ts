@@ -80,8 +80,17 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     livePeers: () => members.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
-  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs, logger })
-  const loader = new BundleLoader(store)
+  const limits = { maxMemoryMb: config.maxMemoryMb, maxTimeoutMs: config.maxTimeoutMs, maxRetries: config.maxRetries }
+  const pool = new WorkerPool({
+    slots: config.slots,
+    idleMs: config.idleInstanceMs,
+    isolation: config.isolation,
+    // the peer's own 0700 code cache; without a data dir, a private temp directory the pool removes at stop
+    codeDir: config.dataDir === undefined ? undefined : join(config.dataDir, 'code'),
+    limits,
+    logger
+  })
+  const loader = new BundleLoader(store, limits)
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
     self,

@@ -8,6 +8,7 @@
  *   5. readiness events published per request, on 4 and 8 peers
  *   6. chain of 50 x 10 ms and fan of 100 x 20 ms: embedded, 4-peer testnet and Dask side by side
  *      (testnet/bench/micro/shapes.ts; the Dask column needs python3-distributed, else it says why it is skipped)
+ *   7. process vs thread isolation: cold start, warm start, after a pre-warm (testnet/bench/micro/isolation.ts)
  * New sections live in testnet/bench/micro/<section>.ts and get one entry in `figures` below.
  * Env: N (requests per figure, default 30), SKIP (comma list of figure numbers to skip).
  */
@@ -27,6 +28,7 @@ import { exampleWorkflows } from '../functions/benchmarks/index.ts'
 import { startTestnet } from './index.ts'
 import { percentile } from './bench/stats.ts'
 import { shapesSection } from './bench/micro/shapes.ts'
+import { isolationSection } from './bench/micro/isolation.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const N = Number(process.env.N ?? 30)
@@ -169,7 +171,8 @@ async function eventsPerRequest (peers: number): Promise<void> {
 const figures: Array<[string, () => Promise<void> | void]> = [
   ['1', postToConsumer], ['2', gossipLatency], ['3', storeThroughput], ['4', stepRate],
   ['5', async () => { await eventsPerRequest(4); await eventsPerRequest(8) }],
-  ['6', async () => { await shapesSection() }]
+  ['6', async () => { await shapesSection() }],
+  ['7', async () => { await isolationSection() }]
 ]
 for (const [n, fn] of figures) {
   if (SKIP.has(n)) continue

@@ -64,7 +64,7 @@ async function authorizeSubmit (opts: ReturnType<typeof parseSubmitBody>, auth: 
 
 const PULL_TIMEOUT_MS = 5_000
 
-function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
+export function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object')
   const b = body as Record<string, unknown>
   const known = ['workflow', 'inputs', 'requestId', 'mode', 'store', 'deadlineMs', 'auth']
@@ -137,7 +137,7 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
           return { requestId: await c.scheduler.submit({ ...opts, auth }) }
         } catch (err) {
           const name = (err as Error).name
-          if (name === 'SubmitError' || name === 'WorkflowValidationError' || name === 'BundleError') throw new HttpError(400, (err as Error).message)
+          if (name === 'SubmitError' || name === 'WorkflowValidationError' || name === 'BundleError' || name === 'LimitError') throw new HttpError(400, (err as Error).message)
           if (name === 'NotFoundError' || name === 'ValueNotFoundError' || /not found/i.test((err as Error).message)) throw new HttpError(404, `workflow ${opts.workflow}: ${(err as Error).message}`)
           throw err
         }

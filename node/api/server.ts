@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import * as dagCbor from '@ipld/dag-cbor'
 import { ApiGuard, loadOrCreateApiToken } from './guard.ts'
 import { HttpError, type ApiRequest, type Route } from './types.ts'
+import { parseBody } from './bodies.ts'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export class ApiListenError extends Error {
@@ -153,20 +153,8 @@ export class ApiServer {
       params,
       body,
       json: async () => {
-        const bytes = await body()
-        // the guard admitted only these two types for writes
-        if (/^application\/cbor\b/i.test(raw.headers['content-type'] ?? '')) {
-          try {
-            return dagCbor.decode(bytes)
-          } catch (err) {
-            throw new HttpError(400, `request body is not dag-cbor: ${(err as Error).message}`)
-          }
-        }
-        try {
-          return JSON.parse(new TextDecoder().decode(bytes))
-        } catch (err) {
-          throw new HttpError(400, `request body is not JSON: ${(err as Error).message}`)
-        }
+        // the guard admitted only JSON and dag-cbor bodies for writes
+        return parseBody(await body(), raw.headers['content-type'])
       },
       raw
     }

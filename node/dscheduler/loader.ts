@@ -3,6 +3,7 @@ import { CID } from 'multiformats/cid'
 import { encodeValue, type Value } from '../values/codec.ts'
 import { stepFunction, workflowFromBundle, type LoadedWorkflow as LoadedFile, type WorkflowBundle } from '../workflow/index.ts'
 import type { DStore } from '../dstore/types.ts'
+import { checkWorkflowLimits, type FunctionLimits } from '../executor/limits.ts'
 import type { LoadedWorkflow, WorkflowLoader } from './types.ts'
 
 const FETCH_TIMEOUT_MS = 30_000
@@ -13,12 +14,14 @@ const BUNDLE_PIN = 'bundles'
 
 /**
  * Workflow bundles live in DStore under their CID. A peer fetches a bundle the first time a request names it,
- * verifies it against the CID and re-validates it, and only then runs any of its code.
+ * verifies it against the CID and re-validates it, and only then runs any of its code. A workflow whose steps ask
+ * for more memory, time or retries than this peer's limits is refused at every load: on the submitting peer (the
+ * submission fails with a LimitError) and on every other peer (it does not take part).
  */
 export class BundleLoader implements WorkflowLoader {
   private readonly cache = new Map<string, Promise<LoadedWorkflow>>()
 
-  constructor (private readonly store: DStore) {}
+  constructor (private readonly store: DStore, private readonly limits: Partial<FunctionLimits> = {}) {}
 
   /** Keep a bundle this peer built itself (from a workflow file) in DStore, so other peers can fetch it. */
   async register (file: LoadedFile): Promise<string> {
@@ -47,7 +50,9 @@ export class BundleLoader implements WorkflowLoader {
       p.catch(() => { this.cache.delete(cid) })
     } else this.cache.delete(cid)
     this.remember(cid, p)
-    return p
+    const loaded = await p
+    checkWorkflowLimits(loaded.workflow, this.limits)
+    return loaded
   }
 
   private remember (cid: string, p: Promise<LoadedWorkflow>): void {

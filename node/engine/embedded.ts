@@ -8,6 +8,7 @@ import { DScheduler } from '../dscheduler/scheduler.ts'
 import type { InputValue, RequestView } from '../dscheduler/types.ts'
 import { DStoreService } from '../dstore/dstore.ts'
 import { WorkerPool } from '../executor/pool.ts'
+import type { Isolation } from '../executor/channels.ts'
 import { loadWorkflow } from '../workflow/index.ts'
 import type { ComponentLogger } from '@libp2p/interface'
 import type { RequestMode } from '../../protocols/events/index.ts'
@@ -15,6 +16,8 @@ import type { RequestMode } from '../../protocols/events/index.ts'
 export interface EmbeddedPeerOptions {
   /** @default 4 */
   slots?: number
+  /** `dflow run` keeps 'thread': one trusted user running their own workflow on their own machine. @default 'thread' */
+  isolation?: Isolation
   logger?: ComponentLogger
 }
 
@@ -32,7 +35,7 @@ export class EmbeddedPeer {
   private constructor (readonly self: string, opts: EmbeddedPeerOptions) {
     const logger = opts.logger ?? dflowLogger()
     this.store = new DStoreService({ logger })
-    this.pool = new WorkerPool({ slots: opts.slots ?? 4, logger })
+    this.pool = new WorkerPool({ slots: opts.slots ?? 4, isolation: opts.isolation ?? 'thread', logger })
     this.loader = new BundleLoader(this.store)
     this.scheduler = new DScheduler({
       self,

@@ -74,7 +74,7 @@ export class StepOutOfMemoryError extends StepError {
   readonly memoryMb: number
 
   constructor (loc: StepLocation, memoryMb: number) {
-    super(loc, `ran out of memory (heap limit ${memoryMb} MiB)`)
+    super(loc, `ran out of memory (limit ${memoryMb} MiB)`)
     this.name = StepOutOfMemoryError.NAME
     this.memoryMb = memoryMb
   }

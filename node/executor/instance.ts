@@ -1,12 +1,11 @@
-import { Worker } from 'node:worker_threads'
-import type { Value } from '../values/codec.ts'
+import { processChannel, threadChannel, type InstanceChannel, type Isolation } from './channels.ts'
+import type { CodeCache } from './code-cache.ts'
+import { RunGuard } from './run-guard.ts'
 import type { InstanceSpec, InvokeOptions } from './types.ts'
 import {
   FunctionError, ModuleLoadError, OutputError, StepCancelledError, StepCrashedError, StepOutOfMemoryError, StepTimeoutError,
   type StepError, type StepLocation
 } from './errors.ts'
-
-const ENTRY = new URL('./worker-entry.mjs', import.meta.url)
 
 /** Why an instance could not start or died; turned into a StepError once we know which step suffered it. */
 export type InstanceFailure =
@@ -31,7 +30,8 @@ export interface RunResult {
 }
 
 export interface InstanceOptions {
-  codeDir: string
+  isolation: Isolation
+  codeCache: CodeCache
   /** how long a function gets to react to ctx.signal before its worker is terminated */
   graceMs: number
   /** worker output and stray messages outside an invocation */
@@ -41,6 +41,7 @@ export interface InstanceOptions {
 interface Running {
   inv: number
   opts: InvokeOptions
+  guard: RunGuard
   loc: StepLocation
   resolve: (r: RunResult) => void
   reject: (e: StepError) => void
@@ -60,7 +61,10 @@ function defer<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e
   return { promise, resolve, reject }
 }
 
-/** One worker that has loaded one module under a heap limit; runs one invocation at a time. */
+/**
+ * One instance (a worker thread or a child process, see channels.ts) that has loaded one module under a memory
+ * limit; runs one invocation at a time.
+ */
 export class Instance {
   readonly spec: InstanceSpec
   readonly key: string
@@ -69,11 +73,13 @@ export class Instance {
   readonly exited: Promise<void>
   alive = true
   failure?: InstanceFailure
-  private readonly worker: Worker
+  private channel?: InstanceChannel
   private readonly options: InstanceOptions
   private running?: Running
   private terminating = false
+  private ref = true
   private readonly onReady: (f: InstanceFailure | undefined) => void
+  private readonly onExited: () => void
 
   constructor (spec: InstanceSpec, key: string, options: InstanceOptions) {
     this.spec = spec
@@ -84,29 +90,49 @@ export class Instance {
     this.onReady = ready.resolve
     const exited = defer<void>()
     this.exited = exited.promise
-    this.worker = new Worker(ENTRY, {
-      workerData: { cid: spec.code.cid, code: spec.code.code, codeDir: options.codeDir },
-      // a clean worker: no tsx loader or host flags (faster start, and user code sees a plain Node)
-      execArgv: [],
-      resourceLimits: {
-        maxOldGenerationSizeMb: spec.memoryMb,
-        maxYoungGenerationSizeMb: Math.min(32, Math.max(4, Math.floor(spec.memoryMb / 8)))
+    this.onExited = () => { exited.resolve() }
+    void this.start()
+  }
+
+  /** the instance's process id (process isolation, once started) */
+  get pid (): number | undefined {
+    return this.channel?.pid
+  }
+
+  private async start (): Promise<void> {
+    let code
+    try {
+      code = await this.options.codeCache.file(this.spec.code)
+    } catch (err) {
+      this.failure = { kind: 'load', message: `cannot write the module to the code cache: ${(err as Error).message}` }
+      this.ended()
+      return
+    }
+    if (this.terminating) { this.ended(); return }
+    const open = this.options.isolation === 'process' ? processChannel : threadChannel
+    this.channel = open({
+      code,
+      memoryMb: this.spec.memoryMb,
+      handlers: {
+        message: msg => { this.onMessage(msg) },
+        failure: f => { this.failure ??= f },
+        exit: (code, signal) => {
+          const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? '?'} (process.exit in user code?)`
+          this.failure ??= this.terminating ? { kind: 'terminated' } : { kind: 'crash', message: `instance ${how}`, exitCode: code ?? undefined }
+          this.ended()
+        }
       }
     })
-    this.worker.on('message', (msg) => { this.onMessage(msg) })
-    this.worker.on('error', (err: Error & { code?: string }) => {
-      this.failure ??= err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? { kind: 'oom' }
-        : { kind: 'crash', message: `uncaught ${err.name}: ${err.message}` }
-    })
-    this.worker.on('exit', (code) => {
-      this.alive = false
-      this.failure ??= this.terminating ? { kind: 'terminated' } : { kind: 'crash', message: `worker exited with code ${code} (process.exit in user code?)`, exitCode: code }
-      this.onReady(this.failure)
-      const r = this.running
-      if (r !== undefined) this.settle(r, r.abortError ?? failureToError(this.failure, r.loc, this.spec))
-      exited.resolve()
-    })
+    if (!this.ref) this.channel.setRef(false)
+  }
+
+  private ended (): void {
+    this.alive = false
+    this.failure ??= { kind: 'terminated' }
+    this.onReady(this.failure)
+    const r = this.running
+    if (r !== undefined) this.settle(r, r.abortError ?? failureToError(this.failure, r.loc, this.spec))
+    this.onExited()
   }
 
   get busy (): boolean {
@@ -115,25 +141,30 @@ export class Instance {
 
   /** idle workers must not keep the host process alive */
   setRef (ref: boolean): void {
-    if (ref) this.worker.ref()
-    else this.worker.unref()
+    this.ref = ref
+    this.channel?.setRef(ref)
   }
 
   async terminate (): Promise<void> {
     if (!this.alive) return
     this.terminating = true
-    await this.worker.terminate()
+    // not started yet: start() sees `terminating` and ends the instance without starting it
+    await this.channel?.kill()
     await this.exited
+  }
+
+  private post (msg: unknown): void {
+    this.channel?.post(msg)
   }
 
   run (opts: InvokeOptions): Promise<RunResult> {
     if (!this.alive || this.running !== undefined) throw new Error('instance is not available')
     const { promise, resolve, reject } = defer<RunResult>()
     const loc = { step: opts.step.name, index: opts.step.index }
-    const r: Running = { inv: ++nextInv, opts, loc, resolve, reject, timers: [] }
+    const r: Running = { inv: ++nextInv, opts, guard: new RunGuard(opts.outputs), loc, resolve, reject, timers: [] }
     this.running = r
     this.setRef(true)
-    this.worker.postMessage({
+    this.post({
       type: 'invoke', inv: r.inv, exportName: opts.exportName, request: opts.request, step: opts.step, outputs: opts.outputs
     })
     r.timers.push(setTimeout(() => { this.abort(r, new StepTimeoutError(loc, opts.timeoutMs)) }, opts.timeoutMs))
@@ -153,7 +184,7 @@ export class Instance {
   private abort (r: Running, err: StepError): void {
     if (r.abortError !== undefined || this.running !== r) return
     r.abortError = err
-    this.worker.postMessage({ type: 'abort', inv: r.inv, reason: err.name, message: err.message })
+    this.post({ type: 'abort', inv: r.inv, reason: err.name, message: err.message })
     r.timers.push(setTimeout(() => { void this.terminate() }, this.options.graceMs))
   }
 
@@ -175,41 +206,52 @@ export class Instance {
   }
 
   private onMessage (msg: any): void {
+    if (msg === null || typeof msg !== 'object') return
     if (msg.type === 'ready') { this.onReady(undefined); return }
     if (msg.type === 'load-error') {
-      this.failure = { kind: 'load', message: msg.message, stack: msg.stack }
+      this.failure = { kind: 'load', message: RunGuard.text(msg.message), stack: typeof msg.stack === 'string' ? RunGuard.text(msg.stack) : undefined }
       this.onReady(this.failure)
       void this.terminate()
       return
     }
-    if (msg.type === 'stray') { this.options.log(msg.line); return }
+    if (msg.type === 'stray') { this.options.log(RunGuard.line(msg.line)); return }
+    if (msg.type === 'crash') { this.failure ??= { kind: 'crash', message: RunGuard.text(msg.message) }; return }
     const r = this.running
     if (r === undefined || msg.inv !== r.inv) return
-    const { opts, loc } = r
-    if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(msg.line) }); return }
+    const { opts, loc, guard } = r
+    if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(RunGuard.line(msg.line)) }); return }
     if (r.abortError !== undefined) {
       // the step has failed: drop its outputs; the function ending early lets the worker go before the grace ends
       if (msg.type === 'done' || msg.type === 'fail') void this.terminate()
       return
     }
+    // every message is checked again here: user code can post to the host itself (see run-guard.ts)
     switch (msg.type) {
       case 'input':
-        this.answerInput(r, msg.req, msg.name)
+        if (Number.isSafeInteger(msg.req)) this.answerInput(r, msg.req, RunGuard.text(msg.name))
         break
-      case 'output':
-        this.callback('onOutput', () => { opts.onOutput(msg.name, msg.value as Value) })
+      case 'output': {
+        const c = guard.output(msg.name, msg.value)
+        if (!c.ok) { this.settle(r, new OutputError(loc, c.problem, c.output)); break }
+        this.callback('onOutput', () => { opts.onOutput(c.value.name, c.value.value) })
         break
-      case 'emit':
-        this.callback('onEmit', () => { opts.onEmit(msg.name, msg.index, msg.value as Value) })
+      }
+      case 'emit': {
+        const c = guard.emit(msg.name, msg.value)
+        if (!c.ok) { this.settle(r, new OutputError(loc, c.problem, c.output)); break }
+        this.callback('onEmit', () => { opts.onEmit(c.value.name, c.value.index, c.value.value) })
         break
-      case 'done':
-        this.settle(r, { startedAt: msg.startedAt, endedAt: msg.endedAt, streams: msg.streams })
+      }
+      case 'done': {
+        const c = guard.done(msg.startedAt, msg.endedAt)
+        this.settle(r, c.ok ? c.value : new OutputError(loc, c.problem, c.output))
         break
+      }
       case 'fail':
-        if (msg.kind === 'output') this.settle(r, new OutputError(loc, msg.message, msg.output))
+        if (msg.kind === 'output') this.settle(r, new OutputError(loc, RunGuard.text(msg.message), typeof msg.output === 'string' ? msg.output : undefined))
         else if (msg.kind === 'load') {
-          this.settle(r, new ModuleLoadError(loc, this.spec.code.cid, `module ${this.spec.code.cid}: ${msg.message}`))
-        } else this.settle(r, new FunctionError(loc, msg.message, msg.stack))
+          this.settle(r, new ModuleLoadError(loc, this.spec.code.cid, `module ${this.spec.code.cid}: ${RunGuard.text(msg.message)}`))
+        } else this.settle(r, new FunctionError(loc, RunGuard.text(msg.message), typeof msg.stack === 'string' ? RunGuard.text(msg.stack) : undefined))
         break
     }
   }
@@ -218,9 +260,9 @@ export class Instance {
     const reply = (m: Record<string, unknown>): void => {
       if (this.running !== r || !this.alive) return
       try {
-        this.worker.postMessage({ type: 'input-result', inv: r.inv, req, ...m })
+        this.post({ type: 'input-result', inv: r.inv, req, ...m })
       } catch (err) {
-        this.worker.postMessage({ type: 'input-result', inv: r.inv, req, ok: false, message: `input ${name}: ${(err as Error).message}` })
+        this.post({ type: 'input-result', inv: r.inv, req, ok: false, message: `input ${name}: ${(err as Error).message}` })
       }
     }
     Promise.resolve()

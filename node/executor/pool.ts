@@ -1,10 +1,11 @@
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { defaultLogger } from '@libp2p/logger'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { Instance, failureToError } from './instance.ts'
 import { PoolStoppedError, StepCancelledError, StepTimeoutError, type StepLocation } from './errors.ts'
+import { CodeCache } from './code-cache.ts'
+import type { Isolation } from './channels.ts'
+import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
 import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
 
 export interface WorkerPoolOptions {
@@ -16,8 +17,15 @@ export interface WorkerPoolOptions {
   maxIdleInstances?: number
   /** how long a timed-out or cancelled function gets to react to ctx.signal before its worker is terminated. @default 200 */
   graceMs?: number
-  /** where module code is written (one file per cid) for import(). @default os.tmpdir()/dflow-code */
+  /**
+   * The peer's private code cache (0700), where module code is written for import(): DATA/code for a peer with a
+   * data dir. @default a fresh private directory under os.tmpdir(), removed by stop()
+   */
   codeDir?: string
+  /** 'process': child processes under Node's permission model; 'thread': worker threads. @default 'thread' */
+  isolation?: Isolation
+  /** an invocation over these is refused (the loader refuses such workflows earlier, with the same limits) */
+  limits?: Partial<FunctionLimits>
   logger?: ComponentLogger
 }
 
@@ -43,15 +51,18 @@ export function instanceKey (spec: InstanceSpec): string {
 }
 
 /**
- * The peer's pool of worker threads that run step functions. Instances are keyed by module cid + heap limit and
- * reused warm across requests; a function that crashes, hangs or runs out of memory only costs its own worker.
+ * The peer's pool of instances (worker threads or child processes, by `isolation`) that run step functions.
+ * Instances are keyed by module cid + memory limit and reused warm across requests; a function that crashes,
+ * hangs or runs out of memory only costs its own instance.
  */
 export class WorkerPool {
   private readonly slots: number
   private readonly idleMs: number
   private readonly maxIdle: number
   private readonly graceMs: number
-  private readonly codeDir: string
+  private readonly codeCache: CodeCache
+  readonly isolation: Isolation
+  private readonly limits: Partial<FunctionLimits>
   private readonly log: Logger
   private readonly all = new Set<Instance>()
   /** idle instances per key; the most recently used is taken first so the others can expire */
@@ -70,7 +81,9 @@ export class WorkerPool {
     this.idleMs = opts.idleMs ?? 60_000
     this.maxIdle = opts.maxIdleInstances ?? 64
     this.graceMs = opts.graceMs ?? 200
-    this.codeDir = opts.codeDir ?? join(tmpdir(), 'dflow-code')
+    this.codeCache = new CodeCache(opts.codeDir)
+    this.isolation = opts.isolation ?? 'thread'
+    this.limits = opts.limits ?? {}
     this.log = (opts.logger ?? defaultLogger()).forComponent('dflow:executor')
   }
 
@@ -82,6 +95,7 @@ export class WorkerPool {
    */
   async prewarm (spec: InstanceSpec, count = 1): Promise<void> {
     if (this.stopped) return
+    if (this.limits.maxMemoryMb !== undefined && spec.memoryMb > this.limits.maxMemoryMb) return
     const key = instanceKey(spec)
     const have = (this.idle.get(key)?.length ?? 0) + (this.unclaimed.get(key)?.length ?? 0)
     let total = 0
@@ -103,6 +117,7 @@ export class WorkerPool {
   async invoke (opts: InvokeOptions): Promise<InvokeResult> {
     const loc: StepLocation = { step: opts.step.name, index: opts.step.index }
     if (this.stopped) throw new PoolStoppedError()
+    checkInvokeLimits(opts, this.limits)
     await this.acquireSlot(opts.signal, loc)
     let holding = true
     const ready = opts.inputReady
@@ -167,11 +182,18 @@ export class WorkerPool {
     this.idle.clear()
     this.unclaimed.clear()
     await Promise.all([...this.all].map(async i => { await i.terminate() }))
+    await this.codeCache.close()
+  }
+
+  /** the pids of the live instance processes (process isolation), for tests and diagnostics */
+  pids (): number[] {
+    return [...this.all].flatMap(i => i.pid === undefined || !i.alive ? [] : [i.pid])
   }
 
   private spawn (spec: InstanceSpec): Instance {
     const inst = new Instance(spec, instanceKey(spec), {
-      codeDir: this.codeDir,
+      isolation: this.isolation,
+      codeCache: this.codeCache,
       graceMs: this.graceMs,
       log: (line) => { this.log('[%s] %s', spec.code.cid, line) }
     })

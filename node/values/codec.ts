@@ -18,7 +18,15 @@ export class ValueError extends Error {
  * Checks that `value` is a workflow value; `where` names the place for the message
  * (e.g. "step count, output counts").
  */
-export function assertValue (value: unknown, where: string, path = ''): asserts value is Value {
+/** Deeper values are refused: every walk over a value recurses, and a hostile one must not overflow the stack. */
+export const MAX_VALUE_DEPTH = 512
+
+function tooDeep (where: string, path: string): ValueError {
+  return new ValueError(`${where}: ${path === '' ? 'value' : path} is nested more than ${MAX_VALUE_DEPTH} levels deep`)
+}
+
+export function assertValue (value: unknown, where: string, path = '', depth = 0): asserts value is Value {
+  if (depth > MAX_VALUE_DEPTH) throw tooDeep(where, path.slice(0, 200))
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ValueError(`${where}: ${path === '' ? 'value' : path} is ${value}, which is not a JSON number`)
@@ -26,11 +34,11 @@ export function assertValue (value: unknown, where: string, path = ''): asserts 
   }
   if (value instanceof Uint8Array) return
   if (Array.isArray(value)) {
-    value.forEach((v, i) => { assertValue(v, where, `${path}[${i}]`) })
+    value.forEach((v, i) => { assertValue(v, where, `${path}[${i}]`, depth + 1) })
     return
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype || (typeof value === 'object' && Object.getPrototypeOf(value) === null)) {
-    for (const [k, v] of Object.entries(value as object)) assertValue(v, where, path === '' ? k : `${path}.${k}`)
+    for (const [k, v] of Object.entries(value as object)) assertValue(v, where, path === '' ? k : `${path}.${k}`, depth + 1)
     return
   }
   const kind = value === undefined ? 'undefined' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value
@@ -68,8 +76,10 @@ export function encodeValue (value: Value): Uint8Array {
 }
 
 /**
- * Decodes a value. An encoding that is exactly one canonical byte string is answered with a view of
- * `bytes`, not a copy: DStore hands out stored bytes read-only (a caller must not write into a value it got).
+ * Decodes bytes from a store or a peer: ValueError when they are not dag-cbor, or decode to something that is not
+ * a value (a CID link, nesting deeper than MAX_VALUE_DEPTH). An encoding that is exactly one canonical byte string
+ * is answered with a view of `bytes`, not a copy: DStore hands out stored bytes read-only (a caller must not write
+ * into a value it got).
  */
 export function decodeValue (bytes: Uint8Array): Value {
   if (bytes.byteLength > FAST_BYTES && (bytes[0] & 0xe0) === 0x40) {
@@ -81,7 +91,14 @@ export function decodeValue (bytes: Uint8Array): Value {
       if (h.byteLength === hl && h.every((b, i) => b === bytes[i])) return bytes.subarray(hl)
     }
   }
-  return dagCbor.decode<Value>(bytes)
+  let value: unknown
+  try {
+    value = dagCbor.decode<unknown>(bytes)
+  } catch (err) {
+    throw new ValueError(`not a dag-cbor value: ${(err as Error).message}`)
+  }
+  assertValue(value, 'decoded value')
+  return value
 }
 
 /** CIDv1, dag-cbor codec, sha2-256 multihash. */
@@ -102,7 +119,8 @@ export function toJsonValue (value: Value): unknown {
 }
 
 /** Inverse of toJsonValue: {"$bytes": "..."} becomes a Uint8Array. ({"$cid"} references are resolved by the store.) */
-export function fromJsonValue (json: unknown, where = 'value'): Value {
+export function fromJsonValue (json: unknown, where = 'value', depth = 0): Value {
+  if (depth > MAX_VALUE_DEPTH) throw tooDeep(where.slice(0, 200), '')
   if (json !== null && typeof json === 'object' && !Array.isArray(json)) {
     const keys = Object.keys(json)
     if (keys.length === 1 && keys[0] === '$bytes') {
@@ -111,10 +129,13 @@ export function fromJsonValue (json: unknown, where = 'value'): Value {
       try { return base64.baseDecode(b) } catch { throw new ValueError(`${where}: $bytes is not valid base64`) }
     }
     const out: Record<string, Value> = {}
-    for (const [k, v] of Object.entries(json)) out[k] = fromJsonValue(v, `${where}.${k}`)
+    for (const [k, v] of Object.entries(json)) {
+      // defined, not assigned: a "__proto__" key (JSON.parse makes it an own key) must not become the prototype
+      Object.defineProperty(out, k, { value: fromJsonValue(v, `${where}.${k}`, depth + 1), enumerable: true, writable: true, configurable: true })
+    }
     return out
   }
-  if (Array.isArray(json)) return json.map((v, i) => fromJsonValue(v, `${where}[${i}]`))
+  if (Array.isArray(json)) return json.map((v, i) => fromJsonValue(v, `${where}[${i}]`, depth + 1))
   assertValue(json, where)
   return json
 }

@@ -31,11 +31,23 @@ export class WorkflowSource {
     this.text = text
     this.lines = new LineCounter()
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: true, uniqueKeys: true })
-    this.data = this.doc.errors.length === 0 ? this.doc.toJS({ maxAliasCount: 100 }) : undefined
+    let data: unknown
+    if (this.doc.errors.length === 0) {
+      // a document can parse and still not convert: an alias to an anchor defined after it, too many aliases
+      try { data = this.doc.toJS({ maxAliasCount: 100 }) } catch (err) { this.conversionError = (err as Error).message }
+    }
+    this.data = data
   }
+
+  /** why the parsed document could not be turned into data, if it could not */
+  private conversionError?: string
 
   /** YAML syntax errors, with line:column and the offending source line quoted. */
   syntaxIssues (): WorkflowIssue[] {
+    if (this.conversionError !== undefined) {
+      const what = this.conversionError.split('\n')[0]
+      return [{ file: this.file, path: '', message: `YAML error: ${what}`, value: quote(what) }]
+    }
     return this.doc.errors.map(e => {
       const pos = e.linePos?.[0] ?? (e.pos != null ? this.lines.linePos(e.pos[0]) : undefined)
       const srcLine = pos != null ? (this.text.split(/\r?\n/)[pos.line - 1] ?? '') : ''

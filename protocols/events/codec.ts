@@ -106,18 +106,25 @@ function checkInline (ev: DflowEvent): void {
   }
 }
 
+/** A hostile value in a message: String() throws on a map without a prototype, and a string may be huge. */
+function show (v: unknown): string {
+  if (v === null || typeof v !== 'object') return (JSON.stringify(v) ?? String(v)).slice(0, 100)
+  return Array.isArray(v) ? 'a list' : v instanceof Uint8Array ? 'bytes' : 'a map'
+}
+
 /** Checks shape and field types; unknown fields are rejected so a forged field never slips through. */
 export function validateEvent (obj: unknown): DflowEvent {
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new EventValidationError('event is not a map')
   const { v, type, ...rest } = obj as Record<string, unknown>
-  if (v !== EVENTS_VERSION) throw new EventValidationError(`unsupported event version ${String(v)}`)
+  if (v !== EVENTS_VERSION) throw new EventValidationError(`unsupported event version ${show(v)}`)
+  // own keys only: a type of "constructor" or "__proto__" must not find Object's members
+  if (typeof type !== 'string' || !Object.hasOwn(SHAPES, type)) throw new EventValidationError(`unknown event type ${show(type)}`)
   const shape = SHAPES[type as DflowEvent['type']]
-  if (typeof type !== 'string' || shape === undefined) throw new EventValidationError(`unknown event type ${JSON.stringify(type)}`)
   for (const [key, check] of Object.entries(shape)) {
     if (!check(rest[key])) throw new EventValidationError(`${type}: bad or missing field "${key}"`)
   }
   for (const key of Object.keys(rest)) {
-    if (!(key in shape)) throw new EventValidationError(`${type}: unknown field "${key}"`)
+    if (!Object.hasOwn(shape, key)) throw new EventValidationError(`${type}: unknown field ${show(key)}`)
   }
   const event = { type, ...rest } as unknown as DflowEvent
   checkInline(event)

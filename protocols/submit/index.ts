@@ -29,3 +29,4 @@ export interface SubmitTarget {
 
 export { SUBMIT_PROTOCOL } from './constants.ts'
 export { SubmitProtocol, SubmitRemoteError } from './submit.ts'
+export { SubmitMessageError, decodeSubmitMessage, decodeSubmitAnswer, encodeSubmitMessage, encodeSubmitAnswer } from './codec.ts'

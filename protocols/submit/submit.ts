@@ -1,10 +1,10 @@
-import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { MAX_SUBMIT_MESSAGE_BYTES, SUBMIT_PROTOCOL, SUBMIT_TIMEOUT_MS } from './constants.ts'
 import type { SubmitAnswer, SubmitMessage, SubmitTarget } from './index.ts'
 import type { DflowLibp2p } from '../../node/network/libp2p.ts'
 import type { Connection, Logger, PeerId, Stream } from '@libp2p/interface'
 import { decodeEvent } from '../events/index.ts'
+import { decodeSubmitAnswer, decodeSubmitMessage, encodeSubmitAnswer, encodeSubmitMessage, SubmitMessageError } from './codec.ts'
 
 export class SubmitRemoteError extends Error {
   static readonly NAME = 'SubmitRemoteError'
@@ -14,24 +14,6 @@ export class SubmitRemoteError extends Error {
     this.name = SubmitRemoteError.NAME
     this.status = status
   }
-}
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
-
-/** Checks a decoded message; answers a reason when it is malformed. */
-function check (msg: unknown): string | undefined {
-  if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return 'message is not a map'
-  const m = msg as Record<string, unknown>
-  if (m.op === 'status' || m.op === 'logs') return typeof m.requestId === 'string' && REQUEST_ID.test(m.requestId) ? undefined : 'bad requestId'
-  if (m.op === 'announce') return m.event instanceof Uint8Array ? undefined : 'event must be bytes'
-  if (m.op !== 'submit') return `unknown op ${JSON.stringify(m.op)}`
-  if (typeof m.workflow !== 'string') return 'workflow must be a CID string'
-  if (m.inputs === null || typeof m.inputs !== 'object' || Array.isArray(m.inputs)) return 'inputs must be a map'
-  if (m.requestId !== undefined && (typeof m.requestId !== 'string' || !REQUEST_ID.test(m.requestId))) return 'bad requestId'
-  if (m.mode !== undefined && m.mode !== 'dataflow' && m.mode !== 'control') return 'mode must be dataflow or control'
-  if (m.store !== undefined && m.store !== 'distributed' && m.store !== 'central') return 'store must be distributed or central'
-  if (m.deadlineMs !== undefined && !(Number.isSafeInteger(m.deadlineMs) && (m.deadlineMs as number) > 0)) return 'deadlineMs must be a positive integer'
-  return undefined
 }
 
 /** Serves submit/status/logs to other peers, and asks them. */
@@ -73,14 +55,12 @@ export class SubmitProtocol {
     try {
       let answer: SubmitAnswer
       try {
-        const msg = dagCbor.decode<unknown>((await lp.read(options)).subarray())
-        const bad = check(msg)
-        answer = bad !== undefined ? { status: 'bad_request', message: bad } : await this.answer(msg as SubmitMessage, from)
+        const msg = decodeSubmitMessage((await lp.read(options)).subarray())
+        answer = await this.answer(msg, from)
       } catch (err) {
-        answer = { status: 'error', message: (err as Error).message }
+        answer = { status: err instanceof SubmitMessageError ? 'bad_request' : 'error', message: (err as Error).message }
       }
-      // views carry JSON values only; a JSON round trip drops undefined fields dag-cbor would refuse
-      await lp.write(dagCbor.encode(JSON.parse(JSON.stringify(answer))), options)
+      await lp.write(encodeSubmitAnswer(answer), options)
       await stream.close(options)
     } catch (err) {
       this.log('submit stream failed: %s', (err as Error).message)
@@ -94,8 +74,8 @@ export class SubmitProtocol {
     const stream = await this.libp2p.dialProtocol(peer, SUBMIT_PROTOCOL, options)
     const lp = lpStream(stream, { maxDataLength: MAX_SUBMIT_MESSAGE_BYTES })
     try {
-      await lp.write(dagCbor.encode(msg), options)
-      const answer = dagCbor.decode<SubmitAnswer>((await lp.read(options)).subarray())
+      await lp.write(encodeSubmitMessage(msg), options)
+      const answer = decodeSubmitAnswer((await lp.read(options)).subarray())
       await stream.close(options)
       if (answer.status !== 'ok') throw new SubmitRemoteError(answer.status, answer.message)
       return answer

@@ -1,12 +1,13 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { WorkerPool } from '../../node/executor/pool.ts'
+import { ISOLATIONS } from '../../node/executor/channels.ts'
 import { run, failure, spec } from './helpers.ts'
 
 const OK = 'export default async (ctx) => ({ v: (await ctx.input("n")) * 2 })'
 
-describe('executor: failing functions', () => {
+describe.each(ISOLATIONS)('executor (%s isolation): failing functions', (isolation) => {
   let pool: WorkerPool
-  beforeAll(() => { pool = new WorkerPool({ slots: 2, graceMs: 300 }) })
+  beforeAll(() => { pool = new WorkerPool({ slots: 2, graceMs: 300, isolation }) })
   afterAll(async () => {
     await pool.stop()
     expect(pool.stats().instances).toBe(0)
@@ -30,7 +31,7 @@ export default async function (ctx) { inner() }`
     expect(err.functionStack).toMatch(/TypeError: kaputt 42\n\s+at inner/)
     expect(err.stack).toMatch(/at inner/)
     // the executor's own frames are cut off
-    expect(err.functionStack).not.toContain('worker-entry')
+    expect(err.functionStack).not.toContain('instance-runtime')
     // the instance survives a throw: the next call is warm
     const again = await failure(run(pool, code, []).result)
     expect(again.name).toBe('FunctionError')
@@ -64,6 +65,8 @@ export default async function (ctx) { inner() }`
       ctx.log('aborted:', ctx.signal.reason.name)
       await new Promise(r => setTimeout(r, 60_000))
     }`
+    // warm first: the timeout bounds a cold start too, and a slow start would time out before the function runs
+    await pool.prewarm(spec(code))
     const { rec, result } = run(pool, code, [], { timeoutMs: 300 })
     const err = await failure(result)
     expect(err.name).toBe('StepTimeoutError')
@@ -123,9 +126,9 @@ export default async function (ctx) { inner() }`
     const ac = new AbortController()
     const { rec, result } = run(pool, code, [], {
       signal: ac.signal,
-      input: async () => await new Promise(() => {})
+      // cancel once the function is waiting for the input (not after a fixed time: a cold start may take longer)
+      input: async () => { setTimeout(() => { ac.abort() }, 20); return await new Promise(() => {}) }
     })
-    setTimeout(() => { ac.abort() }, 200)
     const err = await failure(result)
     expect(err.name).toBe('StepCancelledError')
     expect(rec.logs).toContain('input rejected: StepCancelledError')

@@ -1,11 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { WorkerPool } from '../../node/executor/pool.ts'
+import { ISOLATIONS } from '../../node/executor/channels.ts'
 import { assertValue } from '../../node/values/codec.ts'
 import { run, failure, spec } from './helpers.ts'
 
-describe('executor: outputs and the function API', () => {
+describe.each(ISOLATIONS)('executor (%s isolation): outputs and the function API', (isolation) => {
   let pool: WorkerPool
-  beforeAll(() => { pool = new WorkerPool({ slots: 2 }) })
+  beforeAll(() => { pool = new WorkerPool({ slots: 2, isolation }) })
   afterAll(async () => { await pool.stop() })
 
   it('posts a ctx.output to the host before the function returns', async () => {

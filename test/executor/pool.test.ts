@@ -1,14 +1,15 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { WorkerPool } from '../../node/executor/pool.ts'
+import { ISOLATIONS } from '../../node/executor/channels.ts'
 import { run, failure, spec } from './helpers.ts'
 
 const TRIVIAL = 'export default async (ctx) => ({ v: 1 })'
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
 
-describe('executor: the worker pool', () => {
+describe.each(ISOLATIONS)('executor (%s isolation): the pool', (isolation) => {
   const pools: WorkerPool[] = []
   const make = (opts: ConstructorParameters<typeof WorkerPool>[0] = {}): WorkerPool => {
-    const p = new WorkerPool(opts)
+    const p = new WorkerPool({ isolation, ...opts })
     pools.push(p)
     return p
   }

@@ -62,6 +62,18 @@ describe('peer config', () => {
     await expect(loadConfig({ configFile: gone })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('unknown setting "insecurePublic"') })
   })
 
+  it('isolation and the function limits: defaults, flags, config keys, bad values', async () => {
+    expect(await loadConfig()).toMatchObject({ isolation: 'process', maxMemoryMb: 4096, maxTimeoutMs: 900_000, maxRetries: 10 })
+    const c = await loadConfig({ flags: { isolation: 'thread', maxMemory: '512', maxTimeout: '2m', maxRetries: '0' } })
+    expect(c).toMatchObject({ isolation: 'thread', maxMemoryMb: 512, maxTimeoutMs: 120_000, maxRetries: 0 })
+    const file = join(dir, 'limits.json')
+    await writeFile(file, JSON.stringify({ isolation: 'thread', maxTimeoutMs: '30s' }))
+    expect(await loadConfig({ configFile: file })).toMatchObject({ isolation: 'thread', maxTimeoutMs: 30_000 })
+    await expect(loadConfig({ flags: { isolation: 'vm' } })).rejects.toMatchObject({ name: 'ConfigError', key: '--isolation', message: expect.stringContaining('expected one of process, thread') })
+    await expect(loadConfig({ flags: { maxMemory: '0' } })).rejects.toMatchObject({ name: 'ConfigError', key: '--max-memory' })
+    expect(configToArgs({ isolation: 'thread', maxMemoryMb: 512 })).toEqual(['--isolation', 'thread', '--max-memory', '512'])
+  })
+
   it('turns settings back into flags', () => {
     expect(configToArgs({ slots: 2, leaseMs: 1500, swarmKey: '/k/swarm.key', announce: ['/ip4/10.0.0.1/tcp/4001'], bootstrap: ['/ip4/127.0.0.1/tcp/1'] }))
       .toEqual(['--slots', '2', '--lease', '1500', '--swarm-key', '/k/swarm.key', '--announce', '/ip4/10.0.0.1/tcp/4001', '--bootstrap', '/ip4/127.0.0.1/tcp/1'])

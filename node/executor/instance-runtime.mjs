@@ -1,0 +1,304 @@
+// The instance side of the executor: one instance = one loaded step module, running one invocation at a time.
+// Shared by both isolations: worker-entry.mjs (a worker thread, messages over its MessagePort) and
+// process-entry.mjs (a child process under Node's permission model, messages over the IPC channel with the
+// 'advanced' (structured clone) serialization). One message format for both; the host side is instance.ts.
+// Plain JavaScript on purpose: neither a worker nor a child inherits tsx's loader, and a clean one starts faster.
+// Protocol (all messages carry the invocation id `inv` except ready/load-error/stray/crash):
+//   host -> instance: invoke {inv, exportName, request, step, outputs}, input-result {inv, req, ok, value|message},
+//                     abort {inv, reason}
+//   instance -> host: ready, load-error {message, stack}, input {inv, req, name}, output {inv, name, value},
+//                     emit {inv, name, index, value}, log {inv, line}, done {inv, startedAt, endedAt, streams},
+//                     fail {inv, kind: 'function'|'output'|'load', message, stack?, output?}, stray {line},
+//                     crash {message} (process isolation only: an uncaught error, just before the process exits)
+import { readFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { pathToFileURL } from 'node:url'
+import { format } from 'node:util'
+
+/** @type {(msg: object) => void} */
+let post
+
+class OutputRuleError extends Error {
+  constructor (message, output) {
+    super(message)
+    this.name = 'OutputError'
+    this.output = output
+  }
+}
+
+/** Same rules as assertValue in node/values/codec.ts (kept in sync by the executor tests). */
+function valueProblem (value, path) {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return undefined
+  const at = path === '' ? 'value' : path
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `${at} is ${value}, which is not a JSON number`
+  if (value instanceof Uint8Array) return undefined
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = valueProblem(value[i], `${path}[${i}]`)
+      if (p !== undefined) return p
+    }
+    return undefined
+  }
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value)
+    if (proto === Object.prototype || proto === null) {
+      for (const [k, v] of Object.entries(value)) {
+        const p = valueProblem(v, path === '' ? k : `${path}.${k}`)
+        if (p !== undefined) return p
+      }
+      return undefined
+    }
+  }
+  const kind = value === undefined ? 'undefined' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value
+  return `${at} is ${kind}; values must be JSON values, Uint8Array, or arrays/objects of them`
+}
+
+/**
+ * The host wrote the code to a file named by its sha256 (tmp name, fsync, rename: see code-cache.ts) in a 0700
+ * directory of the peer. The file is read and hashed before the import, so a file changed on disk is refused.
+ */
+async function loadModule ({ file, sha256 }) {
+  const bytes = await readFile(file)
+  const actual = createHash('sha256').update(bytes).digest('hex')
+  if (actual !== sha256) throw new Error(`code file ${file} does not match its hash (expected ${sha256}, found ${actual})`)
+  // bundles may carry inline source maps: user stacks then point into the original .ts files
+  if (bytes.includes('sourceMappingURL=')) process.setSourceMapsEnabled(true)
+  return await import(pathToFileURL(file).href)
+}
+
+let mod
+let current // the running invocation's state
+
+// All user output goes over the message port, so it stays in order with the outputs and the final 'done', and
+// never reaches the peer's own stdout. (Worker stdio piping is not used: a worker with piped stdio keeps the host
+// process alive even when unref'd.)
+function logLine (line) {
+  if (current !== undefined) post({ type: 'log', inv: current.inv, line })
+  else post({ type: 'stray', line })
+}
+const partial = []
+function captureOutput () {
+  for (const [method, prefix] of [['log', ''], ['info', ''], ['debug', ''], ['warn', 'warn: '], ['error', 'error: ']]) {
+    console[method] = (...args) => { logLine(prefix + format(...args)) }
+  }
+  for (const [stream, prefix] of [[process.stdout, ''], [process.stderr, 'stderr: ']]) {
+    const p = { prefix, buf: '' }
+    partial.push(p)
+    stream.write = (chunk, encoding, cb) => {
+      if (typeof encoding === 'function') cb = encoding
+      p.buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+      let nl
+      while ((nl = p.buf.indexOf('\n')) >= 0) {
+        logLine(prefix + p.buf.slice(0, nl))
+        p.buf = p.buf.slice(nl + 1)
+      }
+      if (typeof cb === 'function') queueMicrotask(cb)
+      return true
+    }
+  }
+}
+
+function flushPartial () {
+  for (const p of partial) {
+    if (p.buf !== '') logLine(p.prefix + p.buf)
+    p.buf = ''
+  }
+}
+
+const ENTRY_FILE = new URL(import.meta.url).pathname.split('/').pop()
+
+/** The user's frames only: everything from this file's invoke() down is the executor's. */
+function errorFields (err) {
+  if (err instanceof Error) {
+    const lines = typeof err.stack === 'string' ? err.stack.split('\n') : []
+    const cut = lines.findIndex(l => /^\s+at /.test(l) && l.includes(ENTRY_FILE))
+    return { message: err.message, stack: cut > 0 ? lines.slice(0, cut).join('\n') : err.stack }
+  }
+  return { message: format('%s', err), stack: undefined }
+}
+
+function makeContext (msg, state) {
+  const { inv, outputs } = msg
+  const declared = new Set(outputs)
+  const label = msg.step.index === null ? msg.step.name : `${msg.step.name}[${msg.step.index}]`
+  const violate = (text, output) => {
+    const err = new OutputRuleError(`output ${JSON.stringify(output)}: ${text}`, output)
+    // the first violation fails the step even if user code catches the throw
+    state.violation ??= err
+    throw err
+  }
+  const check = (name, value, what) => {
+    if (state.returned) {
+      post({ type: 'stray', line: `step ${label}: ${what}(${JSON.stringify(name)}) after the function returned was ignored` })
+      return false
+    }
+    if (typeof name !== 'string') violate(`output name must be a string, got ${typeof name}`, String(name))
+    if (!declared.has(name)) violate(`is not declared (declared: ${[...declared].join(', ') || 'none'})`, name)
+    const problem = valueProblem(value, '')
+    if (problem !== undefined) violate(problem, name)
+    return true
+  }
+  const inputs = new Map()
+  let req = 0
+  return {
+    request: Object.freeze({ ...msg.request }),
+    step: Object.freeze({ ...msg.step }),
+    signal: state.controller.signal,
+    input (name) {
+      if (state.returned) return Promise.reject(new Error(`step ${label}: ctx.input after the function returned`))
+      let p = inputs.get(name)
+      if (p === undefined) {
+        const id = ++req
+        p = new Promise((resolve, reject) => { state.pending.set(id, { resolve, reject }) })
+        inputs.set(name, p)
+        post({ type: 'input', inv, req: id, name: String(name) })
+      }
+      return p
+    },
+    output (name, value) {
+      if (!check(name, value, 'ctx.output')) return
+      const prev = state.produced.get(name)
+      if (prev === 'value') violate('produced twice', name)
+      if (prev === 'stream') violate('ctx.output after ctx.emit (a stream output is closed when the function returns)', name)
+      state.produced.set(name, 'value')
+      post({ type: 'output', inv, name, value })
+    },
+    emit (name, value) {
+      if (!check(name, value, 'ctx.emit')) return
+      if (state.produced.get(name) === 'value') violate('ctx.emit after ctx.output', name)
+      state.produced.set(name, 'stream')
+      const index = state.streams[name] ?? 0
+      state.streams[name] = index + 1
+      post({ type: 'emit', inv, name, index, value })
+    },
+    log (...args) {
+      post({ type: 'log', inv, line: format(...args) })
+    }
+  }
+}
+
+/** Checks the returned value and the output rules; returns the outputs to post, or throws. */
+function finish (ret, state, declared) {
+  if (state.violation !== undefined) throw state.violation
+  const posts = []
+  if (ret !== undefined && ret !== null) {
+    const proto = typeof ret === 'object' ? Object.getPrototypeOf(ret) : undefined
+    if (typeof ret !== 'object' || Array.isArray(ret) || (proto !== Object.prototype && proto !== null)) {
+      const kind = Array.isArray(ret) ? 'an array' : typeof ret === 'object' ? `a ${ret.constructor?.name ?? 'object'}` : `a ${typeof ret}`
+      throw new OutputRuleError(`the function returned ${kind}; it must return an object of outputs or nothing`)
+    }
+    for (const [name, value] of Object.entries(ret)) {
+      if (!declared.has(name)) throw new OutputRuleError(`output ${JSON.stringify(name)}: is returned but not declared (declared: ${[...declared].join(', ') || 'none'})`, name)
+      const prev = state.produced.get(name)
+      if (prev === 'value') throw new OutputRuleError(`output ${JSON.stringify(name)}: produced twice (ctx.output and the returned object)`, name)
+      if (prev === 'stream') throw new OutputRuleError(`output ${JSON.stringify(name)}: returned after ctx.emit`, name)
+      const problem = valueProblem(value, '')
+      if (problem !== undefined) throw new OutputRuleError(`output ${JSON.stringify(name)}: ${problem}`, name)
+      posts.push([name, value])
+    }
+  }
+  const produced = new Set([...state.produced.keys(), ...posts.map(p => p[0])])
+  const missing = [...declared].filter(n => !produced.has(n))
+  if (missing.length > 0) {
+    throw new OutputRuleError(`output ${missing.map(n => JSON.stringify(n)).join(', ')}: declared but never produced (use ctx.output, ctx.emit or return it)`, missing[0])
+  }
+  return posts
+}
+
+async function invoke (msg) {
+  const { inv } = msg
+  const state = {
+    inv,
+    controller: new AbortController(),
+    pending: new Map(),
+    produced: new Map(),
+    streams: {},
+    violation: undefined,
+    returned: false
+  }
+  current = state
+  const fn = msg.exportName === 'default' ? mod.default : mod[msg.exportName]
+  if (typeof fn !== 'function') {
+    current = undefined
+    const names = Object.keys(mod).join(', ') || 'none'
+    post({ type: 'fail', inv, kind: 'load', message: `export ${JSON.stringify(msg.exportName)} is ${fn === undefined ? 'missing' : `a ${typeof fn}, not a function`} (exports: ${names})` })
+    return
+  }
+  const ctx = makeContext(msg, state)
+  const declared = new Set(msg.outputs)
+  const startedAt = Date.now()
+  let ret
+  try {
+    ret = await fn(ctx)
+  } catch (err) {
+    flushPartial()
+    state.returned = true
+    current = undefined
+    if (state.violation !== undefined) {
+      post({ type: 'fail', inv, kind: 'output', message: state.violation.message, output: state.violation.output })
+    } else {
+      post({ type: 'fail', inv, kind: 'function', ...errorFields(err) })
+    }
+    return
+  }
+  const endedAt = Date.now()
+  flushPartial()
+  state.returned = true
+  current = undefined
+  let posts
+  try {
+    posts = finish(ret, state, declared)
+  } catch (err) {
+    post({ type: 'fail', inv, kind: 'output', message: err.message, output: err.output })
+    return
+  }
+  for (const [name, value] of posts) post({ type: 'output', inv, name, value })
+  post({ type: 'done', inv, startedAt, endedAt, streams: state.streams })
+}
+
+function onMessage (msg) {
+  switch (msg.type) {
+    case 'invoke':
+      void invoke(msg)
+      break
+    case 'input-result': {
+      const p = current?.inv === msg.inv ? current.pending.get(msg.req) : undefined
+      if (p === undefined) return
+      current.pending.delete(msg.req)
+      if (msg.ok) p.resolve(msg.value)
+      else p.reject(new Error(msg.message))
+      break
+    }
+    case 'abort': {
+      if (current?.inv !== msg.inv) return
+      const reason = new Error(msg.message)
+      reason.name = msg.reason
+      current.controller.abort(reason)
+      // a function awaiting an input that will never come should see the abort too
+      for (const p of current.pending.values()) p.reject(reason)
+      current.pending.clear()
+      break
+    }
+  }
+}
+
+/**
+ * Starts the instance: `send` posts to the host, `listen` registers the handler of host messages, `code` names the
+ * module file and its hash. Console and stdout/stderr go to the host as log lines from here on.
+ */
+export async function startInstance ({ send, listen, code }) {
+  post = send
+  captureOutput()
+  listen(onMessage)
+  try {
+    mod = await loadModule(code)
+    post({ type: 'ready' })
+  } catch (err) {
+    post({ type: 'load-error', ...errorFields(err) })
+  }
+}
+
+/** For process-entry.mjs: the message of an uncaught error, formatted as the worker 'error' event gives it. */
+export function uncaughtMessage (err) {
+  return err instanceof Error ? `uncaught ${err.name}: ${err.message}` : `uncaught ${format('%s', err)}`
+}
