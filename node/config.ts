@@ -29,13 +29,13 @@ export interface PeerConfig {
   retentionMs: number
   /** Step claim lease, in ms. @default 3000 */
   leaseMs: number
-  /** A peer silent for this long is considered failed, in ms. @default 5000 */
+  /** A failed peer (crashed or cut off) is presumed dead within about this long, in ms. @default 5000 */
   failureTimeoutMs: number
-  /** Heartbeat period, in ms. @default 1000 */
+  /** Membership probe period: each period a peer probes one other (SWIM), in ms. @default 1000 */
   heartbeatMs: number
   /** A warm function instance idle for this long is stopped, in ms. @default 60000 */
   idleInstanceMs: number
-  /** Gossipsub heartbeat, in ms. @default 200 */
+  /** Gossipsub heartbeat, in ms. @default 1000 */
   gossipHeartbeatMs: number
 }
 
@@ -56,7 +56,7 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 200
+  gossipHeartbeatMs: 1000
 })
 
 export class ConfigError extends Error {
@@ -97,8 +97,8 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'storeCapacity', flag: 'store-capacity', kind: 'bytes', passThrough: true, description: 'local store capacity (bytes, e.g. 2g)' },
   { key: 'retentionMs', flag: 'retention', kind: 'duration', passThrough: true, description: 'retention of request values (e.g. 1h, 30s, 500ms)' },
   { key: 'leaseMs', flag: 'lease', kind: 'duration', passThrough: true, description: 'step claim lease' },
-  { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'silence after which a peer counts as failed' },
-  { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
+  { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'a failed peer is presumed dead within about this long' },
+  { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'membership probe period (one peer probed per period)' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' }
 ]

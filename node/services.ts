@@ -2,7 +2,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { GossipBus } from './dscheduler/bus.ts'
 import { BundleLoader } from './dscheduler/loader.ts'
-import { GossipMembership } from './dscheduler/membership.ts'
+import { ProbeMembership } from './dscheduler/membership.ts'
 import { DScheduler } from './dscheduler/scheduler.ts'
 import { DStoreService } from './dstore/dstore.ts'
 import { storeRoutes } from './dstore/routes.ts'
@@ -20,7 +20,7 @@ export interface DflowServices extends PeerService {
   store: DStoreService
   pool: WorkerPool
   bus: GossipBus
-  membership: GossipMembership
+  membership: ProbeMembership
   loader: BundleLoader
   scheduler: DScheduler
   submit: SubmitProtocol
@@ -31,7 +31,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   const self = peer.peerId.toString()
   const log = logger.forComponent('dflow:services')
   const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'))
-  const membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
+  const membership = new ProbeMembership(self, libp2p, { probeIntervalMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs }, logger.forComponent('dflow:membership'))
   let scheduler: DScheduler | undefined
   const store = new DStoreService({
     libp2p,
@@ -61,7 +61,6 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership, submit, log }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs })
   const sched = scheduler
-  membership.setLoad(() => sched.claimLoad())
   membership.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()
@@ -109,6 +108,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
         ...workflowRoutes(loader),
         ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership }),
         ...storeRoutes(store, traffic?.()),
+        { method: 'GET', path: '/v1/membership', handler: async () => membership.view() },
         {
           method: 'GET',
           path: '/v1/metrics/scheduler',

@@ -31,7 +31,7 @@ export interface CreateLibp2pOptions {
   /** Connection-level byte counters (see node/metrics). */
   metrics?: (components: any) => Metrics
   logger?: ComponentLogger
-  /** Gossipsub heartbeat; short on a testnet so mesh repair is fast. @default 200 */
+  /** Gossipsub heartbeat: mesh upkeep and gossip of recent message ids. @default 1000 */
   gossipHeartbeatMs?: number
 }
 
@@ -60,6 +60,9 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
       inboundConnectionThreshold: 1000,
       dialTimeout: 10_000
     },
+    // the connection monitor pings every connection every 10 s: all-to-all traffic that grows with N. Liveness
+    // comes from the probe membership (node/dscheduler/membership.ts), which costs O(1) per peer per period.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
@@ -72,7 +75,9 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        heartbeatInterval: opts.gossipHeartbeatMs ?? 200,
+        // 1 s is gossipsub's own default: at rest a heartbeat sends nothing, and a new subscriber is grafted at
+        // once on SUBSCRIBE, so a shorter one only burns CPU on every peer
+        heartbeatInterval: opts.gossipHeartbeatMs ?? 1000,
         emitSelf: false,
         scoreParams: { IPColocationFactorWeight: 0 }
       })
