@@ -1,5 +1,7 @@
 /**
- * `/dflow/probe/1.0.0`: one dag-cbor message each way on a fresh stream.
+ * `/dflow/probe/1.0.0`: length-prefixed dag-cbor messages on one long-lived stream per pair of peers (opened
+ * by the prober, reopened when it ends); every message has a `seq` its answer echoes, so probes and answers
+ * may interleave.
  * - `ping`: the sender's own incarnation and version, plus membership news; answered by `ack` (the receiver's own).
  * - `req`: "ping `target` for me" (SWIM's indirect probe); answered by the target's `ack` or by `nack`.
  * Every message carries `up`, piggybacked membership updates, so news spreads with the probes.
@@ -17,13 +19,13 @@ export interface MemberUpdate {
 }
 
 export type ProbeMessage =
-  | { t: 'ping', inc: number, ver: number, up: MemberUpdate[] }
-  | { t: 'req', target: string, timeoutMs: number, up: MemberUpdate[] }
+  | { t: 'ping', seq: number, inc: number, ver: number, up: MemberUpdate[] }
+  | { t: 'req', seq: number, target: string, timeoutMs: number, up: MemberUpdate[] }
 
 export type ProbeAnswer =
   /** `of` answered (directly, or through the intermediary) with its incarnation and version */
-  | { t: 'ack', of: string, inc: number, ver: number, up: MemberUpdate[] }
-  | { t: 'nack', of: string, up: MemberUpdate[] }
+  | { t: 'ack', seq: number, of: string, inc: number, ver: number, up: MemberUpdate[] }
+  | { t: 'nack', seq: number, of: string, up: MemberUpdate[] }
 
 /** What the protocol serves from: the membership. */
 export interface ProbeTarget {
