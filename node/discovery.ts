@@ -7,7 +7,7 @@ export interface DiscoveryOptions {
   log: Logger
   /** first lookup interval; doubles up to maxIntervalMs, back to this when a new peer connects. @default 500 */
   minIntervalMs?: number
-  /** @default 30000 */
+  /** @default 300000 (a settled network needs no lookups; a newcomer's connection brings the interval back down) */
   maxIntervalMs?: number
 }
 
@@ -19,7 +19,7 @@ export interface DiscoveryOptions {
  */
 export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): () => void {
   const min = opts.minIntervalMs ?? 500
-  const max = opts.maxIntervalMs ?? 30_000
+  const max = opts.maxIntervalMs ?? 300_000
   const controller = new AbortController()
   let delay = min
   let timer: NodeJS.Timeout | undefined
