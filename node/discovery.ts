@@ -1,11 +1,11 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DflowLibp2p } from './network/libp2p.ts'
-import type { Logger } from '@libp2p/interface'
+import type { Logger, PeerId } from '@libp2p/interface'
 
 export interface DiscoveryOptions {
   bootstrap: string[]
   log: Logger
-  /** first lookup interval; doubles up to maxIntervalMs, back to this when a new peer connects. @default 500 */
+  /** first lookup interval; triples up to maxIntervalMs, back to this when a peer connects for the first time. @default 500 */
   minIntervalMs?: number
   /** @default 300000 (a settled network needs no lookups; a newcomer's connection brings the interval back down) */
   maxIntervalMs?: number
@@ -25,7 +25,13 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
   let timer: NodeJS.Timeout | undefined
   let running = false
 
-  const onConnect = (): void => {
+  // peers seen connecting; a reconnection (a probe, a fetch) is no news and must not restart the lookups, or a
+  // settled network would keep looking itself up
+  const seen = new Set<string>()
+  const onConnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    if (seen.has(id) || seen.size > 10_000) return
+    seen.add(id)
     // a newcomer may know peers we do not: look again soon
     if (delay > min) {
       delay = min
@@ -60,7 +66,7 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
     } finally {
       running = false
     }
-    delay = Math.min(delay * 2, max)
+    delay = Math.min(delay * 3, max)
     schedule()
   }
 

@@ -143,7 +143,7 @@ export interface WaitForMeshOptions {
 /** Polls every peer until the network has formed (see above), so the first event published afterwards reaches everyone. */
 export async function waitForMesh (peers: ManifestPeer[], opts: WaitForMeshOptions): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs
-  const interval = opts.intervalMs ?? Math.max(250, peers.length * 20)
+  const interval = opts.intervalMs ?? Math.max(250, peers.length * 40)
   while (true) {
     opts.signal?.throwIfAborted()
     const progress = await checkNetwork(peers)

@@ -1,4 +1,4 @@
-import type { MemberState, MemberUpdate } from '../../protocols/probe/index.ts'
+import { MAX_UPDATES, type MemberState, type MemberUpdate } from '../../protocols/probe/index.ts'
 
 export interface MemberRecord {
   inc: number
@@ -27,6 +27,8 @@ export interface MemberChange {
 export class MemberTable {
   private readonly members = new Map<string, MemberRecord>()
   private readonly queue = new Map<string, { up: MemberUpdate, left: number }>()
+  /** peers already sent the whole member list (on the first message to each) */
+  private readonly synced = new Set<string>()
   /** our own refutation counter */
   ver = 0
 
@@ -59,6 +61,7 @@ export class MemberTable {
     if (u.inc < m.inc) return undefined
     const from = m.state
     if (u.inc > m.inc) {
+      this.synced.delete(u.peer)
       Object.assign(m, { inc: u.inc, ver: u.ver, state: u.state })
       if (u.state === 'alive') m.aliveAt = now
       this.enqueue(u)
@@ -88,18 +91,31 @@ export class MemberTable {
     this.queue.set(up.peer, { up, left })
   }
 
-  /** Up to `max` queued updates, the least-sent first; each one sent counts down. */
-  news (max = 8): MemberUpdate[] {
-    if (this.queue.size === 0) return []
-    const picked = [...this.queue.values()].sort((a, b) => b.left - a.left).slice(0, max)
+  /**
+   * Up to `max` queued updates, the least-sent first; each one sent counts down. The first message to a peer
+   * also carries the live members (as many as fit): a joiner learns the network from its first contact
+   * instead of one piggybacked update at a time.
+   */
+  news (to?: string, max = 8): MemberUpdate[] {
+    const picked = this.queue.size === 0 ? [] : [...this.queue.values()].sort((a, b) => b.left - a.left).slice(0, max)
     for (const item of picked) {
       if (--item.left <= 0) this.queue.delete(item.up.peer)
     }
-    return picked.map(i => i.up)
+    const out = picked.map(i => i.up)
+    if (to !== undefined && !this.synced.has(to) && this.members.has(to)) {
+      this.synced.add(to)
+      const listed = new Set(out.map(u => u.peer))
+      for (const [peer, m] of this.members) {
+        if (out.length >= MAX_UPDATES) break
+        if (m.state === 'alive' && peer !== to && !listed.has(peer)) out.push({ peer, inc: m.inc, ver: m.ver, state: 'alive' })
+      }
+    }
+    return out
   }
 
   /** Forgets a member entirely (not used for deaths: the dead are remembered so their claims stay void). */
   delete (peer: string): void {
+    this.synced.delete(peer)
     this.members.delete(peer)
     this.queue.delete(peer)
   }

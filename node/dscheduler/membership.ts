@@ -6,6 +6,8 @@ import type { Membership } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interface'
 
+const GREET_TIMEOUT_MS = 5000
+
 export interface MembershipInit {
   /** one peer is probed per period @default 1000 */
   probeIntervalMs: number
@@ -57,7 +59,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.table = new MemberTable(self, this.incarnation)
     this.probe = new ProbeProtocol(libp2p, {
       own: () => this.table.own(),
-      news: () => this.table.news(),
+      news: to => this.table.news(to),
       heard: (from, up, own) => { this.heard(from, up, own) }
     }, log)
     this.directMs = Math.max(100, Math.min(p / 2, 1000))
@@ -68,6 +70,18 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
 
   private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => { this.consider(ev.detail.peerId, ev.detail.protocols) }
   private readonly onUpdate = (ev: CustomEvent<PeerUpdate>): void => { this.consider(ev.detail.peer.id, ev.detail.peer.protocols) }
+  /** connected peers not (yet) members, and when they were last greeted */
+  private readonly strangers = new Map<string, number>()
+  private readonly onConnect = (ev: CustomEvent<PeerId>): void => {
+    const peer = ev.detail.toString()
+    const m = this.table.get(peer)
+    if (m !== undefined && m.state !== 'dead') return
+    // identify may be slow or fail on a busy machine: greet now, and again from the probe loop until it answers
+    this.strangers.set(peer, Date.now())
+    void this.greet(ev.detail)
+    this.schedule()
+  }
+
   private readonly onDisconnect = (ev: CustomEvent<PeerId>): void => {
     const peer = ev.detail.toString()
     const m = this.table.get(peer)
@@ -80,8 +94,9 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.libp2p.addEventListener('peer:update', this.onUpdate)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
-    // peers identified before the probe protocol was served here: greet them (they learn us from the ping)
-    for (const conn of this.libp2p.getConnections()) void this.greet(conn.remotePeer)
+    this.libp2p.addEventListener('peer:connect', this.onConnect)
+    // peers connected before the probe protocol was served here: greet them (they learn us from the ping)
+    for (const conn of this.libp2p.getConnections()) this.onConnect(new CustomEvent('peer:connect', { detail: conn.remotePeer }))
   }
 
   async stop (): Promise<void> {
@@ -93,6 +108,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
     this.libp2p.removeEventListener('peer:update', this.onUpdate)
     this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.removeEventListener('peer:connect', this.onConnect)
     await this.probe.stop()
   }
 
@@ -142,12 +158,18 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const peer = peerId.toString()
     if (this.inflight.has(peer) || !this.started) return
     this.inflight.add(peer)
-    try { await this.probe.ping(peerId, this.indirectMs, this.controller.signal) } finally { this.inflight.delete(peer) }
+    // not a liveness judgment (a failed greeting suspects nobody), so it may take its time on a busy machine
+    try { await this.probe.ping(peerId, GREET_TIMEOUT_MS, this.controller.signal) } finally { this.inflight.delete(peer) }
   }
 
   private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
     if (own !== undefined) this.changed(this.table.apply({ peer: from, ...own, state: 'alive' }, true))
-    for (const u of up) this.changed(this.table.apply(u))
+    for (const u of up) {
+      const c = this.table.apply(u)
+      this.changed(c)
+      // a member heard of, not from: greet it, so it learns us first-hand and we exchange member lists
+      if (c?.from === undefined && c?.to === 'alive') void this.greet(peerIdFromString(c.peer))
+    }
   }
 
   private changed (c: MemberChange | undefined): void {
@@ -228,7 +250,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   /** The probe loop runs only while there is someone to probe. */
   private schedule (): void {
     if (this.timer !== undefined || !this.started) return
-    const anyone = this.live().length > 1 || this.deadRetry.size > 0
+    const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
     this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, this.init.probeIntervalMs)
     this.timer.unref()
@@ -249,6 +271,13 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     // dead members are retried, backing off to 10 s; a peer that finds everyone dead is probably the one cut
     // off, so it retries them every period to rejoin quickly once its link is back
     const now = Date.now()
+    // connected peers that never answered a greeting (not a dflow peer, or not started yet): retry now and then
+    for (const [peer, at] of this.strangers) {
+      const m = this.table.get(peer)
+      const connected = this.libp2p.getConnections(peerIdFromString(peer)).length > 0
+      if ((m !== undefined && m.state !== 'dead') || !connected || now - at > 60_000) { this.strangers.delete(peer); continue }
+      if (now - at >= 2000 && !this.inflight.has(peer)) void this.greet(peerIdFromString(peer))
+    }
     const isolated = live.length === 0
     for (const [peer, r] of this.deadRetry) {
       if (!isolated && r.at > now) continue

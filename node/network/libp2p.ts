@@ -64,7 +64,9 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
     // comes from the probe membership (node/dscheduler/membership.ts), which costs O(1) per peer per period.
     connectionMonitor: { enabled: false },
     services: {
-      identify: identify(),
+      // 5 s (the default) is too short when many peers start at once on a busy machine, and a failed identify
+      // leaves the peer out of the DHT routing table until some later connection
+      identify: identify({ timeout: 20_000 }),
       ping: ping(),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,

@@ -37,7 +37,7 @@ describe('member table (SWIM update rules)', () => {
   it('refutes a suspicion of itself with a higher version, and spreads it', () => {
     const t = new MemberTable(SELF, 100)
     t.apply({ peer: A, inc: 1, ver: 0, state: 'alive' })
-    t.news(100) // drain
+    t.news(undefined, 100) // drain
     expect(t.apply({ peer: SELF, inc: 100, ver: 3, state: 'suspect' })).toBeUndefined()
     expect(t.own()).toEqual({ inc: 100, ver: 4 })
     expect(t.news()).toContainEqual({ peer: SELF, inc: 100, ver: 4, state: 'alive' })
@@ -53,6 +53,16 @@ describe('member table (SWIM update rules)', () => {
     for (let i = 0; i < 100; i++) sent += t.news().filter(u => u.peer === A).length
     expect(sent).toBeGreaterThan(0)
     expect(sent).toBeLessThanOrEqual(3 * Math.ceil(Math.log2(3)))
+  })
+
+  it('the first message to a member carries the live member list, later ones only news', () => {
+    const t = new MemberTable(SELF, 100)
+    const C = '12D3KooWQ8BLTqAScW7pAB58F9bNKLseADFoWWCFqVzguYyD9qYZ'
+    for (const p of [A, B, C]) t.apply({ peer: p, inc: 1, ver: 0, state: 'alive' })
+    t.apply({ peer: C, inc: 1, ver: 0, state: 'dead' })
+    for (let i = 0; i < 50; i++) t.news() // send the queued news until it is spent
+    expect(t.news(A)).toEqual([{ peer: B, inc: 1, ver: 0, state: 'alive' }])
+    expect(t.news(A)).toEqual([])
   })
 
   it('rejects malformed probe messages', () => {

@@ -38,7 +38,7 @@ async function up (peers: number, dir: string, timeoutMs: number): Promise<{ ms:
     child.stdout.resume()
     child.on('close', code => {
       const ms = performance.now() - t0
-      resolve(code === 0 ? { ms } : { ms, error: err.trim().split('\n').slice(0, 6).join('\n') || `exit code ${code}` })
+      resolve(code === 0 ? { ms } : { ms, error: err.trim().split('\n').filter(l => !/^(started|forming)/.test(l)).slice(0, 8).join('\n') || `exit code ${code}` })
     })
   })
 }
