@@ -229,10 +229,10 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     }
   }
 
-  /** News this peer found itself goes to every live member at once, not only on the next probes. */
+  /** News this peer found itself goes to every live member at once (the suspect too: it may refute). */
   private tellEveryone (about: string): void {
     for (const peer of this.live()) {
-      if (peer === this.self || peer === about || this.inflight.has(peer)) continue
+      if (peer === this.self || this.inflight.has(peer)) continue
       void this.probe.ping(peerIdFromString(peer), this.indirectMs, this.controller.signal)
     }
   }

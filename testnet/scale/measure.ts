@@ -125,6 +125,31 @@ async function fanRun (clients: DflowClient[], n: number): Promise<NonNullable<S
   }
 }
 
+/** Freezes (SIGSTOP) or kills (SIGKILL) a peer; ms until every other peer's membership says it is dead. */
+async function detect (testnet: Testnet, victim: number, how: 'SIGSTOP' | 'SIGKILL'): Promise<number | null> {
+  const peers = testnet.manifest.peers
+  const target = peers[victim]
+  const others = peers.filter(p => p !== target && p.pid > 0)
+  const pending = new Set(others.map(p => p.index))
+  const t0 = performance.now()
+  process.kill(target.pid, how)
+  try {
+    while (pending.size > 0 && performance.now() - t0 < 15_000) {
+      await Promise.all(others.filter(p => pending.has(p.index)).map(async p => {
+        try {
+          const res = await fetch(`${p.api}/v1/membership`, { signal: AbortSignal.timeout(2000) })
+          const view = await res.json() as { members: Array<{ peerId: string, state: string }> }
+          if (view.members.find(m => m.peerId === target.peerId)?.state === 'dead') pending.delete(p.index)
+        } catch {}
+      }))
+      if (pending.size > 0) await sleep(100)
+    }
+    return pending.size === 0 ? performance.now() - t0 : null
+  } finally {
+    if (how === 'SIGSTOP') process.kill(target.pid, 'SIGCONT')
+  }
+}
+
 /** One size: up (timed), idle window, small workflow, fan; always takes the testnet down. */
 export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
   const row: ScaleRow = { peers: o.peers, formationMs: null, idleCpuPct: null, idleBytesPerSec: null, idleByProtocol: {}, rssMiB: null, eventsPerRequest: null, smallP50Ms: null, smallRequests: o.requests, loadAvg: loadavg()[0] }
@@ -147,6 +172,12 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
     if (o.fan > 0) {
       o.log(`${o.peers} peers: fan of ${o.fan}`)
       row.fan = await fanRun(clients, o.fan)
+    }
+    if (o.peers >= 3) {
+      const stopped = await detect(testnet, o.peers - 1, 'SIGSTOP')
+      const killed = await detect(testnet, o.peers - 2, 'SIGKILL')
+      row.detectMs = { stopped, killed }
+      o.log(`${o.peers} peers: failure detected in ${stopped?.toFixed(0) ?? '>15000'} ms (frozen), ${killed?.toFixed(0) ?? '>15000'} ms (killed)`)
     }
     return row
   } finally {

@@ -14,12 +14,13 @@ export function tableRows (rows: ScaleRow[]): string[][] {
     mm(r.rssMiB, 0),
     r.eventsPerRequest == null ? '-' : `${f(r.eventsPerRequest.published)} / ${f(r.eventsPerRequest.received)}`,
     f(r.smallP50Ms, 0),
+    r.detectMs == null ? '-' : `${r.detectMs.stopped == null ? '>15' : f(r.detectMs.stopped / 1000)} / ${r.detectMs.killed == null ? '>15' : f(r.detectMs.killed / 1000)}`,
     r.fan == null ? '' : `${r.fan.steps} steps, ${f(r.fan.ms / 1000)} s, ${r.fan.ok ? 'correct' : 'WRONG'}, ${r.fan.peersUsed} peers`,
     f(r.loadAvg)
   ])
 }
 
-export const HEADERS = ['peers', 'formation s', 'idle CPU % of a core per peer', 'idle KB/s sent per peer', 'RSS MiB per peer', 'events pub / recv per request', 'small p50 ms', 'fan', 'load avg']
+export const HEADERS = ['peers', 'formation s', 'idle CPU % of a core per peer', 'idle KB/s sent per peer', 'RSS MiB per peer', 'events pub / recv per request', 'small p50 ms', 'detect s frozen / killed', 'fan', 'load avg']
 
 export function formatText (rows: ScaleRow[]): string {
   const all = [HEADERS, ...tableRows(rows)]
@@ -37,9 +38,11 @@ export function formatMarkdown (r: ScaleResults, notes: string[]): string {
     `over ${r.idleWindowMs / 1000} s: utime+stime of each peer process from /proc, libp2p bytes sent (\`/v1/metrics/traffic\`), VmRSS at the`,
     'start of the window. Events per request: gossip events published / received summed over all peers, per request of',
     'a small workflow (`testnet/scale/small.yaml`, 6 instances). The fan is `testnet/scale/fan.yaml` (one instance per element).',
+    'Failure detection: the last peer is frozen with SIGSTOP (its TCP connections linger, as in a partition), then the one',
+    'before it is killed with SIGKILL; time until every other peer\'s `/v1/membership` holds it dead.',
     '',
     `Targets (issue 15): ${t.formationMs.peers} peers form in ≤ ${t.formationMs.max / 1000} s; idle CPU ≤ ${t.idleCpuPct}% of a core per peer; idle traffic ≤ ${t.idleBytesPerSec / 1024} KB/s per peer,`,
-    `flat in N; RSS ≤ ${t.rssMiB} MiB per peer; a ${t.fanSteps}-step fan on 32 peers finishes correctly.`,
+    `flat in N; RSS ≤ ${t.rssMiB} MiB per peer; failure detection ≤ ${t.detectMs / 1000} s; a ${t.fanSteps}-step fan on 32 peers finishes correctly.`,
     '',
     `| ${HEADERS.join(' | ')} |`,
     `|${HEADERS.map(() => '---').join('|')}|`,

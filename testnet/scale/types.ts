@@ -19,6 +19,11 @@ export interface ScaleRow {
   smallRequests: number
   /** the fan workflow, on the sizes it ran on */
   fan?: { steps: number, ms: number, ok: boolean, peersUsed: number, error?: string }
+  /**
+   * ms until every other peer's membership holds a peer dead: one frozen by SIGSTOP (its TCP connections
+   * linger, as in a partition) and one killed by SIGKILL; null when not measured or not within 15 s
+   */
+  detectMs?: { stopped: number | null, killed: number | null }
   /** 1-minute load average when the idle window ended (the machine is shared) */
   loadAvg: number
 }
@@ -38,5 +43,6 @@ export const SCALE_TARGETS = {
   idleCpuPct: 0.5,
   idleBytesPerSec: 2048,
   rssMiB: 110,
+  detectMs: 5000,
   fanSteps: 100
 } as const
