@@ -9,6 +9,11 @@ export interface DiscoveryOptions {
   minIntervalMs?: number
   /** @default 300000 (a settled network needs no lookups; a newcomer's connection brings the interval back down) */
   maxIntervalMs?: number
+  /**
+   * with this many connections the peer is joined: lookups wait for the longest interval (the membership
+   * greets every member it hears of, which connects them and fills the routing table) @default 4
+   */
+  enoughConnections?: number
 }
 
 /**
@@ -53,7 +58,9 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
           }
         }))
       }
-      if (libp2p.getConnections().length > 0) {
+      const connections = libp2p.getConnections().length
+      const joined = connections >= (opts.enoughConnections ?? 4) && delay < max
+      if (connections > 0 && !joined) {
         const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(10_000)])
         try {
           for await (const event of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, { signal })) {

@@ -25,6 +25,8 @@ export interface MembershipEvents {
 export interface MembershipView {
   self: string
   incarnation: number
+  /** local health multiplier minus one (0 = healthy): how much this peer stretches its probe timeouts */
+  health: number
   members: Array<{ peerId: string, state: string, incarnation: number, version: number }>
 }
 
@@ -52,6 +54,13 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   private readonly directMs: number
   private readonly indirectMs: number
   private readonly suspicionMs: number
+  /**
+   * Local health (Lifeguard's multiplier), 0-8: rises when this peer's own probes go unanswered even by the
+   * intermediaries, or when it must refute a suspicion of itself (signs that it is the slow one), falls with
+   * every answered probe. Timeouts, the suspicion time and the probe period stretch by 1 + health, so an
+   * overloaded peer neither accuses the others nor adds to the load.
+   */
+  private health = 0
 
   constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger) {
     super()
@@ -143,6 +152,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     return {
       self: this.self,
       incarnation: this.incarnation,
+      health: this.health,
       members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
@@ -162,13 +172,21 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     try { await this.probe.ping(peerId, GREET_TIMEOUT_MS, this.controller.signal) } finally { this.inflight.delete(peer) }
   }
 
+  private stretch (): number { return 1 + this.health }
+
   private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
+    const ver = this.table.ver
     if (own !== undefined) this.changed(this.table.apply({ peer: from, ...own, state: 'alive' }, true))
     for (const u of up) {
       const c = this.table.apply(u)
       this.changed(c)
       // a member heard of, not from: greet it, so it learns us first-hand and we exchange member lists
       if (c?.from === undefined && c?.to === 'alive') void this.greet(peerIdFromString(c.peer))
+    }
+    if (this.table.ver > ver) {
+      // suspected ourselves: most likely we were too slow to answer
+      this.health = Math.min(8, this.health + 1)
+      this.tellEveryone()
     }
   }
 
@@ -181,7 +199,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       clearTimeout(timer)
       const m = this.table.get(c.peer)
       const at = { inc: m?.inc ?? 0, ver: m?.ver ?? 0 }
-      const t = setTimeout(() => { this.expire(c.peer, at) }, this.suspicionMs)
+      const t = setTimeout(() => { this.expire(c.peer, at) }, this.suspicionMs * this.stretch())
       this.suspicions.set(c.peer, t)
     }
     if (c.to === 'dead') {
@@ -213,24 +231,33 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     try {
       const id = peerIdFromString(peer)
       const signal = this.controller.signal
-      if (await this.probe.ping(id, this.directMs, signal) !== undefined) return
+      const k = this.stretch()
+      if (await this.probe.ping(id, this.directMs * k, signal) !== undefined) {
+        this.health = Math.max(0, this.health - 1)
+        return
+      }
       const vias = this.pick(this.init.indirectProbes ?? 3, peer)
-      const through = await Promise.all(vias.map(async v => this.probe.pingThrough(peerIdFromString(v), peer, this.indirectMs, signal)))
-      if (through.some(Boolean) || !this.started) return
+      const through = await Promise.all(vias.map(async v => this.probe.pingThrough(peerIdFromString(v), peer, this.indirectMs * k, signal)))
+      if (through.includes('ack') || !this.started) return
+      if (vias.length > 0 && through.every(t => t === 'none') && !connectionLost) {
+        // nobody answered us at all: the trouble is more likely here than there
+        this.health = Math.min(8, this.health + 1)
+        return
+      }
       const m = this.table.get(peer)
       if (m === undefined || m.state === 'dead') return
       // its connections closed and nobody reaches it: a crash, no need to wait out a suspicion
       const verdict = connectionLost && this.libp2p.getConnections(id).length === 0 ? 'dead' : 'suspect'
       if (m.state === 'suspect' && verdict === 'suspect') return
       this.changed(this.table.apply({ peer, inc: m.inc, ver: m.ver, state: verdict }))
-      this.tellEveryone(peer)
+      this.tellEveryone()
     } finally {
       this.inflight.delete(peer)
     }
   }
 
   /** News this peer found itself goes to every live member at once (the suspect too: it may refute). */
-  private tellEveryone (about: string): void {
+  private tellEveryone (): void {
     for (const peer of this.live()) {
       if (peer === this.self || this.inflight.has(peer)) continue
       void this.probe.ping(peerIdFromString(peer), this.indirectMs, this.controller.signal)
@@ -252,7 +279,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     if (this.timer !== undefined || !this.started) return
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
-    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, this.init.probeIntervalMs)
+    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, this.init.probeIntervalMs * this.stretch())
     this.timer.unref()
   }
 

@@ -41,9 +41,19 @@ export class ProbeChannel {
   async ask (seq: number, message: unknown, timeoutMs: number): Promise<ProbeAnswer | undefined> {
     if (this.closed) return undefined
     let timer: NodeJS.Timeout | undefined
+    const started = performance.now()
     const answered = new Promise<ProbeAnswer | undefined>(resolve => {
       this.pending.set(seq, resolve)
-      timer = setTimeout(() => { this.pending.delete(seq); resolve(undefined) }, timeoutMs)
+      let graced = false
+      const expire = (): void => {
+        // a timer that fires late means this process was busy, and the answer may be sitting unread in the
+        // socket: grant the lateness once, then let pending I/O be read (setImmediate runs after the poll
+        // phase) before giving up. Our own slowness must not make a live peer suspect.
+        const late = performance.now() - started - timeoutMs
+        if (!graced && late > 20) { graced = true; timer = setTimeout(expire, late); return }
+        setImmediate(() => { if (this.pending.delete(seq)) resolve(undefined) })
+      }
+      timer = setTimeout(expire, timeoutMs)
     })
     try {
       // a send that cannot drain (a cut-off peer) must not outlive the probe either

@@ -141,13 +141,16 @@ export class ProbeProtocol {
     return { inc: answer.inc, ver: answer.ver }
   }
 
-  /** Asks `via` to ping `target`: true when the target answered it (its news is taken in as well). */
-  async pingThrough (via: PeerId, target: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  /**
+   * Asks `via` to ping `target`: 'ack' when the target answered it, 'nack' when `via` answered that it did not,
+   * 'none' when `via` did not answer either (then the trouble may well be ours).
+   */
+  async pingThrough (via: PeerId, target: string, timeoutMs: number, signal?: AbortSignal): Promise<'ack' | 'nack' | 'none'> {
     const answer = await this.exchange(via, { t: 'req', target, timeoutMs, up: this.target.news(via.toString()) }, timeoutMs + 500, signal)
-    if (answer === undefined || answer.of !== target) return false
+    if (answer === undefined || answer.of !== target) return 'none'
     const about: MemberUpdate[] = answer.t === 'ack' ? [{ peer: target, inc: answer.inc, ver: answer.ver, state: 'alive' }] : []
     this.target.heard(via.toString(), [...about, ...answer.up])
-    return answer.t === 'ack'
+    return answer.t
   }
 
   private async answer (msg: ProbeMessage, from: string): Promise<ProbeAnswer> {
