@@ -37,6 +37,8 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 1000 */
   gossipHeartbeatMs: number
+  /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
+  dropEvents: number
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -56,7 +58,8 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 1000
+  gossipHeartbeatMs: 1000,
+  dropEvents: 0
 })
 
 export class ConfigError extends Error {
@@ -70,7 +73,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration'
+export type FlagKind = 'multiaddrs' | 'port' | 'string' | 'path' | 'bool' | 'count' | 'natural' | 'bytes' | 'duration' | 'fraction'
 
 export interface FlagDef {
   key: keyof PeerConfig
@@ -100,7 +103,8 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'a failed peer is presumed dead within about this long' },
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'membership probe period (one peer probed per period)' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
-  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' }
+  { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -115,6 +119,13 @@ export function parseDuration (value: unknown, where = 'duration'): number {
   const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value) : null
   if (m == null) throw new ConfigError(where, `${where}: invalid duration ${JSON.stringify(value)} (use e.g. 500ms, 30s, 2m or a number of ms)`)
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'])
+}
+
+/** A fraction between 0 and 1 (`0.1`, `.25`). */
+export function parseFraction (value: unknown, where = 'fraction'): number {
+  const n = typeof value === 'string' && /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1) throw new ConfigError(where, `${where}: expected a fraction between 0 and 1, got ${JSON.stringify(value)}`)
+  return n
 }
 
 /** `16384`, `16k`, `1m`, `2g` (binary units). */
@@ -156,6 +167,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
       return value
+    case 'fraction': return parseFraction(value, where)
     case 'bytes': return parseBytes(value, where)
     case 'duration': return parseDuration(value, where)
   }

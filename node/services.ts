@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { GossipBus } from './dscheduler/bus.ts'
@@ -30,7 +31,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   const { config, libp2p, logger } = peer
   const self = peer.peerId.toString()
   const log = logger.forComponent('dflow:services')
-  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'))
+  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self })
   const membership = new ProbeMembership(self, libp2p, { probeIntervalMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs }, logger.forComponent('dflow:membership'))
   let scheduler: DScheduler | undefined
   const store = new DStoreService({
@@ -59,7 +60,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     membership,
     logger,
     secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership, submit, log }) }
-  }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs })
+  }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
   membership.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
@@ -114,6 +115,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
           path: '/v1/metrics/scheduler',
           handler: async () => ({
             ...sched.metrics,
+            trackedRequests: sched.trackedRequests(),
+            load: sched.load.snapshot(),
             events: bus.counters(),
             pool: pool.stats(),
             eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }

@@ -118,6 +118,12 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
     },
     {
       method: 'GET',
+      path: '/v1/requests/:id/runs',
+      // the runs of the request's instances made on this peer, with the claim each ran under (chaos counts duplicates from these)
+      handler: async req => ({ requestId: req.params.id, peer: c.self, runs: c.scheduler.runsOf(req.params.id) })
+    },
+    {
+      method: 'GET',
       path: '/v1/requests/:id/events',
       handler: async (req, res: ServerResponse) => {
         const id = req.params.id

@@ -2,6 +2,7 @@ import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent } from '../../p
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Logger } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
+import { mulberry32, seedOf } from '../util/prng.ts'
 
 export type EventHandler = (event: DflowEvent) => void
 
@@ -65,14 +66,31 @@ export class GossipBus extends BaseBus {
       this.log('dropped event claiming to be from %s but signed by %s', event.from, signer?.toString())
       return
     }
+    if (event.type !== 'heartbeat' && this.drop?.() === true) {
+      this.droppedByFault++
+      return
+    }
     this.received++
     this.deliver(event)
   }
 
-  constructor (libp2p: DflowLibp2p, log: Logger) {
+  /** fault injection: when set, says whether to drop the next readiness event received (liveness is exempt) */
+  private readonly drop?: () => boolean
+  private droppedByFault = 0
+
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string } = {}) {
     super()
     this.libp2p = libp2p
     this.log = log
+    const rate = opts.dropEvents ?? 0
+    if (rate > 0) {
+      const next = mulberry32(seedOf(opts.seed ?? 'dflow'))
+      this.drop = () => next() < rate
+    }
+  }
+
+  override counters (): { published: number, received: number, dropped: number, droppedByFault: number } {
+    return { ...super.counters(), droppedByFault: this.droppedByFault }
   }
 
   async start (): Promise<void> {
@@ -97,3 +115,4 @@ export class GossipBus extends BaseBus {
     }
   }
 }
+

@@ -1,6 +1,8 @@
 import { claimWinner } from './placement.ts'
-import { instanceKey, type InstanceRecord, type RequestState } from './request-state.ts'
+import { instanceKey, type Claim, type InstanceRecord, type RequestState } from './request-state.ts'
+import type { WorkflowHistory } from './history.ts'
 import type { Membership } from './types.ts'
+import type { Fence } from '../../protocols/events/index.ts'
 import type { Ref } from '../workflow/types.ts'
 
 /**
@@ -14,26 +16,41 @@ export function placementKey (request: string, step: string, index: number | nul
 /** What decides whether a claim still counts. */
 export interface ClaimRules {
   membership: Membership
-  /** a claim lapses when its claimant has not been heard for this long */
+  /**
+   * a claim also lapses when its claimant has not been heard for this long (0: membership alone decides,
+   * for a membership that detects silent peers itself)
+   */
   leaseMs: number
 }
 
-/**
- * The peer that runs an instance: among claims that are not void — lease current (claimant heard within
- * leaseMs: a cut-off peer's claims lapse even while its TCP connections linger), claim made by the
- * claimant's current incarnation, attempt not below the instance's floor — the highest attempt, then
- * rendezvous score. Every peer that saw the same claims names the same winner.
- */
-export function winnerOf (key: string, rec: InstanceRecord, rules: ClaimRules, now = Date.now()): string | undefined {
-  const valid: Array<{ peer: string, attempt: number }> = []
-  for (const [peer, claim] of rec.claims) {
-    if (claim.attempt < rec.floor || !rules.membership.isLive(peer)) continue
-    if (now - (rules.membership.lastHeard(peer) ?? 0) > rules.leaseMs) continue
-    const current = rules.membership.incarnationOf(peer)
-    if (current !== undefined && claim.incarnation < current) continue
-    valid.push({ peer, attempt: claim.attempt })
+/** Whether a claim counts: claimant live (and heard within the lease), current incarnation, not below the floor. */
+export function claimValid (peer: string, claim: Claim, rec: InstanceRecord, rules: ClaimRules, now = Date.now()): boolean {
+  if (claim.attempt < rec.floor || !rules.membership.isLive(peer)) return false
+  if (rules.leaseMs > 0) {
+    const heard = rules.membership.lastHeard(peer)
+    if (heard !== undefined && now - heard > rules.leaseMs) return false
   }
-  return claimWinner(key, valid)
+  const current = rules.membership.incarnationOf(peer)
+  return current === undefined || claim.incarnation >= current
+}
+
+/**
+ * The claim that runs an instance: among valid claims, the one order of `claimWinner` (highest attempt,
+ * earliest claim, rendezvous score). Every peer that saw the same claims names the same winner.
+ */
+export function winnerOf (key: string, rec: InstanceRecord, rules: ClaimRules, now = Date.now()): (Claim & { peer: string }) | undefined {
+  const valid: Array<{ peer: string, attempt: number, ts: number }> = []
+  for (const [peer, claim] of rec.claims) if (claimValid(peer, claim, rec, rules, now)) valid.push({ peer, attempt: claim.attempt, ts: claim.ts })
+  const w = claimWinner(key, valid)
+  if (w === undefined) return undefined
+  const claim = rec.claims.get(w.peer) as Claim
+  return { peer: w.peer, ...claim }
+}
+
+/** Whether a runner's event comes from the claim that wins its instance (fencing). */
+export function fromWinner (rec: InstanceRecord, from: string, fence: Fence): boolean {
+  const w = rec.winner
+  return w !== undefined && w.peer === from && w.attempt === fence.attempt && w.incarnation === fence.incarnation
 }
 
 /** A new claim outbids every earlier one (a takeover or re-run) and is never below the instance's floor. */
@@ -42,50 +59,96 @@ export function nextAttempt (rec: InstanceRecord): number {
 }
 
 /**
- * Bytes of the instance's inputs each peer holds, counting what exists so far (inline values are everywhere
- * and do not count). An element of a list counts as the whole list: the consumer fetches all of it.
+ * Records a claim (from a step-claimed event, or implied by a fenced event whose claim was not heard): a
+ * claimant's higher attempt or newer incarnation replaces its older claim; the first time seen is kept.
  */
-export function localityBytes (s: RequestState, step: string, index: number | null): Map<string, number> {
-  const bytes = new Map<string, number>()
+export function recordClaim (rec: InstanceRecord, peer: string, claim: Claim): boolean {
+  const prev = rec.claims.get(peer)
+  if (prev !== undefined && prev.attempt === claim.attempt && prev.incarnation === claim.incarnation) {
+    // the same claim heard twice (or implied by a later event first): keep when it was really made
+    if (claim.ts >= prev.ts) return false
+    rec.claims.set(peer, { ...prev, ts: claim.ts })
+    return true
+  }
+  if (prev !== undefined && (claim.attempt < prev.attempt || (claim.attempt === prev.attempt && claim.incarnation < prev.incarnation))) return false
+  rec.claims.set(peer, claim)
+  return true
+}
+
+/** The step outputs an input source reads. */
+function stepRefs (s: RequestState, step: string): Ref[] {
+  return Object.values(s.step(step).in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]).filter(r => r.kind === 'step')
+}
+
+export interface InputBytes {
+  bytesAt: Map<string, number>
+  total: number
+  /** peers holding or producing the inputs (a consumer there needs no hand-off) */
+  producers: Set<string>
+  /** whether every input's size is known or expected (placement can price all of it) */
+  complete: boolean
+}
+
+/**
+ * Bytes of an instance's inputs each peer holds or will hold: produced values at their holders (inline ones are
+ * everywhere and count nowhere), and values not produced yet at the winner of their producer, sized from earlier
+ * requests of the workflow. An element of a list counts as the whole list: the consumer fetches all of it.
+ */
+export function inputBytes (s: RequestState, step: string, index: number | null, history: WorkflowHistory): InputBytes {
+  const out: InputBytes = { bytesAt: new Map(), total: 0, producers: new Set(), complete: true }
+  const add = (peer: string, bytes: number): void => { out.bytesAt.set(peer, (out.bytesAt.get(peer) ?? 0) + bytes) }
   for (const src of Object.values(s.step(step).in)) {
     for (const ref of s.partialRefs(src, step, index)) {
+      for (const h of ref.holders) out.producers.add(h)
       if (ref.inline !== undefined) continue
-      for (const h of ref.holders) bytes.set(h, (bytes.get(h) ?? 0) + ref.size)
+      out.total += ref.size
+      for (const h of ref.holders) add(h, ref.size)
     }
   }
-  return bytes
+  for (const ref of stepRefs(s, step)) {
+    if (ref.kind !== 'step' || s.resolveRef(ref, step, index).state !== 'pending') continue
+    const expected = history.expectedBytes(s.started.workflow, ref.step, ref.output)
+    const producer = s.step(ref.step)
+    const recs = producer.foreach === undefined ? [s.instances.get(instanceKey(ref.step, null))] : s.instancesOf(ref.step)
+    for (const rec of recs) {
+      if (rec === undefined || rec.done !== undefined || s.hasOutput(ref.step, rec.index, ref.output)) continue
+      const peer = rec.winner?.peer
+      if (peer === undefined || expected === undefined) { out.complete = false; continue }
+      out.producers.add(peer)
+      out.total += expected
+      add(peer, expected)
+    }
+  }
+  return out
 }
 
 /**
  * When an instance may be claimed, the mode's policy. Control: once every predecessor step returned.
- * Dataflow: once some of its data exists (or at once when it reads only workflow inputs, or is eager): early
- * enough that its producers push the rest to it, late enough to place it where its first inputs already
- * are. Every peer pre-warms the workflow's modules at request start, so a late claim costs no cold start.
+ * Dataflow: at once when it is eager or reads only workflow inputs; else once some of its data worth moving
+ * exists, or once every producer it reads is placed and earlier requests tell how large their outputs will be
+ * (placement can then weigh where its data will be), or once all its inputs exist. Early enough that producers
+ * push to it; every peer pre-warms the workflow's modules at request start, so a late claim costs no cold start.
  */
-export function claimable (s: RequestState, step: string, index: number | null): boolean {
+export function claimable (s: RequestState, step: string, index: number | null, history?: WorkflowHistory): boolean {
   const def = s.step(step)
   if (s.started.mode === 'control') return s.predecessors(step).every(p => ['done', 'skipped'].includes(s.stepStatus(p)))
   if (def.trigger === 'eager') return true
   const fromSteps = Object.values(def.in).filter(src => src.kind === 'oneOf' || src.kind === 'step')
-  // some data worth moving exists (its holders tell where to run), or everything it reads from steps exists
   if (fromSteps.some(src => s.partialRefs(src, step, index).some(ref => ref.inline === undefined))) return true
-  return fromSteps.every(src => s.resolve(src, step, index).state !== 'pending')
+  if (fromSteps.every(src => s.resolve(src, step, index).state !== 'pending')) return true
+  return history !== undefined && history.knows(s.started.workflow) && inputBytes(s, step, index, history).complete &&
+    stepRefs(s, step).every(r => r.kind === 'step' && s.instancesOf(r.step).length > 0)
 }
 
 /** The peers that won instances reading `producer.output` (element `element` of it, for a foreach over it). */
-export function consumersOf (s: RequestState, producer: string, output: string, element: number | null,
-  winner: (key: string, rec: InstanceRecord) => string | undefined): string[] {
-  const reads = (ref: Ref): boolean => ref.kind === 'step' && ref.step === producer && ref.output === output
+export function consumersOf (s: RequestState, producer: string, output: string, element: number | null): string[] {
+  const reads = (ref: Ref | undefined): boolean => ref !== undefined && ref.kind === 'step' && ref.step === producer && ref.output === output
   const peers = new Set<string>()
-  for (const [name, step] of Object.entries(s.workflow.steps)) {
-    const srcs = [...Object.values(step.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]), ...(step.foreach !== undefined ? [step.foreach] : [])]
-    if (!srcs.some(reads)) continue
+  for (const name of s.readers.get(`${producer}.${output}`) ?? []) {
+    const step = s.step(name)
     const perElement = element !== null && step.foreach !== undefined && reads(step.foreach)
-    for (const rec of s.instances.values()) {
-      if (rec.step !== name || (perElement && rec.index !== element)) continue
-      const w = winner(placementKey(s.id, name, rec.index), rec)
-      if (w !== undefined) peers.add(w)
-    }
+    const recs = perElement ? [s.instances.get(instanceKey(name, element))] : s.instancesOf(name)
+    for (const rec of recs) if (rec?.winner !== undefined) peers.add(rec.winner.peer)
   }
   return [...peers]
 }

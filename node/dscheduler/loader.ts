@@ -6,6 +6,8 @@ import type { DStore } from '../dstore/types.ts'
 import type { LoadedWorkflow, WorkflowLoader } from './types.ts'
 
 const FETCH_TIMEOUT_MS = 30_000
+/** Parsed bundles kept in memory (least recently used go first; the bytes stay in DStore). */
+const MAX_CACHED_BUNDLES = 64
 /** Bundles are pinned for the peer's lifetime: a workflow deployed hours ago must still run. */
 const BUNDLE_PIN = 'bundles'
 
@@ -22,7 +24,7 @@ export class BundleLoader implements WorkflowLoader {
   async register (file: LoadedFile): Promise<string> {
     const put = await this.store.put(file.bundle as unknown as Value, { pin: BUNDLE_PIN })
     if (put.cid.toString() !== file.cid) throw new Error(`bundle stored as ${put.cid.toString()}, expected ${file.cid}`)
-    this.cache.set(file.cid, Promise.resolve(this.wrap(file.cid, file.workflow, file.bundle)))
+    this.remember(file.cid, Promise.resolve(this.wrap(file.cid, file.workflow, file.bundle)))
     return file.cid
   }
 
@@ -31,7 +33,7 @@ export class BundleLoader implements WorkflowLoader {
     const { workflow, bundle } = await workflowFromBundle(bytes)
     const put = await this.store.put(bundle as unknown as Value, { pin: BUNDLE_PIN })
     const cid = put.cid.toString()
-    this.cache.set(cid, Promise.resolve(this.wrap(cid, workflow, bundle)))
+    this.remember(cid, Promise.resolve(this.wrap(cid, workflow, bundle)))
     return cid
   }
 
@@ -39,10 +41,15 @@ export class BundleLoader implements WorkflowLoader {
     let p = this.cache.get(cid)
     if (p === undefined) {
       p = this.fetch(cid, holders, signal)
-      this.cache.set(cid, p)
       p.catch(() => { this.cache.delete(cid) })
-    }
+    } else this.cache.delete(cid)
+    this.remember(cid, p)
     return p
+  }
+
+  private remember (cid: string, p: Promise<LoadedWorkflow>): void {
+    this.cache.set(cid, p)
+    if (this.cache.size > MAX_CACHED_BUNDLES) this.cache.delete(this.cache.keys().next().value as string)
   }
 
   private async fetch (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {

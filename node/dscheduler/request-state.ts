@@ -1,4 +1,5 @@
-import type { RequestStarted, StepDone, ValueRef } from '../../protocols/events/index.ts'
+import { createHash } from 'node:crypto'
+import { encodeEvent, type RequestStarted, type StepDone, type ValueRef } from '../../protocols/events/index.ts'
 import type { Ref, Source, StepDef, Workflow } from '../workflow/types.ts'
 import type { Value } from '../values/codec.ts'
 
@@ -27,15 +28,26 @@ type OutputState =
 export interface InstanceRecord {
   step: string
   index: number | null
-  /** claimant peer -> its claim */
+  /** request/step#index: unique across requests (load book, placement key) */
+  gid: string
+  /** claimant peer -> its latest claim */
   claims: Map<string, Claim>
   /** claims below this attempt are void (the instance was reset for a re-run) */
   floor: number
   done?: StepDone
   failed?: string
+  /** the winning claim as last computed (the scheduler keeps it current) */
+  winner?: Claim & { peer: string }
+  /** all its inputs exist (or it is eager and fired): it occupies a slot where it runs */
+  runnable?: boolean
+  /** the peer placement expects to claim it, and since when (a silent one is passed over after a while) */
+  expect?: { peer: string, since: number }
+  /** peers passed over for this instance because their expected claim never came */
+  excluded?: Set<string>
 }
 
-export interface Claim { attempt: number, incarnation: number }
+/** A claim: attempt, the claimant's incarnation, and when it was made (the claimant's clock). */
+export interface Claim { attempt: number, incarnation: number, ts: number }
 
 export type Tri = 'yes' | 'no' | 'unknown'
 
@@ -52,11 +64,47 @@ export class RequestState {
   private readonly settledSkips = new Map<string, Tri>()
   /** a reason when something makes the request fail that is not a step's own failure */
   fatal?: string
+  /** digest of the request-started event this state follows (runner events name it) */
+  readonly startId: string
+  /** `step.output` -> the steps reading it (as an input, a foreach source or a condition) */
+  readonly readers = new Map<string, string[]>()
 
   constructor (workflow: Workflow, started: RequestStarted) {
     this.id = started.request
     this.workflow = workflow
     this.started = started
+    this.startId = createHash('sha256').update(encodeEvent(started)).digest('hex').slice(0, 16)
+    for (const name of Object.keys(workflow.steps)) {
+      const step = workflow.steps[name]
+      const refs: Ref[] = [...Object.values(step.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src])]
+      if (step.foreach !== undefined) refs.push(step.foreach)
+      if (step.when !== undefined) refs.push(step.when.ref)
+      for (const ref of refs) {
+        if (ref.kind !== 'step') continue
+        const key = `${ref.step}.${ref.output}`
+        const list = this.readers.get(key) ?? []
+        if (!list.includes(name)) list.push(name)
+        this.readers.set(key, list)
+      }
+    }
+  }
+
+  /** The steps that read any output of `step`. */
+  readersOfStep (step: string): string[] {
+    const out = new Set<string>()
+    for (const o of this.step(step).out) for (const r of this.readers.get(`${step}.${o}`) ?? []) out.add(r)
+    return [...out]
+  }
+
+  /** Instance records of a step that exist so far. */
+  instancesOf (step: string): InstanceRecord[] {
+    if (this.step(step).foreach === undefined) {
+      const rec = this.instances.get(instanceKey(step, null))
+      return rec === undefined ? [] : [rec]
+    }
+    const out: InstanceRecord[] = []
+    for (const i of this.knownInstances(step)) out.push(this.instance(step, i))
+    return out
   }
 
   step (name: string): StepDef {
@@ -69,7 +117,7 @@ export class RequestState {
     const key = instanceKey(step, index)
     let rec = this.instances.get(key)
     if (rec === undefined) {
-      rec = { step, index, claims: new Map(), floor: 0 }
+      rec = { step, index, gid: `${this.id}/${key}`, claims: new Map(), floor: 0 }
       this.instances.set(key, rec)
     }
     return rec
@@ -83,6 +131,11 @@ export class RequestState {
     if (this.outputs.has(key)) return false
     this.outputs.set(key, { kind: 'value', ref })
     return true
+  }
+
+  /** Whether an instance's output (value, or some element of a stream) exists. */
+  hasOutput (step: string, index: number | null, output: string): boolean {
+    return this.outputs.has(`${instanceKey(step, index)}.${output}`)
   }
 
   recordElement (step: string, index: number | null, output: string, element: number, ref: ValueRef): boolean {
@@ -140,6 +193,7 @@ export class RequestState {
     }
     for (const rec of reset.values()) {
       rec.done = undefined
+      rec.runnable = false
       rec.floor = Math.max(rec.floor, ...[...rec.claims.values()].map(c => c.attempt + 1))
     }
     return { reset: [...reset.values()] }

@@ -6,7 +6,7 @@ import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
 import { CID } from 'multiformats/cid'
 import { LostValueError, materialize, storeValue } from './materialize.ts'
-import type { RequestState } from './request-state.ts'
+import type { RequestState, Resolved } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
 
 /** What a runner needs from its scheduler (kept narrow so the runner can be read on its own). */
@@ -19,6 +19,10 @@ export interface RunnerHost {
   changed: (request: string, signal: AbortSignal) => Promise<void>
   /** peers that claimed consumers of this output, to push the value to ahead of their asking */
   consumersOf: (state: RequestState, step: string, output: string, element: number | null) => string[]
+  /** whether membership holds a peer alive (a value is lost only when every holder is dead) */
+  isLive: (peer: string) => boolean
+  /** a run started or ended here (for the request's run record) */
+  ran: (runner: InstanceRunner, outcome: 'running' | 'done' | 'failed' | 'aborted') => void
   log: (line: string, ...args: unknown[]) => void
   logLine: (request: string, step: string, index: number | null, line: string) => void
 }
@@ -33,8 +37,10 @@ export class InstanceRunner {
   fired = false
   finished = false
   readyAt?: number
-  /** a stand-in claim fires no earlier than this (epoch ms) */
-  settleUntil?: number
+  /** the claim this runner runs under: every event it publishes carries it, and peers accept them only from the winner */
+  fence: { attempt: number, incarnation: number, start?: string } = { attempt: 0, incarnation: 0 }
+  /** its claim lost: it stops and publishes nothing more */
+  superseded = false
   private posting: Promise<void> = Promise.resolve()
   private readonly held: Array<() => Promise<void>> = []
 
@@ -56,13 +62,24 @@ export class InstanceRunner {
     if (!this.controller.signal.aborted) this.controller.abort(new Error(reason))
   }
 
+  /** Another claim won the instance: stop the function (ctx.signal) and drop whatever it still produces. */
+  supersede (): void {
+    this.superseded = true
+    this.abort('another claim won this instance')
+  }
+
   /** Fire once; the promise settles when the instance is done or failed and the event is published. */
   fire (): void {
     if (this.fired) return
     this.fired = true
     this.readyAt ??= Date.now()
-    void this.run()
+    this.host.ran(this, 'running')
+    void this.run().then(() => {
+      this.host.ran(this, this.superseded || this.controller.signal.aborted ? 'aborted' : this.failed ? 'failed' : 'done')
+    })
   }
+
+  private failed = false
 
   private meta (output: string, element: number | null): ValueMeta {
     return { request: this.state.id, step: this.stepName, output, index: element ?? this.index }
@@ -77,7 +94,8 @@ export class InstanceRunner {
       await host.store.push(peerIdFromString(central), cid, this.meta(output, element), this.controller.signal)
       ref.holders = [central]
     }
-    const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output }
+    if (this.superseded) return
+    const base = { from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, output, ...this.fence }
     if (element === null) await host.publish({ type: 'output-ready', ...base, value: ref })
     else await host.publish({ type: 'element-posted', ...base, element, value: ref })
     if (ref.inline === undefined && central === undefined && state.started.mode === 'dataflow') {
@@ -107,7 +125,13 @@ export class InstanceRunner {
           return await materialize(this.host.store, r.value, { signal, pin: this.state.id })
         } catch (err) {
           if (!(err instanceof LostValueError)) throw err
-          // every holder is gone: ask for the producer to run again, and wait for the value to reappear
+          if (holdersOf(r.value, err.cid).some(h => this.host.isLive(h))) {
+            // a holder is alive: the fetch failed for another reason (slow, busy, a blip); try again shortly
+            this.host.log('%s: input %s not fetched yet (%s); a holder is alive, retrying', this.stepName, name, err.cid)
+            await sleep(RETRY_FETCH_MS, signal)
+            continue
+          }
+          // every holder is dead as membership sees it: ask for the producer to run again, wait for the value
           this.host.log('%s: input %s lost (%s); asking for a re-run of its producer', this.stepName, name, err.cid)
           await this.host.publish({ type: 'value-lost', from: this.host.self, ts: Date.now(), request: this.state.id, cid: err.cid })
         }
@@ -134,12 +158,17 @@ export class InstanceRunner {
           timeoutMs: this.step.timeoutMs,
           signal: this.controller.signal,
           input: async (name: string) => this.input(name),
+          inputReady: (name: string) => {
+            const src = this.step.in[name]
+            return src === undefined || this.state.resolve(src, this.stepName, this.index).state !== 'pending'
+          },
           onOutput: (name: string, value: Value) => { this.enqueue(name, value, null) },
           onEmit: (name: string, element: number, value: Value) => { this.enqueue(name, value, element) },
           onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) }
         })
         for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
         await this.posting
+        if (this.superseded) { this.finished = true; return }
         await host.publish({
           type: 'step-done',
           from: host.self,
@@ -147,6 +176,7 @@ export class InstanceRunner {
           request: state.id,
           step: this.stepName,
           index: this.index,
+          ...this.fence,
           streams: result.streams,
           coldStartMs: result.coldStartMs,
           readyAt: this.readyAt ?? result.startedAt,
@@ -164,8 +194,9 @@ export class InstanceRunner {
       }
     }
     this.finished = true
-    if (this.controller.signal.aborted) return
-    await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, error: lastError })
+    this.failed = true
+    if (this.controller.signal.aborted || this.superseded) return
+    await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, ...this.fence, error: lastError })
   }
 }
 
@@ -188,6 +219,27 @@ export function prewarmModules (pool: LoadedPool, loaded: LoadedWorkflow, slots:
 }
 
 type LoadedPool = Pick<FunctionPool, 'prewarm'>
+
+const RETRY_FETCH_MS = 500
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+  signal.throwIfAborted()
+}
+
+/** The peers named as holders of `cid` anywhere in a resolved input. */
+export function holdersOf (r: Resolved, cid: string): string[] {
+  switch (r.kind) {
+    case 'ref': return r.ref.cid === cid ? r.ref.holders : []
+    case 'element': return r.of.cid === cid ? r.of.holders : []
+    case 'list': return r.items.flatMap(item => holdersOf(item, cid))
+    case 'literal': return []
+  }
+}
 
 /** The function's own message (and stack, for a throw); the step's name is added by whoever reports it. */
 function describeFailure (err: unknown): string {

@@ -1,9 +1,24 @@
 import type { InstanceRunner } from './runner.ts'
-import type { RequestState } from './request-state.ts'
+import type { InstanceRecord, RequestState } from './request-state.ts'
 import type { LoadedWorkflow } from './types.ts'
-import type { RequestDone, RequestEvent } from '../../protocols/events/index.ts'
+import type { RequestDone, RequestEvent, RequestStarted } from '../../protocols/events/index.ts'
+import type { LongTimer } from '../util/long-timer.ts'
 
 export interface LogLine { step: string, index: number | null, peer: string, line: string, ts: number }
+
+/** One run of an instance on this peer: which claim it ran under and how it ended. */
+export interface RunRecord {
+  step: string
+  index: number | null
+  peer: string
+  attempt: number
+  incarnation: number
+  firedAt: number
+  outcome: 'running' | 'done' | 'failed' | 'aborted'
+}
+
+/** Most log lines kept per request (the oldest go first). */
+export const MAX_LOG_LINES = 2000
 
 /** One request as this peer tracks it: its state once started, and this peer's part in it. */
 export interface Tracked {
@@ -16,8 +31,18 @@ export interface Tracked {
   /** inputs waiting for the state to change */
   waiters: Set<() => void>
   conditionsInFlight: Set<string>
-  /** when this peer first saw each instance unclaimed (claim backoff counts from there) */
-  firstSeen: Map<string, number>
+  /** instances an event may have changed since the last pass: only these are looked at */
+  dirty: Set<InstanceRecord>
+  /** claimable instances nobody won yet: placement looks at these (and only these) */
+  unplaced: Set<InstanceRecord>
+  /** a step finished, failed or was skipped: the request's outcome may have changed */
+  outcomeDirty: boolean
+  /** step name -> position in the workflow (placement walks instances in this order on every peer) */
+  order: Map<string, number>
+  /** the start this peer follows (set before its workflow is loaded) */
+  startedBy?: RequestStarted
+  loading?: boolean
+  deadline?: LongTimer
   done?: RequestDone
   finishedAt?: number
   finishing?: boolean
@@ -28,8 +53,23 @@ export interface Tracked {
   createdAt: number
   /** what functions run here wrote with ctx.log */
   logs: LogLine[]
+  /** the runs this peer made */
+  runs: RunRecord[]
 }
 
 export function newTracked (): Tracked {
-  return { early: [], runners: new Map(), waiters: new Set(), conditionsInFlight: new Set(), firstSeen: new Map(), events: [], logs: [], createdAt: Date.now() }
+  return {
+    early: [],
+    runners: new Map(),
+    waiters: new Set(),
+    conditionsInFlight: new Set(),
+    dirty: new Set(),
+    unplaced: new Set(),
+    outcomeDirty: true,
+    order: new Map(),
+    events: [],
+    logs: [],
+    runs: [],
+    createdAt: Date.now()
+  }
 }

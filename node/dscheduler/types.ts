@@ -81,6 +81,14 @@ export interface SchedulerInit {
   claimBackoffMs?: number
   /** finished requests are forgotten after this @default 3600000 */
   retentionMs?: number
-  /** a claim lapses when its claimant has not been heard (heartbeats renew it) for this long @default 3000 */
+  /** a claim lapses when its claimant has not been heard (heartbeats renew it) for this long; 0: membership alone decides @default 3000 */
   leaseMs?: number
+  /** a peer placement picked that has not claimed within this long is passed over for that instance @default 2000 */
+  claimTimeoutMs?: number
+  /** link rate placement prices moving bytes at, MiB/s @default 100 */
+  linkMiBps?: number
+  /** what handing a value to another peer costs besides moving its bytes, ms @default 2 */
+  hopMs?: number
+  /** where finished-request records are kept across restarts ('' keeps them in memory only) @default '' */
+  recordsDir?: string
 }

@@ -17,12 +17,12 @@ export function stepViews (s: RequestState): StepView[] {
     const recs = [...s.instances.values()].filter(r => r.step === name).sort((a, b) => (a.index ?? -1) - (b.index ?? -1))
     for (const rec of recs) {
       const done = rec.done
-      const claimant = done?.from ?? [...rec.claims.keys()][0] ?? null
+      const claimant = done?.from ?? rec.winner?.peer ?? null
       const view: StepView = {
         name,
         index: rec.index,
         peer: claimant,
-        status: done !== undefined ? 'ok' : rec.failed !== undefined ? 'failed' : rec.claims.size > 0 ? 'running' : 'pending',
+        status: done !== undefined ? 'ok' : rec.failed !== undefined ? 'failed' : rec.winner !== undefined ? 'running' : 'pending',
         coldStartMs: done?.coldStartMs ?? null,
         readyMs: rel(done?.readyAt, origin),
         startMs: rel(done?.startAt, origin),

@@ -147,8 +147,12 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     this.assertStarted()
     assertValue(value, 'put')
     const enc = await encodeBlocks(value, this.config.chunkSize)
-    await this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
     const inline = enc.size <= this.config.inlineLimit
+    const write = this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
+    // a small value of a request reaches its readers inside its readiness event, not from this store: the
+    // local copy (a disk write on a busy machine can take tens of ms) must not delay that event
+    if (inline && opts.meta !== undefined) this.track(write.catch(err => { this.log.error('local write of %s failed: %s', enc.cid, (err as Error).message) }))
+    else await write
     const network = this.network
     // a small value of a request travels inside its readiness event: every peer gets it from there, so
     // announcing and replicating it would only cost DHT queries and pushes

@@ -104,6 +104,26 @@ export class WorkerPool {
     const loc: StepLocation = { step: opts.step.name, index: opts.step.index }
     if (this.stopped) throw new PoolStoppedError()
     await this.acquireSlot(opts.signal, loc)
+    let holding = true
+    const ready = opts.inputReady
+    if (ready !== undefined) {
+      const input = opts.input
+      opts = {
+        ...opts,
+        input: async (name: string) => {
+          if (ready(name) || !holding) return input(name)
+          // waiting for data is not running: the slot goes to whoever can run, and is taken back to go on
+          holding = false
+          this.releaseSlot()
+          try {
+            return await input(name)
+          } finally {
+            await this.acquireSlot(opts.signal, loc)
+            holding = true
+          }
+        }
+      }
+    }
     try {
       if (this.stopped) throw new PoolStoppedError()
       if (opts.signal?.aborted === true) throw new StepCancelledError(loc)
@@ -124,7 +144,7 @@ export class WorkerPool {
         if (inst.alive && !inst.busy) this.makeIdle(inst)
       }
     } finally {
-      this.releaseSlot()
+      if (holding) this.releaseSlot()
     }
   }
 

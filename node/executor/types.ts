@@ -25,6 +25,11 @@ export interface InvokeOptions {
   signal?: AbortSignal
   /** resolves when the parameter's value exists (host side); rejects for an unknown parameter */
   input: (name: string) => Promise<Value>
+  /**
+   * whether the parameter's value exists already: a function that asks for one that does not (an eager step)
+   * gives its slot back while it waits, so producers on this peer are not queued behind it
+   */
+  inputReady?: (name: string) => boolean
   /** a value output posted (ctx.output or a property of the returned object) */
   onOutput: (name: string, value: Value) => void
   /** one element of a stream output (ctx.emit) */

@@ -35,14 +35,16 @@ const oneOf = (...vals: unknown[]): Check => v => vals.includes(v)
 
 const base = { from: str, ts: num, request: str }
 const step = { step: str, index }
+const startId: Check = v => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v)
+const fence = { attempt: nat, incarnation: nat, start: optional(startId) }
 
 const SHAPES: Record<DflowEvent['type'], Record<string, Check>> = {
   'request-started': { ...base, workflow: cid, inputs: recordOf(valueRef), mode: oneOf('dataflow', 'control'), store: oneOf('distributed', 'central'), submitter: str, deadlineMs: optional(nat) },
-  'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat },
-  'output-ready': { ...base, ...step, output: str, value: valueRef },
-  'element-posted': { ...base, ...step, output: str, element: nat, value: valueRef },
-  'step-done': { ...base, ...step, streams: recordOf(nat), coldStartMs: num, readyAt: num, startAt: num, endAt: num },
-  'step-failed': { ...base, ...step, error: anyStr },
+  'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat, slots: optional(nat), start: optional(startId) },
+  'output-ready': { ...base, ...step, ...fence, output: str, value: valueRef },
+  'element-posted': { ...base, ...step, ...fence, output: str, element: nat, value: valueRef },
+  'step-done': { ...base, ...step, ...fence, streams: recordOf(nat), coldStartMs: num, readyAt: num, startAt: num, endAt: num },
+  'step-failed': { ...base, ...step, ...fence, error: anyStr },
   'request-done': { ...base, status: oneOf('ok', 'failed'), outputs: recordOf(v => v === null || valueRef(v)), error: optional(anyStr) },
   'request-cancelled': { ...base, reason: anyStr },
   'value-lost': { ...base, cid },

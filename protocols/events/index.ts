@@ -44,9 +44,28 @@ export interface StepClaimed extends Base {
   attempt: number
   /** the claimant's incarnation (process start); a claim from an earlier incarnation of a restarted peer is void */
   incarnation: number
+  /** the claimant's function slots, so every peer can tell how busy it is */
+  slots?: number
+  /** which start of the request the claim follows (see Fence) */
+  start?: string
 }
 
-export interface OutputReady extends Base {
+/**
+ * The claim a runner's event comes from. Every peer accepts an output, element, done or failure of an instance
+ * only from the claim that currently wins it (the claimant is the event's `from`): a duplicate or superseded
+ * run cannot change what consumers see, nor fail the request.
+ */
+export interface Fence {
+  attempt: number
+  incarnation: number
+  /**
+   * which start of the request the run follows (a digest of its request-started event): should one request id
+   * be started twice, results of the start that lost never count for the one that won
+   */
+  start?: string
+}
+
+export interface OutputReady extends Base, Fence {
   type: 'output-ready'
   step: string
   index: number | null
@@ -54,7 +73,7 @@ export interface OutputReady extends Base {
   value: ValueRef
 }
 
-export interface ElementPosted extends Base {
+export interface ElementPosted extends Base, Fence {
   type: 'element-posted'
   step: string
   index: number | null
@@ -63,7 +82,7 @@ export interface ElementPosted extends Base {
   value: ValueRef
 }
 
-export interface StepDone extends Base {
+export interface StepDone extends Base, Fence {
   type: 'step-done'
   step: string
   index: number | null
@@ -75,7 +94,7 @@ export interface StepDone extends Base {
   endAt: number
 }
 
-export interface StepFailed extends Base {
+export interface StepFailed extends Base, Fence {
   type: 'step-failed'
   step: string
   index: number | null

@@ -6,7 +6,7 @@ import { chaos, type ChaosRun } from '../../testnet/chaos/run.ts'
 import { EXAMPLE_NAMES } from '../../testnet/chaos/workload.ts'
 import { readFile } from 'node:fs/promises'
 
-const REPORT_KEYS = ['requests', 'ok', 'failed', 'lost', 'wrong', 'killed', 'restarted', 'takeovers', 'reruns', 'rereplications', 'recoverMs', 'seed']
+const REPORT_KEYS = ['requests', 'ok', 'failed', 'lost', 'wrong', 'killed', 'restarted', 'takeovers', 'reruns', 'rereplications', 'recoverMs', 'seed', 'duplicateRuns', 'hung']
 
 function explain (run: ChaosRun): string {
   return JSON.stringify({ report: run.report, dir: run.dir, bad: run.outcomes.filter(o => o.verdict !== 'ok'), faults: run.faults }, null, 2)

@@ -68,6 +68,19 @@ describe('DScheduler on one embedded peer', () => {
     expect(step(v, 'reader').startMs as number).toBeLessThan(step(v, 'produce').endMs as number)
   })
 
+  it('an eager step waiting for its input gives its slot back: on one slot its producer still runs', async () => {
+    const one = await EmbeddedPeer.create({ slots: 1 })
+    try {
+      const v = await one.run(fixture('eager-first.yaml'), { n: 1 })
+      expect(v.status, v.error).toBe('ok')
+      expect(v.outputs).toEqual({ waited: 'late' })
+      // the reader was invoked first and waited; the producer ran in the slot it gave back
+      expect(step(v, 'reader').startMs as number).toBeLessThan(step(v, 'produce').endMs as number)
+    } finally {
+      await one.stop()
+    }
+  })
+
   it('a throwing function fails the request with an error naming the step and the message', async () => {
     const v = await peer.run(fixture('failing.yaml'), {})
     expect(v.status).toBe('failed')

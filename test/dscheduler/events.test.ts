@@ -14,11 +14,11 @@ describe('event codec', () => {
     const ref = { cid: CID, size: 3, holders: ['peerA'], inline: new Uint8Array([1, 2, 3]), length: 2 }
     const events: DflowEvent[] = [
       { type: 'request-started', ...base, workflow: CID, inputs: { a: ref }, mode: 'dataflow', store: 'distributed', submitter: 'peerA' },
-      { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5 },
-      { type: 'output-ready', ...base, step: 's', index: 2, output: 'o', value: ref },
-      { type: 'element-posted', ...base, step: 's', index: null, output: 'o', element: 4, value: ref },
-      { type: 'step-done', ...base, step: 's', index: null, streams: { o: 3 }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
-      { type: 'step-failed', ...base, step: 's', index: null, error: 'boom' },
+      { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5, slots: 4 },
+      { type: 'output-ready', ...base, step: 's', index: 2, attempt: 1, incarnation: 5, output: 'o', value: ref },
+      { type: 'element-posted', ...base, step: 's', index: null, attempt: 0, incarnation: 5, output: 'o', element: 4, value: ref },
+      { type: 'step-done', ...base, step: 's', index: null, attempt: 0, incarnation: 5, streams: { o: 3 }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
+      { type: 'step-failed', ...base, step: 's', index: null, attempt: 2, incarnation: 5, error: 'boom' },
       { type: 'value-lost', ...base, cid: CID },
       { type: 'request-cancelled', ...base, reason: 'user' },
       { type: 'request-done', ...base, status: 'ok', outputs: { x: ref, y: null } },

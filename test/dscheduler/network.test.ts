@@ -38,33 +38,38 @@ describe('DScheduler across 4 peer processes', () => {
     return clients[at].submit({ workflow, inputs: toJsonValue(inputs as Value) as Record<string, unknown>, ...extra })
   }
 
-  it('every example, submitted to any peer, gives what dflow run gives, and steps spread over peers', async () => {
+  /** Every run of every instance of a request, from every peer's run record. */
+  const runsOf = async (id: string): Promise<Map<string, string[]>> => {
+    const runs = new Map<string, string[]>()
+    for (const p of net.manifest.peers) {
+      const body = await (await fetch(`${p.api}/v1/requests/${id}/runs`)).json() as { runs: Array<{ step: string, index: number | null, peer: string, attempt: number }> }
+      for (const r of body.runs) runs.set(`${r.step}#${r.index}`, [...(runs.get(`${r.step}#${r.index}`) ?? []), `${r.peer}/${r.attempt}`])
+    }
+    return runs
+  }
+
+  it('every example, submitted to any peer, gives what dflow run gives; every instance runs once, the cold first request included', async () => {
     const peersUsed = new Set<string>()
     let at = 0
     for (const ex of exampleWorkflows) {
       const reference = await embedded.run(ex.path, ex.inputs as Record<string, Value>)
       expect(reference.status).toBe('ok')
-      // the first request of a workflow finds every peer cold (bundle fetched and checked, workers started);
-      // a peer that lags past a lease there may see its work taken over, which the check below is not about
-      const warm = await clients[at % 4].wait(await submit(ex.path, ex.inputs, at % 4))
-      expect(warm.outputs).toEqual(reference.outputs)
-      for (const mode of ['dataflow', 'control']) {
-        const id = await submit(ex.path, ex.inputs, at % 4, { mode })
+      // the first request of each workflow finds every peer cold (bundle fetched and checked, workers starting)
+      for (const mode of [undefined, 'dataflow', 'control']) {
+        const id = await submit(ex.path, ex.inputs, at % 4, mode === undefined ? {} : { mode })
         const view = await clients[(at + 1) % 4].wait(id)
         at++
         expect(view.status, `${ex.name} ${mode}: ${view.error}`).toBe('ok')
         expect(view.outputs).toEqual(reference.outputs)
         for (const s of view.steps) if (s.peer !== null) peersUsed.add(s.peer)
-        // in normal operation every instance runs on exactly one peer
-        const body = await (await fetch(`${net.manifest.peers[at % 4].api}/v1/requests/${id}/events`)).text()
-        const done = body.split('\n\n').filter(b => b.startsWith('event: step-done')).map(b => JSON.parse(b.slice(b.indexOf('data: ') + 6)))
-        const runs = new Map<string, number>()
-        for (const ev of done) runs.set(`${ev.step}#${ev.index}`, (runs.get(`${ev.step}#${ev.index}`) ?? 0) + 1)
-        expect([...runs.values()].every(n => n === 1), JSON.stringify([...runs])).toBe(true)
+        // in normal operation every instance runs on exactly one peer, under one claim
+        const runs = await runsOf(id)
+        expect(runs.size).toBe(view.steps.filter(s => s.status === 'ok').length)
+        expect([...runs.values()].every(r => r.length === 1), JSON.stringify([...runs])).toBe(true)
       }
     }
     expect(peersUsed.size).toBeGreaterThan(1)
-  })
+  }, 240_000)
 
   it('a request submitted to peer 3 is followed and read from peer 1', async () => {
     const id = await submit(fixture('pipeline.yaml'), { n: 4 }, 3)
@@ -75,17 +80,16 @@ describe('DScheduler across 4 peer processes', () => {
     expect(listed.requests.map(r => r.requestId)).toContain(id)
   })
 
-  it('timeline: a consumer on another peer starts before its producer returned (dataflow), never in control mode', async () => {
+  it('timeline: a consumer starts before its producer returned (dataflow), never in control mode', async () => {
     const runs = async (mode: string): Promise<RequestView[]> => {
       const out: RequestView[] = []
       for (let i = 0; i < 8; i++) out.push(await clients[i % 4].wait(await submit(fixture('dataflow.yaml'), { n: i }, i % 4, { mode })))
       return out
     }
     const step = (v: RequestView, name: string) => v.steps.find(s => s.name === name)!
-    const dataflow = await runs('dataflow')
-    const remote = dataflow.filter(v => step(v, 'consume').peer !== step(v, 'produce').peer)
-    expect(remote.length).toBeGreaterThan(0)
-    for (const v of remote) expect(step(v, 'consume').startMs!).toBeLessThan(step(v, 'produce').endMs!)
+    // produce posts its value, then works on for 400 ms: a hand-off (local or across peers) takes a few ms,
+    // so the margin is wide; placement keeps the consumer with its producer unless that peer is busy
+    for (const v of await runs('dataflow')) expect(step(v, 'consume').startMs!).toBeLessThan(step(v, 'produce').endMs!)
     for (const v of await runs('control')) expect(step(v, 'consume').startMs!).toBeGreaterThanOrEqual(step(v, 'produce').endMs!)
   })
 

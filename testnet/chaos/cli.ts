@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress'
 import { Command } from 'commander'
-import { parseDuration } from '../../node/config.ts'
+import { parseDuration, parseFraction } from '../../node/config.ts'
 import { parseIndex, UsageError } from '../../node/cli/common.ts'
 import { progressReporter } from '../cli.ts'
 import { verified, type ChaosProgress } from './harness.ts'
@@ -56,14 +56,17 @@ function addChaos (testnet: Command): void {
     .option('--dir <dir>', "use DIR's running testnet (left running), or start one there")
     .option('--concurrency <c>', 'requests in flight at once', '4')
     .option('--timeout <duration>', 'a request not finished this long after its submission is lost', '60s')
+    .option('--drop-events <p>', 'each peer drops this fraction (0-1) of the readiness events it receives, seeded (lost messages, not dead peers)', '0')
     .option('--keep', 'keep the temp testnet dir (peer logs) even when everything verified')
     .option('--json', 'print the report as one JSON object')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let workflows: string[]
       let requestTimeoutMs: number
+      let dropEvents: number
       try {
         workflows = parseWorkflowList(opts.workflows as string)
         requestTimeoutMs = parseDuration(opts.timeout, '--timeout')
+        dropEvents = parseFraction(opts.dropEvents as string, '--drop-events')
       } catch (err) {
         if (err instanceof UnknownChaosWorkflowError || (err as Error).name === 'ConfigError') throw new UsageError((err as Error).message)
         throw err
@@ -96,11 +99,12 @@ function addChaos (testnet: Command): void {
           dir: opts.dir as string | undefined,
           keep: opts.keep === true,
           requestTimeoutMs,
+          dropEvents,
           signal: ac.signal,
           onPlan: plan => { process.stderr.write(describePlan(plan) + '\n') },
           onTestnet: progressReporter(),
           onProgress: bar.update,
-          openCluster: partition ? async peers => NetnsCluster.start({ peers, dir: opts.dir as string | undefined, onProgress: progressReporter() }) : undefined
+          openCluster: partition ? async (peers, flags) => NetnsCluster.start({ peers, dir: opts.dir as string | undefined, flags, onProgress: progressReporter() }) : undefined
         })
         bar.stop()
         if (opts.json === true) process.stdout.write(JSON.stringify(run.report) + '\n')

@@ -2,6 +2,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { ApiError, DflowClient } from '../../node/client.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { CounterLedger, type Counters } from './metrics.ts'
+import { countDuplicateRuns } from './duplicates.ts'
 import { makePlan, type ChaosPlan, type Fault, type PlannedRequest } from './plan.ts'
 import { percentile, recoveryMs } from './recovery.ts'
 import { canonicalJson, ReferenceRunner } from './reference.ts'
@@ -29,6 +30,8 @@ export interface RequestOutcome {
   detail?: string
   submittedAt: number
   finishedAt?: number
+  /** not finished (ok or failed) when the run ended */
+  hung?: boolean
 }
 
 export interface FaultOutcome extends Fault {
@@ -53,6 +56,10 @@ export interface ChaosReport {
   rereplications: number
   recoverMs: { p50: number | null, p99: number | null }
   seed: number
+  /** instances that ran on more than one claim (from the run records of the peers up at the end) */
+  duplicateRuns: number
+  /** requests not finished when the run ended */
+  hung: number
 }
 
 export interface ChaosResult {
@@ -193,6 +200,7 @@ export async function runChaos (opts: RunChaosOptions): Promise<ChaosResult> {
       await sleep(150, signal)
     }
     out.detail = `not finished after ${timeoutMs} ms: ${last}`
+    out.hung = true
     return undefined
   }
 
@@ -248,6 +256,8 @@ export async function runChaos (opts: RunChaosOptions): Promise<ChaosResult> {
     const p = cluster.peer(i)
     await ledger.sample(p.pid, p.api, fresh.has(p.pid))
   }
+  log('counting duplicate runs')
+  const duplicateRuns = await countDuplicateRuns(cluster, outcomes)
   log('checking results against clean runs')
 
   // the clean runs, after the load so they do not compete with it for the CPU
@@ -286,7 +296,9 @@ export async function runChaos (opts: RunChaosOptions): Promise<ChaosResult> {
     reruns: counters.reruns,
     rereplications: counters.rereplications,
     recoverMs: { p50: percentile(samples, 50), p99: percentile(samples, 99) },
-    seed: plan.seed
+    seed: plan.seed,
+    duplicateRuns,
+    hung: outcomes.filter(o => o.hung === true).length
   }
   return { report, plan, outcomes, faults, counters, referenceRetries, durationMs: Date.now() - t0 }
 }

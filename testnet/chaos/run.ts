@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises'
-import { ProcessCluster, type ChaosCluster } from './cluster.ts'
+import { CHAOS_PEER_FLAGS, ProcessCluster, type ChaosCluster } from './cluster.ts'
 import { runChaos, verified, type ChaosProgress, type ChaosResult } from './harness.ts'
 import { makePlan, type ChaosPlan } from './plan.ts'
 import type { TestnetProgress } from '../index.ts'
@@ -28,8 +28,10 @@ export interface ChaosOptions {
   onPlan?: (plan: ChaosPlan) => void
   onTestnet?: (p: TestnetProgress) => void
   onProgress?: (p: ChaosProgress) => void
+  /** each peer drops this fraction of the readiness events it receives (seeded) @default 0 */
+  dropEvents?: number
   /** a custom cluster (the namespace one for --partition); default: processes on 127.0.0.1 */
-  openCluster?: (peers: number) => Promise<ChaosCluster>
+  openCluster?: (peers: number, flags: string[]) => Promise<ChaosCluster>
 }
 
 export interface ChaosRun extends ChaosResult {
@@ -43,8 +45,9 @@ export async function chaos (opts: ChaosOptions): Promise<ChaosRun> {
   const peers = opts.peers ?? 6
   const base = makePlan({ seed: opts.seed, peers, requests: opts.requests ?? 30, workflows: opts.workflows, kill: opts.kill ?? 2, restart: opts.restart === true, partition: opts.partition })
   let cluster: ChaosCluster
-  if (opts.openCluster != null) cluster = await opts.openCluster(peers)
-  else cluster = await ProcessCluster.open({ peers, dir: opts.dir, onProgress: opts.onTestnet })
+  const flags = [...CHAOS_PEER_FLAGS, ...((opts.dropEvents ?? 0) > 0 ? ['--drop-events', String(opts.dropEvents)] : [])]
+  if (opts.openCluster != null) cluster = await opts.openCluster(peers, flags)
+  else cluster = await ProcessCluster.open({ peers, dir: opts.dir, flags, onProgress: opts.onTestnet })
   try {
     // a found testnet may have another size: the plan is made for the peers there are
     const plan = cluster.size === peers ? base : makePlan({ seed: opts.seed, peers: cluster.size, requests: opts.requests ?? 30, workflows: opts.workflows, kill: opts.kill ?? 2, restart: opts.restart === true, partition: opts.partition })

@@ -1,0 +1,48 @@
+/**
+ * What earlier requests of a workflow taught: how large each output usually is and how long each step
+ * runs. Placement prices data that does not exist yet with it (a consumer is placed where most of its
+ * future input bytes will be, not where the first small one happened to land). Every peer learns from the
+ * same events, so every peer prices alike. Bounded: the least recently used workflows are forgotten.
+ */
+export class WorkflowHistory {
+  private readonly workflows = new Map<string, { bytes: Map<string, number>, ms: Map<string, number> }>()
+
+  constructor (private readonly maxWorkflows = 64, private readonly weight = 0.3) {}
+
+  private of (workflow: string): { bytes: Map<string, number>, ms: Map<string, number> } {
+    let h = this.workflows.get(workflow)
+    if (h !== undefined) {
+      this.workflows.delete(workflow)
+      this.workflows.set(workflow, h)
+      return h
+    }
+    h = { bytes: new Map(), ms: new Map() }
+    this.workflows.set(workflow, h)
+    if (this.workflows.size > this.maxWorkflows) this.workflows.delete(this.workflows.keys().next().value as string)
+    return h
+  }
+
+  private ema (map: Map<string, number>, key: string, sample: number): void {
+    const prev = map.get(key)
+    map.set(key, prev === undefined ? sample : prev + this.weight * (sample - prev))
+  }
+
+  /** An output value (or one stream element) of `step.output` was `size` bytes, `inline` ones count as 0. */
+  recordOutput (workflow: string, step: string, output: string, size: number): void {
+    this.ema(this.of(workflow).bytes, `${step}.${output}`, size)
+  }
+
+  recordRun (workflow: string, step: string, ms: number): void {
+    if (Number.isFinite(ms) && ms >= 0) this.ema(this.of(workflow).ms, step, ms)
+  }
+
+  expectedBytes (workflow: string, step: string, output: string): number | undefined {
+    return this.workflows.get(workflow)?.bytes.get(`${step}.${output}`)
+  }
+
+  expectedMs (workflow: string, step: string): number | undefined {
+    return this.workflows.get(workflow)?.ms.get(step)
+  }
+
+  knows (workflow: string): boolean { return this.workflows.has(workflow) }
+}

@@ -1,0 +1,151 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { fileURLToPath } from 'node:url'
+import { defaultLogger } from '@libp2p/logger'
+import { LocalBus } from '../../node/dscheduler/bus.ts'
+import { BundleLoader } from '../../node/dscheduler/loader.ts'
+import { DScheduler } from '../../node/dscheduler/scheduler.ts'
+import { DStoreService } from '../../node/dstore/dstore.ts'
+import { WorkerPool } from '../../node/executor/pool.ts'
+import { loadWorkflow } from '../../node/workflow/index.ts'
+import { cidOfBytes, encodeValue } from '../../node/values/codec.ts'
+import type { Membership } from '../../node/dscheduler/types.ts'
+import type { DflowEvent, ValueRef } from '../../protocols/events/index.ts'
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+const SELF = 'self-peer'
+const GHOST = 'ghost-peer'
+
+/**
+ * One scheduler whose bus also carries events "from" another peer that this test writes by hand: a
+ * stale attempt, a duplicate's failure, a takeover. The other peer is live (its claims count) but never
+ * offered work (placement sees only this peer), so every claim it makes is the test's.
+ */
+async function setup (incarnations = new Map<string, number>()): Promise<{ sched: DScheduler, bus: LocalBus, stop: () => Promise<void>, inject: (ev: DflowEvent) => Promise<void> }> {
+  const logger = defaultLogger()
+  const store = new DStoreService({ logger })
+  const pool = new WorkerPool({ slots: 2 })
+  const loader = new BundleLoader(store)
+  const bus = new LocalBus()
+  const membership: Membership = { live: () => [SELF], isLive: () => true, incarnation: 1, incarnationOf: p => incarnations.get(p), lastHeard: () => Date.now() }
+  const sched = new DScheduler({ self: SELF, bus, store, pool, loader, membership, logger }, { slots: 2, leaseMs: 0 })
+  await store.start()
+  await bus.start()
+  await sched.start()
+  return {
+    sched,
+    bus,
+    inject: async ev => { await bus.publish(ev); await new Promise(resolve => setTimeout(resolve, 20)) },
+    stop: async () => { await sched.stop(); await bus.stop(); await pool.stop(); await store.stop() }
+  }
+}
+
+async function inlineRef (value: string): Promise<ValueRef> {
+  const bytes = encodeValue(value)
+  return { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
+}
+
+async function until (what: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!what()) {
+    if (Date.now() > end) throw new Error('condition not reached')
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+describe('fencing: results only from the winning claim', () => {
+  let stop: (() => Promise<void>) | undefined
+  afterEach(async () => { await stop?.() })
+
+  it('a stale or losing claim\'s output and failure are ignored; a takeover supersedes the running winner, whose ctx.signal aborts', async () => {
+    const env = await setup()
+    stop = env.stop
+    const { sched, inject } = env
+    const file = await loadWorkflow(fixture('cancel.yaml'))
+    const workflow = await (sched.c.loader as BundleLoader).register(file)
+    const request = await sched.submit({ workflow, inputs: {}, requestId: 'fenced-1' })
+    await until(() => sched.logsOf(request).some(l => l.line === 'waiting'))
+    const mine = sched.runsOf(request)[0]
+    const base = { from: GHOST, request, step: 'wait', index: null }
+
+    // a claim made after ours at the same attempt loses: its output and its failure count for nothing
+    await inject({ type: 'output-ready', ...base, ts: Date.now(), attempt: mine.attempt, incarnation: 7, output: 'x', value: await inlineRef('forged') })
+    await inject({ type: 'step-failed', ...base, ts: Date.now(), attempt: mine.attempt, incarnation: 7, error: 'a duplicate failed' })
+    expect(sched.metrics.fencedDrops).toBe(2)
+    expect((await sched.view(request))?.status).toBe('running')
+    expect(sched.runsOf(request)[0].outcome).toBe('running')
+
+    // a takeover (higher attempt) wins: our runner is superseded, its function sees ctx.signal abort
+    await inject({ type: 'step-claimed', ...base, ts: Date.now(), attempt: mine.attempt + 1, incarnation: 7 })
+    await until(() => sched.runsOf(request)[0].outcome === 'aborted')
+    expect(sched.metrics.claimsLost).toBe(1)
+    await until(() => sched.logsOf(request).some(l => l.line === 'saw abort'))
+
+    // the winner's results are taken; an event of the superseded attempt still is not
+    await inject({ type: 'output-ready', ...base, from: SELF, ts: Date.now(), attempt: mine.attempt, incarnation: 1, output: 'x', value: await inlineRef('stale') })
+    expect(sched.metrics.fencedDrops).toBe(3)
+    await inject({ type: 'output-ready', ...base, ts: Date.now(), attempt: mine.attempt + 1, incarnation: 7, output: 'x', value: await inlineRef('from the winner') })
+    await inject({ type: 'step-done', ...base, ts: Date.now(), attempt: mine.attempt + 1, incarnation: 7, streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 1 })
+    await sched.waitFinished(request)
+    const view = await sched.view(request)
+    expect(view?.status).toBe('ok')
+    expect(view?.outputs).toEqual({ x: 'from the winner' })
+    expect(view?.steps.find(s => s.name === 'wait')?.peer).toBe(GHOST)
+    // exactly one run here, ended by the takeover
+    expect(sched.runsOf(request).map(r => r.outcome)).toEqual(['aborted'])
+  })
+
+  it('an earlier claim wins over ours; a claimant\'s newer incarnation voids its old claim and ours runs again', async () => {
+    const incarnations = new Map<string, number>()
+    const env = await setup(incarnations)
+    stop = env.stop
+    const { sched, inject } = env
+    const file = await loadWorkflow(fixture('cancel.yaml'))
+    const workflow = await (sched.c.loader as BundleLoader).register(file)
+    const request = await sched.submit({ workflow, inputs: {}, requestId: 'fenced-2' })
+    await until(() => sched.runsOf(request).some(r => r.outcome === 'running'))
+    // the ghost's claim on the same attempt was made first (its event was slow): it wins, ours yields
+    await inject({ type: 'step-claimed', from: GHOST, request, step: 'wait', index: null, ts: 1, attempt: 0, incarnation: 3 })
+    await until(() => sched.runsOf(request)[0].outcome === 'aborted')
+    expect((await sched.view(request))?.steps[0].peer).toBe(GHOST)
+    // the ghost restarted (incarnation 4): its old claim is void, our claim wins again and runs anew
+    incarnations.set(GHOST, 4)
+    sched.repumpAll()
+    await until(() => sched.runsOf(request).length === 2 && sched.runsOf(request)[1].outcome === 'running')
+    expect((await sched.view(request))?.steps[0].peer).toBe(SELF)
+    await sched.cancel(request)
+    await sched.waitFinished(request)
+    expect((await sched.view(request))?.status).toBe('failed')
+  })
+})
+
+describe('one request id, two starts', () => {
+  let stop: (() => Promise<void>) | undefined
+  afterEach(async () => { await stop?.() })
+
+  it('converges on the earliest start whatever order the starts arrive in; a later one is ignored', async () => {
+    const env = await setup()
+    stop = env.stop
+    const { sched, inject } = env
+    const file = await loadWorkflow(fixture('dataflow.yaml'))
+    const workflow = await (sched.c.loader as BundleLoader).register(file)
+    const request = await sched.submit({ workflow, inputs: { n: 1 }, requestId: 'twice' })
+    await until(() => sched.requests.get(request)?.state !== undefined)
+    const mine = sched.eventsOf(request).find(e => e.type === 'request-started')
+    if (mine?.type !== 'request-started') throw new Error('no start')
+    const bytes = encodeValue(41)
+    const input: ValueRef = { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
+    // a start made later than ours (another submitter, same id) loses everywhere
+    await inject({ ...mine, from: GHOST, submitter: GHOST, ts: mine.ts + 5, inputs: { n: input } })
+    expect((await sched.view(request))?.submitter).toBe(SELF)
+    // our start's consumer already produced its result (n = 1: 3) while its producer still works
+    await until(() => sched.runsOf(request).some(r => r.step === 'consume' && r.outcome === 'done'))
+    // one made earlier wins: this peer drops what it ran and follows that one; nothing of ours counts for it
+    await inject({ ...mine, from: GHOST, submitter: GHOST, ts: mine.ts - 5, inputs: { n: input } })
+    await until(() => sched.requests.get(request)?.state?.started.from === GHOST)
+    await sched.waitFinished(request)
+    const view = await sched.view(request)
+    expect(view?.submitter).toBe(GHOST)
+    // dataflow.yaml: result = 2n + 1
+    expect(view?.outputs).toEqual({ result: 83 })
+  })
+})
