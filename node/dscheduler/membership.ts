@@ -4,31 +4,10 @@ import { PROBE_PROTOCOL, ProbeProtocol, type MemberUpdate } from '../../protocol
 import { MemberTable, type MemberChange } from './member-table.ts'
 import type { Membership } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
+import { GREET_TIMEOUT_MS, type MembershipEvents, type MembershipInit, type MembershipView } from './membership-types.ts'
 import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interface'
 
-const GREET_TIMEOUT_MS = 5000
-
-export interface MembershipInit {
-  /** one peer is probed per period @default 1000 */
-  probeIntervalMs: number
-  /** a failed peer is presumed dead within about this long @default 5000 */
-  failureTimeoutMs: number
-  /** peers asked to probe a silent peer before it is suspected @default 3 */
-  indirectProbes?: number
-}
-
-export interface MembershipEvents {
-  'membership:peer-dead': CustomEvent<string>
-  'membership:peer-alive': CustomEvent<string>
-}
-
-export interface MembershipView {
-  self: string
-  incarnation: number
-  /** local health multiplier minus one (0 = healthy): how much this peer stretches its probe timeouts */
-  health: number
-  members: Array<{ peerId: string, state: string, incarnation: number, version: number }>
-}
+export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
 
 /**
  * Who is alive, SWIM-style, at a cost that grows with N, not N²: each period this peer probes one member
