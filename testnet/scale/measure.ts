@@ -14,6 +14,8 @@ import type { ScaleRow } from './types.ts'
 const here = dirname(fileURLToPath(import.meta.url))
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const MiB = 1024 * 1024
+/** how long failure detection is watched before it counts as not detected */
+const DETECT_CAP_MS = 30_000
 
 export interface MeasureOptions {
   peers: number
@@ -134,10 +136,10 @@ async function detect (testnet: Testnet, victim: number, how: 'SIGSTOP' | 'SIGKI
   const t0 = performance.now()
   process.kill(target.pid, how)
   try {
-    while (pending.size > 0 && performance.now() - t0 < 15_000) {
+    while (pending.size > 0 && performance.now() - t0 < DETECT_CAP_MS) {
       await Promise.all(others.filter(p => pending.has(p.index)).map(async p => {
         try {
-          const res = await fetch(`${p.api}/v1/membership`, { signal: AbortSignal.timeout(2000) })
+          const res = await fetch(`${p.api}/v1/membership`, { signal: AbortSignal.timeout(5000) })
           const view = await res.json() as { members: Array<{ peerId: string, state: string }> }
           if (view.members.find(m => m.peerId === target.peerId)?.state === 'dead') pending.delete(p.index)
         } catch {}
@@ -165,7 +167,8 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
     }
     row.formationMs = formed.ms
     o.log(`${o.peers} peers: formed in ${(formed.ms / 1000).toFixed(1)} s; idle ${o.idleWaitMs / 1000} s, then measuring ${o.idleWindowMs / 1000} s`)
-    const clients = testnet.manifest.peers.map(p => new DflowClient(p.api))
+    // generous: on a busy machine a 32-peer testnet answers slowly, and a timeout here would be the tool's failure
+    const clients = testnet.manifest.peers.map(p => new DflowClient(p.api, { timeoutMs: 120_000 }))
     Object.assign(row, await idle(testnet, clients, o))
     o.log(`${o.peers} peers: idle cpu ${row.idleCpuPct?.mean.toFixed(2)}% per peer, ${row.idleBytesPerSec?.mean.toFixed(0)} B/s, rss ${row.rssMiB?.mean.toFixed(0)} MiB; small workflow x${o.requests}`)
     Object.assign(row, await small(testnet, clients, o))
@@ -177,7 +180,7 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
       const stopped = await detect(testnet, o.peers - 1, 'SIGSTOP')
       const killed = await detect(testnet, o.peers - 2, 'SIGKILL')
       row.detectMs = { stopped, killed }
-      o.log(`${o.peers} peers: failure detected in ${stopped?.toFixed(0) ?? '>15000'} ms (frozen), ${killed?.toFixed(0) ?? '>15000'} ms (killed)`)
+      o.log(`${o.peers} peers: failure detected in ${stopped?.toFixed(0) ?? `>${DETECT_CAP_MS}`} ms (frozen), ${killed?.toFixed(0) ?? `>${DETECT_CAP_MS}`} ms (killed)`)
     }
     return row
   } finally {

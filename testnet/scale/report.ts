@@ -14,8 +14,8 @@ export function tableRows (rows: ScaleRow[]): string[][] {
     mm(r.rssMiB, 0),
     r.eventsPerRequest == null ? '-' : `${f(r.eventsPerRequest.published)} / ${f(r.eventsPerRequest.received)}`,
     f(r.smallP50Ms, 0),
-    r.detectMs == null ? '-' : `${r.detectMs.stopped == null ? '>15' : f(r.detectMs.stopped / 1000)} / ${r.detectMs.killed == null ? '>15' : f(r.detectMs.killed / 1000)}`,
-    r.fan == null ? '' : `${r.fan.steps} steps, ${f(r.fan.ms / 1000)} s, ${r.fan.ok ? 'correct' : 'WRONG'}, ${r.fan.peersUsed} peers`,
+    r.detectMs == null ? '-' : `${r.detectMs.stopped == null ? '>30' : f(r.detectMs.stopped / 1000)} / ${r.detectMs.killed == null ? '>30' : f(r.detectMs.killed / 1000)}`,
+    r.fan == null ? '' : `${r.fan.steps} steps, ${f(r.fan.ms / 1000)} s, ${r.fan.ok ? 'correct' : r.fan.steps === 0 ? 'did not finish' : 'WRONG'}, ${r.fan.peersUsed} peers`,
     f(r.loadAvg)
   ])
 }

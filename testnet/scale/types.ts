@@ -21,7 +21,7 @@ export interface ScaleRow {
   fan?: { steps: number, ms: number, ok: boolean, peersUsed: number, error?: string }
   /**
    * ms until every other peer's membership holds a peer dead: one frozen by SIGSTOP (its TCP connections
-   * linger, as in a partition) and one killed by SIGKILL; null when not measured or not within 15 s
+   * linger, as in a partition) and one killed by SIGKILL; null when not within 30 s
    */
   detectMs?: { stopped: number | null, killed: number | null }
   /** 1-minute load average when the idle window ended (the machine is shared) */
