@@ -1,4 +1,11 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import { randomUUID } from 'node:crypto'
+import { encodeBlocks } from './dstore/blocks.ts'
+import { fromJsonValue } from './values/codec.ts'
+import { signCancel, signedToJson, signSubmit } from './auth/signing.ts'
 import type { RequestView } from './dscheduler/types.ts'
+import type { HealthResponse } from './api/health.ts'
+import type { PrivateKey } from '@libp2p/interface'
 
 export class ApiError extends Error {
   static readonly NAME = 'ApiError'
@@ -13,24 +20,34 @@ export class ApiError extends Error {
 export interface ClientOptions {
   /** per HTTP call @default 30000 */
   timeoutMs?: number
+  /** the peer's API token (DATA/api.token): writes need it */
+  token?: string
+  /** the client identity submissions and cancels are signed with (`dflow key new`, DIR/client.key) */
+  identity?: PrivateKey
 }
 
 /** A small client of one peer's HTTP API (what the CLI, chaos and bench use). */
 export class DflowClient {
   readonly api: string
   private readonly timeoutMs: number
+  private readonly token?: string
+  private readonly identity?: PrivateKey
+  private chunkSize?: number
 
   constructor (api: string, opts: ClientOptions = {}) {
     this.api = api.replace(/\/$/, '')
     this.timeoutMs = opts.timeoutMs ?? 30_000
+    this.token = opts.token
+    this.identity = opts.identity
   }
 
   private async call<T> (method: string, path: string, body?: { json?: unknown, bytes?: Uint8Array }, signal?: AbortSignal): Promise<T> {
     const timeout = AbortSignal.timeout(this.timeoutMs)
     const headers: Record<string, string> = {}
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     let payload: string | Uint8Array | undefined
     if (body?.json !== undefined) { headers['content-type'] = 'application/json'; payload = JSON.stringify(body.json) }
-    if (body?.bytes !== undefined) { headers['content-type'] = 'application/octet-stream'; payload = body.bytes }
+    if (body?.bytes !== undefined) { headers['content-type'] = 'application/cbor'; payload = body.bytes }
     let res: Response
     try {
       res = await fetch(this.api + path, { method, headers, body: payload, signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) })
@@ -48,7 +65,7 @@ export class DflowClient {
     return parsed as T
   }
 
-  async health (signal?: AbortSignal): Promise<{ peerId: string, multiaddrs: string[], uptimeMs: number, version: string }> {
+  async health (signal?: AbortSignal): Promise<HealthResponse> {
     return this.call('GET', '/v1/health', undefined, signal)
   }
 
@@ -56,8 +73,24 @@ export class DflowClient {
     return (await this.call<{ workflow: string }>('POST', '/v1/workflows', { bytes: bundle })).workflow
   }
 
+  /**
+   * Submits a request, signed with the client identity: the signature covers the request id (chosen here
+   * when not given), the workflow CID, every input's CID (computed as the peer's DStore will), mode, store
+   * and deadline.
+   */
   async submit (body: { workflow: string, inputs: Record<string, unknown>, requestId?: string, mode?: string, store?: string, deadlineMs?: number }): Promise<string> {
-    return (await this.call<{ requestId: string }>('POST', '/v1/requests', { json: body })).requestId
+    const full = { ...body, requestId: body.requestId ?? randomUUID(), mode: body.mode ?? 'dataflow', store: body.store ?? 'distributed' }
+    let auth
+    if (this.identity !== undefined) {
+      this.chunkSize ??= (await this.health()).chunkSize
+      const inputs: Record<string, string> = {}
+      for (const [name, v] of Object.entries(full.inputs)) {
+        const isCid = v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as { $cid?: unknown }).$cid === 'string'
+        inputs[name] = isCid ? (v as { $cid: string }).$cid : (await encodeBlocks(fromJsonValue(v, `inputs.${name}`), this.chunkSize)).cid.toString()
+      }
+      auth = signedToJson(await signSubmit(this.identity, { request: full.requestId, workflow: full.workflow, inputs, mode: full.mode as 'dataflow' | 'control', store: full.store as 'distributed' | 'central', deadlineMs: full.deadlineMs }))
+    }
+    return (await this.call<{ requestId: string }>('POST', '/v1/requests', { json: { ...full, auth } })).requestId
   }
 
   async status (id: string, signal?: AbortSignal): Promise<RequestView> {
@@ -83,16 +116,19 @@ export class DflowClient {
     }
   }
 
+  /** Cancels a request; signed with the client identity (it must be the submitter's or an authorized one). */
   async cancel (id: string): Promise<{ requestId: string, cancelled: boolean }> {
-    return this.call('DELETE', `/v1/requests/${encodeURIComponent(id)}`)
+    const auth = this.identity === undefined ? undefined : signedToJson(await signCancel(this.identity, id))
+    return this.call('DELETE', `/v1/requests/${encodeURIComponent(id)}`, auth === undefined ? undefined : { json: { auth } })
   }
 
   async logs (id: string): Promise<{ requestId: string, logs: Array<{ step: string, index: number | null, peer: string, line: string, ts: number }> }> {
     return this.call('GET', `/v1/requests/${encodeURIComponent(id)}/logs`)
   }
 
+  /** Stores a value: JSON, or bytes (sent as a dag-cbor byte string). */
   async put (value: { bytes: Uint8Array } | { json: unknown }): Promise<{ cid: string, size: number }> {
-    return this.call('POST', '/v1/blocks', value)
+    return this.call('POST', '/v1/blocks', 'bytes' in value ? { bytes: dagCbor.encode(value.bytes) } : value)
   }
 
   async traffic (): Promise<{ total: { sent: number, received: number }, peers: Record<string, { sent: number, received: number }>, protocols: Record<string, { sent: number, received: number }> }> {

@@ -3,7 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 
 /** Every setting of a peer. Defaults live in DEFAULT_CONFIG; the loader merges defaults < JSON file < flags. */
 export interface PeerConfig {
-  /** libp2p listen multiaddrs (loopback only unless insecurePublic). @default ['/ip4/127.0.0.1/tcp/0'] */
+  /** libp2p listen multiaddrs (non-loopback ones need a swarm key). @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: string[]
   /** multiaddrs (with /p2p/<id>) to dial at start. @default [] */
   bootstrap: string[]
@@ -13,8 +13,12 @@ export interface PeerConfig {
   apiHost: string
   /** Directory for the private key and stored values; none = fresh identity, nothing persisted. @default undefined */
   dataDir?: string
-  /** Allow non-loopback listen/API addresses: whoever can connect can run code on this peer. @default false */
-  insecurePublic: boolean
+  /** Addresses other peers dial (instead of the listen addresses), e.g. the machine's public address. @default [] */
+  announce: string[]
+  /** The private network's pre-shared key file (`dflow key swarm FILE`); needed for non-loopback addresses. @default undefined */
+  swarmKey?: string
+  /** File of identity ids (one a line, `#` comments) allowed to submit; peers of the network are always allowed. @default undefined */
+  authorizedSubmitters?: string
   /** Function slots (concurrent function runs) of this peer. @default 4 */
   slots: number
   /** Copies kept of every stored value. @default 2 */
@@ -37,8 +41,14 @@ export interface PeerConfig {
   idleInstanceMs: number
   /** Gossipsub heartbeat, in ms. @default 1000 */
   gossipHeartbeatMs: number
+  /** Anti-entropy: while requests are unfinished, compare event logs with one peer this often, in ms; 0 = off. @default 1000 */
+  syncIntervalMs: number
   /** Fault injection: drop this fraction (0-1, seeded) of the readiness events received. @default 0 */
   dropEvents: number
+  /** Log lines on stderr: 'text' or 'json' (one JSON object per line). @default 'text' */
+  logFormat: 'text' | 'json'
+  /** Export libp2p's own metrics (@libp2p/prometheus-metrics) on GET /metrics. @default false */
+  libp2pMetrics: boolean
 }
 
 export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
@@ -47,7 +57,9 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   apiPort: 0,
   apiHost: '127.0.0.1',
   dataDir: undefined,
-  insecurePublic: false,
+  announce: [],
+  swarmKey: undefined,
+  authorizedSubmitters: undefined,
   slots: 4,
   replicas: 2,
   inlineLimit: 16384,
@@ -59,7 +71,10 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
   gossipHeartbeatMs: 1000,
-  dropEvents: 0
+  syncIntervalMs: 1000,
+  dropEvents: 0,
+  logFormat: 'text',
+  libp2pMetrics: false
 })
 
 export class ConfigError extends Error {
@@ -83,6 +98,8 @@ export interface FlagDef {
   description: string
   /** `dflow testnet up` passes this flag through to every peer (the rest it sets itself) */
   passThrough: boolean
+  /** for kind 'string': the accepted values */
+  choices?: readonly string[]
 }
 
 /** The `dflow peer` flags, one per setting. Other commands reuse them (see addPeerOptions). */
@@ -92,7 +109,9 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'apiPort', flag: 'api-port', kind: 'port', passThrough: false, description: 'HTTP API port, 0 = any' },
   { key: 'apiHost', flag: 'api-host', kind: 'string', passThrough: false, description: 'HTTP API host' },
   { key: 'dataDir', flag: 'data-dir', kind: 'path', passThrough: false, description: 'data directory (private key, stored values)' },
-  { key: 'insecurePublic', flag: 'insecure-public', kind: 'bool', passThrough: false, description: 'allow non-loopback addresses: whoever can connect can run code on this peer' },
+  { key: 'announce', flag: 'announce', kind: 'multiaddrs', passThrough: false, description: 'address other peers dial, e.g. /ip4/203.0.113.5/tcp/4001 (repeatable)' },
+  { key: 'swarmKey', flag: 'swarm-key', kind: 'path', passThrough: true, description: 'private network key file (dflow key swarm FILE): only peers with the same key connect; required for non-loopback addresses' },
+  { key: 'authorizedSubmitters', flag: 'authorized-submitters', kind: 'path', passThrough: true, description: 'file of identity ids allowed to submit (one a line, # comments); peers of the network are always allowed' },
   { key: 'slots', flag: 'slots', kind: 'count', passThrough: true, description: 'function slots' },
   { key: 'replicas', flag: 'replicas', kind: 'natural', passThrough: true, description: 'copies kept of each stored value besides the producer\'s (0: none)' },
   { key: 'inlineLimit', flag: 'inline-limit', kind: 'bytes', passThrough: true, description: 'largest value sent inline in events (bytes, e.g. 16k)' },
@@ -104,7 +123,10 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'membership probe period (one peer probed per period)' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
-  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' }
+  { key: 'syncIntervalMs', flag: 'sync-interval', kind: 'duration', passThrough: true, description: 'anti-entropy period while requests are unfinished (0: off)' },
+  { key: 'dropEvents', flag: 'drop-events', kind: 'fraction', passThrough: true, description: 'fault injection: drop this fraction (0-1) of received readiness events, seeded' },
+  { key: 'logFormat', flag: 'log-format', kind: 'string', choices: ['text', 'json'], passThrough: true, description: 'log lines on stderr: text, or json (one object per line)' },
+  { key: 'libp2pMetrics', flag: 'libp2p-metrics', kind: 'bool', passThrough: true, description: 'also export libp2p\'s own metrics on GET /metrics (costs memory, see docs/metrics.md)' }
 ]
 
 const BY_KEY = new Map(PEER_FLAGS.map(f => [f.key as string, f]))
@@ -163,6 +185,7 @@ function parseValue (def: FlagDef, value: unknown, where: string): unknown {
     case 'string':
     case 'path':
       if (typeof value !== 'string' || value === '') bad('expected a non-empty string')
+      if (def.choices !== undefined && !def.choices.includes(value as string)) bad(`expected one of ${def.choices.join(', ')}`)
       return value
     case 'bool':
       if (typeof value !== 'boolean') bad('expected true or false')
@@ -224,7 +247,7 @@ export async function loadConfig (opts: LoadConfigOptions = {}): Promise<PeerCon
 export function resolveConfig (partial: Partial<PeerConfig> = {}): PeerConfig {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined))
   const checked = parseConfigObject(defined, 'config')
-  return { ...DEFAULT_CONFIG, listen: [...DEFAULT_CONFIG.listen], bootstrap: [], ...checked }
+  return { ...DEFAULT_CONFIG, listen: [...DEFAULT_CONFIG.listen], bootstrap: [], announce: [], ...checked }
 }
 
 /** Turns a partial config back into `dflow peer` arguments (used by the testnet launcher). */
@@ -234,7 +257,7 @@ export function configToArgs (partial: Partial<PeerConfig>): string[] {
     const def = BY_KEY.get(key)
     if (def == null) throw new ConfigError(key, `unknown setting "${key}"`)
     if (value === undefined) continue
-    if (def.kind === 'bool') { if (value === true) args.push(`--${def.flag}`); continue }
+    if (def.kind === 'bool') { if ((value as unknown) === true) args.push(`--${def.flag}`); continue }
     for (const v of Array.isArray(value) ? value : [value]) args.push(`--${def.flag}`, String(v))
   }
   return args

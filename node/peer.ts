@@ -1,5 +1,4 @@
 import './util/polyfill.ts'
-import { peerLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { EVENTS_TOPIC } from '../protocols/events/constants.ts'
@@ -8,7 +7,9 @@ import { peersRoutes } from './api/peers.ts'
 import { ApiServer } from './api/server.ts'
 import { ConfigError, resolveConfig, type PeerConfig } from './config.ts'
 import { startDiscovery } from './discovery.ts'
-import { loadOrCreateKey } from './keys.ts'
+import { loadOrCreateKey, loadSwarmKey } from './keys.ts'
+import { loadAuthorizedSubmitters } from './auth/submitters.ts'
+import { dflowLogger } from './util/log.ts'
 import { createDflowLibp2p, type CreateLibp2pOptions, type DflowLibp2p } from './network/libp2p.ts'
 import type { Route } from './api/types.ts'
 import type { ComponentLogger, Logger, PeerId } from '@libp2p/interface'
@@ -37,6 +38,10 @@ export interface Peer {
   readonly logger: ComponentLogger
   /** epoch ms of the last successful start(), 0 before */
   readonly startedAt: number
+  /** ids from --authorized-submitters (peers of the network are authorized besides them) */
+  readonly authorizedSubmitters: ReadonlySet<string>
+  /** true when a swarm key keeps the network private */
+  readonly privateNetwork: boolean
   start(): Promise<void>
   stop(): Promise<void>
 }
@@ -50,7 +55,7 @@ export class ListenError extends Error {
   }
 }
 
-/** A non-loopback address was asked for without insecurePublic. */
+/** A non-loopback address was asked for without a swarm key. */
 export class InsecureAddressError extends Error {
   static readonly NAME = 'InsecureAddressError'
   constructor (message: string) {
@@ -72,25 +77,32 @@ function isLoopbackHost (host: string): boolean {
   return host.startsWith('127.') || host === '::1' || host === 'localhost'
 }
 
-function checkAddresses (config: PeerConfig, log: Logger): void {
+/** The non-loopback addresses of a config (listen, announce, API host). */
+export function publicAddresses (config: PeerConfig): string[] {
   const publicAddrs: string[] = []
-  for (const ma of config.listen) {
-    let loopback: boolean
-    try {
-      loopback = isLoopbackMultiaddr(ma)
-    } catch (err) {
-      throw new ConfigError('listen', `invalid listen multiaddr ${JSON.stringify(ma)}: ${(err as Error).message}`)
+  for (const [key, list] of [['listen', config.listen], ['announce', config.announce]] as const) {
+    for (const ma of list) {
+      let loopback: boolean
+      try {
+        loopback = isLoopbackMultiaddr(ma)
+      } catch (err) {
+        throw new ConfigError(key, `invalid ${key} multiaddr ${JSON.stringify(ma)}: ${(err as Error).message}`)
+      }
+      if (!loopback) publicAddrs.push(ma)
     }
-    if (!loopback) publicAddrs.push(ma)
   }
   if (!isLoopbackHost(config.apiHost)) publicAddrs.push(`api host ${config.apiHost}`)
+  return publicAddrs
+}
+
+/** Off loopback, only a private network keeps strangers from connecting (and so from running code). */
+function checkAddresses (config: PeerConfig, log: Logger): void {
+  const publicAddrs = publicAddresses(config)
   if (publicAddrs.length === 0) return
-  if (!config.insecurePublic) {
-    throw new InsecureAddressError(`refusing non-loopback address ${publicAddrs.join(', ')}: the network cannot keep strangers out yet; pass --insecure-public to accept that anyone who can connect can run code on this peer`)
+  if (config.swarmKey === undefined) {
+    throw new InsecureAddressError(`refusing non-loopback address ${publicAddrs.join(', ')} without a swarm key: whoever could connect could run code on this peer. Make a key once with \`dflow key swarm swarm.key\`, copy it to every machine, and pass --swarm-key swarm.key`)
   }
-  const warning = `WARNING: listening on non-loopback ${publicAddrs.join(', ')} (--insecure-public): whoever can connect to this peer can run code on it`
-  log.error(warning)
-  process.emitWarning(warning, { code: 'DFLOW_INSECURE_PUBLIC' })
+  log('non-loopback addresses %s, private network by swarm key %s', publicAddrs.join(', '), config.swarmKey)
 }
 
 /** libp2p's listen error is a multi-line stack dump; keep the address and the reason. */
@@ -108,19 +120,23 @@ class DflowPeer implements Peer {
   readonly peerId: PeerId
   readonly api: ApiServer
   readonly logger: ComponentLogger
+  readonly authorizedSubmitters: ReadonlySet<string>
+  readonly privateNetwork: boolean
   startedAt = 0
   private readonly services: PeerService[] = []
   private readonly log: Logger
   private running = false
   private started: Array<() => Promise<void>> = []
 
-  constructor (config: PeerConfig, libp2p: DflowLibp2p, logger: ComponentLogger) {
+  constructor (config: PeerConfig, libp2p: DflowLibp2p, logger: ComponentLogger, authorized: ReadonlySet<string>) {
     this.config = config
     this.libp2p = libp2p
     this.peerId = libp2p.peerId
     this.logger = logger
+    this.authorizedSubmitters = authorized
+    this.privateNetwork = config.swarmKey !== undefined
     this.log = logger.forComponent('dflow:peer')
-    this.api = new ApiServer({ host: config.apiHost, port: config.apiPort, logger })
+    this.api = new ApiServer({ host: config.apiHost, port: config.apiPort, logger, dataDir: config.dataDir })
   }
 
   addServices (factories: PeerServiceFactory[]): void {
@@ -182,17 +198,22 @@ class DflowPeer implements Peer {
 export async function createPeer (config: PeerConfig, opts: CreatePeerOptions = {}): Promise<Peer> {
   const full = resolveConfig(config)
   const privateKey = await loadOrCreateKey(full.dataDir)
-  const logger = peerLogger(peerIdFromPrivateKey(privateKey))
+  const logger = dflowLogger({ peer: peerIdFromPrivateKey(privateKey).toString(), format: full.logFormat })
   checkAddresses(full, logger.forComponent('dflow:peer'))
+  const swarmKey = full.swarmKey === undefined ? undefined : await loadSwarmKey(full.swarmKey)
+  const authorized = full.authorizedSubmitters === undefined ? new Set<string>() : await loadAuthorizedSubmitters(full.authorizedSubmitters)
   const libp2p = await createDflowLibp2p({
     privateKey,
+    swarmKey,
+    announce: full.announce,
+    scoring: publicAddresses(full).length > 0,
     listen: full.listen,
     bootstrap: full.bootstrap,
     logger,
     gossipHeartbeatMs: full.gossipHeartbeatMs,
     metrics: opts.metrics
   })
-  const peer = new DflowPeer(full, libp2p, logger)
+  const peer = new DflowPeer(full, libp2p, logger, authorized)
   peer.addServices(opts.services ?? [])
   return peer
 }

@@ -1,3 +1,4 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -15,6 +16,9 @@ import type { Peer, PeerService } from './peer.ts'
 import type { TrafficMetrics } from './metrics/traffic.ts'
 import type { Route } from './api/types.ts'
 import { secureRequest } from './dscheduler/secure.ts'
+import { authorizeRequest, type AuthorizePolicy } from './dscheduler/authorize.ts'
+import { LoggedBus } from './dscheduler/logged-bus.ts'
+import { RequestSync } from './dscheduler/request-sync.ts'
 
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
@@ -25,15 +29,39 @@ export interface DflowServices extends PeerService {
   loader: BundleLoader
   scheduler: DScheduler
   submit: SubmitProtocol
+  /** per-request event logs, /dflow/sync/1.0.0 and anti-entropy */
+  sync: RequestSync
 }
 
 export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | undefined): DflowServices {
   const { config, libp2p, logger } = peer
   const self = peer.peerId.toString()
   const log = logger.forComponent('dflow:services')
-  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self })
-  const membership = new ProbeMembership(self, libp2p, { probeIntervalMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs }, logger.forComponent('dflow:membership'))
+  let membership: ProbeMembership | undefined
+  // peers of the (private) network are authorized by default: this one, live ones, connected ones
+  const policy: AuthorizePolicy = {
+    authorized: peer.authorizedSubmitters,
+    isNetworkPeer: id => {
+      if (id === self || membership?.isLive(id) === true) return true
+      try { return libp2p.getConnections(peerIdFromString(id)).length > 0 } catch { return false }
+    }
+  }
+  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self, policy })
+  membership = new ProbeMembership(self, libp2p, { probeIntervalMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs }, logger.forComponent('dflow:membership'))
+  const members = membership
   let scheduler: DScheduler | undefined
+  let loggedBus: LoggedBus | undefined
+  // anti-entropy: what a sync exchange brings goes to the scheduler through the logged bus (once per event)
+  const sync = new RequestSync({
+    self,
+    libp2p,
+    livePeers: () => membership.live(),
+    membership,
+    logger,
+    // an event relayed by sync skips gossip's validator: the same authorization before the scheduler sees it
+    ingest: (entry, event) => bus.authorize(event) === TopicValidatorResult.Accept && (loggedBus?.ingest(event, entry) ?? false)
+  }, { intervalMs: config.syncIntervalMs, retentionMs: config.retentionMs })
+  const schedulerBus = loggedBus = new LoggedBus(bus, sync.logs)
   const store = new DStoreService({
     libp2p,
     logger,
@@ -45,34 +73,40 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       retentionMs: config.retentionMs,
       dataDir: config.dataDir
     },
-    livePeers: () => membership.live().filter(p => p !== self).map(p => peerIdFromString(p)),
+    livePeers: () => members.live().filter(p => p !== self).map(p => peerIdFromString(p)),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
-  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs })
+  const pool = new WorkerPool({ slots: config.slots, idleMs: config.idleInstanceMs, logger })
   const loader = new BundleLoader(store)
   let submit: SubmitProtocol | undefined
   scheduler = new DScheduler({
     self,
-    bus,
+    bus: schedulerBus,
     store,
     pool,
     loader,
-    membership,
     logger,
-    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership, submit, log }) }
+    membership: members,
+    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
-  membership.addEventListener('membership:peer-dead', ev => {
+  members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()
     store.rereplicate().then(n => { sched.metrics.rereplications += n }, err => { log.error('re-replication failed: %s', (err as Error).message) })
   })
-  membership.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
+  members.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
   submit = new SubmitProtocol(libp2p, {
     submit: async opts => sched.submit(opts),
     view: async id => sched.view(id),
     logs: id => sched.logsOf(id).map(l => ({ step: l.step, index: l.index, peer: l.peer, line: l.line, ts: l.ts })),
-    announce: started => { sched.ingest(started) }
+    announce: started => {
+      // a hand-over skips gossip's validator: the same check, before any of the request's code is fetched;
+      // then through the logged bus, so it is logged like any event (and applied once)
+      authorizeRequest(started, policy)
+      bus.remember(started)
+      schedulerBus.ingest(started)
+    }
   }, logger.forComponent('dflow:submit'))
   const submitProtocol = submit
 
@@ -83,21 +117,24 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     store,
     pool,
     bus,
-    membership,
+    membership: members,
     loader,
     scheduler,
     submit: submitProtocol,
+    sync,
     async start () {
       loopDelay.enable()
       await store.start()
       await bus.start()
       await sched.start()
-      await membership.start()
+      await members.start()
       await submitProtocol.start()
+      await sync.start()
     },
     async stop () {
+      await sync.stop()
       await submitProtocol.stop()
-      await membership.stop()
+      await members.stop()
       await sched.stop()
       await bus.stop()
       await pool.stop()
@@ -106,8 +143,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     },
     routes (): Route[] {
       return [
-        ...workflowRoutes(loader),
-        ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership }),
+        ...workflowRoutes(loader, { known: cid => sched.list().some(r => r.workflow === cid) }),
+        ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership: members, bus, policy, chunkSize: config.chunkSize }),
         ...storeRoutes(store, traffic?.()),
         { method: 'GET', path: '/v1/membership', handler: async () => membership.view() },
         {
@@ -117,7 +154,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
             ...sched.metrics,
             trackedRequests: sched.trackedRequests(),
             load: sched.load.snapshot(),
-            events: bus.counters(),
+            events: schedulerBus.counters(),
+            validation: bus.validation,
+            sync: sync.metrics(),
             pool: pool.stats(),
             eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
           })

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { DflowClient } from '../node/client.ts'
+import type { DflowClient } from '../node/client.ts'
+import { authHeaderFor } from './clients.ts'
 import { EmbeddedPeer } from '../node/engine/embedded.ts'
 import { createDflowLibp2p } from '../node/network/libp2p.ts'
 import { loadWorkflow } from '../node/workflow/index.ts'
@@ -36,7 +37,7 @@ async function withTestnet<T> (peers: number, fn: (clients: DflowClient[]) => Pr
   const dir = await mkdtemp(join(tmpdir(), 'dflow-micro-'))
   const testnet = await startTestnet({ peers, dir })
   try {
-    return await fn(testnet.manifest.peers.map(p => new DflowClient(p.api)))
+    return await fn(await testnet.clients())
   } finally {
     await testnet.stop()
     await rm(dir, { recursive: true, force: true })
@@ -142,7 +143,7 @@ async function eventsPerRequest (peers: number): Promise<void> {
     await Promise.all(clients.map(async c => c.addWorkflow(file.bytes)))
     const counters = async (): Promise<{ published: number, received: number }> => {
       const all = await Promise.all(clients.map(async c => {
-        const res = await fetch(`${c.api}/v1/metrics/scheduler`, { signal: AbortSignal.timeout(5000) })
+        const res = await fetch(`${c.api}/v1/metrics/scheduler`, { headers: authHeaderFor(c.api), signal: AbortSignal.timeout(5000) })
         return (await res.json() as { events: { published: number, received: number } }).events
       }))
       return { published: all.reduce((a, e) => a + e.published, 0), received: all.reduce((a, e) => a + e.received, 0) }

@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { ConfigError, configToArgs, loadConfig, parseDuration, parseFlagValues, PEER_FLAGS } from '../node/config.ts'
 import { addPeerOptions, formatTable, parseIndex, UsageError } from '../node/cli/common.ts'
 import { DEFAULT_DIR, openTestnet, startTestnet, type TestnetProgress } from './index.ts'
+import { formatEntry, streamLogs } from './logs.ts'
 import { resolve } from 'node:path'
 import type { Manifest } from './manifest.ts'
 
@@ -45,6 +46,11 @@ export function printManifestTable (manifest: Manifest, out: NodeJS.WritableStre
   out.write(formatTable(['index', 'peerId', 'api', 'pid'], manifest.peers.map(p => [String(p.index), p.peerId, p.api, String(p.pid)])) + '\n')
 }
 
+/** Every peer serves the dashboard at its API address. */
+export function printDashboards (manifest: Manifest, out: NodeJS.WritableStream = process.stdout): void {
+  for (const p of manifest.peers) out.write(`dashboard of peer ${p.index}: ${p.api}/\n`)
+}
+
 const dirOption = (cmd: Command): Command => cmd.option('--dir <dir>', 'testnet directory', DEFAULT_DIR)
 
 export function registerTestnetCommands (program: Command): void {
@@ -79,7 +85,28 @@ export function registerTestnetCommands (program: Command): void {
     const net = await startTestnet({ peers, dir: opts.dir, flags, timeoutMs, onProgress: progressReporter() })
     process.stderr.write(`testnet of ${peers} peers formed in ${((Date.now() - t0) / 1000).toFixed(1)} s; manifest ${net.dir}/manifest.json\n`)
     printManifestTable(net.manifest)
+    printDashboards(net.manifest)
   })
+
+  dirOption(testnet.command('logs')
+    .description('the peers\' own process logs merged in time order (what functions wrote: dflow logs REQUEST_ID)')
+    .option('--peer <i>', 'only peer I')
+    .option('--follow', 'keep printing new lines until interrupted'))
+    .action(async (opts: { dir: string, peer?: string, follow?: boolean }) => {
+      const net = await openTestnet(opts.dir)
+      const peer = opts.peer === undefined ? undefined : parseIndex(opts.peer, '--peer')
+      if (peer !== undefined && !net.manifest.peers.some(p => p.index === peer)) throw new UsageError(`--peer ${peer}: the testnet in ${net.dir} has peers 0-${net.manifest.peers.length - 1}`)
+      const controller = new AbortController()
+      const stop = (): void => { controller.abort() }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+      try {
+        await streamLogs(net.manifest, e => { process.stdout.write(formatEntry(e) + '\n') }, { peer, follow: opts.follow === true, signal: controller.signal })
+      } finally {
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
+      }
+    })
 
   dirOption(testnet.command('status')
     .description('show each peer alive or dead and its peer count')

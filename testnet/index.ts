@@ -9,12 +9,16 @@ import { peerBundle } from './bundle.ts'
 import { readManifest, requireManifest, writeManifest, type Manifest, type ManifestPeer } from './manifest.ts'
 import { freePorts, isAlive, signal, terminate, waitDead } from './process.ts'
 import { waitForMesh, type MeshProgress } from './readiness.ts'
+import { prepareTrust } from './trust.ts'
+import { authHeaderFor, registerCredentials, testnetClient, testnetClients } from './clients.ts'
+import type { DflowClient, ClientOptions } from '../node/client.ts'
 import type { PeersResponse } from '../node/api/peers.ts'
 
 export { readManifest, writeManifest, type Manifest, type ManifestPeer } from './manifest.ts'
 export { TestnetTimeoutError, type MeshProgress, type LaggingPeer } from './readiness.ts'
 export { PeerStartError } from './launcher.ts'
 export { isAlive } from './process.ts'
+export { credentialsFor, authHeaderFor, testnetClient, testnetClients } from './clients.ts'
 
 export const DEFAULT_DIR = '.testnet'
 
@@ -87,6 +91,16 @@ export class Testnet {
     return this.current
   }
 
+  /** A client of peer i with its API token, signing with the testnet's client identity (DIR/client.key). */
+  async client (index: number, opts: ClientOptions = {}): Promise<DflowClient> {
+    return testnetClient(this.dir, this.peer(index), opts)
+  }
+
+  /** Clients of every peer, in manifest order. */
+  async clients (opts: ClientOptions = {}): Promise<DflowClient[]> {
+    return testnetClients(this.dir, this.current.peers, opts)
+  }
+
   private peer (index: number): ManifestPeer {
     const peer = this.current.peers.find(p => p.index === index)
     if (peer == null) {
@@ -124,6 +138,7 @@ export class Testnet {
     this.current = { ...this.current, status: 'up', peers: this.current.peers.map(p => p.index === index ? updated : p) }
     await writeManifest(this.dir, this.current)
     await waitHealthy(peer.api, peer.peerId, spawned, peer.log, timeoutMs)
+    await registerCredentials(this.dir, [updated])
     await this.waitReady({ timeoutMs, onProgress: opts.onProgress })
     return updated
   }
@@ -139,7 +154,7 @@ export class Testnet {
       const s: PeerStatus = { index: p.index, peerId: p.peerId, pid: p.pid, api: p.api, alive: isAlive(p.pid) }
       if (!s.alive) return s
       try {
-        const res = await fetch(`${p.api}/v1/peers`, { signal: AbortSignal.timeout(3000) })
+        const res = await fetch(`${p.api}/v1/peers`, { headers: authHeaderFor(p.api), signal: AbortSignal.timeout(3000) })
         const body = await res.json() as PeersResponse
         s.connected = body.peers.filter(x => x.connected).length
         s.routingTable = body.peers.filter(x => x.inRoutingTable).length
@@ -161,7 +176,9 @@ export class Testnet {
 /** Opens the testnet recorded in DIR (running or not). */
 export async function openTestnet (dir: string = DEFAULT_DIR): Promise<Testnet> {
   const abs = resolve(dir)
-  return new Testnet(abs, await requireManifest(abs))
+  const manifest = await requireManifest(abs)
+  await registerCredentials(abs, manifest.peers)
+  return new Testnet(abs, manifest)
 }
 
 /**
@@ -172,13 +189,13 @@ export async function startTestnet (opts: StartTestnetOptions): Promise<Testnet>
   if (!Number.isInteger(opts.peers) || opts.peers < 1) throw new RangeError(`peers must be a positive integer, got ${opts.peers}`)
   const dir = resolve(opts.dir ?? DEFAULT_DIR)
   const timeoutMs = opts.timeoutMs ?? 90_000
-  const flags = toFlags(opts.flags)
   const previous = await readManifest(dir)
   const running = previous?.peers.filter(p => isAlive(p.pid)) ?? []
   if (running.length > 0) {
     throw new TestnetRunningError(`the testnet in ${dir} is still running (pids ${running.map(p => p.pid).join(', ')}); run: dflow testnet down --dir ${dir}`)
   }
   await mkdir(dir, { recursive: true })
+  const flags = await prepareTrust(dir, toFlags(opts.flags))
   // identities are made here, before spawning, so every bootstrap address (with /p2p/<id>) is known up front
   // and all peers can start at once
   const ports = await freePorts(opts.peers * 2)
@@ -233,6 +250,7 @@ export async function startTestnet (opts: StartTestnetOptions): Promise<Testnet>
     await writeManifest(dir, testnet.manifest)
     await Promise.all(peers.slice(1).map(untilHealthy))
     await writeManifest(dir, testnet.manifest)
+    await registerCredentials(dir, peers)
     await waitForMesh(peers, {
       timeoutMs: Math.max(1000, deadline - Date.now()),
       onProgress: p => opts.onProgress?.({ phase: 'mesh', ...p })

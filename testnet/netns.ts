@@ -15,6 +15,8 @@ import { loadOrCreateKey } from '../node/keys.ts'
 import { DFLOW_BIN, waitHealthy, type SpawnedPeer } from './launcher.ts'
 import { signal, terminate } from './process.ts'
 import { waitForMesh } from './readiness.ts'
+import { prepareTrust } from './trust.ts'
+import { registerCredentials } from './clients.ts'
 import type { TestnetProgress } from './index.ts'
 import type { ManifestPeer } from './manifest.ts'
 
@@ -67,6 +69,7 @@ export class NetnsNetwork {
   readonly pids: number[] = []
   private readonly namespaces: string[] = []
   private bridgeUp = false
+  private dir?: string
   private readonly exitHook = (): void => { this.destroySync() }
 
   constructor (readonly peers: number, private readonly opts: NetnsNetworkOptions = {}) {
@@ -141,6 +144,7 @@ export class NetnsNetwork {
 
   /** Manifest entries for the peers (identities made now, so every bootstrap address is known up front). */
   async manifest (dir: string): Promise<ManifestPeer[]> {
+    this.dir = dir
     const peers: ManifestPeer[] = []
     for (let i = 0; i < this.peers; i++) {
       const dataDir = join(dir, `peer-${i}`)
@@ -155,7 +159,7 @@ export class NetnsNetwork {
   spawn (p: ManifestPeer, bootstrap: string[], flags: string[]): SpawnedPeer {
     const args = ['netns', 'exec', this.ns(p.index), process.execPath, DFLOW_BIN, 'peer',
       '--listen', `/ip4/${this.addr(p.index)}/tcp/${NETNS_P2P_PORT}`, '--api-host', this.addr(p.index), '--api-port', String(NETNS_API_PORT),
-      '--insecure-public', '--data-dir', p.dataDir, ...bootstrap.flatMap(b => ['--bootstrap', b]), ...flags]
+      '--data-dir', p.dataDir, ...bootstrap.flatMap(b => ['--bootstrap', b]), ...flags]
     const fd = openSync(p.log, 'w')
     let exited: string | undefined
     try {
@@ -172,8 +176,15 @@ export class NetnsNetwork {
     }
   }
 
-  /** Starts every peer (peer 0 first, the others bootstrapping from it) and waits until the mesh has formed. */
-  async startPeers (peers: ManifestPeer[], flags: string[], opts: { timeoutMs?: number, onProgress?: (p: TestnetProgress) => void } = {}): Promise<void> {
+  /**
+   * Starts every peer (peer 0 first, the others bootstrapping from it) and waits until the mesh has formed.
+   * The peers listen on non-loopback addresses, so they form a private network: the directory's swarm key
+   * (made if missing) and its authorized client identity, as `dflow testnet up` does.
+   */
+  async startPeers (peers: ManifestPeer[], userFlags: string[], opts: { timeoutMs?: number, onProgress?: (p: TestnetProgress) => void } = {}): Promise<void> {
+    if (this.dir === undefined) throw new NetnsError('call manifest(dir) before startPeers()')
+    const dir = this.dir
+    const flags = await prepareTrust(dir, userFlags)
     const deadline = Date.now() + (opts.timeoutMs ?? 90_000)
     let ready = 0
     opts.onProgress?.({ phase: 'spawn', ready, total: peers.length })
@@ -184,6 +195,7 @@ export class NetnsNetwork {
     }
     await up(peers[0])
     await Promise.all(peers.slice(1).map(up))
+    await registerCredentials(dir, peers)
     await waitForMesh(peers, { timeoutMs: Math.max(1000, deadline - Date.now()), onProgress: p => opts.onProgress?.({ phase: 'mesh', ...p }) })
   }
 }

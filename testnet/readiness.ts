@@ -1,5 +1,6 @@
 import type { ManifestPeer } from './manifest.ts'
 import type { PeersResponse } from '../node/api/peers.ts'
+import { apiHeaders } from './clients.ts'
 import type { MembershipView } from '../node/dscheduler/membership.ts'
 
 /**
@@ -68,7 +69,7 @@ interface Observed {
 async function observe (peer: ManifestPeer): Promise<Observed> {
   try {
     const get = async <T>(path: string): Promise<T> => {
-      const res = await fetch(`${peer.api}${path}`, { signal: AbortSignal.timeout(3000) })
+      const res = await fetch(`${peer.api}${path}`, { headers: apiHeaders(peer), signal: AbortSignal.timeout(3000) })
       if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`)
       return await res.json() as T
     }

@@ -10,6 +10,10 @@ export interface HealthResponse {
   multiaddrs: string[]
   uptimeMs: number
   version: string
+  /** DStore's chunk size: a client computes its inputs' CIDs with it to sign a submission */
+  chunkSize: number
+  /** whether a swarm key keeps this peer's network private */
+  privateNetwork: boolean
 }
 
 export function healthRoutes (peer: Peer): Route[] {
@@ -20,7 +24,9 @@ export function healthRoutes (peer: Peer): Route[] {
       peerId: peer.peerId.toString(),
       multiaddrs: peer.libp2p.getMultiaddrs().map(String),
       uptimeMs: peer.startedAt > 0 ? Date.now() - peer.startedAt : 0,
-      version: VERSION
+      version: VERSION,
+      chunkSize: peer.config.chunkSize,
+      privateNetwork: peer.privateNetwork
     })
   }]
 }

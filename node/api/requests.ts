@@ -1,10 +1,17 @@
+import { CID } from 'multiformats/cid'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { HttpError, type Route } from './types.ts'
 import { fromJsonValue } from '../values/codec.ts'
+import { MAX_DEADLINE_MS } from '../../protocols/events/index.ts'
+import { authorizeCancel, NotAuthorizedError, type AuthorizePolicy } from '../dscheduler/authorize.ts'
+import { encodeBlocks } from '../dstore/blocks.ts'
+import { cancelPayload, SignatureError, signedFromJson, submitPayload, verifySigned, type SubmitClaim } from '../auth/signing.ts'
 import type { DScheduler } from '../dscheduler/scheduler.ts'
 import type { InputValue, Membership, RequestView } from '../dscheduler/types.ts'
+import type { EventBus } from '../dscheduler/bus.ts'
 import type { SubmitProtocol, LogLine } from '../../protocols/submit/index.ts'
-import type { RequestEvent } from '../../protocols/events/index.ts'
+import type { RequestEvent, RequestStarted, SignedBy } from '../../protocols/events/index.ts'
+import type { Value } from '../values/codec.ts'
 import type { ServerResponse } from 'node:http'
 
 export interface RequestRoutesComponents {
@@ -12,6 +19,47 @@ export interface RequestRoutesComponents {
   scheduler: DScheduler
   submit: SubmitProtocol
   membership: Membership
+  /** publishes signed cancels (scheduler.cancel publishes unsigned ones) */
+  bus: EventBus
+  /** who may submit and cancel */
+  policy: AuthorizePolicy
+  /** the store's chunk size: input CIDs are computed as DStore will store them, to check the signature */
+  chunkSize: number
+}
+
+/** A signature older or newer than this is refused (replays, badly set clocks). */
+const SIGNATURE_SKEW_MS = 10 * 60_000
+
+function checkFresh (auth: SignedBy): void {
+  if (Math.abs(Date.now() - auth.ts) > SIGNATURE_SKEW_MS) throw new HttpError(403, `not authorized: the signature is dated ${new Date(auth.ts).toISOString()}, more than 10 minutes from this peer's clock`)
+}
+
+function parseAuth (v: unknown): SignedBy {
+  if (v === undefined) throw new HttpError(403, 'not authorized: the request is not signed (dflow submit and dflow cancel sign with --identity FILE, or DIR/client.key of a testnet)')
+  try { return signedFromJson(v, 'auth') } catch (err) { throw new HttpError(400, (err as Error).message) }
+}
+
+/** Checks the client's signature over the submission and that its identity may submit here (403 otherwise). */
+async function authorizeSubmit (opts: ReturnType<typeof parseSubmitBody>, auth: SignedBy, c: RequestRoutesComponents): Promise<void> {
+  checkFresh(auth)
+  const inputs: Record<string, string> = {}
+  for (const [name, v] of Object.entries(opts.inputs)) {
+    const ref = v as { $cid?: unknown }
+    inputs[name] = v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && !Array.isArray(v) && typeof ref.$cid === 'string' && Object.keys(v).length === 1
+      ? ref.$cid
+      : (await encodeBlocks(v as Value, c.chunkSize)).cid.toString()
+  }
+  const claim: SubmitClaim = { request: opts.requestId ?? '', workflow: opts.workflow, inputs, mode: opts.mode ?? 'dataflow', store: opts.store ?? 'distributed', deadlineMs: opts.deadlineMs }
+  let signer: string
+  try {
+    signer = verifySigned(auth, ts => submitPayload(claim, ts))
+  } catch (err) {
+    if (err instanceof SignatureError) throw new HttpError(403, `not authorized: ${err.message} (the request id, workflow, inputs, mode, store and deadline are signed; a client-chosen requestId is required)`)
+    throw err
+  }
+  if (!c.policy.authorized.has(signer) && !c.policy.isNetworkPeer(signer)) {
+    throw new HttpError(403, `not authorized: identity ${signer} is not an authorized submitter of this peer (add it to the file of --authorized-submitters)`)
+  }
 }
 
 const PULL_TIMEOUT_MS = 5_000
@@ -19,10 +67,11 @@ const PULL_TIMEOUT_MS = 5_000
 function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object')
   const b = body as Record<string, unknown>
-  const known = ['workflow', 'inputs', 'requestId', 'mode', 'store', 'deadlineMs']
+  const known = ['workflow', 'inputs', 'requestId', 'mode', 'store', 'deadlineMs', 'auth']
   const extra = Object.keys(b).filter(k => !known.includes(k))
   if (extra.length > 0) throw new HttpError(400, `unknown field${extra.length > 1 ? 's' : ''} ${extra.join(', ')} (known: ${known.join(', ')})`)
   if (typeof b.workflow !== 'string') throw new HttpError(400, 'workflow must be the workflow CID (a string), from POST /v1/workflows')
+  try { CID.parse(b.workflow) } catch { throw new HttpError(400, `workflow ${JSON.stringify(b.workflow)} is not a CID`) }
   const rawInputs = b.inputs ?? {}
   if (rawInputs === null || typeof rawInputs !== 'object' || Array.isArray(rawInputs)) throw new HttpError(400, 'inputs must be an object of NAME: value')
   const inputs: Record<string, InputValue> = {}
@@ -37,14 +86,14 @@ function parseSubmitBody (body: unknown): Parameters<DScheduler['submit']>[0] {
   if (b.requestId !== undefined && typeof b.requestId !== 'string') throw new HttpError(400, 'requestId must be a string')
   if (b.mode !== undefined && b.mode !== 'dataflow' && b.mode !== 'control') throw new HttpError(400, `mode must be "dataflow" or "control", got ${JSON.stringify(b.mode)}`)
   if (b.store !== undefined && b.store !== 'distributed' && b.store !== 'central') throw new HttpError(400, `store must be "distributed" or "central", got ${JSON.stringify(b.store)}`)
-  if (b.deadlineMs !== undefined && !(Number.isSafeInteger(b.deadlineMs) && (b.deadlineMs as number) > 0)) throw new HttpError(400, 'deadlineMs must be a positive integer')
+  if (b.deadlineMs !== undefined && !(Number.isSafeInteger(b.deadlineMs) && (b.deadlineMs as number) > 0 && (b.deadlineMs as number) <= MAX_DEADLINE_MS)) throw new HttpError(400, `deadlineMs must be a positive integer up to ${MAX_DEADLINE_MS} (30 days)`)
   return { workflow: b.workflow, inputs, requestId: b.requestId, mode: b.mode, store: b.store, deadlineMs: b.deadlineMs as number | undefined }
 }
 
 /** Events as JSON for server-sent events: inline bytes are replaced by their size. */
 function eventJson (ev: RequestEvent): string {
   return JSON.stringify(ev, (key, value) => {
-    if (key === 'inline' && value instanceof Uint8Array) return undefined
+    if (key === 'inline' && value instanceof Uint8Array) return value.byteLength
     return value
   })
 }
@@ -79,13 +128,17 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
       method: 'POST',
       path: '/v1/requests',
       handler: async req => {
-        const opts = parseSubmitBody(await req.json())
+        const body = await req.json()
+        const opts = parseSubmitBody(body)
+        const auth = parseAuth((body as { auth?: unknown }).auth)
+        if (opts.requestId === undefined) throw new HttpError(400, 'a signed submission names its requestId (it is part of what is signed)')
+        await authorizeSubmit(opts, auth, c)
         try {
-          return { requestId: await c.scheduler.submit(opts) }
+          return { requestId: await c.scheduler.submit({ ...opts, auth }) }
         } catch (err) {
           const name = (err as Error).name
           if (name === 'SubmitError' || name === 'WorkflowValidationError' || name === 'BundleError') throw new HttpError(400, (err as Error).message)
-          if (name === 'NotFoundError' || /not found/i.test((err as Error).message)) throw new HttpError(404, `workflow ${opts.workflow}: ${(err as Error).message}`)
+          if (name === 'NotFoundError' || name === 'ValueNotFoundError' || /not found/i.test((err as Error).message)) throw new HttpError(404, `workflow ${opts.workflow}: ${(err as Error).message}`)
           throw err
         }
       }
@@ -98,8 +151,22 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
       handler: async req => {
         const id = req.params.id
         if (!c.scheduler.has(id)) throw new HttpError(404, `no request ${id} known to this peer`)
-        const cancelled = await c.scheduler.cancel(id, 'cancelled by a client')
-        return { requestId: id, cancelled }
+        const body = await req.json().catch(() => undefined) as { auth?: unknown } | undefined
+        const auth = parseAuth(body?.auth)
+        checkFresh(auth)
+        const events = c.scheduler.eventsOf(id)
+        const started = events.find((e): e is RequestStarted => e.type === 'request-started')
+        if (started === undefined) throw new HttpError(404, `request ${id} has not started on this peer`)
+        const cancel = { type: 'request-cancelled' as const, from: c.self, ts: Date.now(), request: id, reason: 'cancelled by a client', auth }
+        try {
+          authorizeCancel(cancel, started, c.policy)
+        } catch (err) {
+          if (err instanceof NotAuthorizedError) throw new HttpError(403, err.message)
+          throw err
+        }
+        if (events.some(e => e.type === 'request-done' || e.type === 'request-cancelled')) return { requestId: id, cancelled: false }
+        await c.bus.publish(cancel)
+        return { requestId: id, cancelled: true }
       }
     },
     {

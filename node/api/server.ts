@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import * as dagCbor from '@ipld/dag-cbor'
+import { ApiGuard, loadOrCreateApiToken } from './guard.ts'
 import { HttpError, type ApiRequest, type Route } from './types.ts'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
@@ -18,6 +20,10 @@ export interface ApiServerOptions {
   /** @default 8 MiB */
   bodyLimitBytes?: number
   logger: ComponentLogger
+  /** the bearer token writes need; read from (or made in) DATA/api.token at start when not given */
+  token?: string
+  /** where api.token lives; without it (and without `token`) the token is fresh and kept in memory */
+  dataDir?: string
 }
 
 interface CompiledRoute {
@@ -34,12 +40,23 @@ export class ApiServer {
   private readonly routes: CompiledRoute[] = []
   private server?: Server
   private boundPort = 0
+  private guard?: ApiGuard
+  private apiToken?: string
+  private readonly dataDir?: string
 
   constructor (opts: ApiServerOptions) {
     this.host = opts.host ?? '127.0.0.1'
     this.port = opts.port
     this.bodyLimit = opts.bodyLimitBytes ?? 8 * 1024 * 1024
     this.log = opts.logger.forComponent('dflow:api')
+    this.apiToken = opts.token
+    this.dataDir = opts.dataDir
+  }
+
+  /** The bearer token of this API (known once started). */
+  get token (): string {
+    if (this.apiToken === undefined) throw new Error('ApiServer not started')
+    return this.apiToken
   }
 
   addRoutes (routes: Route[]): void {
@@ -56,6 +73,8 @@ export class ApiServer {
 
   async start (): Promise<void> {
     if (this.server != null) return
+    this.apiToken ??= await loadOrCreateApiToken(this.dataDir)
+    this.guard = new ApiGuard(this.apiToken, this.host)
     const server = createServer((req, res) => { void this.handle(req, res) })
     server.keepAliveTimeout = 5000
     await new Promise<void>((resolve, reject) => {
@@ -110,6 +129,12 @@ export class ApiServer {
       sendError(res, 400, 'bad request URL')
       return
     }
+    const denied = this.guard?.check(raw, method, url.pathname, this.boundPort)
+    if (denied !== undefined) {
+      sendError(res, denied.status, denied.message)
+      raw.resume()
+      return
+    }
     const { route, params, pathKnown } = this.match(method, url.pathname)
     if (route == null) {
       if (pathKnown) sendError(res, 405, `method ${method} not allowed on ${url.pathname}`)
@@ -129,6 +154,14 @@ export class ApiServer {
       body,
       json: async () => {
         const bytes = await body()
+        // the guard admitted only these two types for writes
+        if (/^application\/cbor\b/i.test(raw.headers['content-type'] ?? '')) {
+          try {
+            return dagCbor.decode(bytes)
+          } catch (err) {
+            throw new HttpError(400, `request body is not dag-cbor: ${(err as Error).message}`)
+          }
+        }
         try {
           return JSON.parse(new TextDecoder().decode(bytes))
         } catch (err) {

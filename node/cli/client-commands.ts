@@ -1,38 +1,72 @@
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Option, type Command } from 'commander'
 import { ApiError, DflowClient } from '../client.ts'
 import { toJsonValue, type Value } from '../values/codec.ts'
 import { loadWorkflow, WorkflowValidationError } from '../workflow/index.ts'
 import { requireManifest } from '../../testnet/manifest.ts'
+import { readApiToken } from '../../testnet/clients.ts'
+import { CLIENT_KEY_FILE, KeyFileError, loadIdentity } from '../keys.ts'
+import type { PrivateKey } from '@libp2p/interface'
 import { parseDuration } from '../config.ts'
 import { CliError, UsageError, parseIndex } from './common.ts'
 import { inputOptionParser, parseInputs } from './inputs.ts'
 import { renderView, runJson } from './render.ts'
 import type { RequestView } from '../dscheduler/types.ts'
 
-interface PeerOpts { peer?: string, api?: string, dir: string }
+interface PeerOpts { peer?: string, api?: string, dir: string, token?: string, identity?: string }
 
-/** `--peer I` (index in DIR's manifest), `--api URL`, `--dir DIR`; shared by every command that talks to a peer. */
+/**
+ * `--peer I` (index in DIR's manifest), `--api URL`, `--dir DIR`, `--token FILE`, `--identity FILE`; shared by
+ * every command that talks to a peer.
+ */
 function addPeerTarget (cmd: Command): Command {
   return cmd
     .option('--peer <index>', "the testnet peer to talk to (index in DIR's manifest)")
     .option('--api <url>', 'a peer API URL (instead of --peer)')
     .option('--dir <dir>', 'the testnet directory', '.testnet')
+    .option('--token <file>', "the peer's API token file (its DATA/api.token); with --dir it is read from the peer's data dir")
+    .option('--identity <file>', 'the identity that signs submissions and cancels (dflow key new FILE); default DIR/client.key')
+}
+
+async function readToken (file: string): Promise<string> {
+  try {
+    const token = (await readFile(file, 'utf8')).trim()
+    if (token === '') throw new Error('it is empty')
+    return token
+  } catch (err) {
+    throw new CliError(`--token ${file}: cannot read the API token: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2)
+  }
+}
+
+/** --identity FILE, else DIR/client.key when the testnet made one; none otherwise (the peer will refuse writes that need it). */
+async function identityFor (opts: PeerOpts): Promise<PrivateKey | undefined> {
+  try {
+    if (opts.identity !== undefined) return await loadIdentity(opts.identity)
+    if (opts.api !== undefined) return undefined
+    return await loadIdentity(join(opts.dir, CLIENT_KEY_FILE)).catch(err => { if (err instanceof KeyFileError && /does not exist/.test(err.message)) return undefined; throw err })
+  } catch (err) {
+    if (err instanceof KeyFileError) throw new CliError(`--identity: ${err.message}`, 2)
+    throw err
+  }
 }
 
 export async function clientFor (opts: PeerOpts): Promise<{ client: DflowClient, peers: Map<string, string> }> {
   if (opts.api !== undefined && opts.peer !== undefined) throw new UsageError('give --peer or --api, not both')
   const peers = new Map<string, string>()
+  const identity = await identityFor(opts)
   if (opts.api !== undefined) {
     try { void new URL(opts.api) } catch { throw new UsageError(`--api ${JSON.stringify(opts.api)} is not a URL`) }
-    return { client: new DflowClient(opts.api), peers }
+    const token = opts.token === undefined ? undefined : await readToken(opts.token)
+    return { client: new DflowClient(opts.api, { token, identity }), peers }
   }
   const manifest = await requireManifest(opts.dir)
   for (const p of manifest.peers) peers.set(p.peerId, `peer ${p.index}`)
   const index = opts.peer === undefined ? 0 : parseIndex(opts.peer, '--peer')
   const entry = manifest.peers.find(p => p.index === index)
   if (entry === undefined) throw new UsageError(`--peer ${index}: the testnet in ${opts.dir} has peers 0-${manifest.peers.length - 1}`)
-  return { client: new DflowClient(entry.api), peers }
+  const token = opts.token === undefined ? readApiToken(entry.dataDir) : await readToken(opts.token)
+  return { client: new DflowClient(entry.api, { token, identity }), peers }
 }
 
 function parseDeadline (text: string): number {

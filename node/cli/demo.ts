@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { startTestnet } from '../../testnet/index.ts'
 import { printManifestTable, progressReporter } from '../../testnet/cli.ts'
-import { DflowClient } from '../client.ts'
 import { loadWorkflow } from '../workflow/index.ts'
 import { renderView } from './render.ts'
 
@@ -32,7 +31,7 @@ export function registerDemoCommand (program: Command): void {
         process.stdout.write(`testnet of ${peers.length} peers formed in ${Date.now() - t0} ms (dir ${dir})\n`)
         printManifestTable(testnet.manifest)
         const names = new Map(peers.map(p => [p.peerId, `peer ${p.index}`]))
-        const client = new DflowClient(peers[1 % peers.length].api)
+        const client = await testnet.client(1 % peers.length)
         const file = await loadWorkflow(join(root, 'functions/wordcount/workflow.yaml'))
         const workflow = await client.addWorkflow(file.bytes)
         const text = await sampleText()
@@ -44,7 +43,7 @@ export function registerDemoCommand (program: Command): void {
         process.stdout.write(`\ntiming ${rounds} request(s) per mode, alternating:\n`)
         for (let i = 0; i < rounds; i++) {
           for (const mode of ['dataflow', 'control']) {
-            const at = new DflowClient(peers[(i + 1) % peers.length].api)
+            const at = await testnet.client((i + 1) % peers.length)
             const started = Date.now()
             const v = await at.wait(await at.submit({ workflow, inputs: { text: `${text}\n${i}` }, mode }))
             if (v.status !== 'ok') throw new Error(`${mode} request failed: ${v.error}`)

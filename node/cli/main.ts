@@ -8,11 +8,12 @@ import { registerPeerCommand } from './peer.ts'
 import { registerRunCommand } from './run.ts'
 import { registerBenchCommand } from './bench.ts'
 import { registerClientCommands } from './client-commands.ts'
+import { registerKeyCommands } from './key.ts'
 
 /** A module that adds commands to the `dflow` program. */
 export type CommandRegistrar = (program: Command) => void
 
-const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand]
+const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand, registerKeyCommands]
 
 /** Lets other modules add commands (call before main()); the built-in ones are registered by default. */
 export function registerCommands (registrar: CommandRegistrar): void {

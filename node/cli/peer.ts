@@ -1,7 +1,6 @@
 import { Command } from 'commander'
 import { ConfigError, loadConfig, PEER_FLAGS } from '../config.ts'
 import type { Peer } from '../peer.ts'
-import { createDflowPeer } from '../dflow-peer.ts'
 import { addPeerOptions, UsageError } from './common.ts'
 
 /** The machine-readable line `dflow peer` prints on stdout once ready (the testnet launcher waits for it). */
@@ -30,6 +29,8 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
       if (err instanceof ConfigError) throw new UsageError(err.message)
       throw err
     }
+    // loaded here, not at the top: every other dflow command would pay for importing the whole peer
+    const { createDflowPeer } = await import('../dflow-peer.ts')
     const { peer } = await createDflowPeer(config)
     await peer.start()
     announce(peer)

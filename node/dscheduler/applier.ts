@@ -8,6 +8,9 @@ import type { DScheduler } from './scheduler.ts'
  * Applying one event to its request: record the fact (runner events only from the winning claim), then mark
  * dirty exactly the instances it can change, for the next pass. Nothing here walks the whole request.
  */
+/** Runner events of losing claims kept per instance, in case their claim turns out to win after all. */
+const MAX_HELD_EVENTS = 64
+
 export class EventApplier {
   constructor (private readonly sched: DScheduler) {}
 
@@ -35,12 +38,20 @@ export class EventApplier {
         // a runner's event implies its claim (the claim event itself may have been lost on the way)
         recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
         this.sched.dispatcher.refreshWinner(t, s, rec)
-        if (!fromWinner(rec, ev.from, ev)) { this.sched.metrics.fencedDrops++; return }
+        if (!fromWinner(rec, ev.from, ev)) {
+          // not from the claim that wins now; but the winner may still change (its claim heard late): keep it
+          this.sched.metrics.fencedDrops++
+          const held = (rec.held ??= [])
+          held.push(ev)
+          if (held.length > MAX_HELD_EVENTS) held.shift()
+          return
+        }
         this.applyResult(t, s, rec, ev)
         return
       }
       case 'request-cancelled':
-        if (ev.from !== s.started.submitter && ev.from !== s.started.from && ev.from !== this.sched.self) return
+        // a client-signed cancel was checked (signature, identity) by the gossip validator or the API before it got here
+        if (ev.auth === undefined && ev.from !== s.started.submitter && ev.from !== s.started.from && ev.from !== this.sched.self) return
         s.fatal ??= `cancelled: ${ev.reason}`
         t.outcomeDirty = true
         break
@@ -52,6 +63,14 @@ export class EventApplier {
       case 'value-lost': this.onValueLost(t, s, ev.cid); break
     }
     this.sched.pump(s.id)
+  }
+
+  /** The winner of an instance changed: the new winner's results that arrived before its claim count now. */
+  replayHeld (t: Tracked, s: RequestState, rec: InstanceRecord): void {
+    const held = rec.held
+    if (held === undefined || held.length === 0) return
+    rec.held = held.filter(ev => !fromWinner(rec, ev.from, ev))
+    for (const ev of held) if (fromWinner(rec, ev.from, ev)) this.applyResult(t, s, rec, ev)
   }
 
   /** An accepted output, element, done or failure of an instance's winning run. */

@@ -1,10 +1,18 @@
-import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent } from '../../protocols/events/index.ts'
+import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
+import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent, type RequestStarted } from '../../protocols/events/index.ts'
+import { authorizeCancel, authorizeRequest, NotAuthorizedError, type AuthorizePolicy } from './authorize.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
-import type { Logger } from '@libp2p/interface'
-import type { Message } from '@libp2p/gossipsub'
+import type { Logger, PeerId } from '@libp2p/interface'
+import { proofFromGossip, type EventProof } from '../../protocols/sync/index.ts'
 import { mulberry32, seedOf } from '../util/prng.ts'
 
-export type EventHandler = (event: DflowEvent) => void
+/**
+ * How an event arrived: its bytes as published (canonical: every peer encodes with encodeEvent) and, from
+ * gossip, the origin's signature, which the request event log keeps so the event can be relayed by sync.
+ */
+export interface EventOrigin { bytes: Uint8Array, proof?: EventProof }
+
+export type EventHandler = (event: DflowEvent, origin?: EventOrigin) => void
 
 /** How a scheduler hears and tells: gossip between peers, or a loop back to itself for `dflow run`. */
 export interface EventBus {
@@ -28,8 +36,8 @@ abstract class BaseBus implements EventBus {
     return { published: this.published, received: this.received, dropped: this.dropped }
   }
 
-  protected deliver (event: DflowEvent): void {
-    for (const h of this.handlers) h(event)
+  protected deliver (event: DflowEvent, origin?: EventOrigin): void {
+    for (const h of this.handlers) h(event, origin)
   }
 
   async start (): Promise<void> {}
@@ -45,43 +53,64 @@ export class LocalBus extends BaseBus {
   }
 }
 
-/** Gossipsub on EVENTS_TOPIC. Malformed or forged-looking messages are dropped and logged, never fatal. */
+/** Who started each request, so a cancel can be checked against it; bounded, oldest forgotten first. */
+const MAX_KNOWN_STARTS = 20_000
+
+/**
+ * Gossipsub on EVENTS_TOPIC. Every message is checked in gossipsub's topic validator, before it is delivered
+ * or forwarded: malformed events, a `from` that is not the gossip signer, inline values that do not hash to
+ * their CID, forged signatures and cancels from whoever may not cancel are rejected (not forwarded, and
+ * gossipsub scores their sender down); requests or cancels this peer's policy does not authorize are
+ * ignored (not forwarded, no penalty: the relaying peer may have another list).
+ */
 export class GossipBus extends BaseBus {
   private readonly libp2p: DflowLibp2p
   private readonly log: Logger
+  private readonly policy: AuthorizePolicy
+  private readonly starts = new Map<string, Pick<RequestStarted, 'auth' | 'from'>>()
+  /** the event each validated message decoded to, so the listener does not decode again */
+  private readonly validated = new WeakMap<Message, DflowEvent>()
+  /** validation outcomes since start, for /v1/metrics/scheduler */
+  readonly validation = { accepted: 0, rejected: 0, ignored: 0 }
+
+  private readonly validator = (_from: PeerId, msg: Message): TopicValidatorResult => {
+    let result: TopicValidatorResult
+    try {
+      result = this.check(msg)
+    } catch (err) {
+      // a bug here must not take the peer down or penalize an honest sender
+      this.log.error('event validation failed: %e', err)
+      result = TopicValidatorResult.Ignore
+    }
+    if (result === TopicValidatorResult.Accept) this.validation.accepted++
+    else if (result === TopicValidatorResult.Reject) { this.validation.rejected++; this.dropped++ } else { this.validation.ignored++; this.dropped++ }
+    return result
+  }
+
   private readonly listener = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail
-    const signer = msg.type === 'signed' ? msg.from : undefined
     if (msg.topic !== EVENTS_TOPIC) return
-    let event: DflowEvent
-    try {
-      event = decodeEvent(msg.data)
-    } catch (err) {
-      this.dropped++
-      this.log('dropped malformed event from %s: %s', signer?.toString(), (err as Error).message)
-      return
-    }
-    if (signer === undefined || signer.toString() !== event.from) {
-      this.dropped++
-      this.log('dropped event claiming to be from %s but signed by %s', event.from, signer?.toString())
-      return
-    }
+    // gossipsub delivers only what the validator accepted; decode again if it was another Message object
+    const event = this.validated.get(msg) ?? this.decodeChecked(msg)
+    if (event === undefined) return
     if (event.type !== 'heartbeat' && this.drop?.() === true) {
       this.droppedByFault++
       return
     }
     this.received++
-    this.deliver(event)
+    this.deliver(event, msg.type === 'signed' ? { bytes: msg.data, proof: proofFromGossip(msg) } : { bytes: msg.data })
   }
 
   /** fault injection: when set, says whether to drop the next readiness event received (liveness is exempt) */
   private readonly drop?: () => boolean
   private droppedByFault = 0
 
-  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string } = {}) {
+  /** policy: who may submit and cancel (default: nobody listed, every peer is of the network) */
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy } = {}) {
     super()
     this.libp2p = libp2p
     this.log = log
+    this.policy = opts.policy ?? { authorized: new Set(), isNetworkPeer: () => true }
     const rate = opts.dropEvents ?? 0
     if (rate > 0) {
       const next = mulberry32(seedOf(opts.seed ?? 'dflow'))
@@ -89,24 +118,82 @@ export class GossipBus extends BaseBus {
     }
   }
 
+  /** Remember a request-started that came another way (hand-over over the submit protocol, or our own). */
+  remember (started: RequestStarted): void {
+    if (this.starts.has(started.request)) return
+    this.starts.set(started.request, { auth: started.auth, from: started.from })
+    if (this.starts.size > MAX_KNOWN_STARTS) this.starts.delete(this.starts.keys().next().value as string)
+  }
+
+  private decodeChecked (msg: Message): DflowEvent | undefined {
+    const signer = msg.type === 'signed' ? msg.from : undefined
+    let event: DflowEvent
+    try {
+      event = decodeEvent(msg.data)
+    } catch (err) {
+      this.log('rejected malformed event from %s: %s', signer?.toString(), (err as Error).message)
+      return undefined
+    }
+    if (signer === undefined || signer.toString() !== event.from) {
+      this.log('rejected event claiming to be from %s but signed by %s', event.from, signer?.toString())
+      return undefined
+    }
+    return event
+  }
+
+  private check (msg: Message): TopicValidatorResult {
+    const event = this.decodeChecked(msg)
+    if (event === undefined) return TopicValidatorResult.Reject
+    const result = this.authorize(event)
+    if (result === TopicValidatorResult.Accept) this.validated.set(msg, event)
+    return result
+  }
+
+  /**
+   * Who may say it: a request start from an authorized submitter (or a peer of the network), a cancel from the
+   * request's submitter or an authorized identity. Also for events that came another way than gossip (sync).
+   */
+  authorize (event: DflowEvent): TopicValidatorResult {
+    try {
+      if (event.type === 'request-started') {
+        // the gossip signer (checked to be `from`) reached us through the network, so it is one of its peers
+        authorizeRequest(event, { authorized: this.policy.authorized, isNetworkPeer: id => id === event.from || this.policy.isNetworkPeer(id) })
+        this.remember(event)
+      } else if (event.type === 'request-cancelled') {
+        const started = this.starts.get(event.request)
+        // a cancel of a request this peer never saw start cannot be checked: drop it quietly
+        if (started === undefined) return TopicValidatorResult.Ignore
+        authorizeCancel(event, started, this.policy)
+      }
+    } catch (err) {
+      if (!(err instanceof NotAuthorizedError)) throw err
+      this.log('%s %s', err.kind === 'forged' ? 'rejected' : 'ignored', err.message)
+      return err.kind === 'forged' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
+    }
+    return TopicValidatorResult.Accept
+  }
+
   override counters (): { published: number, received: number, dropped: number, droppedByFault: number } {
     return { ...super.counters(), droppedByFault: this.droppedByFault }
   }
 
   async start (): Promise<void> {
+    this.libp2p.services.pubsub.topicValidators.set(EVENTS_TOPIC, this.validator)
     this.libp2p.services.pubsub.subscribe(EVENTS_TOPIC)
     this.libp2p.services.pubsub.addEventListener('message', this.listener)
   }
 
   async stop (): Promise<void> {
     this.libp2p.services.pubsub.removeEventListener('message', this.listener)
+    this.libp2p.services.pubsub.topicValidators.delete(EVENTS_TOPIC)
     await super.stop()
   }
 
   async publish (event: DflowEvent): Promise<void> {
     const data = encodeEvent(event)
+    if (event.type === 'request-started') this.remember(event)
     this.published++
-    setImmediate(() => { this.deliver(event) })
+    setImmediate(() => { this.deliver(event, { bytes: data }) })
     try {
       await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)
     } catch (err) {

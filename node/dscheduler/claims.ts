@@ -125,7 +125,8 @@ export function inputBytes (s: RequestState, step: string, index: number | null,
 /**
  * When an instance may be claimed, the mode's policy. Control: once every predecessor step returned.
  * Dataflow: at once when it is eager or reads only workflow inputs; else once some of its data worth moving
- * exists, or once every producer it reads is placed and earlier requests tell how large their outputs will be
+ * exists, or once every producer it reads is running (placed, inputs there) and earlier requests tell how large
+ * their outputs will be
  * (placement can then weigh where its data will be), or once all its inputs exist. Early enough that producers
  * push to it; every peer pre-warms the workflow's modules at request start, so a late claim costs no cold start.
  */
@@ -136,8 +137,11 @@ export function claimable (s: RequestState, step: string, index: number | null, 
   const fromSteps = Object.values(def.in).filter(src => src.kind === 'oneOf' || src.kind === 'step')
   if (fromSteps.some(src => s.partialRefs(src, step, index).some(ref => ref.inline === undefined))) return true
   if (fromSteps.every(src => s.resolve(src, step, index).state !== 'pending')) return true
+  // one level ahead only: every producer it reads runs (or ran) somewhere, so its data comes soon and where
+  // it will be is known; claiming further ahead would count waiting instances as load for a long time
   return history !== undefined && history.knows(s.started.workflow) && inputBytes(s, step, index, history).complete &&
-    stepRefs(s, step).every(r => r.kind === 'step' && s.instancesOf(r.step).length > 0)
+    stepRefs(s, step).every(r => r.kind === 'step' && s.instancesOf(r.step).length > 0 &&
+      s.instancesOf(r.step).every(p => p.done !== undefined || (p.winner !== undefined && p.runnable === true)))
 }
 
 /** The peers that won instances reading `producer.output` (element `element` of it, for a foreach over it). */

@@ -21,7 +21,9 @@ export class Dispatcher {
   refreshWinner (t: Tracked, s: RequestState, rec: InstanceRecord): void {
     const { self } = this.sched
     const w = winnerOf(rec.gid, rec, this.sched.claimRules)
+    const prev = rec.winner
     rec.winner = w
+    if (w !== undefined && (prev?.peer !== w.peer || prev.attempt !== w.attempt || prev.incarnation !== w.incarnation)) this.sched.applier.replayHeld(t, s, rec)
     const key = instanceKey(rec.step, rec.index)
     const runner = t.runners.get(key)
     if (runner === undefined) return
@@ -44,8 +46,11 @@ export class Dispatcher {
     }
     this.refreshWinner(t, s, rec)
     const def = s.step(rec.step)
+    const wasRunnable = rec.runnable === true
     rec.runnable = Object.values(def.in).every(src => s.resolve(src, rec.step, rec.index).state !== 'pending')
-    if (load.set(rec.gid, rec.winner !== undefined && rec.runnable ? rec.winner.peer : undefined)) this.loadChanged()
+    // consumers are claimed one level ahead of producers that run: this one starting may make them claimable
+    if (rec.runnable && !wasRunnable && s.started.mode === 'dataflow') for (const name of s.readersOfStep(rec.step)) this.sched.applier.touchStep(t, s, name)
+    if (load.set(rec.gid, rec.winner?.peer)) this.loadChanged()
     if (rec.winner !== undefined) {
       t.unplaced.delete(rec)
       if (rec.winner.peer === self) this.drive(t, s, rec)
@@ -106,7 +111,7 @@ export class Dispatcher {
       }
       const best = bestPeer(q, rec.excluded)
       if (best === undefined) continue
-      if (rec.runnable === true) extra.set(best, (extra.get(best) ?? 0) + 1)
+      extra.set(best, (extra.get(best) ?? 0) + 1)
       if (best === self) { this.claim(t, s, rec); continue }
       if (rec.expect?.peer !== best) rec.expect = { peer: best, since: now }
       const due = rec.expect.since + init.claimTimeoutMs

@@ -37,6 +37,9 @@ export class BundleLoader implements WorkflowLoader {
     return cid
   }
 
+  /** Whether this peer has the bundle loaded (or loading): added, registered, or fetched for a request. */
+  has (cid: string): boolean { return this.cache.has(cid) }
+
   async load (cid: string, holders: string[], signal?: AbortSignal): Promise<LoadedWorkflow> {
     let p = this.cache.get(cid)
     if (p === undefined) {

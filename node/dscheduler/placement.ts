@@ -47,7 +47,7 @@ export interface PlacementQuery {
   producers: Set<string>
   /** expected run time of the step (learned), ms */
   expectedMs: number
-  /** runnable instances a peer already won and has not finished, plus those this pass placed there */
+  /** instances a peer already won and has not finished, plus those this pass placed there */
   load: (peer: string) => number
   slots: (peer: string) => number
   /** link rate used to price moving bytes, bytes per ms */
@@ -96,9 +96,10 @@ export function rankCandidates (key: string, live: string[], localBytes: Map<str
 }
 
 /**
- * How busy each peer is, from the claims every peer hears: the runnable instances it won and has not
- * finished. Kept incrementally (an instance enters when it is won and runnable, leaves when it is done,
- * failed, lost or its request finished), so reading a peer's load costs nothing.
+ * How busy each peer is, from the claims every peer hears: the instances it won and has not finished (running,
+ * or waiting for data that comes soon: claims reach one level ahead of running producers). Kept incrementally
+ * (an instance enters when it is won, leaves when it is done, failed, lost or its request finished), so reading
+ * a peer's load costs nothing.
  */
 export class LoadBook {
   private readonly byPeer = new Map<string, Set<string>>()

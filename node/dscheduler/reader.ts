@@ -20,6 +20,19 @@ export interface FinishedRecord {
 
 const READ_TIMEOUT_MS = 30_000
 
+/** One row of the request list. */
+export interface RequestSummary {
+  requestId: string
+  workflow: string
+  status: string
+  startedAt: number
+  mode: string
+  store: string
+  submitter: string
+  finishedAt?: number
+  durationMs?: number
+}
+
 /** Reading requests: live state while held, the durable record after (or after a restart). */
 export class SchedulerReader {
   private readonly records = new Map<string, FinishedRecord>()
@@ -83,12 +96,23 @@ export class SchedulerReader {
     return t.state?.outcome().status === 'ok' ? 'ok' : 'failed'
   }
 
-  list (): Array<{ requestId: string, workflow: string, status: string, startedAt: number }> {
-    const out = new Map<string, { requestId: string, workflow: string, status: string, startedAt: number }>()
-    for (const [id, rec] of this.records) out.set(id, { requestId: id, workflow: rec.started.workflow, status: rec.status, startedAt: rec.started.ts })
+  /** Requests held here, newest first: live state, else the finished record. */
+  list (): RequestSummary[] {
+    const out = new Map<string, RequestSummary>()
+    const summary = (started: RequestStarted, status: string, end: number | undefined): RequestSummary => ({
+      requestId: started.request,
+      workflow: started.workflow,
+      status,
+      startedAt: started.ts,
+      mode: started.mode,
+      store: started.store,
+      submitter: started.submitter,
+      ...(end !== undefined ? { finishedAt: end, durationMs: Math.max(0, end - started.ts) } : {})
+    })
+    for (const [id, rec] of this.records) out.set(id, summary(rec.started, rec.status, rec.done?.ts ?? rec.finishedAt))
     for (const [id, t] of this.sched.requests) {
       if (t.state === undefined) continue
-      out.set(id, { requestId: id, workflow: t.state.started.workflow, status: this.statusOf(t), startedAt: t.state.started.ts })
+      out.set(id, summary(t.state.started, this.statusOf(t), t.done?.ts ?? t.finishedAt))
     }
     return [...out.values()].sort((a, b) => b.startedAt - a.startedAt)
   }

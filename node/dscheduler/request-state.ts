@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { encodeEvent, type RequestStarted, type StepDone, type ValueRef } from '../../protocols/events/index.ts'
+import { encodeEvent, type ElementPosted, type OutputReady, type RequestStarted, type StepDone, type StepFailed, type ValueRef } from '../../protocols/events/index.ts'
 import type { Ref, Source, StepDef, Workflow } from '../workflow/types.ts'
 import type { Value } from '../values/codec.ts'
 
@@ -44,7 +44,11 @@ export interface InstanceRecord {
   expect?: { peer: string, since: number }
   /** peers passed over for this instance because their expected claim never came */
   excluded?: Set<string>
+  /** runner events that came from a claim not winning when they arrived (replayed if it comes to win) */
+  held?: RunnerEvent[]
 }
+
+export type RunnerEvent = OutputReady | ElementPosted | StepDone | StepFailed
 
 /** A claim: attempt, the claimant's incarnation, and when it was made (the claimant's clock). */
 export interface Claim { attempt: number, incarnation: number, ts: number }

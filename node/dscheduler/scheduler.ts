@@ -276,10 +276,15 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         running: () => t.finishing !== true && this.requests.get(s.id) === t
       })
     }
-    const dirty = [...t.dirty]
-    t.dirty.clear()
-    for (const rec of dirty) this.dispatcher.examine(t, s, rec)
-    this.dispatcher.place(t, s)
+    // examining an instance may touch others (a producer starting makes its consumers claimable): go on until quiet
+    for (let round = 0; t.dirty.size > 0 && round < 8; round++) {
+      const dirty = [...t.dirty]
+      t.dirty.clear()
+      for (const rec of dirty) this.dispatcher.examine(t, s, rec)
+      this.dispatcher.place(t, s)
+    }
+    if (t.dirty.size > 0) this.pump(s.id)
+    else this.dispatcher.place(t, s)
   }
 
   /** Re-examine every unfinished instance of every running request (a peer died or came back). */

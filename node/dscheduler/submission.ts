@@ -60,6 +60,7 @@ export async function startRequest (id: string, opts: SubmitOptions, wf: Workflo
     mode: opts.mode ?? 'dataflow',
     store: opts.store ?? 'distributed',
     submitter: self,
-    deadlineMs: opts.deadlineMs
+    deadlineMs: opts.deadlineMs,
+    auth: opts.auth
   }
 }

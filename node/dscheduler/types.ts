@@ -1,6 +1,6 @@
 import type { FunctionCode, InstanceSpec, InvokeOptions, InvokeResult } from '../executor/types.ts'
 import type { Workflow } from '../workflow/types.ts'
-import type { RequestMode, StoreMode } from '../../protocols/events/index.ts'
+import type { RequestMode, SignedBy, StoreMode } from '../../protocols/events/index.ts'
 import type { Value } from '../values/codec.ts'
 
 /** The part of the worker pool the scheduler uses. */
@@ -44,6 +44,8 @@ export interface SubmitOptions {
   mode?: RequestMode
   store?: StoreMode
   deadlineMs?: number
+  /** the client's signature, checked by the API before submit; it travels in request-started */
+  auth?: SignedBy
 }
 
 export interface StepView {

@@ -1,6 +1,6 @@
 import { CID } from 'multiformats/cid'
 import { HttpError, type Route } from '../api/types.ts'
-import { fromJsonValue, toJsonValue, type Value } from '../values/codec.ts'
+import { assertValue, decodeValue, fromJsonValue, toJsonValue, type Value } from '../values/codec.ts'
 import type { DStoreService } from './dstore.ts'
 import type { TrafficMetrics } from '../metrics/traffic.ts'
 
@@ -11,6 +11,12 @@ function parseCid (s: string | undefined): CID {
   } catch {
     throw new HttpError(400, `invalid CID: ${s ?? ''}`)
   }
+}
+
+function fromCborValue (bytes: Uint8Array): Value {
+  const value: unknown = decodeValue(bytes)
+  assertValue(value, 'body')
+  return value
 }
 
 /** HTTP routes of DStore and the traffic counters; mounted by the API server. */
@@ -28,7 +34,10 @@ export function storeRoutes (store: DStoreService, traffic?: TrafficMetrics): Ro
             throw new HttpError(400, err?.message ?? String(err))
           }
         } else {
-          value = await req.body()
+          // application/cbor (the guard admits nothing else): the body is the value's dag-cbor encoding
+          try { value = fromCborValue(await req.body()) } catch (err: any) {
+            throw new HttpError(400, `the body is not a dag-cbor value: ${err?.message ?? String(err)}`)
+          }
         }
         const { cid, size } = await store.put(value)
         return { cid: cid.toString(), size }

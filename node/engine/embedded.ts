@@ -1,6 +1,6 @@
 import '../util/polyfill.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { defaultLogger } from '@libp2p/logger'
+import { dflowLogger } from '../util/log.ts'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { LocalBus } from '../dscheduler/bus.ts'
 import { BundleLoader } from '../dscheduler/loader.ts'
@@ -30,9 +30,9 @@ export class EmbeddedPeer {
   private readonly bus = new LocalBus()
 
   private constructor (readonly self: string, opts: EmbeddedPeerOptions) {
-    const logger = opts.logger ?? defaultLogger()
+    const logger = opts.logger ?? dflowLogger()
     this.store = new DStoreService({ logger })
-    this.pool = new WorkerPool({ slots: opts.slots ?? 4 })
+    this.pool = new WorkerPool({ slots: opts.slots ?? 4, logger })
     this.loader = new BundleLoader(this.store)
     this.scheduler = new DScheduler({
       self,

@@ -5,10 +5,12 @@ import { identify, type Identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
 import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ComponentLogger, Metrics, PrivateKey } from '@libp2p/interface'
+import { EVENTS_TOPIC } from '../../protocols/events/constants.ts'
 
 
 /** The DHT runs under its own protocol id so a dflow network never merges with the public IPFS DHT. */
@@ -33,6 +35,40 @@ export interface CreateLibp2pOptions {
   logger?: ComponentLogger
   /** Gossipsub heartbeat: mesh upkeep and gossip of recent message ids. @default 1000 */
   gossipHeartbeatMs?: number
+  /** The private network's pre-shared key (swarm key file bytes): only peers holding it can connect. */
+  swarmKey?: Uint8Array
+  /** Addresses other peers should dial (instead of the listen addresses), e.g. behind NAT or on 0.0.0.0. */
+  announce?: string[]
+  /**
+   * Gossipsub peer scoring against invalid messages and IP colocation. On a one-machine network every peer
+   * shares one IP, so colocation scoring is off there. @default false
+   */
+  scoring?: boolean
+}
+
+/**
+ * What an invalid event costs its sender in gossipsub's score (P4): -10 per rejected message, squared, so a
+ * few forgeries push a peer past the gossip (-10), publish (-50) and graylist (-80) thresholds. The other
+ * topic terms are off: the events topic is bursty, and mesh-delivery quotas would punish quiet honest peers.
+ */
+const EVENTS_TOPIC_SCORE = {
+  topicWeight: 1,
+  timeInMeshWeight: 0,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 3600,
+  firstMessageDeliveriesWeight: 0,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 2000,
+  meshMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesDecay: 0.5,
+  meshMessageDeliveriesCap: 100,
+  meshMessageDeliveriesThreshold: 20,
+  meshMessageDeliveriesWindow: 10,
+  meshMessageDeliveriesActivation: 5000,
+  meshFailurePenaltyWeight: 0,
+  meshFailurePenaltyDecay: 0.5,
+  invalidMessageDeliveriesWeight: -10,
+  invalidMessageDeliveriesDecay: 0.5
 }
 
 /**
@@ -48,14 +84,16 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
     privateKey: opts.privateKey,
     start: false,
     logger: opts.logger,
-    addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'], announce: opts.announce ?? [] },
     transports: [tcp()],
+    connectionProtector: opts.swarmKey === undefined ? undefined : preSharedKey({ psk: opts.swarmKey }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
     metrics: opts.metrics,
     connectionManager: {
-      allow: ['/ip4/127.0.0.0/ipcidr/8'],
+      // a private network admits only key holders, so any of its addresses may connect as fast as loopback
+      allow: opts.swarmKey === undefined ? ['/ip4/127.0.0.0/ipcidr/8'] : ['/ip4/0.0.0.0/ipcidr/0', '/ip6/::/ipcidr/0'],
       maxIncomingPendingConnections: 256,
       inboundConnectionThreshold: 1000,
       dialTimeout: 10_000
@@ -81,7 +119,9 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
         // once on SUBSCRIBE, so a shorter one only burns CPU on every peer
         heartbeatInterval: opts.gossipHeartbeatMs ?? 1000,
         emitSelf: false,
-        scoreParams: { IPColocationFactorWeight: 0 }
+        scoreParams: opts.scoring === true
+          ? { topics: { [EVENTS_TOPIC]: EVENTS_TOPIC_SCORE } }
+          : { IPColocationFactorWeight: 0, topics: { [EVENTS_TOPIC]: EVENTS_TOPIC_SCORE } }
       })
     }
   })

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import { EVENTS_VERSION, MAX_EVENT_BYTES } from './constants.ts'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { EVENTS_VERSION, MAX_COUNT, MAX_DEADLINE_MS, MAX_EVENT_BYTES } from './constants.ts'
 import type { DflowEvent } from './index.ts'
 
 export class EventValidationError extends Error {
@@ -17,7 +19,16 @@ const str: Check = v => typeof v === 'string' && v.length > 0 && v.length < 1024
 const anyStr: Check = v => typeof v === 'string' && v.length < 64 * 1024
 const num: Check = v => typeof v === 'number' && Number.isFinite(v)
 const nat: Check = v => Number.isSafeInteger(v) && (v as number) >= 0
-const index: Check = v => v === null || nat(v)
+/** counts a peer loops over (list lengths, indexes, elements): bounded, so `length: 1e15` cannot stall anyone */
+const count: Check = v => nat(v) && (v as number) <= MAX_COUNT
+const index: Check = v => v === null || count(v)
+const deadline: Check = v => nat(v) && (v as number) > 0 && (v as number) <= MAX_DEADLINE_MS
+const bytes = (max: number): Check => v => v instanceof Uint8Array && v.byteLength > 0 && v.byteLength <= max
+const signedBy: Check = v => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false
+  const r = v as Record<string, unknown>
+  return Object.keys(r).length === 3 && bytes(256)(r.key) && bytes(256)(r.sig) && nat(r.ts)
+}
 const optional = (c: Check): Check => v => v === undefined || c(v)
 const cid: Check = v => {
   if (typeof v !== 'string') return false
@@ -27,8 +38,10 @@ const valueRef: Check = v => {
   if (v === null || typeof v !== 'object') return false
   const r = v as Record<string, unknown>
   return cid(r.cid) && nat(r.size) && Array.isArray(r.holders) && r.holders.length < 64 && r.holders.every(str) &&
-    (r.inline === undefined || r.inline instanceof Uint8Array) && (r.length === undefined || nat(r.length))
+    (r.inline === undefined || r.inline instanceof Uint8Array) && (r.length === undefined || count(r.length)) &&
+    Object.keys(r).every(k => VALUE_REF_KEYS.has(k))
 }
+const VALUE_REF_KEYS = new Set(['cid', 'size', 'holders', 'inline', 'length'])
 const recordOf = (c: Check): Check => v => v !== null && typeof v === 'object' && !Array.isArray(v) &&
   Object.entries(v).every(([k, x]) => k.length > 0 && c(x))
 const oneOf = (...vals: unknown[]): Check => v => vals.includes(v)
@@ -39,16 +52,49 @@ const startId: Check = v => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v)
 const fence = { attempt: nat, incarnation: nat, start: optional(startId) }
 
 const SHAPES: Record<DflowEvent['type'], Record<string, Check>> = {
-  'request-started': { ...base, workflow: cid, inputs: recordOf(valueRef), mode: oneOf('dataflow', 'control'), store: oneOf('distributed', 'central'), submitter: str, deadlineMs: optional(nat) },
+  'request-started': { ...base, workflow: cid, inputs: recordOf(valueRef), mode: oneOf('dataflow', 'control'), store: oneOf('distributed', 'central'), submitter: str, deadlineMs: optional(deadline), auth: optional(signedBy) },
   'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat, slots: optional(nat), start: optional(startId) },
   'output-ready': { ...base, ...step, ...fence, output: str, value: valueRef },
-  'element-posted': { ...base, ...step, ...fence, output: str, element: nat, value: valueRef },
-  'step-done': { ...base, ...step, ...fence, streams: recordOf(nat), coldStartMs: num, readyAt: num, startAt: num, endAt: num },
+  'element-posted': { ...base, ...step, ...fence, output: str, element: count, value: valueRef },
+  'step-done': { ...base, ...step, ...fence, streams: recordOf(count), coldStartMs: num, readyAt: num, startAt: num, endAt: num },
   'step-failed': { ...base, ...step, ...fence, error: anyStr },
   'request-done': { ...base, status: oneOf('ok', 'failed'), outputs: recordOf(v => v === null || valueRef(v)), error: optional(anyStr) },
-  'request-cancelled': { ...base, reason: anyStr },
+  'request-cancelled': { ...base, reason: anyStr, auth: optional(signedBy) },
   'value-lost': { ...base, cid },
-  heartbeat: { from: str, ts: num, incarnation: nat, load: nat }
+  heartbeat: { from: str, ts: num, incarnation: nat, load: count }
+}
+
+/** The value references an event carries (inputs, an output, an element, a request's results). */
+function refsOf (ev: DflowEvent): Array<[string, Record<string, unknown>]> {
+  switch (ev.type) {
+    case 'request-started': return Object.entries(ev.inputs).map(([k, r]) => [`inputs.${k}`, r as unknown as Record<string, unknown>])
+    case 'output-ready':
+    case 'element-posted': return [['value', ev.value as unknown as Record<string, unknown>]]
+    case 'request-done': return Object.entries(ev.outputs).flatMap(([k, r]) => r === null ? [] : [[`outputs.${k}`, r as unknown as Record<string, unknown>]])
+    default: return []
+  }
+}
+
+/**
+ * An inline value must be what its CID names (dag-cbor, sha2-256 of the bytes), its size must be its byte
+ * length, and a list's announced length must be its real one: a forged inline value never reaches a function.
+ */
+function checkInline (ev: DflowEvent): void {
+  for (const [where, ref] of refsOf(ev)) {
+    const inline = ref.inline as Uint8Array | undefined
+    if (inline === undefined) continue
+    const c = CID.parse(ref.cid as string)
+    if (c.code !== dagCbor.code || c.multihash.code !== sha256.code) throw new EventValidationError(`${ev.type}: ${where} is inline but ${c} is not a dag-cbor sha2-256 CID`)
+    if (inline.byteLength !== ref.size) throw new EventValidationError(`${ev.type}: ${where} is inline with ${inline.byteLength} bytes but claims size ${String(ref.size)}`)
+    const digest = createHash('sha256').update(inline).digest()
+    const want = c.multihash.digest
+    if (digest.byteLength !== want.byteLength || !digest.every((b, i) => b === want[i])) throw new EventValidationError(`${ev.type}: ${where} inline bytes do not hash to ${c}`)
+    if (ref.length !== undefined) {
+      let value: unknown
+      try { value = dagCbor.decode(inline) } catch (err) { throw new EventValidationError(`${ev.type}: ${where} inline bytes are not dag-cbor: ${(err as Error).message}`) }
+      if (!Array.isArray(value) || value.length !== ref.length) throw new EventValidationError(`${ev.type}: ${where} claims a list of ${String(ref.length)} elements, the inline value is not one`)
+    }
+  }
 }
 
 /** Checks shape and field types; unknown fields are rejected so a forged field never slips through. */
@@ -64,7 +110,9 @@ export function validateEvent (obj: unknown): DflowEvent {
   for (const key of Object.keys(rest)) {
     if (!(key in shape)) throw new EventValidationError(`${type}: unknown field "${key}"`)
   }
-  return { type, ...rest } as unknown as DflowEvent
+  const event = { type, ...rest } as unknown as DflowEvent
+  checkInline(event)
+  return event
 }
 
 function dropUndefined (obj: object): Record<string, unknown> {

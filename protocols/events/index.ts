@@ -14,6 +14,18 @@ export interface ValueRef {
   length?: number
 }
 
+/**
+ * A client's Ed25519 signature (see docs/protocols.md#signed-submissions): over the request (id, workflow CID,
+ * input CIDs, mode, store, deadline, ts) in request-started, over (request id, ts) in request-cancelled.
+ */
+export interface SignedBy {
+  /** the signer's public key, protobuf-encoded (its PeerId is the identity's public id) */
+  key: Uint8Array
+  sig: Uint8Array
+  /** epoch ms at the signer */
+  ts: number
+}
+
 export type RequestMode = 'dataflow' | 'control'
 export type StoreMode = 'distributed' | 'central'
 
@@ -34,6 +46,8 @@ export interface RequestStarted extends Base {
   /** the peer the request was submitted to (the central store in `store: central`) */
   submitter: string
   deadlineMs?: number
+  /** the submitting client's signature; absent when a peer of the network submitted on its own */
+  auth?: SignedBy
 }
 
 export interface StepClaimed extends Base {
@@ -111,6 +125,8 @@ export interface RequestDone extends Base {
 export interface RequestCancelled extends Base {
   type: 'request-cancelled'
   reason: string
+  /** the cancelling client's signature: it must be the request's submitter or an authorized identity */
+  auth?: SignedBy
 }
 
 /** A value no live peer holds any more: its producer is run again (lineage recompute). */
@@ -134,3 +150,4 @@ export type DflowEvent = RequestEvent | Heartbeat
 
 export { EVENTS_TOPIC } from './constants.ts'
 export { encodeEvent, decodeEvent, EventValidationError } from './codec.ts'
+export { MAX_COUNT, MAX_DEADLINE_MS } from './constants.ts'

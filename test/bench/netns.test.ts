@@ -12,6 +12,7 @@ import { DflowClient } from '../../node/client.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { exampleWorkflows } from '../../functions/benchmarks/index.ts'
 import { requireLinkRateSupport, startNetnsTestnet } from '../../testnet/bench/netns.ts'
+import { credentialsFor } from '../../testnet/clients.ts'
 
 function supported (): boolean {
   try { requireLinkRateSupport(); return true } catch { return false }
@@ -31,7 +32,7 @@ describe('bench netns (--link-rate)', () => {
       expect(qdiscs).toMatch(/tbf .*rate 160Mbit/)
       const wc = exampleWorkflows.find(e => e.name === 'wordcount')!
       const file = await loadWorkflow(wc.path)
-      const clients = net.peers.map(p => new DflowClient(p.api))
+      const clients = net.peers.map(p => new DflowClient(p.api, credentialsFor(p.api)))
       for (const c of clients) await c.addWorkflow(file.bytes)
       const view = await clients[1].wait(await clients[1].submit({ workflow: file.cid, inputs: wc.inputs }), { pollMs: 50 })
       expect(view.status).toBe('ok')

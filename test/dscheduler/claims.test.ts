@@ -111,6 +111,10 @@ describe('claim rules', () => {
     const b1 = s.instance('b', 1)
     b0.winner = { peer: 'P1', attempt: 0, incarnation: 1, ts: 1 }
     b1.winner = { peer: 'P3', attempt: 0, incarnation: 1, ts: 1 }
+    // placed is not enough: c is claimed one level ahead of producers that run
+    expect(claimable(s, 'c', null, history)).toBe(false)
+    b0.runnable = true
+    b1.runnable = true
     expect(claimable(s, 'c', null, history)).toBe(true)
     s.recordOutput('b', 1, 'w', big('P3', 3_000_000))
     const bytes = inputBytes(s, 'c', null, history)

@@ -1,17 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHash } from 'node:crypto'
+import { CID as MfCID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as dagCbor from '@ipld/dag-cbor'
 import { defaultLogger } from '@libp2p/logger'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
-import { GossipBus } from '../../node/dscheduler/bus.ts'
+import { GossipBus, type EventOrigin } from '../../node/dscheduler/bus.ts'
+import { verifyEventProof, type EventProof } from '../../protocols/sync/index.ts'
 import { decodeEvent, encodeEvent, EVENTS_TOPIC, type DflowEvent } from '../../protocols/events/index.ts'
 
 const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const cidOf = (bytes: Uint8Array): string => MfCID.createV1(dagCbor.code, Digest.create(sha256.code, createHash('sha256').update(bytes).digest())).toString()
 
 describe('event codec', () => {
   it('round-trips every event type', () => {
     const base = { from: 'peerA', ts: 1, request: 'r1' }
-    const ref = { cid: CID, size: 3, holders: ['peerA'], inline: new Uint8Array([1, 2, 3]), length: 2 }
+    // an inline value must hash to its CID and a list's length must be its own
+    const inline = dagCbor.encode(['x', 'y'])
+    const ref = { cid: cidOf(inline), size: inline.byteLength, holders: ['peerA'], inline, length: 2 }
     const events: DflowEvent[] = [
       { type: 'request-started', ...base, workflow: CID, inputs: { a: ref }, mode: 'dataflow', store: 'distributed', submitter: 'peerA' },
       { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5, slots: 4 },
@@ -45,6 +53,7 @@ describe('gossip bus', () => {
   let b: DflowLibp2p
   let busB: GossipBus
   const seen: DflowEvent[] = []
+  const origins: Array<EventOrigin | undefined> = []
 
   beforeAll(async () => {
     a = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
@@ -52,7 +61,7 @@ describe('gossip bus', () => {
     await a.start()
     await b.start()
     busB = new GossipBus(b, defaultLogger().forComponent('test:bus'))
-    busB.onEvent(ev => seen.push(ev))
+    busB.onEvent((ev, origin) => { seen.push(ev); origins.push(origin) })
     await busB.start()
     a.services.pubsub.subscribe(EVENTS_TOPIC)
     await a.dial(b.getMultiaddrs()[0])
@@ -78,5 +87,10 @@ describe('gossip bus', () => {
     while (seen.length === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
     expect(seen).toEqual([{ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }])
     expect(busB.counters().dropped).toBe(2)
+    // the handler also gets the bytes and the origin's gossip signature: a proof that sync can relay
+    const origin = origins[0]
+    expect(new Uint8Array(origin?.bytes ?? [])).toEqual(encodeEvent({ type: 'heartbeat', from: self, ts: 2, incarnation: 1, load: 0 }))
+    expect(await verifyEventProof(self, origin?.bytes ?? new Uint8Array(), origin?.proof as EventProof)).toBe(true)
+    expect(await verifyEventProof(b.peerId.toString(), origin?.bytes ?? new Uint8Array(), origin?.proof as EventProof)).toBe(false)
   })
 })

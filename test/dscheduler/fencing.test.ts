@@ -94,6 +94,29 @@ describe('fencing: results only from the winning claim', () => {
     expect(sched.runsOf(request).map(r => r.outcome)).toEqual(['aborted'])
   })
 
+  it('results that arrived before their (earlier) claim count once that claim is heard and wins', async () => {
+    const env = await setup()
+    stop = env.stop
+    const { sched, inject } = env
+    const file = await loadWorkflow(fixture('cancel.yaml'))
+    const workflow = await (sched.c.loader as BundleLoader).register(file)
+    const request = await sched.submit({ workflow, inputs: {}, requestId: 'fenced-3' })
+    await until(() => sched.logsOf(request).some(l => l.line === 'waiting'))
+    const base = { from: GHOST, request, step: 'wait', index: null, attempt: 0, incarnation: 7 }
+    // the ghost's results come first; the claim they imply is later than ours, so they are held, not applied
+    await inject({ type: 'output-ready', ...base, ts: Date.now(), output: 'x', value: await inlineRef('ghost ran it') })
+    await inject({ type: 'step-done', ...base, ts: Date.now(), streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 1 })
+    expect(sched.metrics.fencedDrops).toBe(2)
+    expect((await sched.view(request))?.status).toBe('running')
+    // then its claim arrives: made before ours, it wins; our run stops and the held results count
+    await inject({ type: 'step-claimed', ...base, ts: 1 })
+    await sched.waitFinished(request)
+    const view = await sched.view(request)
+    expect(view?.status).toBe('ok')
+    expect(view?.outputs).toEqual({ x: 'ghost ran it' })
+    expect(sched.runsOf(request).map(r => r.outcome)).toEqual(['aborted'])
+  })
+
   it('an earlier claim wins over ours; a claimant\'s newer incarnation voids its old claim and ours runs again', async () => {
     const incarnations = new Map<string, number>()
     const env = await setup(incarnations)

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startTestnet, type Testnet } from '../../testnet/index.ts'
+import { authHeaderFor, startTestnet, type Testnet } from '../../testnet/index.ts'
 import { DflowClient } from '../../node/client.ts'
 import { EmbeddedPeer } from '../../node/engine/embedded.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
@@ -22,7 +22,7 @@ describe('DScheduler across 4 peer processes', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dflow-sched-'))
     net = await startTestnet({ peers: 4, dir, flags: ['--heartbeat', '500ms', '--failure-timeout', '3s'] })
-    clients = net.manifest.peers.map(p => new DflowClient(p.api))
+    clients = await net.clients()
     embedded = await EmbeddedPeer.create()
   }, 120_000)
 
@@ -103,7 +103,7 @@ describe('DScheduler across 4 peer processes', () => {
 
   it('bad submissions get clear 4xx errors', async () => {
     await expect(clients[0].submit({ workflow: 'not-a-cid', inputs: {} })).rejects.toMatchObject({ name: 'ApiError' })
-    const r = await fetch(`${net.manifest.peers[0].api}/v1/requests`, { method: 'POST', body: '{"workflow": 1}', headers: { 'content-type': 'application/json' } })
+    const r = await fetch(`${net.manifest.peers[0].api}/v1/requests`, { method: 'POST', body: '{"workflow": 1}', headers: { 'content-type': 'application/json', ...authHeaderFor(net.manifest.peers[0].api) } })
     expect(r.status).toBe(400)
     const missing = await fetch(`${net.manifest.peers[0].api}/v1/requests/nope`)
     expect(missing.status).toBe(404)

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import * as dagCbor from '@ipld/dag-cbor'
 import { defaultLogger } from '@libp2p/logger'
 import { DStoreService } from '../../node/dstore/dstore.ts'
 import { storeRoutes } from '../../node/dstore/routes.ts'
@@ -28,7 +29,9 @@ describe('store HTTP routes', () => {
     const routes = storeRoutes(store, new TrafficMetrics())
     const route = (m: string, p: string): Route => routes.find(r => r.method === m && r.path === p)!
     const raw = Uint8Array.of(1, 2, 3)
-    const a = await route('POST', '/v1/blocks').handler(request({}, raw), fakeRes().res) as any
+    const a = await route('POST', '/v1/blocks').handler(request({}, dagCbor.encode(raw), 'application/cbor'), fakeRes().res) as any
+    // application/cbor bodies are dag-cbor values; garbage is a 400, not a crash
+    await expect(route('POST', '/v1/blocks').handler(request({}, Uint8Array.of(0xff, 0x00), 'application/cbor'), fakeRes().res)).rejects.toMatchObject({ status: 400 })
     expect(a.size).toBeGreaterThan(3)
     const r1 = fakeRes()
     expect(await route('GET', '/v1/blocks/:cid').handler(request({ cid: a.cid }, new Uint8Array()), r1.res)).toBeUndefined()

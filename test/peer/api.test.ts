@@ -10,6 +10,10 @@ async function call (url: string, init?: RequestInit): Promise<{ status: number,
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
 }
 
+function writeHeaders (s: ApiServer): Record<string, string> {
+  return { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }
+}
+
 describe('ApiServer', () => {
   let server: ApiServer | undefined
   afterEach(async () => { await server?.stop() })
@@ -31,18 +35,18 @@ describe('ApiServer', () => {
   it('routes with params and answers JSON', async () => {
     const s = await start()
     expect(await call(`${s.url}/v1/things/a%20b?q=1`)).toEqual({ status: 200, body: { id: 'a b', q: '1' } })
-    expect(await call(`${s.url}/v1/things`, { method: 'POST', body: '{"x":1}' })).toEqual({ status: 200, body: { got: { x: 1 } } })
+    expect(await call(`${s.url}/v1/things`, { method: 'POST', headers: writeHeaders(s), body: '{"x":1}' })).toEqual({ status: 200, body: { got: { x: 1 } } })
   })
 
   it('answers errors as JSON', async () => {
     const s = await start(16)
     expect(await call(`${s.url}/v1/nope`)).toEqual({ status: 404, body: { error: { status: 404, message: 'no route GET /v1/nope' } } })
-    expect((await call(`${s.url}/v1/things/1`, { method: 'DELETE' })).status).toBe(405)
+    expect((await call(`${s.url}/v1/things/1`, { method: 'DELETE', headers: writeHeaders(s) })).status).toBe(405)
     expect(await call(`${s.url}/v1/teapot`)).toEqual({ status: 418, body: { error: { status: 418, message: 'short and stout' } } })
-    const bad = await call(`${s.url}/v1/things`, { method: 'POST', body: '{not json' })
+    const bad = await call(`${s.url}/v1/things`, { method: 'POST', headers: writeHeaders(s), body: '{not json' })
     expect(bad.status).toBe(400)
     expect(bad.body.error.message).toMatch(/not JSON/)
-    expect((await call(`${s.url}/v1/things`, { method: 'POST', body: JSON.stringify({ big: 'x'.repeat(100) }) })).status).toBe(413)
+    expect((await call(`${s.url}/v1/things`, { method: 'POST', headers: writeHeaders(s), body: JSON.stringify({ big: 'x'.repeat(100) }) })).status).toBe(413)
     expect(await call(`${s.url}/v1/boom`)).toEqual({ status: 500, body: { error: { status: 500, message: 'kaboom' } } })
     // still up after a handler threw
     expect((await call(`${s.url}/v1/things/2`)).status).toBe(200)

@@ -13,18 +13,20 @@ describe('peer config', () => {
     const c = await loadConfig()
     expect(c).toMatchObject({ listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, slots: 4, replicas: 2, inlineLimit: 16384, leaseMs: 3000, storeCapacity: 2 * 1024 ** 3 })
     expect(DEFAULT_CONFIG.gossipHeartbeatMs).toBe(1000)
+    expect(DEFAULT_CONFIG.syncIntervalMs).toBe(1000)
   })
 
   it('layers defaults < file < flags', async () => {
     const file = join(dir, 'c.json')
     await writeFile(file, JSON.stringify({ slots: 8, leaseMs: '2s', replicas: 3 }))
-    const c = await loadConfig({ configFile: file, flags: { slots: '2', failureTimeout: '500ms', chunkSize: '64k' } })
+    const c = await loadConfig({ configFile: file, flags: { slots: '2', failureTimeout: '500ms', chunkSize: '64k', syncInterval: '250ms' } })
     expect(c.slots).toBe(2)
     expect(c.replicas).toBe(3)
     expect(c.leaseMs).toBe(2000)
     expect(c.failureTimeoutMs).toBe(500)
     expect(c.chunkSize).toBe(65536)
     expect(c.heartbeatMs).toBe(1000)
+    expect(c.syncIntervalMs).toBe(250)
   })
 
   it('parses durations and sizes', () => {
@@ -53,12 +55,15 @@ describe('peer config', () => {
     await expect(loadConfig({ configFile: notJson })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('not valid JSON') })
     await expect(loadConfig({ configFile: join(dir, 'missing.json') })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('cannot read') })
     const wrongType = join(dir, 'wt.json')
-    await writeFile(wrongType, JSON.stringify({ insecurePublic: 'yes' }))
-    await expect(loadConfig({ configFile: wrongType })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('insecurePublic') })
+    await writeFile(wrongType, JSON.stringify({ swarmKey: 3 }))
+    await expect(loadConfig({ configFile: wrongType })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('swarmKey') })
+    const gone = join(dir, 'gone.json')
+    await writeFile(gone, JSON.stringify({ insecurePublic: true }))
+    await expect(loadConfig({ configFile: gone })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('unknown setting "insecurePublic"') })
   })
 
   it('turns settings back into flags', () => {
-    expect(configToArgs({ slots: 2, leaseMs: 1500, insecurePublic: true, bootstrap: ['/ip4/127.0.0.1/tcp/1'] }))
-      .toEqual(['--slots', '2', '--lease', '1500', '--insecure-public', '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
+    expect(configToArgs({ slots: 2, leaseMs: 1500, swarmKey: '/k/swarm.key', announce: ['/ip4/10.0.0.1/tcp/4001'], bootstrap: ['/ip4/127.0.0.1/tcp/1'] }))
+      .toEqual(['--slots', '2', '--lease', '1500', '--swarm-key', '/k/swarm.key', '--announce', '/ip4/10.0.0.1/tcp/4001', '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
   })
 })

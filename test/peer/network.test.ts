@@ -93,9 +93,10 @@ describe('peers in one process', () => {
     expect(again.api.url).toBe(api)
   })
 
-  it('refuses non-loopback addresses without insecurePublic', async () => {
-    await expect(createPeer(resolveConfig({ listen: ['/ip4/0.0.0.0/tcp/0'] }))).rejects.toMatchObject({ name: 'InsecureAddressError' })
+  it('refuses non-loopback addresses without a swarm key', async () => {
+    await expect(createPeer(resolveConfig({ listen: ['/ip4/0.0.0.0/tcp/0'] }))).rejects.toMatchObject({ name: 'InsecureAddressError', message: expect.stringContaining('--swarm-key') })
     await expect(createPeer(resolveConfig({ apiHost: '0.0.0.0' }))).rejects.toMatchObject({ name: 'InsecureAddressError' })
+    await expect(createPeer(resolveConfig({ announce: ['/ip4/203.0.113.5/tcp/4001'] }))).rejects.toMatchObject({ name: 'InsecureAddressError' })
     expect(() => resolveConfig({ listen: ['/ip4/300.1.1.1/tcp/1'] })).toThrow(expect.objectContaining({ name: 'ConfigError' }))
   })
 

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { DflowClient } from '../../node/client.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { startTestnet, type Testnet } from '../../testnet/index.ts'
 
@@ -29,7 +28,7 @@ describe('readiness', () => {
     dir = await mkdtemp(join(tmpdir(), 'dflow-first-event-'))
     net = await startTestnet({ peers: 6, dir, flags: ['--slots', '2'] })
     const peers = net.manifest.peers
-    const clients = peers.map(p => new DflowClient(p.api))
+    const clients = await net.clients()
     const wf = await loadWorkflow(SMALL)
     await Promise.all(clients.map(async c => c.addWorkflow(wf.bytes)))
     // membership travels over its own probe protocol: no heartbeat events, so the counters start at zero

@@ -60,9 +60,11 @@ describe('dflow testnet (processes)', () => {
     expect(up.stderr).not.toMatch(/^error:/m)
     expect(up.code).toBe(0)
     expect(m?.status).toBe('up')
-    expect(m?.flags).toEqual(['--slots', '2', '--lease', '2000'])
+    // the testnet is a private network: its swarm key and its client identity's authorization go to every peer
+    expect(m?.flags).toEqual(['--slots', '2', '--lease', '2000', '--swarm-key', join(dir, 'swarm.key'), '--authorized-submitters', join(dir, 'authorized-submitters')])
     expect(m?.peers).toHaveLength(4)
     for (const p of m!.peers) {
+      expect(up.stdout).toContain(`dashboard of peer ${p.index}: ${p.api}/`)
       expect(up.stdout).toContain(p.peerId)
       expect(p.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
       expect(isAlive(p.pid)).toBe(true)

@@ -1,5 +1,6 @@
 /** One bench request: submit, wait for its end (server-sent events, polling as fallback), read its view. */
 import { DflowClient } from '../../node/client.ts'
+import { authHeaderFor } from '../clients.ts'
 import type { RequestView } from '../../node/dscheduler/types.ts'
 import { MODE_REQUEST, type BenchMode, type Sample } from './types.ts'
 
@@ -13,7 +14,7 @@ export class BenchRequestError extends Error {
 
 /** Reads GET /v1/requests/:id/events until the peer ends it (it does after `request-done`). */
 async function waitDoneEvents (api: string, id: string, signal: AbortSignal): Promise<boolean> {
-  const res = await fetch(`${api}/v1/requests/${encodeURIComponent(id)}/events`, { signal })
+  const res = await fetch(`${api}/v1/requests/${encodeURIComponent(id)}/events`, { headers: authHeaderFor(api), signal })
   if (!res.ok || res.body == null) return false
   let tail = ''
   let done = false

@@ -7,6 +7,7 @@ import { mulberry32 } from '../prng.ts'
 import { rm } from 'node:fs/promises'
 import { defaultLogger } from '@libp2p/logger'
 import { DflowClient } from '../../node/client.ts'
+import { credentialsFor } from '../clients.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { runRequest, totalSent, type RequestSpec } from './request.ts'
 import { startTarget, type BenchTarget } from './target.ts'
@@ -38,7 +39,7 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
   let target: BenchTarget | undefined
   try {
     target = await startTarget({ peers: opts.peers, slots: opts.slots, replicas: opts.replicas, dir: opts.dir, linkRate: opts.linkRate, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
-    const clients = target.peers.map(p => new DflowClient(p.api, { timeoutMs: 60_000 }))
+    const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
     // load each workflow once; every peer gets the bundle so no first request pays a bundle fetch
     const cids = new Map<BenchJob, string>()
     for (const [i, job] of jobs.entries()) {

@@ -1,5 +1,6 @@
 import { defaultLogger } from '@libp2p/logger'
 import { ApiError, DflowClient } from '../../node/client.ts'
+import { credentialsFor } from '../clients.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { CounterLedger, type Counters } from './metrics.ts'
 import { countDuplicateRuns } from './duplicates.ts'
@@ -162,7 +163,7 @@ export async function runChaos (opts: RunChaosOptions): Promise<ChaosResult> {
     const out: RequestOutcome = { index: r.index, requestId: r.requestId, workflow: r.workflow, peer: target ?? r.peer, verdict: 'lost', submittedAt: Date.now() }
     if (target === undefined) { out.detail = 'no peer up to submit to'; return out }
     const p = cluster.peer(target)
-    const client = new DflowClient(p.api, { timeoutMs: 15_000 })
+    const client = new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 15_000 })
     const w = cids.get(r.workflow) as { cid: string, bytes: Uint8Array }
     try {
       if (!registered.has(`${p.pid}:${w.cid}`)) {
@@ -189,7 +190,7 @@ export async function runChaos (opts: RunChaosOptions): Promise<ChaosResult> {
       if (order.length > 0) {
         const i = order[turn++ % order.length]
         try {
-          const view = await new DflowClient(cluster.peer(i).api, { timeoutMs: 8000 }).status(out.requestId, signal)
+          const view = await new DflowClient(cluster.peer(i).api, { ...credentialsFor(cluster.peer(i).api), timeoutMs: 8000 }).status(out.requestId, signal)
           if (view.status !== 'running') return view
           last = `still running (asked peer ${i})`
           turn = 0

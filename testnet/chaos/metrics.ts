@@ -4,6 +4,7 @@
  * sampled at the start, just before it is killed, and at the end; the total is the sum over incarnations of
  * (last sample - first sample). Work a peer did between its last sample and its death is not counted.
  */
+import { authHeaderFor } from '../clients.ts'
 export const COUNTERS = ['claims', 'takeovers', 'reruns', 'rereplications'] as const
 export type Counter = typeof COUNTERS[number]
 export type Counters = Record<Counter, number>
@@ -14,7 +15,7 @@ export function zeroCounters (): Counters {
 
 export async function fetchCounters (api: string, timeoutMs = 3000): Promise<Counters | undefined> {
   try {
-    const res = await fetch(`${api}/v1/metrics/scheduler`, { signal: AbortSignal.timeout(timeoutMs) })
+    const res = await fetch(`${api}/v1/metrics/scheduler`, { headers: authHeaderFor(api), signal: AbortSignal.timeout(timeoutMs) })
     if (!res.ok) return undefined
     const body = await res.json() as Partial<Record<Counter, unknown>>
     const out = zeroCounters()

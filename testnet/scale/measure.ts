@@ -168,7 +168,7 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
     row.formationMs = formed.ms
     o.log(`${o.peers} peers: formed in ${(formed.ms / 1000).toFixed(1)} s; idle ${o.idleWaitMs / 1000} s, then measuring ${o.idleWindowMs / 1000} s`)
     // generous: on a busy machine a 32-peer testnet answers slowly, and a timeout here would be the tool's failure
-    const clients = testnet.manifest.peers.map(p => new DflowClient(p.api, { timeoutMs: 120_000 }))
+    const clients = await testnet.clients({ timeoutMs: 120_000 })
     Object.assign(row, await idle(testnet, clients, o))
     o.log(`${o.peers} peers: idle cpu ${row.idleCpuPct?.mean.toFixed(2)}% per peer, ${row.idleBytesPerSec?.mean.toFixed(0)} B/s, rss ${row.rssMiB?.mean.toFixed(0)} MiB; small workflow x${o.requests}`)
     Object.assign(row, await small(testnet, clients, o))
