@@ -6,6 +6,9 @@
  *   3. DStore fetch throughput vs a raw libp2p stream (runs testnet/bench-store.ts)
  *   4. step executions per second on one embedded peer, trivial 3-step chain (sequential and 4 at a time)
  *   5. readiness events published per request, on 4 and 8 peers
+ *   6. chain of 50 x 10 ms and fan of 100 x 20 ms: embedded, 4-peer testnet and Dask side by side
+ *      (testnet/bench/micro/shapes.ts; the Dask column needs python3-distributed, else it says why it is skipped)
+ * New sections live in testnet/bench/micro/<section>.ts and get one entry in `figures` below.
  * Env: N (requests per figure, default 30), SKIP (comma list of figure numbers to skip).
  */
 import './../node/util/polyfill.ts'
@@ -23,6 +26,7 @@ import { loadWorkflow } from '../node/workflow/index.ts'
 import { exampleWorkflows } from '../functions/benchmarks/index.ts'
 import { startTestnet } from './index.ts'
 import { percentile } from './bench/stats.ts'
+import { shapesSection } from './bench/micro/shapes.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const N = Number(process.env.N ?? 30)
@@ -164,7 +168,8 @@ async function eventsPerRequest (peers: number): Promise<void> {
 
 const figures: Array<[string, () => Promise<void> | void]> = [
   ['1', postToConsumer], ['2', gossipLatency], ['3', storeThroughput], ['4', stepRate],
-  ['5', async () => { await eventsPerRequest(4); await eventsPerRequest(8) }]
+  ['5', async () => { await eventsPerRequest(4); await eventsPerRequest(8) }],
+  ['6', async () => { await shapesSection() }]
 ]
 for (const [n, fn] of figures) {
   if (SKIP.has(n)) continue

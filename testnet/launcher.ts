@@ -37,7 +37,9 @@ export interface SpawnedPeer {
 }
 
 export function spawnPeer (opts: SpawnPeerOptions): SpawnedPeer {
-  const args = [DFLOW_BIN, 'peer', '--listen', opts.listen, '--api-port', String(opts.apiPort), '--data-dir', opts.dataDir]
+  // DFLOW_PEER_NODE_ARGS: node flags for every peer process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a testnet
+  const nodeArgs = (process.env.DFLOW_PEER_NODE_ARGS ?? '').split(/\s+/).filter(a => a !== '')
+  const args = [...nodeArgs, DFLOW_BIN, 'peer', '--listen', opts.listen, '--api-port', String(opts.apiPort), '--data-dir', opts.dataDir]
   for (const b of opts.bootstrap) args.push('--bootstrap', b)
   args.push(...opts.flags)
   const fd = openSync(opts.log, opts.truncateLog === true ? 'w' : 'a')

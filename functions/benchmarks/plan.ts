@@ -46,9 +46,22 @@ export interface PlanStep {
   after: string[]
   /** false when a switch skips it under BRANCHES */
   runs: boolean
+  /** free text kept as the step's `description` (an imported task's original name) */
+  description?: string
+  /** bytes the step makes itself before its work (an imported trace's stage-in files) */
+  stageInBytes?: number
 }
 
-export interface Plan { name: string, workflowName: string, steps: PlanStep[], outputs: Record<string, PlanSource> }
+export interface Plan {
+  name: string
+  workflowName: string
+  steps: PlanStep[]
+  outputs: Record<string, PlanSource>
+  /** the workflow's `description` (default: the FaaSFlow one) */
+  description?: string
+  /** what the generated files' header says they come from (default: the FaaSFlow facts) */
+  source?: string
+}
 
 export function stepName (ref: string): string {
   const s = ref.toLowerCase().replace(/[^a-z0-9_]+/g, '_')

@@ -37,6 +37,11 @@ export interface SyntheticSpec {
    * get different CIDs; without it the bytes depend only on step name, foreach index and output name.
    */
   seedInput?: string
+  /**
+   * bytes the step makes itself when it starts, within its runtime: the input files of an imported trace that
+   * no step produces (stage-in files), so the workflow needs no inputs
+   */
+  stageInBytes?: number
 }
 
 export class SyntheticSpecError extends Error {
@@ -100,6 +105,7 @@ function check (spec: SyntheticSpec): void {
   if (!Number.isFinite(spec.runtimeMs) || spec.runtimeMs < 0) bad(`runtimeMs must be a number >= 0, got ${spec.runtimeMs}`)
   const postAt = spec.postAt ?? 1
   if (!Number.isFinite(postAt) || postAt < 0 || postAt > 1) bad(`postAt must be in 0..1, got ${postAt}`)
+  if (spec.stageInBytes !== undefined && (!Number.isInteger(spec.stageInBytes) || spec.stageInBytes < 0)) bad(`stageInBytes must be an integer >= 0, got ${spec.stageInBytes}`)
   for (const [n, s] of Object.entries(spec.outputs)) if (!Number.isInteger(s) || s < 0) bad(`output ${n}: size must be an integer >= 0, got ${s}`)
   for (const [n, s] of Object.entries(spec.streams ?? {})) {
     if (!Number.isInteger(s.count) || s.count < 0 || !Number.isInteger(s.size) || s.size < 0) bad(`stream ${n}: count and size must be integers >= 0`)
@@ -120,6 +126,7 @@ export function synthetic (spec: SyntheticSpec): (ctx: StepContext) => Promise<v
     const seedOf = (output: string, element = ''): string =>
       `${salt}/${ctx.step.name}/${ctx.step.index ?? ''}/${output}/${element}`
 
+    if (spec.stageInBytes !== undefined && spec.stageInBytes > 0) pseudoRandomBytes(seedOf('stage-in'), spec.stageInBytes)
     const postTime = start + postAt * spec.runtimeMs
     // stream elements, spread evenly up to the post time
     for (const [name, s] of Object.entries(spec.streams ?? {})) {

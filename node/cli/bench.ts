@@ -18,7 +18,7 @@ export function registerBenchCommand (program: Command): void {
   program.command('bench')
     .description('benchmark dataflow vs control flow vs central store on the FaaSFlow workflows (its own testnet)')
     .option('--peers <n>', 'peers in the bench testnet', '4')
-    .option('--workflows <list>', 'all | examples | all+examples | comma list of names', 'all')
+    .option('--workflows <list>', 'all | examples | all+examples | comma list of names and WfFormat traces (PATH.json, imported at the bench\'s scales)', 'all')
     .option('--modes <list>', 'comma list of dataflow, control, central', 'dataflow,control,central')
     .option('--requests <n>', 'measured requests per workflow, mode and postAt', '20')
     .option('--warmup <n>', 'discarded warm-up requests per workflow, mode and postAt', '1')
@@ -35,6 +35,8 @@ export function registerBenchCommand (program: Command): void {
     .option('--post-at <list>', 'when functions post outputs, fraction of runtime (comma list)', '1,0.5')
     .option('--slots <n>', 'function slots per peer', '4')
     .option('--replicas <n>', 'copies DStore keeps of each value (0: bytes moved are those of execution alone)', '0')
+    .option('--idle-instance <duration>', 'passed to the peers as dflow peer --idle-instance: a warm instance idle this long stops (e.g. 2s, for cold starts in an open-loop run)')
+    .option('--yardstick <engine>', 'also run the same shapes on a central engine, side by side: dask (needs python3 with distributed)')
     .addOption(new Option('--request-timeout <ms>', 'per request').default('120000').hideHelp())
     .action(async (flags: BenchCliFlags & { out?: string, docs?: string, json?: boolean }) => {
       let opts

@@ -7,13 +7,14 @@ import { registerDemoCommand } from './demo.ts'
 import { registerPeerCommand } from './peer.ts'
 import { registerRunCommand } from './run.ts'
 import { registerBenchCommand } from './bench.ts'
+import { registerImportCommand } from './import.ts'
 import { registerClientCommands } from './client-commands.ts'
 import { registerKeyCommands } from './key.ts'
 
 /** A module that adds commands to the `dflow` program. */
 export type CommandRegistrar = (program: Command) => void
 
-const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand, registerKeyCommands]
+const registrars: CommandRegistrar[] = [registerPeerCommand, registerTestnetCommands, registerChaosCommand, registerDemoCommand, registerRunCommand, registerClientCommands, registerBenchCommand, registerKeyCommands, registerImportCommand]
 
 /** Lets other modules add commands (call before main()); the built-in ones are registered by default. */
 export function registerCommands (registrar: CommandRegistrar): void {

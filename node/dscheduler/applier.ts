@@ -22,10 +22,12 @@ export class EventApplier {
     }
     switch (ev.type) {
       case 'step-claimed': {
-        const rec = this.instanceOf(s, ev.step, ev.index)
-        if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
+        if (ev.start !== undefined && ev.start !== s.startId) return
         this.sched.load.learnSlots(ev.from, ev.slots)
-        if (recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
+        for (const c of [{ step: ev.step, index: ev.index, attempt: ev.attempt }, ...(ev.also ?? [])]) {
+          const rec = this.instanceOf(s, c.step, c.index)
+          if (rec !== undefined && recordClaim(rec, ev.from, { attempt: c.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
+        }
         return
       }
       case 'output-ready':

@@ -6,6 +6,9 @@ import type { Tracked } from './tracked.ts'
 import type { DScheduler } from './scheduler.ts'
 import type { LoadedWorkflow } from './types.ts'
 
+/** Claims published together at most (the codec takes up to 1024 per event). */
+const MAX_CLAIMS_PER_MESSAGE = 256
+
 /** Expected run time of a step nobody has timed yet, ms. */
 const DEFAULT_STEP_MS = 50
 
@@ -112,7 +115,11 @@ export class Dispatcher {
       const best = bestPeer(q, rec.excluded)
       if (best === undefined) continue
       extra.set(best, (extra.get(best) ?? 0) + 1)
-      if (best === self) { this.claim(t, s, rec); continue }
+      if (best === self) {
+        this.claim(t, s, rec)
+        if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
+        continue
+      }
       if (rec.expect?.peer !== best) rec.expect = { peer: best, since: now }
       const due = rec.expect.since + init.claimTimeoutMs
       if (due <= now) {
@@ -122,6 +129,7 @@ export class Dispatcher {
         nextCheck = 0
       } else nextCheck = Math.min(nextCheck, due - now)
     }
+    this.flushClaims(s)
     if (nextCheck !== Infinity) {
       clearTimeout(t.timer)
       t.timer = setTimeout(() => { this.sched.pump(s.id) }, nextCheck + 5)
@@ -129,15 +137,31 @@ export class Dispatcher {
     }
   }
 
+  /** Claims made during one placement walk, published together (one message) when it ends. */
+  private readonly batch: Array<{ step: string, index: number | null, attempt: number }> = []
+  private batchTs = 0
+
   private claim (t: Tracked, s: RequestState, rec: InstanceRecord): void {
-    const { self, metrics, c, init } = this.sched
+    const { self, metrics, c } = this.sched
     const attempt = nextAttempt(rec)
     if ([...rec.claims.entries()].some(([p, cl]) => p !== self && cl.attempt >= rec.floor)) metrics.takeovers++
     metrics.claims++
-    const claim = { attempt, incarnation: c.membership.incarnation, ts: Date.now() }
+    if (this.batch.length === 0) this.batchTs = Date.now()
+    const claim = { attempt, incarnation: c.membership.incarnation, ts: this.batchTs }
     rec.claims.set(self, claim)
     t.unplaced.delete(rec)
-    void c.bus.publish({ type: 'step-claimed', from: self, ts: claim.ts, request: s.id, step: rec.step, index: rec.index, attempt, incarnation: claim.incarnation, slots: init.slots, start: s.startId })
+    this.batch.push({ step: rec.step, index: rec.index, attempt })
+    // it fires now; the claim goes out with the others of this walk, in the same tick
     this.examine(t, s, rec)
+  }
+
+  private flushClaims (s: RequestState): void {
+    if (this.batch.length === 0) return
+    const { self, c, init } = this.sched
+    const [first, ...also] = this.batch.splice(0)
+    void c.bus.publish({
+      type: 'step-claimed', from: self, ts: this.batchTs, request: s.id, ...first,
+      incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
+    })
   }
 }

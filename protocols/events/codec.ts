@@ -46,6 +46,14 @@ const recordOf = (c: Check): Check => v => v !== null && typeof v === 'object' &
   Object.entries(v).every(([k, x]) => k.length > 0 && c(x))
 const oneOf = (...vals: unknown[]): Check => v => vals.includes(v)
 
+/** instances claimed together in one step-claimed event */
+const MAX_CLAIMS_PER_EVENT = 1024
+const alsoClaimed: Check = v => Array.isArray(v) && v.length > 0 && v.length <= MAX_CLAIMS_PER_EVENT && v.every(c => {
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return false
+  const r = c as Record<string, unknown>
+  return Object.keys(r).length === 3 && str(r.step) && index(r.index) && nat(r.attempt)
+})
+
 const base = { from: str, ts: num, request: str }
 const step = { step: str, index }
 const startId: Check = v => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v)
@@ -53,7 +61,7 @@ const fence = { attempt: nat, incarnation: nat, start: optional(startId) }
 
 const SHAPES: Record<DflowEvent['type'], Record<string, Check>> = {
   'request-started': { ...base, workflow: cid, inputs: recordOf(valueRef), mode: oneOf('dataflow', 'control'), store: oneOf('distributed', 'central'), submitter: str, deadlineMs: optional(deadline), auth: optional(signedBy) },
-  'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat, slots: optional(nat), start: optional(startId) },
+  'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat, slots: optional(nat), start: optional(startId), also: optional(alsoClaimed) },
   'output-ready': { ...base, ...step, ...fence, output: str, value: valueRef },
   'element-posted': { ...base, ...step, ...fence, output: str, element: count, value: valueRef },
   'step-done': { ...base, ...step, ...fence, streams: recordOf(count), coldStartMs: num, readyAt: num, startAt: num, endAt: num },

@@ -62,6 +62,11 @@ export interface StepClaimed extends Base {
   slots?: number
   /** which start of the request the claim follows (see Fence) */
   start?: string
+  /**
+   * more instances claimed in the same breath (one placement pass), with the same incarnation, slots, start and
+   * time: one gossip message (one signature to make and to check on every peer) instead of one per instance
+   */
+  also?: Array<{ step: string, index: number | null, attempt: number }>
 }
 
 /**

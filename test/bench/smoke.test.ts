@@ -68,17 +68,22 @@ describe('dflow bench smoke', () => {
       expect(results.latencies[`${r.workflow}|${r.mode}|${r.postAt ?? '-'}`]).toHaveLength(2)
     }
     expect(results.rows.find(r => r.workflow === 'wordcount')?.criticalPathMs).toBeGreaterThan(0)
-    expect(results.rows.find(r => r.workflow === 'example-matrix')).toMatchObject({ postAt: null, criticalPathMs: null })
+    expect(results.rows.find(r => r.workflow === 'example-matrix')).toMatchObject({ postAt: null, criticalPathMs: null, lowerBoundMs: null })
+    // LB = max(critical path, total runtime / (2 peers x 2 slots)), never below the critical path
+    const wc = results.rows.find(r => r.workflow === 'wordcount')!
+    expect(wc.lowerBoundMs).toBeGreaterThanOrEqual(wc.criticalPathMs!)
+    expect(wc.overLowerBound).toBeCloseTo(wc.p50Ms / wc.lowerBoundMs!, 1)
 
     const file = await writeResultsJson(results, out)
     const json = JSON.parse(await readFile(file, 'utf8')) as BenchResults
     expect(Object.keys(json).slice(0, 9)).toEqual(['machine', 'date', 'commit', 'peers', 'slots', 'timeScale', 'sizeScale', 'initMs', 'rows'])
     for (const row of json.rows) {
-      for (const k of ['workflow', 'mode', 'postAt', 'requests', 'p50Ms', 'p99Ms', 'bytes', 'coldStartMs', 'criticalPathMs']) expect(row).toHaveProperty(k)
+      for (const k of ['workflow', 'mode', 'postAt', 'requests', 'p50Ms', 'p99Ms', 'bytes', 'coldStartMs', 'criticalPathMs', 'lowerBoundMs']) expect(row).toHaveProperty(k)
     }
 
     const t = tables(results)
     expect(t.map(x => x.title.split(':')[0])).toEqual(['postAt 1', 'postAt 1', 'example workflows (post at return)', 'example workflows (post at return)'])
+    expect(t[0].header).toContain('p50/LB')
     expect(t[1].header).toEqual(['workflow', 'p50 df/ctl', 'p50 df/cen', 'p99 df/ctl', 'p99 df/cen', 'bytes df/ctl', 'bytes df/cen', 'cold df/ctl', 'cold df/cen'])
     expect(renderText(results)).toContain('timeScale 0.01, sizeScale 0.001')
 

@@ -23,6 +23,7 @@ describe('event codec', () => {
     const events: DflowEvent[] = [
       { type: 'request-started', ...base, workflow: CID, inputs: { a: ref }, mode: 'dataflow', store: 'distributed', submitter: 'peerA' },
       { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5, slots: 4 },
+      { type: 'step-claimed', ...base, step: 'f', index: 0, attempt: 0, incarnation: 5, also: [{ step: 'f', index: 1, attempt: 0 }, { step: 'g', index: null, attempt: 2 }] },
       { type: 'output-ready', ...base, step: 's', index: 2, attempt: 1, incarnation: 5, output: 'o', value: ref },
       { type: 'element-posted', ...base, step: 's', index: null, attempt: 0, incarnation: 5, output: 'o', element: 4, value: ref },
       { type: 'step-done', ...base, step: 's', index: null, attempt: 0, incarnation: 5, streams: { o: 3 }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },

@@ -54,7 +54,7 @@ describe('dashboard routes of one in-process peer', () => {
 
   it('GET /v1/workflows/:cid answers the steps and edges of a known workflow, 400/404 otherwise', async () => {
     const file = await loadWorkflow(PIPELINE)
-    const { workflow } = await (await fetch(`${api}/v1/workflows`, { method: 'POST', body: file.bytes })).json() as { workflow: string }
+    const { workflow } = await (await fetch(`${api}/v1/workflows`, { method: 'POST', body: file.bytes, headers: { authorization: `Bearer ${p.peer.api.token}`, 'content-type': 'application/cbor' } })).json() as { workflow: string }
     const g = await (await fetch(`${api}/v1/workflows/${workflow}`)).json() as WorkflowGraph
     expect(g.name).toBe('pipeline')
     expect(g.steps.map(s => s.name)).toEqual(['stream', 'double', 'again', 'sum'])

@@ -3,8 +3,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { testnetClient } from '../../testnet/clients.ts'
 import { startTestnet, type Testnet } from '../../testnet/index.ts'
-import { DflowClient } from '../../node/client.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
 import { browserMissing, launchBrowser } from './browser.ts'
 import type { RequestView } from '../../node/dscheduler/types.ts'
@@ -31,7 +31,7 @@ describe('the dashboard in a real browser (playwright-core + chromium), 3-peer t
     dir = await mkdtemp(join(tmpdir(), 'dflow-dashboard-'))
     // one slot each: the foreach instances spread over the three peers (a richer picture, and the check covers them all)
     net = await startTestnet({ peers: 3, dir, flags: ['--slots', '1'] })
-    const c0 = new DflowClient(net.manifest.peers[0].api)
+    const c0 = await testnetClient(dir, net.manifest.peers[0])
     const workflow = await c0.addWorkflow((await loadWorkflow(PIPELINE)).bytes)
     const id = await c0.submit({ workflow, inputs: { n: 6 } })
     view = await c0.wait(id)

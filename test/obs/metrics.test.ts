@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { testnetClients } from '../../testnet/clients.ts'
 import { startTestnet, type Testnet } from '../../testnet/index.ts'
 import { DflowClient } from '../../node/client.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
@@ -28,7 +29,7 @@ describe('GET /metrics on a 2-peer testnet', () => {
       if (debug === undefined) delete process.env.DEBUG
       else process.env.DEBUG = debug
     }
-    clients = net.manifest.peers.map(p => new DflowClient(p.api))
+    clients = await testnetClients(dir, net.manifest.peers)
   }, 120_000)
 
   afterAll(async () => {

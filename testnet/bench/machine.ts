@@ -1,13 +1,17 @@
 /** What the results say about where they were measured. */
 import { execFileSync } from 'node:child_process'
 import { cpus, totalmem, platform, release } from 'node:os'
+import { fileURLToPath } from 'node:url'
+
+// the code's own checkout, whatever directory the bench is started from
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
 export function describeMachine (): { machine: string, date: string, commit: string } {
   const cpu = cpus()
   let commit = 'unknown'
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    commit = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['-C', REPO, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
     if (dirty) commit += '+uncommitted'
   } catch {}
   return {

@@ -1,6 +1,7 @@
 /** `dflow bench` flags -> BenchOptions (throws BenchUsageError with the flag's name). */
 import { BenchUsageError, parseWorkflowList } from './workflows.ts'
 import { MODES, type BenchMode, type BenchOptions } from './types.ts'
+import { parseDuration } from '../../node/config.ts'
 
 export interface BenchCliFlags {
   peers: string
@@ -19,6 +20,8 @@ export interface BenchCliFlags {
   slots: string
   replicas: string
   requestTimeout: string
+  idleInstance?: string
+  yardstick?: string
 }
 
 function number (flag: string, text: string, opts: { integer?: boolean, min?: number, max?: number } = {}): number {
@@ -46,6 +49,12 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
   const modes = f.modes.split(',').map(s => s.trim()).filter(s => s !== '')
   for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new BenchUsageError(`--modes: unknown mode "${m}" (dataflow, control, central)`)
   if (modes.length === 0) throw new BenchUsageError('--modes: no mode named')
+  if (f.yardstick !== undefined && f.yardstick !== 'dask') throw new BenchUsageError(`--yardstick: unknown engine "${f.yardstick}" (dask)`)
+  if (f.idleInstance !== undefined) {
+    let ms = NaN
+    try { ms = parseDuration(f.idleInstance, '--idle-instance') } catch (err) { throw new BenchUsageError((err as Error).message) }
+    if (!(ms > 0)) throw new BenchUsageError(`--idle-instance ${JSON.stringify(f.idleInstance)}: expected a duration > 0 like 2s or 500ms`)
+  }
   const postAt = f.postAt.split(',').map(s => number('post-at', s.trim(), { max: 1 }))
   return {
     peers: number('peers', f.peers, { integer: true, min: 1 }),
@@ -63,6 +72,8 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
     postAt: [...new Set(postAt)],
     slots: number('slots', f.slots, { integer: true, min: 1 }),
     replicas: number('replicas', f.replicas, { integer: true }),
-    requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 })
+    requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 }),
+    ...(f.idleInstance !== undefined ? { idleInstance: f.idleInstance } : {}),
+    ...(f.yardstick !== undefined ? { yardstick: 'dask' as const } : {})
   }
 }

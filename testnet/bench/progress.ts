@@ -25,6 +25,7 @@ export function progressReporter (out: NodeJS.WriteStream): ProgressReporter {
         return
       }
       if (p.phase === 'idle') { plain(`idle traffic: ${p.bytesPerSec} B/s`, true); return }
+      if (p.phase === 'yardstick') { bar?.stop(); bar = undefined; barPhase = undefined; plain(`yardstick: Dask distributed on ${p.workflows} workflow shapes`, true); return }
       if (p.phase === 'load') { plain(`loaded ${p.done}/${p.total} workflows`, p.done === p.total); return }
       if (tty) {
         if (barPhase !== p.phase) {

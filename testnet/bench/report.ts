@@ -32,8 +32,8 @@ export function tables (r: BenchResults): Table[] {
     const name = postAt === null ? 'example workflows (post at return)' : `postAt ${postAt}`
     out.push({
       title: `${name}: latency (client-measured, ms), bytes between peers and cold start per request`,
-      header: ['workflow', 'mode', 'n', 'p50', 'p99', 'mean', 'crit.path', 'p50/crit', 'bytes', 'cold ms', 'cold steps'],
-      rows: rows.map(x => [x.workflow, x.mode, `${x.requests}${x.failed > 0 ? ` (+${x.failed} failed)` : ''}`, ms(x.p50Ms), ms(x.p99Ms), ms(x.meanMs), ms(x.criticalPathMs), num(x.overCriticalPath), formatBytes(x.bytes), ms(x.coldStartMs), num(x.coldSteps)])
+      header: ['workflow', 'mode', 'n', 'p50', 'p99', 'mean', 'crit.path', 'p50/crit', 'LB', 'p50/LB', 'bytes', 'cold ms', 'cold steps'],
+      rows: rows.map(x => [x.workflow, x.mode, `${x.requests}${x.failed > 0 ? ` (+${x.failed} failed)` : ''}`, ms(x.p50Ms), ms(x.p99Ms), ms(x.meanMs), ms(x.criticalPathMs), num(x.overCriticalPath), ms(x.lowerBoundMs ?? null), num(x.overLowerBound ?? null), formatBytes(x.bytes), ms(x.coldStartMs), num(x.coldSteps)])
     })
     const others = r.modes.filter(m => m !== 'dataflow')
     if (!r.modes.includes('dataflow') || others.length === 0) continue
@@ -51,7 +51,46 @@ export function tables (r: BenchResults): Table[] {
       })
     })
   }
+  const cold = coldTable(r)
+  if (cold !== null) out.push(cold)
+  const yard = yardstickTable(r)
+  if (yard !== null) out.push(yard)
   return out
+}
+
+/** Cold starts seen by requests (mean per request) and control / dataflow, when any request met one. */
+function coldTable (r: BenchResults): Table | null {
+  // only for runs made to show cold starts (idle instances stopped, or a start cost), so other tables stay fixed
+  if ((r.idleInstance === null && r.initMs === 0) || !r.rows.some(x => x.coldStartMs > 0) || !r.modes.includes('dataflow')) return null
+  const others = r.modes.filter(m => m !== 'dataflow')
+  const header = ['workflow', 'postAt', 'cold ms dataflow', ...others.map(m => `cold ms ${m}`), ...others.map(m => `${m}/dataflow`)]
+  const rows = r.rows.filter(x => x.mode === 'dataflow').map(df => {
+    const of = (m: string): ResultRow | undefined => r.rows.find(x => x.workflow === df.workflow && x.postAt === df.postAt && x.mode === m)
+    const inv = (m: string): string => { const o = of(m); return o === undefined || df.coldStartMs === 0 ? '-' : num(o.coldStartMs / df.coldStartMs) }
+    return [df.workflow, df.postAt === null ? '-' : String(df.postAt), ms(df.coldStartMs), ...others.map(m => ms(of(m)?.coldStartMs ?? null)), ...others.map(inv)]
+  })
+  return { title: `cold start seen by requests (ms per request, mean; idle-instance ${r.idleInstance ?? 'peer default'})${r.loop === 'open' ? `, open loop ${r.ratePerMin}/min` : ''}: other mode / dataflow (above 1 = dataflow better)`, header, rows, textCols: 2 }
+}
+
+/** dflow p50 next to the central engine's on the same shapes (`--yardstick dask`). */
+function yardstickTable (r: BenchResults): Table | null {
+  const y = r.yardstick
+  if (y === undefined) return null
+  if ('skipped' in y) return { title: `yardstick ${y.engine} skipped: ${y.skipped}`, header: ['workflow'], rows: [], textCols: 1 }
+  const header = ['workflow', 'postAt', 'LB', `${y.engine} p50`, `${y.engine} p50/LB`]
+  for (const m of r.modes) header.push(`${m} p50`, `${m}/${y.engine}`)
+  const rows: string[][] = []
+  for (const d of y.rows) {
+    for (const postAt of [...new Set(r.rows.filter(x => x.workflow === d.workflow).map(x => x.postAt))]) {
+      const cells = [d.workflow, postAt === null ? '-' : String(postAt), ms(d.lowerBoundMs), ms(d.p50Ms), num(d.lowerBoundMs === null || d.lowerBoundMs === 0 ? null : d.p50Ms / d.lowerBoundMs)]
+      for (const m of r.modes) {
+        const row = r.rows.find(x => x.workflow === d.workflow && x.postAt === postAt && x.mode === m)
+        cells.push(ms(row?.p50Ms ?? null), num(row === undefined || d.p50Ms === 0 ? null : row.p50Ms / d.p50Ms))
+      }
+      rows.push(cells)
+    }
+  }
+  return { title: `side by side with ${y.engine} ${y.version} (LocalCluster ${y.workers} workers x ${y.threads} threads, processes; sleeping tasks, same scales, ${y.rows[0]?.requests ?? 0} requests): p50 ms and dflow / ${y.engine} (target <= 0.9)`, header, rows, textCols: 2 }
 }
 
 export function textTable (t: Table): string {

@@ -16,6 +16,8 @@ import { summarise } from './stats.ts'
 import { describeMachine } from './machine.ts'
 import type { TestnetProgress } from '../index.ts'
 import type { BenchOptions, BenchResults, Sample } from './types.ts'
+import { runDaskYardstick } from './dask/yardstick.ts'
+import type { DagShape } from './shape.ts'
 
 const log = defaultLogger().forComponent('dflow:bench')
 
@@ -24,6 +26,7 @@ export type BenchProgress =
   | { phase: 'load', done: number, total: number }
   | { phase: 'warmup' | 'measure', done: number, total: number, label: string, failed: number }
   | { phase: 'idle', bytesPerSec: number }
+  | { phase: 'yardstick', workflows: number }
 
 interface Planned extends RequestSpec { job: BenchJob }
 
@@ -31,6 +34,12 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 /** Runs a whole bench and answers the results (rows summarised, latencies kept for the CDF). */
 export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgress) => void = () => {}, onSample?: (s: Sample) => void): Promise<{ results: BenchResults, samples: Sample[] }> {
+  const { results, samples, jobs } = await runOnTestnet(opts, onProgress, onSample)
+  if (opts.yardstick === 'dask') await runYardstick(results, jobs, opts, onProgress)
+  return { results, samples }
+}
+
+async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) => void, onSample?: (s: Sample) => void): Promise<{ results: BenchResults, samples: Sample[], jobs: BenchJob[] }> {
   const started = Date.now()
   // the commit and date of the code the peers start with, not of whatever is checked out when the run ends
   const machine = describeMachine()
@@ -38,7 +47,8 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
   const { jobs, generatedDir } = prepareJobs(opts)
   let target: BenchTarget | undefined
   try {
-    target = await startTarget({ peers: opts.peers, slots: opts.slots, replicas: opts.replicas, dir: opts.dir, linkRate: opts.linkRate, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
+    const extraFlags = opts.idleInstance !== undefined ? ['--idle-instance', opts.idleInstance] : []
+    target = await startTarget({ peers: opts.peers, slots: opts.slots, replicas: opts.replicas, dir: opts.dir, linkRate: opts.linkRate, extraFlags, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
     const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
     // load each workflow once; every peer gets the bundle so no first request pays a bundle fetch
     const cids = new Map<BenchJob, string>()
@@ -71,7 +81,7 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
     let failed = 0
     for (const [i, p] of warm.entries()) {
       opts.signal?.throwIfAborted()
-      const s = await runRequest(clients[p.peer], p, timeoutMs)
+      const s = await runOrFail(clients[p.peer], p, timeoutMs)
       if (s.status !== 'ok') { failed++; log('warm-up %s failed: %s', s.requestId, s.error) }
       onProgress({ phase: 'warmup', done: i + 1, total: warm.length, label: label(p), failed })
     }
@@ -81,10 +91,11 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
     if (opts.ratePerMin === undefined) {
       for (const [i, p] of measured.entries()) {
         opts.signal?.throwIfAborted()
-        const before = await totalSent(clients)
+        // a peer that went away fails the requests sent to it (counted), not the whole run; its bytes count as 0
+        const before = await totalSent(clients).catch(() => NaN)
         let after = before
-        const s = await runRequest(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients) })
-        record({ ...s, bytes: Math.max(0, after - before) })
+        const s = await runOrFail(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients).catch(() => NaN) })
+        record({ ...s, bytes: Number.isFinite(after - before) ? Math.max(0, after - before) : 0 })
         onProgress({ phase: 'measure', done: i + 1, total: measured.length, label: label(p), failed })
       }
     } else {
@@ -103,6 +114,7 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
       loop: opts.ratePerMin === undefined ? 'closed' : 'open',
       ratePerMin: opts.ratePerMin ?? null,
       linkRate: opts.linkRate ?? null,
+      idleInstance: opts.idleInstance ?? null,
       warmup: opts.warmup,
       seed: opts.seed,
       durationMs: 0,
@@ -112,10 +124,39 @@ export async function runBench (opts: BenchOptions, onProgress: (p: BenchProgres
         : 'open loop: sum over peers of libp2p bytes sent per 1 s window, each window apportioned to the requests running in it by their overlap time (approximate)'
     })
     results.durationMs = Date.now() - started
-    return { results, samples }
+    return { results, samples, jobs }
   } finally {
     await target?.stop().catch(err => { log.error('stopping the bench testnet: %e', err) })
     if (generatedDir !== undefined) await rm(generatedDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * `--yardstick dask`: the same shapes (one per workflow: Dask has no postAt) on Dask distributed, run after the
+ * dflow run with its testnet stopped, so the two never share the machine at once. Adds `results.yardstick`.
+ */
+export async function runYardstick (results: BenchResults, jobs: Array<{ workflow: string, shape: DagShape | null }>, opts: Pick<BenchOptions, 'requests' | 'warmup' | 'signal'>, onProgress: (p: BenchProgress) => void = () => {}): Promise<void> {
+  const shapes = new Map<string, DagShape>()
+  for (const j of jobs) if (j.shape !== null && !shapes.has(j.workflow)) shapes.set(j.workflow, { ...j.shape, name: j.workflow })
+  onProgress({ phase: 'yardstick', workflows: shapes.size })
+  const started = Date.now()
+  const r = await runDaskYardstick([...shapes.values()], { warmup: Math.max(1, opts.warmup), requests: opts.requests, signal: opts.signal })
+  const lb = (w: string): number | null => results.rows.find(x => x.workflow === w && x.lowerBoundMs !== null)?.lowerBoundMs ?? null
+  results.yardstick = r.available
+    ? { engine: 'dask', version: r.version, workers: r.workers, threads: r.threads, rows: r.rows.map(x => ({ workflow: x.name, requests: x.requests, p50Ms: x.p50Ms, p99Ms: x.p99Ms, lowerBoundMs: lb(x.name) })) }
+    : { engine: 'dask', skipped: r.reason }
+  results.durationMs += Date.now() - started
+}
+
+/** A request that times out or cannot be submitted is a failed sample (counted, not timed); the run goes on. */
+async function runOrFail (client: DflowClient, p: RequestSpec, timeoutMs: number, onDone?: () => Promise<void>): Promise<Omit<Sample, 'bytes'>> {
+  const submittedAt = Date.now()
+  try {
+    return await runRequest(client, p, timeoutMs, onDone)
+  } catch (err) {
+    log('request %s (%s, %s) failed: %s', p.requestId, p.workflow, p.mode, (err as Error).message)
+    await onDone?.().catch(() => {})
+    return { workflow: p.workflow, mode: p.mode, postAt: p.postAt, requestId: p.requestId, status: 'failed', error: (err as Error).message, latencyMs: Date.now() - submittedAt, serverMs: null, coldStartMs: 0, coldSteps: 0, peer: p.peer, submittedAt, doneAt: Date.now(), steps: [] }
   }
 }
 
@@ -146,10 +187,7 @@ async function openLoop (measured: Planned[], clients: DflowClient[], ratePerMin
   let count = 0
   for (const p of measured) {
     signal?.throwIfAborted()
-    pending.push(runRequest(clients[p.peer], p, timeoutMs).then(s => { done.push(s); progress(++count, p) }, err => {
-      done.push({ workflow: p.workflow, mode: p.mode, postAt: p.postAt, requestId: p.requestId, status: 'failed', error: (err as Error).message, latencyMs: timeoutMs, serverMs: null, coldStartMs: 0, coldSteps: 0, peer: p.peer, submittedAt: Date.now() - timeoutMs, doneAt: Date.now(), steps: [] })
-      progress(++count, p)
-    }))
+    pending.push(runOrFail(clients[p.peer], p, timeoutMs).then(s => { done.push(s); progress(++count, p) }))
     // exponential inter-arrival times: a Poisson process
     await sleep(-Math.log(1 - rand()) * 60_000 / ratePerMin)
   }

@@ -1,5 +1,6 @@
 /** Percentiles, rows per workflow/mode/postAt, and the dataflow ratios. */
 import type { BenchJob } from './workflows.ts'
+import { lowerBoundMs } from './shape.ts'
 import type { BenchMode, BenchResults, ResultRow, Sample } from './types.ts'
 
 /** Nearest-rank percentile of sorted values (exact; no histogram buckets). */
@@ -25,6 +26,7 @@ export function summarise (samples: Sample[], jobs: BenchJob[], head: Omit<Bench
       const lat = ok.map(s => s.latencyMs).sort((a, b) => a - b)
       latencies[rowKey(job.workflow, mode, job.postAt)] = lat.map(x => round(x))
       const p50 = percentile(lat, 50)
+      const lb = job.shape === null ? null : round(lowerBoundMs(job.shape, head.peers * head.slots))
       rows.push({
         workflow: job.workflow,
         mode,
@@ -38,7 +40,9 @@ export function summarise (samples: Sample[], jobs: BenchJob[], head: Omit<Bench
         coldStartMs: round(mean(ok.map(s => s.coldStartMs))),
         coldSteps: round(mean(ok.map(s => s.coldSteps)), 2),
         criticalPathMs: job.criticalPathMs,
-        overCriticalPath: job.criticalPathMs === null || job.criticalPathMs === 0 ? null : round(p50 / job.criticalPathMs, 2)
+        overCriticalPath: job.criticalPathMs === null || job.criticalPathMs === 0 ? null : round(p50 / job.criticalPathMs, 2),
+        lowerBoundMs: lb,
+        overLowerBound: lb === null || lb === 0 ? null : round(p50 / lb, 2)
       })
     }
   }

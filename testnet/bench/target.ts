@@ -11,10 +11,11 @@ export interface BenchTarget {
   stop: () => Promise<void>
 }
 
-export async function startTarget (opts: { peers: number, slots: number, replicas: number, dir?: string, linkRate?: number, onProgress?: (p: TestnetProgress) => void }): Promise<BenchTarget> {
+/** `extraFlags` go to every `dflow peer` as they are (e.g. --idle-instance 2s). */
+export async function startTarget (opts: { peers: number, slots: number, replicas: number, dir?: string, linkRate?: number, extraFlags?: string[], onProgress?: (p: TestnetProgress) => void }): Promise<BenchTarget> {
   const own = opts.dir === undefined
   const dir = own ? await mkdtemp(join(tmpdir(), 'dflow-bench-')) : resolve(opts.dir!)
-  const flags = ['--slots', String(opts.slots), '--replicas', String(opts.replicas)]
+  const flags = ['--slots', String(opts.slots), '--replicas', String(opts.replicas), ...(opts.extraFlags ?? [])]
   try {
     if (opts.linkRate !== undefined) {
       const net = await startNetnsTestnet({ peers: opts.peers, dir, flags, linkRate: opts.linkRate, onProgress: opts.onProgress })

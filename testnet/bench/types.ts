@@ -35,6 +35,10 @@ export interface BenchOptions {
   replicas: number
   /** per request @default 120000 */
   requestTimeoutMs?: number
+  /** peers stop a warm instance idle this long (`dflow peer --idle-instance`), e.g. "2s"; default: the peers' */
+  idleInstance?: string
+  /** also run the same shapes on a central engine, side by side (after the dflow run, with the testnet stopped) */
+  yardstick?: 'dask'
   /** aborts the run between requests (the testnet is still stopped) */
   signal?: AbortSignal
 }
@@ -79,6 +83,10 @@ export interface ResultRow {
   criticalPathMs: number | null
   /** p50 / criticalPathMs */
   overCriticalPath: number | null
+  /** max(critical path, total runtime / (peers x slots)): no schedule finishes sooner; null for the examples */
+  lowerBoundMs: number | null
+  /** p50 / lowerBoundMs */
+  overLowerBound: number | null
 }
 
 export interface BenchResults {
@@ -103,7 +111,15 @@ export interface BenchResults {
   idleBytesPerSec: number
   /** how `bytes` was measured */
   bytesMethod: string
+  /** what the peers ran with as `--idle-instance` (null: the peers' default) */
+  idleInstance: string | null
   rows: ResultRow[]
+  /** the central engine run on the same shapes (`--yardstick dask`): per workflow, or why it was skipped */
+  yardstick?: YardstickSummary
   /** per row key `${workflow}|${mode}|${postAt}`: sorted latencies, for the CDF chart */
   latencies: Record<string, number[]>
 }
+
+export type YardstickSummary =
+  | { engine: 'dask', version: string, workers: number, threads: number, rows: Array<{ workflow: string, requests: number, p50Ms: number, p99Ms: number, lowerBoundMs: number | null }> }
+  | { engine: 'dask', skipped: string }

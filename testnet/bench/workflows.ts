@@ -2,11 +2,14 @@
  * Which workflow files a bench run uses: the eight FaaSFlow workflows generated at the run's factors (one set per
  * postAt), and optionally the real example workflows.
  */
-import { mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { BENCHMARK_NAMES, DEFAULT_FACTORS, benchmarkInputs, benchmarkWorkflows, criticalPathMs, exampleWorkflows } from '../../functions/benchmarks/index.ts'
+import { basename, join, resolve } from 'node:path'
+import { BENCHMARK_NAMES, DEFAULT_FACTORS, benchmarkInputs, benchmarkWorkflows, criticalPathMs, exampleWorkflows, loadFacts } from '../../functions/benchmarks/index.ts'
 import { generate } from '../../functions/benchmarks/generate.ts'
+import { buildPlan } from '../../functions/benchmarks/plan.ts'
+import { importWfFormat } from '../../functions/benchmarks/wfformat/write.ts'
+import { shapeCriticalPathMs, shapeFromPlan, type DagShape } from './shape.ts'
 import type { BenchOptions } from './types.ts'
 
 export class BenchUsageError extends Error {
@@ -25,15 +28,21 @@ export interface BenchJob {
   postAt: number | null
   path: string
   criticalPathMs: number | null
+  /** the tasks a central engine would run (lower bound, Dask yardstick); null for the example workflows */
+  shape: DagShape | null
   /** distinct inputs per request, so no value is already stored from an earlier one */
   inputs: (seed: string) => Record<string, unknown>
 }
 
 const EXAMPLE_PREFIX = 'example-'
 
+/** A WfFormat trace given by path (`dflow bench --workflows PATH.json`), imported on the fly. */
+export const isTracePath = (name: string): boolean => /\.json$/i.test(name)
+
 /**
  * `all` = the eight benchmarks; `examples` = the four real workflows (wordcount, fileprocessing, recognizer,
- * matrix) as `example-<name>`; `all+examples` = both; else a comma list of either kind.
+ * matrix) as `example-<name>`; `all+examples` = both; `PATH.json` = a WfCommons (WfFormat) trace; else a comma
+ * list of any of these.
  */
 export function parseWorkflowList (text: string): string[] {
   const names: string[] = []
@@ -41,8 +50,11 @@ export function parseWorkflowList (text: string): string[] {
     if (part === 'all') names.push(...BENCHMARK_NAMES)
     else if (part === 'examples') names.push(...exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name))
     else if (part === 'all+examples') names.push(...BENCHMARK_NAMES, ...exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name))
-    else if ((BENCHMARK_NAMES as readonly string[]).includes(part) || exampleWorkflows.some(e => EXAMPLE_PREFIX + e.name === part)) names.push(part)
-    else throw new BenchUsageError(`--workflows: unknown workflow "${part}"; known: all, examples, all+examples, ${BENCHMARK_NAMES.join(', ')}, ${exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name).join(', ')}`)
+    else if (isTracePath(part)) {
+      if (!existsSync(part)) throw new BenchUsageError(`--workflows: WfFormat file ${part} not found`)
+      names.push(resolve(part))
+    } else if ((BENCHMARK_NAMES as readonly string[]).includes(part) || exampleWorkflows.some(e => EXAMPLE_PREFIX + e.name === part)) names.push(part)
+    else throw new BenchUsageError(`--workflows: unknown workflow "${part}"; known: all, examples, all+examples, PATH.json (a WfFormat trace), ${BENCHMARK_NAMES.join(', ')}, ${exampleWorkflows.map(e => EXAMPLE_PREFIX + e.name).join(', ')}`)
   }
   if (names.length === 0) throw new BenchUsageError('--workflows: no workflow named')
   return [...new Set(names)]
@@ -60,7 +72,8 @@ function salted (inputs: Record<string, unknown>, seed: string): Record<string, 
 export function prepareJobs (opts: Pick<BenchOptions, 'workflows' | 'timeScale' | 'sizeScale' | 'initMs' | 'postAt'>): { jobs: BenchJob[], generatedDir?: string } {
   const jobs: BenchJob[] = []
   let generatedDir: string | undefined
-  const benchNames = opts.workflows.filter(w => !w.startsWith(EXAMPLE_PREFIX))
+  const benchNames = opts.workflows.filter(w => !w.startsWith(EXAMPLE_PREFIX) && !isTracePath(w))
+  const traces = opts.workflows.filter(isTracePath)
   const committed = opts.timeScale === DEFAULT_FACTORS.timeScale && opts.sizeScale === DEFAULT_FACTORS.sizeScale && opts.initMs === DEFAULT_FACTORS.initMs
   for (const postAt of opts.postAt) {
     let dir: string | undefined
@@ -71,12 +84,20 @@ export function prepareJobs (opts: Pick<BenchOptions, 'workflows' | 'timeScale' 
     }
     for (const name of benchNames) {
       const path = dir === undefined ? benchmarkWorkflows.find(b => b.name === name)!.path : join(dir, name, 'workflow.yaml')
-      jobs.push({ workflow: name, postAt, path, criticalPathMs: criticalPathMs(name, opts.timeScale), inputs: seed => benchmarkInputs(seed) })
+      const shape = shapeFromPlan(buildPlan(loadFacts().workflows[name], { ...DEFAULT_FACTORS, timeScale: opts.timeScale, sizeScale: opts.sizeScale }))
+      jobs.push({ workflow: name, postAt, path, criticalPathMs: criticalPathMs(name, opts.timeScale), shape, inputs: seed => benchmarkInputs(seed) })
+    }
+    for (const trace of traces) {
+      // imported at the bench's factors, with a seed input so every request makes values of its own
+      generatedDir ??= mkdtempSync(join(tmpdir(), 'dflow-bench-wf-'))
+      const r = importWfFormat(trace, join(generatedDir, `post-at-${postAt}`, 'wfformat'), { timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs, postAt, seed: true, name: basename(trace).replace(/\.json$/i, '') })
+      const shape = shapeFromPlan(r.plan)
+      jobs.push({ workflow: r.name, postAt, path: r.yaml, criticalPathMs: shapeCriticalPathMs(shape), shape, inputs: seed => benchmarkInputs(seed) })
     }
   }
   for (const name of opts.workflows.filter(w => w.startsWith(EXAMPLE_PREFIX))) {
     const ex = exampleWorkflows.find(e => EXAMPLE_PREFIX + e.name === name)!
-    jobs.push({ workflow: name, postAt: null, path: ex.path, criticalPathMs: null, inputs: seed => salted(ex.inputs as Record<string, unknown>, seed) })
+    jobs.push({ workflow: name, postAt: null, path: ex.path, criticalPathMs: null, shape: null, inputs: seed => salted(ex.inputs as Record<string, unknown>, seed) })
   }
   return { jobs, generatedDir }
 }

@@ -1,0 +1,72 @@
+/**
+ * The bench's shapes, lower bounds and Dask yardstick, and the flags that reach them. The Dask run is skipped
+ * (saying so) where no python has `distributed`; its assertion is a bound sleeping tasks cannot beat, not a speed.
+ */
+import { describe, expect, it } from 'vitest'
+import { buildPlan } from '../../functions/benchmarks/plan.ts'
+import { DEFAULT_FACTORS, criticalPathMs, loadFacts } from '../../functions/benchmarks/index.ts'
+import { chainPlan, fanPlan } from '../../testnet/bench/micro/shapes.ts'
+import { findDaskPython, runDaskYardstick } from '../../testnet/bench/dask/yardstick.ts'
+import { lowerBoundMs, shapeCriticalPathMs, shapeFromPlan, shapeTotalRuntimeMs } from '../../testnet/bench/shape.ts'
+import { parseBenchOptions } from '../../testnet/bench/options.ts'
+
+const flags = {
+  peers: '4', workflows: 'genome', modes: 'dataflow,control', requests: '2', warmup: '1', seed: '1',
+  timeScale: '0.05', sizeScale: '0.01', initMs: '0', postAt: '1', slots: '4', replicas: '0', requestTimeout: '60000'
+}
+
+describe('bench shapes and lower bounds', () => {
+  it('chain and fan: critical path, total runtime, LB = max(cp, total / slots)', () => {
+    const chain = shapeFromPlan(chainPlan())
+    expect(chain.tasks).toHaveLength(50)
+    expect(shapeCriticalPathMs(chain)).toBe(500)
+    expect(lowerBoundMs(chain, 16)).toBe(500)
+    const fan = shapeFromPlan(fanPlan())
+    expect(fan.tasks).toHaveLength(102)
+    expect(fan.tasks.find(t => t.name === 'join')!.after).toHaveLength(100)
+    expect(shapeCriticalPathMs(fan)).toBe(20)
+    expect(shapeTotalRuntimeMs(fan)).toBe(2000)
+    expect(lowerBoundMs(fan, 16)).toBe(125)
+  })
+
+  it('a FaaSFlow plan: foreach becomes one task per element, skipped branches are left out, cp as the generator says', () => {
+    for (const name of ['video', 'illgal_recognizer', 'cycles']) {
+      const plan = buildPlan(loadFacts().workflows[name], DEFAULT_FACTORS)
+      const shape = shapeFromPlan(plan)
+      expect(shapeCriticalPathMs(shape), name).toBe(criticalPathMs(name))
+      const running = plan.steps.filter(s => s.runs)
+      const foreach = running.filter(s => s.foreach !== undefined)
+      expect(shape.tasks.length, name).toBeGreaterThanOrEqual(running.length)
+      for (const s of foreach) expect(shape.tasks.filter(t => t.name.startsWith(`${s.name}[`)).length).toBeGreaterThan(1)
+      for (const s of plan.steps.filter(s => !s.runs)) expect(shape.tasks.some(t => t.name === s.name)).toBe(false)
+    }
+  })
+})
+
+describe('bench flags', () => {
+  it('--idle-instance and --yardstick are checked and kept', () => {
+    expect(parseBenchOptions({ ...flags, idleInstance: '2s', yardstick: 'dask' })).toMatchObject({ idleInstance: '2s', yardstick: 'dask' })
+    expect(() => parseBenchOptions({ ...flags, idleInstance: 'soon' })).toThrow(expect.objectContaining({ name: 'BenchUsageError', message: expect.stringContaining('--idle-instance') }))
+    expect(() => parseBenchOptions({ ...flags, yardstick: 'ray' })).toThrow(expect.objectContaining({ name: 'BenchUsageError', message: expect.stringContaining('--yardstick') }))
+    expect(() => parseBenchOptions({ ...flags, workflows: '/nonexistent/trace.json' })).toThrow(expect.objectContaining({ name: 'BenchUsageError', message: expect.stringContaining('not found') }))
+  })
+})
+
+describe('Dask yardstick', () => {
+  it('without a python that has distributed it says so and gives no figures', async () => {
+    const r = await runDaskYardstick([shapeFromPlan(chainPlan(3, 10))], { warmup: 0, requests: 1, pythons: ['/nonexistent/python3'] })
+    expect(r.available).toBe(false)
+    if (!r.available) expect(r.reason).toMatch(/no python with Dask distributed \(tried \/nonexistent\/python3\)/)
+  })
+
+  const dask = findDaskPython()
+  it.skipIf(dask.python === null)('runs a chain of 3 x 50 ms: one latency per request, none below the 150 ms of sleeps', async () => {
+    const r = await runDaskYardstick([shapeFromPlan(chainPlan(3, 50))], { warmup: 1, requests: 3 })
+    expect(r.available).toBe(true)
+    if (!r.available) return
+    expect(r).toMatchObject({ engine: 'dask', workers: 4, threads: 4 })
+    expect(r.rows).toHaveLength(1)
+    expect(r.rows[0].latenciesMs).toHaveLength(3)
+    for (const ms of r.rows[0].latenciesMs) expect(ms).toBeGreaterThanOrEqual(150)
+  }, 300_000)
+})
