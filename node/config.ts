@@ -33,15 +33,15 @@ export interface PeerConfig {
   storeCapacity: number
   /** How long request values are retained, in ms. @default 3600000 */
   retentionMs: number
-  /** Step claim lease, in ms. @default 3000 */
+  /** A claim also lapses when its claimant was not heard for this long, in ms; 0: membership (probes) alone decides. @default 0 */
   leaseMs: number
-  /** A peer silent for this long is considered failed, in ms. @default 5000 */
+  /** A failed peer (crashed or cut off) is presumed dead within about this long, in ms. @default 5000 */
   failureTimeoutMs: number
-  /** Heartbeat period, in ms. @default 1000 */
+  /** Membership probe period: each period a peer probes one other (SWIM), in ms. @default 1000 */
   heartbeatMs: number
   /** A warm function instance idle for this long is stopped, in ms. @default 60000 */
   idleInstanceMs: number
-  /** Gossipsub heartbeat, in ms. @default 200 */
+  /** Gossipsub heartbeat, in ms. @default 1000 */
   gossipHeartbeatMs: number
   /** Turn off the same-host fast path (values move over libp2p streams even between peers of one host). @default false */
   noSharedStore: boolean
@@ -82,11 +82,11 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   chunkSize: 1048576,
   storeCapacity: 2 * 1024 ** 3,
   retentionMs: 3_600_000,
-  leaseMs: 3000,
+  leaseMs: 0,
   failureTimeoutMs: 5000,
   heartbeatMs: 1000,
   idleInstanceMs: 60_000,
-  gossipHeartbeatMs: 200,
+  gossipHeartbeatMs: 1000,
   noSharedStore: false,
   isolation: 'process',
   maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
@@ -139,9 +139,9 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'chunkSize', flag: 'chunk-size', kind: 'bytes', passThrough: true, description: 'chunk size of large values (bytes, e.g. 1m)' },
   { key: 'storeCapacity', flag: 'store-capacity', kind: 'bytes', passThrough: true, description: 'local store capacity (bytes, e.g. 2g)' },
   { key: 'retentionMs', flag: 'retention', kind: 'duration', passThrough: true, description: 'retention of request values (e.g. 1h, 30s, 500ms)' },
-  { key: 'leaseMs', flag: 'lease', kind: 'duration', passThrough: true, description: 'step claim lease' },
-  { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'silence after which a peer counts as failed' },
-  { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'heartbeat period' },
+  { key: 'leaseMs', flag: 'lease', kind: 'duration', passThrough: true, description: 'a claim also lapses when its claimant was not heard for this long (0: membership alone decides, the default)' },
+  { key: 'failureTimeoutMs', flag: 'failure-timeout', kind: 'duration', passThrough: true, description: 'a failed peer is presumed dead within about this long' },
+  { key: 'heartbeatMs', flag: 'heartbeat', kind: 'duration', passThrough: true, description: 'membership probe period (one peer probed per period)' },
   { key: 'idleInstanceMs', flag: 'idle-instance', kind: 'duration', passThrough: true, description: 'idle time before a warm instance stops' },
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
   { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' },

@@ -1,14 +1,19 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DflowLibp2p } from './network/libp2p.ts'
-import type { Logger } from '@libp2p/interface'
+import type { Logger, PeerId } from '@libp2p/interface'
 
 export interface DiscoveryOptions {
   bootstrap: string[]
   log: Logger
-  /** first lookup interval; doubles up to maxIntervalMs, back to this when a new peer connects. @default 500 */
+  /** first lookup interval; triples up to maxIntervalMs, back to this when a peer connects for the first time. @default 500 */
   minIntervalMs?: number
-  /** @default 30000 */
+  /** @default 300000 (a settled network needs no lookups; a newcomer's connection brings the interval back down) */
   maxIntervalMs?: number
+  /**
+   * with this many connections the peer is joined: lookups wait for the longest interval (the membership
+   * greets every member it hears of, which connects them and fills the routing table) @default 4
+   */
+  enoughConnections?: number
 }
 
 /**
@@ -19,13 +24,19 @@ export interface DiscoveryOptions {
  */
 export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): () => void {
   const min = opts.minIntervalMs ?? 500
-  const max = opts.maxIntervalMs ?? 30_000
+  const max = opts.maxIntervalMs ?? 300_000
   const controller = new AbortController()
   let delay = min
   let timer: NodeJS.Timeout | undefined
   let running = false
 
-  const onConnect = (): void => {
+  // peers seen connecting; a reconnection (a probe, a fetch) is no news and must not restart the lookups, or a
+  // settled network would keep looking itself up
+  const seen = new Set<string>()
+  const onConnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    if (seen.has(id) || seen.size > 10_000) return
+    seen.add(id)
     // a newcomer may know peers we do not: look again soon
     if (delay > min) {
       delay = min
@@ -47,7 +58,9 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
           }
         }))
       }
-      if (libp2p.getConnections().length > 0) {
+      const connections = libp2p.getConnections().length
+      const joined = connections >= (opts.enoughConnections ?? 4) && delay < max
+      if (connections > 0 && !joined) {
         const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(10_000)])
         try {
           for await (const event of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, { signal })) {
@@ -60,7 +73,7 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
     } finally {
       running = false
     }
-    delay = Math.min(delay * 2, max)
+    delay = Math.min(delay * 3, max)
     schedule()
   }
 

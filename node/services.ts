@@ -6,7 +6,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { GossipBus } from './dscheduler/bus.ts'
 import { BundleLoader } from './dscheduler/loader.ts'
-import { GossipMembership } from './dscheduler/membership.ts'
+import { ProbeMembership } from './dscheduler/membership.ts'
 import { DScheduler } from './dscheduler/scheduler.ts'
 import { DStoreService } from './dstore/dstore.ts'
 import { storeRoutes } from './dstore/routes.ts'
@@ -27,7 +27,7 @@ export interface DflowServices extends PeerService {
   store: DStoreService
   pool: WorkerPool
   bus: GossipBus
-  membership: GossipMembership
+  membership: ProbeMembership
   loader: BundleLoader
   scheduler: DScheduler
   submit: SubmitProtocol
@@ -39,7 +39,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   const { config, libp2p, logger } = peer
   const self = peer.peerId.toString()
   const log = logger.forComponent('dflow:services')
-  let membership: GossipMembership | undefined
+  let membership: ProbeMembership | undefined
   // peers of the (private) network are authorized by default: this one, live ones, connected ones
   const policy: AuthorizePolicy = {
     authorized: peer.authorizedSubmitters,
@@ -49,7 +49,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     }
   }
   const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self, policy })
-  membership = new GossipMembership(self, libp2p, bus, { heartbeatMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs })
+  membership = new ProbeMembership(self, libp2p, { probeIntervalMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs }, logger.forComponent('dflow:membership'))
   const members = membership
   let scheduler: DScheduler | undefined
   let loggedBus: LoggedBus | undefined
@@ -103,7 +103,6 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
-  members.setLoad(() => sched.claimLoad())
   members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()
@@ -160,6 +159,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
         ...workflowRoutes(loader, { known: cid => sched.list().some(r => r.workflow === cid) }),
         ...requestRoutes({ self, scheduler: sched, submit: submitProtocol, membership: members, bus, policy, chunkSize: config.chunkSize }),
         ...storeRoutes(store, traffic?.()),
+        { method: 'GET', path: '/v1/membership', handler: async () => membership.view() },
         {
           method: 'GET',
           path: '/v1/metrics/scheduler',

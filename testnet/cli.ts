@@ -29,14 +29,14 @@ export function progressReporter (stream: NodeJS.WriteStream = process.stderr): 
       } else {
         bar.update(p.ready, { lag })
       }
-      if (p.phase === 'mesh' && p.ready === p.total) bar.stop()
+      if (p.phase === 'mesh' && p.ready === p.total && p.network.length === 0) bar.stop()
     }
   }
   let last = ''
   return p => {
     const line = p.phase === 'spawn'
       ? `started ${p.ready}/${p.total} peers`
-      : `mesh: ${p.ready}/${p.total} peers see all others${p.lagging.length > 0 ? ` (waiting on ${p.lagging.map(l => l.index).join(', ')})` : ''}`
+      : `forming: ${p.ready}/${p.total} peers ready${p.lagging.length > 0 ? ` (waiting on ${p.lagging.map(l => l.index).join(', ')})` : ''}${p.network.length > 0 ? ` (${p.network.join('; ')})` : ''}`
     if (line !== last) stream.write(line + '\n')
     last = line
   }

@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { configToArgs, parseConfigObject, type PeerConfig } from '../node/config.ts'
 import { loadOrCreateKey } from '../node/keys.ts'
 import { spawnPeer, waitHealthy, type SpawnedPeer } from './launcher.ts'
+import { peerBundle } from './bundle.ts'
 import { readManifest, requireManifest, writeManifest, type Manifest, type ManifestPeer } from './manifest.ts'
 import { freePorts, isAlive, signal, terminate, waitDead } from './process.ts'
 import { waitForMesh, type MeshProgress } from './readiness.ts'
@@ -130,7 +131,8 @@ export class Testnet {
       dataDir: peer.dataDir,
       log: peer.log,
       bootstrap: this.current.peers.filter(p => p !== peer).map(p => p.multiaddrs[0]),
-      flags: this.current.flags
+      flags: this.current.flags,
+      bundle: await peerBundle()
     })
     const updated = { ...peer, pid: spawned.pid }
     this.current = { ...this.current, status: 'up', peers: this.current.peers.map(p => p.index === index ? updated : p) }
@@ -212,6 +214,7 @@ export async function startTestnet (opts: StartTestnetOptions): Promise<Testnet>
     })
   }
   const spawned: SpawnedPeer[] = []
+  const bundle = await peerBundle()
   let testnet: Testnet | undefined
   try {
     const spawnOne = (p: ManifestPeer): SpawnedPeer => {
@@ -222,7 +225,8 @@ export async function startTestnet (opts: StartTestnetOptions): Promise<Testnet>
         log: p.log,
         bootstrap: p.index === 0 ? [] : [peers[0].multiaddrs[0]],
         flags,
-        truncateLog: true
+        truncateLog: true,
+        bundle
       })
       p.pid = s.pid
       spawned[p.index] = s

@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { isAlive } from './process.ts'
+import { BUNDLE_ENV } from './bundle.ts'
 import type { HealthResponse } from '../node/api/health.ts'
 
 /** The CLI entry; peers are spawned as `node bin/dflow.js peer ...` so the pid is the peer's own process. */
@@ -25,6 +26,8 @@ export interface SpawnPeerOptions {
   flags: string[]
   /** truncate the log (fresh `up`) instead of appending (restart) */
   truncateLog?: boolean
+  /** run the peer from this bundle of the CLI (testnet/bundle.ts) instead of through tsx */
+  bundle?: string
 }
 
 export interface SpawnedPeer {
@@ -45,7 +48,7 @@ export function spawnPeer (opts: SpawnPeerOptions): SpawnedPeer {
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: { ...process.env }
+      env: opts.bundle === undefined ? { ...process.env } : { ...process.env, [BUNDLE_ENV]: opts.bundle }
     })
     if (child.pid == null) throw new PeerStartError(`cannot spawn ${process.execPath} ${args.join(' ')}`)
     child.once('exit', (code, sig) => { exited = sig ?? `exit code ${code}` })

@@ -16,6 +16,8 @@ export interface PeerEntry {
   inRoutingTable: boolean
   /** subscribed (as this peer sees it) to the events gossip topic */
   subscribed: boolean
+  /** in this peer's gossipsub mesh for the events topic (it forwards every event there) */
+  mesh: boolean
 }
 
 export interface PeersResponse {
@@ -40,6 +42,9 @@ export async function listPeers (peer: Peer): Promise<PeerEntry[]> {
     connected.add(conn.remotePeer.toString())
   }
   const subscribed = new Set(libp2p.services.pubsub.getSubscribers(EVENTS_TOPIC).map(String))
+  // the GossipSub interface hides the mesh; the implementation we compose has getMeshPeers
+  const pubsub = libp2p.services.pubsub as unknown as { getMeshPeers?: (topic: string) => string[] }
+  const mesh = new Set(pubsub.getMeshPeers?.(EVENTS_TOPIC) ?? [])
   const out: PeerEntry[] = []
   for (const [id, peerId] of ids) {
     let multiaddrs: string[] = []
@@ -49,7 +54,7 @@ export async function listPeers (peer: Peer): Promise<PeerEntry[]> {
     } catch {
       multiaddrs = libp2p.getConnections(peerId).map(c => c.remoteAddr.toString())
     }
-    out.push({ peerId: id, multiaddrs, connected: connected.has(id), inRoutingTable: inTable.has(id), subscribed: subscribed.has(id) })
+    out.push({ peerId: id, multiaddrs, connected: connected.has(id), inRoutingTable: inTable.has(id), subscribed: subscribed.has(id), mesh: mesh.has(id) })
   }
   return out.sort((a, b) => a.peerId.localeCompare(b.peerId))
 }

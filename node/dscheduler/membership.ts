@@ -1,101 +1,297 @@
 import { TypedEventEmitter } from '@libp2p/interface'
-import { EVENTS_TOPIC } from '../../protocols/events/index.ts'
-import type { EventBus } from './bus.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { PROBE_PROTOCOL, ProbeProtocol, type MemberUpdate } from '../../protocols/probe/index.ts'
+import { MemberTable, type MemberChange } from './member-table.ts'
 import type { Membership } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
+import { GREET_TIMEOUT_MS, type MembershipEvents, type MembershipInit, type MembershipView } from './membership-types.ts'
+import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interface'
 
-export interface MembershipInit {
-  /** how often this peer says it is alive @default 1000 */
-  heartbeatMs: number
-  /** a peer with no connection and no heartbeat for this long is presumed dead @default 5000 */
-  failureTimeoutMs: number
-}
-
-export interface MembershipEvents {
-  'membership:peer-dead': CustomEvent<string>
-  'membership:peer-alive': CustomEvent<string>
-}
+export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
 
 /**
- * Who is alive: a dflow peer (one that heartbeats on, or subscribes to, the events topic) is live while it is
- * connected or its last heartbeat is recent. Dead means both: connections closed and heartbeats stopped.
+ * Who is alive, SWIM-style, at a cost that grows with N, not N²: each period this peer probes one member
+ * (round robin over a shuffled list); a silent one is probed through `indirectProbes` others, then suspected;
+ * a suspect that does not refute within the suspicion time is dead. News (joins, suspicions, deaths,
+ * refutations, new incarnations) rides on the probes; suspicions and deaths this peer finds itself it also
+ * tells every member at once. A closed connection triggers an immediate probe, so a killed peer is dead
+ * within a round trip. Members are the peers that speak the probe protocol (learned from identify or from
+ * their own probes), so only dflow peers count.
  */
-export class GossipMembership extends TypedEventEmitter<MembershipEvents> implements Membership {
+export class ProbeMembership extends TypedEventEmitter<MembershipEvents> implements Membership {
   readonly incarnation = Date.now()
-  private readonly lastSeen = new Map<string, number>()
-  private readonly incarnations = new Map<string, number>()
-  private readonly dead = new Set<string>()
+  private readonly table: MemberTable
+  private readonly probe: ProbeProtocol
+  private readonly controller = new AbortController()
+  private readonly inflight = new Set<string>()
+  private readonly suspicions = new Map<string, NodeJS.Timeout>()
+  /** dead members are re-probed now and then (a healed partition), backing off */
+  private readonly deadRetry = new Map<string, { at: number, delay: number }>()
+  private order: string[] = []
   private timer?: NodeJS.Timeout
-  private load: () => number = () => 0
+  private started = false
+  private readonly directMs: number
+  private readonly indirectMs: number
+  private readonly suspicionMs: number
+  /**
+   * Local health (Lifeguard's multiplier), 0-8: rises when this peer's own probes go unanswered even by the
+   * intermediaries, or when it must refute a suspicion of itself (signs that it is the slow one), falls with
+   * every answered probe. Timeouts, the suspicion time and the probe period stretch by 1 + health, so an
+   * overloaded peer neither accuses the others nor adds to the load.
+   */
+  private health = 0
 
-  constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly bus: EventBus,
-    private readonly init: MembershipInit) {
+  constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger) {
     super()
+    const p = init.probeIntervalMs
+    this.table = new MemberTable(self, this.incarnation)
+    this.probe = new ProbeProtocol(libp2p, {
+      own: () => this.table.own(),
+      news: to => this.table.news(to),
+      heard: (from, up, own) => { this.heard(from, up, own) }
+    }, log)
+    this.directMs = Math.max(100, Math.min(p / 2, 1000))
+    this.indirectMs = Math.max(200, Math.min(p, 2000))
+    // detection ≈ wait for a probe (~p) + direct + indirect + suspicion; keep the sum near failureTimeout
+    this.suspicionMs = Math.max(p, init.failureTimeoutMs - 2 * p - this.directMs - this.indirectMs)
   }
 
-  /** The scheduler's unfinished claims, carried in heartbeats. */
-  setLoad (load: () => number): void { this.load = load }
+  private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => { this.consider(ev.detail.peerId, ev.detail.protocols) }
+  private readonly onUpdate = (ev: CustomEvent<PeerUpdate>): void => { this.consider(ev.detail.peer.id, ev.detail.peer.protocols) }
+  /** connected peers not (yet) members, and when they were last greeted */
+  private readonly strangers = new Map<string, number>()
+  private readonly onConnect = (ev: CustomEvent<PeerId>): void => {
+    const peer = ev.detail.toString()
+    const m = this.table.get(peer)
+    if (m !== undefined && m.state !== 'dead') return
+    // identify may be slow or fail on a busy machine: greet now, and again from the probe loop until it answers
+    this.strangers.set(peer, Date.now())
+    void this.greet(ev.detail)
+    this.schedule()
+  }
+
+  private readonly onDisconnect = (ev: CustomEvent<PeerId>): void => {
+    const peer = ev.detail.toString()
+    const m = this.table.get(peer)
+    if (m !== undefined && m.state !== 'dead') void this.check(peer, true)
+  }
 
   async start (): Promise<void> {
-    this.bus.onEvent(ev => {
-      if (ev.from === this.self) return
-      this.lastSeen.set(ev.from, Date.now())
-      if (ev.type === 'heartbeat' && ev.incarnation > (this.incarnations.get(ev.from) ?? 0)) this.incarnations.set(ev.from, ev.incarnation)
-      if (this.dead.delete(ev.from)) this.safeDispatchEvent('membership:peer-alive', { detail: ev.from })
-    })
-    const beat = (): void => {
-      void this.bus.publish({ type: 'heartbeat', from: this.self, ts: Date.now(), incarnation: this.incarnation, load: this.load() })
-      this.check()
-    }
-    this.timer = setInterval(beat, this.init.heartbeatMs)
-    this.timer.unref()
-    beat()
+    await this.probe.start()
+    this.started = true
+    this.libp2p.addEventListener('peer:identify', this.onIdentify)
+    this.libp2p.addEventListener('peer:update', this.onUpdate)
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.addEventListener('peer:connect', this.onConnect)
+    // peers connected before the probe protocol was served here: greet them (they learn us from the ping)
+    for (const conn of this.libp2p.getConnections()) this.onConnect(new CustomEvent('peer:connect', { detail: conn.remotePeer }))
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.timer)
+    this.started = false
+    this.controller.abort()
+    clearTimeout(this.timer)
+    for (const t of this.suspicions.values()) clearTimeout(t)
+    this.suspicions.clear()
+    this.libp2p.removeEventListener('peer:identify', this.onIdentify)
+    this.libp2p.removeEventListener('peer:update', this.onUpdate)
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.removeEventListener('peer:connect', this.onConnect)
+    await this.probe.stop()
   }
 
-  private connected (peer: string): boolean {
-    return this.libp2p.getConnections().some(c => c.remotePeer.toString() === peer && c.status === 'open')
-  }
-
-  private known (): Set<string> {
-    const peers = new Set(this.lastSeen.keys())
-    for (const p of this.libp2p.services.pubsub.getSubscribers(EVENTS_TOPIC)) peers.add(p.toString())
-    return peers
-  }
-
-  lastHeard (peer: string): number | undefined {
-    return peer === this.self ? Date.now() : this.lastSeen.get(peer)
-  }
+  /** Kept for callers of the old gossip membership; load now travels with claims. */
+  setLoad (_load: () => number): void {}
 
   incarnationOf (peer: string): number | undefined {
-    return peer === this.self ? this.incarnation : this.incarnations.get(peer)
+    return peer === this.self ? this.incarnation : this.table.get(peer)?.inc
+  }
+
+  /** Now while the peer is alive; when it was last known alive once it is suspected or dead. */
+  lastHeard (peer: string): number | undefined {
+    if (peer === this.self) return Date.now()
+    const m = this.table.get(peer)
+    if (m === undefined) return undefined
+    return m.state === 'alive' ? Date.now() : m.aliveAt
   }
 
   isLive (peer: string): boolean {
     if (peer === this.self) return true
-    if (this.dead.has(peer)) return false
-    const seen = this.lastSeen.get(peer)
-    if (seen !== undefined && Date.now() - seen < this.init.failureTimeoutMs) return true
-    return this.connected(peer)
+    const m = this.table.get(peer)
+    return m !== undefined && m.state !== 'dead'
   }
 
   live (): string[] {
-    return [this.self, ...[...this.known()].filter(p => this.isLive(p))].sort()
+    const out = [this.self]
+    for (const [peer, m] of this.table.entries()) if (m.state !== 'dead') out.push(peer)
+    return out.sort()
   }
 
-  /** Declares peers dead once both signals are gone, so the scheduler can take over their claims. */
-  private check (): void {
-    const now = Date.now()
-    for (const peer of this.known()) {
-      if (this.dead.has(peer)) continue
-      const seen = this.lastSeen.get(peer) ?? 0
-      if (now - seen >= this.init.failureTimeoutMs && !this.connected(peer)) {
-        this.dead.add(peer)
-        this.safeDispatchEvent('membership:peer-dead', { detail: peer })
+  view (): MembershipView {
+    return {
+      self: this.self,
+      incarnation: this.incarnation,
+      health: this.health,
+      members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver })).sort((a, b) => a.peerId.localeCompare(b.peerId))
+    }
+  }
+
+  private consider (peerId: PeerId, protocols: string[]): void {
+    if (!this.started || !protocols.includes(PROBE_PROTOCOL)) return
+    const m = this.table.get(peerId.toString())
+    if (m === undefined || m.state === 'dead') void this.greet(peerId)
+  }
+
+  /** A direct ping to a peer we may not know yet; it learns us from the ping, we learn it from the ack. */
+  private async greet (peerId: PeerId): Promise<void> {
+    const peer = peerId.toString()
+    if (this.inflight.has(peer) || !this.started) return
+    this.inflight.add(peer)
+    // not a liveness judgment (a failed greeting suspects nobody), so it may take its time on a busy machine
+    try { await this.probe.ping(peerId, GREET_TIMEOUT_MS, this.controller.signal) } finally { this.inflight.delete(peer) }
+  }
+
+  private stretch (): number { return 1 + this.health }
+
+  private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
+    const ver = this.table.ver
+    if (own !== undefined) this.changed(this.table.apply({ peer: from, ...own, state: 'alive' }, true))
+    for (const u of up) {
+      const c = this.table.apply(u)
+      this.changed(c)
+      // a member heard of, not from: greet it, so it learns us first-hand and we exchange member lists
+      if (c?.from === undefined && c?.to === 'alive') void this.greet(peerIdFromString(c.peer))
+    }
+    if (this.table.ver > ver) {
+      // suspected ourselves: most likely we were too slow to answer
+      this.health = Math.min(8, this.health + 1)
+      this.tellEveryone()
+    }
+  }
+
+  private changed (c: MemberChange | undefined): void {
+    if (c === undefined) return
+    this.log('member %s: %s -> %s%s', c.peer, c.from ?? 'unknown', c.to, c.restarted ? ' (new incarnation)' : '')
+    const timer = this.suspicions.get(c.peer)
+    if (timer !== undefined && c.to !== 'suspect') { clearTimeout(timer); this.suspicions.delete(c.peer) }
+    if (c.to === 'suspect' && (timer === undefined || c.restarted)) {
+      clearTimeout(timer)
+      const m = this.table.get(c.peer)
+      const at = { inc: m?.inc ?? 0, ver: m?.ver ?? 0 }
+      const t = setTimeout(() => { this.expire(c.peer, at) }, this.suspicionMs * this.stretch())
+      this.suspicions.set(c.peer, t)
+    }
+    if (c.to === 'dead') {
+      this.deadRetry.set(c.peer, { at: Date.now() + this.init.probeIntervalMs * 2, delay: this.init.probeIntervalMs * 2 })
+    } else {
+      this.deadRetry.delete(c.peer)
+    }
+    const wasLive = c.from !== undefined && c.from !== 'dead'
+    const isLive = c.to !== 'dead'
+    // a restart: the old process is gone (its claims and in-memory values with it), the new one is here
+    if (c.restarted && wasLive) this.safeDispatchEvent('membership:peer-dead', { detail: c.peer })
+    if (wasLive && !isLive) this.safeDispatchEvent('membership:peer-dead', { detail: c.peer })
+    if (isLive && (!wasLive || c.restarted)) this.safeDispatchEvent('membership:peer-alive', { detail: c.peer })
+    this.schedule()
+  }
+
+  /** A suspicion that was not refuted in time: dead. */
+  private expire (peer: string, at: { inc: number, ver: number }): void {
+    this.suspicions.delete(peer)
+    const m = this.table.get(peer)
+    if (m === undefined || m.state !== 'suspect' || m.inc !== at.inc || m.ver !== at.ver) return
+    this.changed(this.table.apply({ peer, inc: m.inc, ver: m.ver, state: 'dead' }))
+  }
+
+  /** Probes a peer directly, then through others; suspects it (or, when its connection just closed, buries it). */
+  private async check (peer: string, connectionLost = false): Promise<void> {
+    if (this.inflight.has(peer) || !this.started) return
+    this.inflight.add(peer)
+    try {
+      const id = peerIdFromString(peer)
+      const signal = this.controller.signal
+      const k = this.stretch()
+      if (await this.probe.ping(id, this.directMs * k, signal) !== undefined) {
+        this.health = Math.max(0, this.health - 1)
+        return
+      }
+      const vias = this.pick(this.init.indirectProbes ?? 3, peer)
+      const through = await Promise.all(vias.map(async v => this.probe.pingThrough(peerIdFromString(v), peer, this.indirectMs * k, signal)))
+      if (through.includes('ack') || !this.started) return
+      if (vias.length > 0 && through.every(t => t === 'none') && !connectionLost) {
+        // nobody answered us at all: the trouble is more likely here than there
+        this.health = Math.min(8, this.health + 1)
+        return
+      }
+      const m = this.table.get(peer)
+      if (m === undefined || m.state === 'dead') return
+      // its connections closed and nobody reaches it: a crash, no need to wait out a suspicion
+      const verdict = connectionLost && this.libp2p.getConnections(id).length === 0 ? 'dead' : 'suspect'
+      if (m.state === 'suspect' && verdict === 'suspect') return
+      this.changed(this.table.apply({ peer, inc: m.inc, ver: m.ver, state: verdict }))
+      this.tellEveryone()
+    } finally {
+      this.inflight.delete(peer)
+    }
+  }
+
+  /** News this peer found itself goes to every live member at once (the suspect too: it may refute). */
+  private tellEveryone (): void {
+    for (const peer of this.live()) {
+      if (peer === this.self || this.inflight.has(peer)) continue
+      void this.probe.ping(peerIdFromString(peer), this.indirectMs, this.controller.signal)
+    }
+  }
+
+  /** Up to k random live members other than `except`. */
+  private pick (k: number, except: string): string[] {
+    const pool = this.live().filter(p => p !== this.self && p !== except)
+    for (let i = pool.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [pool[i], pool[j]] = [pool[j], pool[i]]
+    }
+    return pool.slice(0, k)
+  }
+
+  /** The probe loop runs only while there is someone to probe. */
+  private schedule (): void {
+    if (this.timer !== undefined || !this.started) return
+    const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
+    if (!anyone) return
+    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, this.init.probeIntervalMs * this.stretch())
+    this.timer.unref()
+  }
+
+  private tick (): void {
+    if (!this.started) return
+    const live = this.live().filter(p => p !== this.self)
+    if (this.order.length === 0) {
+      this.order = live
+      for (let i = this.order.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [this.order[i], this.order[j]] = [this.order[j], this.order[i]]
       }
     }
+    const next = this.order.shift()
+    if (next !== undefined && this.isLive(next)) void this.check(next)
+    // dead members are retried, backing off to 10 s; a peer that finds everyone dead is probably the one cut
+    // off, so it retries them every period to rejoin quickly once its link is back
+    const now = Date.now()
+    // connected peers that never answered a greeting (not a dflow peer, or not started yet): retry now and then
+    for (const [peer, at] of this.strangers) {
+      const m = this.table.get(peer)
+      const connected = this.libp2p.getConnections(peerIdFromString(peer)).length > 0
+      if ((m !== undefined && m.state !== 'dead') || !connected || now - at > 60_000) { this.strangers.delete(peer); continue }
+      if (now - at >= 2000 && !this.inflight.has(peer)) void this.greet(peerIdFromString(peer))
+    }
+    const isolated = live.length === 0
+    for (const [peer, r] of this.deadRetry) {
+      if (!isolated && r.at > now) continue
+      r.delay = Math.min(r.delay * 2, 10_000)
+      r.at = now + r.delay
+      void this.greet(peerIdFromString(peer))
+      if (!isolated) break
+    }
+    this.schedule()
   }
 }

@@ -28,9 +28,9 @@ export interface Membership {
   isLive: (peer: string) => boolean
   /** this peer's incarnation (process start, ms) */
   readonly incarnation: number
-  /** the latest incarnation heard from a peer (from its heartbeats) */
+  /** the latest incarnation known of a peer (learned from its probes, or from the news they carry) */
   incarnationOf: (peer: string) => number | undefined
-  /** epoch ms of the last event (any, heartbeats included) heard from a peer */
+  /** now while a peer is alive; when it was last known alive once suspected or dead (undefined: never known) */
   lastHeard: (peer: string) => number | undefined
 }
 

@@ -33,7 +33,7 @@ export interface CreateLibp2pOptions {
   /** Connection-level byte counters (see node/metrics). */
   metrics?: (components: any) => Metrics
   logger?: ComponentLogger
-  /** Gossipsub heartbeat; short on a testnet so mesh repair is fast. @default 200 */
+  /** Gossipsub heartbeat: mesh upkeep and gossip of recent message ids. @default 1000 */
   gossipHeartbeatMs?: number
   /** The private network's pre-shared key (swarm key file bytes): only peers holding it can connect. */
   swarmKey?: Uint8Array
@@ -98,8 +98,13 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
       inboundConnectionThreshold: 1000,
       dialTimeout: 10_000
     },
+    // the connection monitor pings every connection every 10 s: all-to-all traffic that grows with N. Liveness
+    // comes from the probe membership (node/dscheduler/membership.ts), which costs O(1) per peer per period.
+    connectionMonitor: { enabled: false },
     services: {
-      identify: identify(),
+      // 5 s (the default) is too short when many peers start at once on a busy machine, and a failed identify
+      // leaves the peer out of the DHT routing table until some later connection
+      identify: identify({ timeout: 20_000 }),
       ping: ping(),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
@@ -110,7 +115,9 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        heartbeatInterval: opts.gossipHeartbeatMs ?? 200,
+        // 1 s is gossipsub's own default: at rest a heartbeat sends nothing, and a new subscriber is grafted at
+        // once on SUBSCRIBE, so a shorter one only burns CPU on every peer
+        heartbeatInterval: opts.gossipHeartbeatMs ?? 1000,
         emitSelf: false,
         scoreParams: opts.scoring === true
           ? { topics: { [EVENTS_TOPIC]: EVENTS_TOPIC_SCORE } }

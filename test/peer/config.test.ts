@@ -11,8 +11,8 @@ describe('peer config', () => {
 
   it('defaults', async () => {
     const c = await loadConfig()
-    expect(c).toMatchObject({ listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, slots: 4, replicas: 2, inlineLimit: 16384, leaseMs: 3000, storeCapacity: 2 * 1024 ** 3 })
-    expect(DEFAULT_CONFIG.gossipHeartbeatMs).toBe(200)
+    expect(c).toMatchObject({ listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, slots: 4, replicas: 2, inlineLimit: 16384, leaseMs: 0, storeCapacity: 2 * 1024 ** 3 })
+    expect(DEFAULT_CONFIG.gossipHeartbeatMs).toBe(1000)
     expect(DEFAULT_CONFIG.syncIntervalMs).toBe(1000)
   })
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isAlive, readManifest } from '../../testnet/index.ts'
 import type { PeersResponse } from '../../node/api/peers.ts'
+import type { MembershipView } from '../../node/dscheduler/membership.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
 
@@ -23,6 +24,11 @@ async function dflow (...args: string[]): Promise<Run> {
 async function peersOf (api: string): Promise<PeersResponse['peers']> {
   const res = await fetch(`${api}/v1/peers`, { signal: AbortSignal.timeout(3000) })
   return (await res.json() as PeersResponse).peers
+}
+
+async function membershipOf (api: string): Promise<MembershipView> {
+  const res = await fetch(`${api}/v1/membership`, { signal: AbortSignal.timeout(3000) })
+  return await res.json() as MembershipView
 }
 
 async function until (what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -62,8 +68,13 @@ describe('dflow testnet (processes)', () => {
       expect(up.stdout).toContain(p.peerId)
       expect(p.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
       expect(isAlive(p.pid)).toBe(true)
-      const others = (await peersOf(p.api)).filter(e => e.connected && e.inRoutingTable && e.subscribed)
-      expect(others.map(e => e.peerId).sort()).toEqual(m!.peers.filter(o => o !== p).map(o => o.peerId).sort())
+      // readiness: connected to min(N-1, 4) others, every other peer alive in its membership, a gossip mesh peer
+      const list = await peersOf(p.api)
+      const others = m!.peers.filter(o => o !== p).map(o => o.peerId).sort()
+      expect(list.filter(e => e.connected).map(e => e.peerId).sort()).toEqual(others)
+      expect(list.some(e => e.mesh && e.subscribed)).toBe(true)
+      const members = await membershipOf(p.api)
+      expect(members.members.filter(e => e.state === 'alive').map(e => e.peerId).sort()).toEqual(others)
     }
 
     const status = await dflow('testnet', 'status', '--dir', dir, '--json')
@@ -94,9 +105,11 @@ describe('dflow testnet (processes)', () => {
     expect(back.api).toBe(victim.api)
     const health = await (await fetch(`${back.api}/v1/health`)).json() as { peerId: string }
     expect(health.peerId).toBe(victim.peerId)
+    // restart waits until every live peer knows the new incarnation
+    const incarnation = (await membershipOf(back.api)).incarnation
     for (const p of m2!.peers.filter(p => p !== back)) {
-      const entry = (await peersOf(p.api)).find(e => e.peerId === back.peerId)
-      expect(entry).toMatchObject({ connected: true, subscribed: true })
+      const entry = (await membershipOf(p.api)).members.find(e => e.peerId === back.peerId)
+      expect(entry).toMatchObject({ state: 'alive', incarnation })
     }
 
     const down = await dflow('testnet', 'down', '--dir', dir)

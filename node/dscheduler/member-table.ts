@@ -1,0 +1,122 @@
+import { MAX_UPDATES, type MemberState, type MemberUpdate } from '../../protocols/probe/index.ts'
+
+export interface MemberRecord {
+  inc: number
+  ver: number
+  state: MemberState
+  /** epoch ms this peer was last known alive (now, while it is) */
+  aliveAt: number
+}
+
+/** What an accepted update changed about a peer. */
+export interface MemberChange {
+  peer: string
+  /** undefined: a peer not known before */
+  from: MemberState | undefined
+  to: MemberState
+  /** a new incarnation (the process restarted): its predecessor is gone */
+  restarted: boolean
+}
+
+/**
+ * SWIM's membership list and its update rules. (inc, ver) orders what is said about one peer: inc is the
+ * peer's process incarnation, ver is bumped by the peer itself to refute a suspicion. At equal (inc, ver),
+ * dead beats suspect beats alive, except that first-hand contact (the peer answered us) makes it alive here.
+ * Accepted updates are queued as news and piggybacked on a few probes each, so they spread in O(log N) rounds.
+ */
+export class MemberTable {
+  private readonly members = new Map<string, MemberRecord>()
+  private readonly queue = new Map<string, { up: MemberUpdate, left: number }>()
+  /** peers already sent the whole member list (on the first message to each) */
+  private readonly synced = new Set<string>()
+  /** our own refutation counter */
+  ver = 0
+
+  constructor (readonly self: string, readonly inc: number, private readonly now: () => number = Date.now) {}
+
+  get (peer: string): MemberRecord | undefined { return this.members.get(peer) }
+
+  entries (): IterableIterator<[string, MemberRecord]> { return this.members.entries() }
+
+  get size (): number { return this.members.size }
+
+  /** Applies one update; returns what changed, or undefined. `firstHand`: the peer itself just said it. */
+  apply (u: MemberUpdate, firstHand = false): MemberChange | undefined {
+    if (u.peer === this.self) {
+      // someone suspects (or buried) this very process: refute with a higher version
+      if (u.state !== 'alive' && u.inc === this.inc && u.ver >= this.ver) {
+        this.ver = u.ver + 1
+        this.enqueue({ peer: this.self, inc: this.inc, ver: this.ver, state: 'alive' })
+      }
+      return undefined
+    }
+    const m = this.members.get(u.peer)
+    const now = this.now()
+    if (m === undefined) {
+      if (u.state !== 'alive') return undefined
+      this.members.set(u.peer, { inc: u.inc, ver: u.ver, state: 'alive', aliveAt: now })
+      this.enqueue(u)
+      return { peer: u.peer, from: undefined, to: 'alive', restarted: false }
+    }
+    if (u.inc < m.inc) return undefined
+    const from = m.state
+    if (u.inc > m.inc) {
+      this.synced.delete(u.peer)
+      Object.assign(m, { inc: u.inc, ver: u.ver, state: u.state })
+      if (u.state === 'alive') m.aliveAt = now
+      this.enqueue(u)
+      return { peer: u.peer, from, to: u.state, restarted: true }
+    }
+    let accept = false
+    if (u.state === 'alive') accept = u.ver > m.ver || (firstHand && from !== 'alive')
+    else if (u.state === 'suspect') accept = u.ver > m.ver || (u.ver === m.ver && from === 'alive')
+    else accept = u.ver > m.ver || (u.ver === m.ver && from !== 'dead')
+    if (firstHand && u.state === 'alive') m.aliveAt = now
+    if (!accept) return undefined
+    if (from === 'alive' && u.state !== 'alive') m.aliveAt = now
+    const sameVer = u.ver === m.ver
+    m.ver = Math.max(m.ver, u.ver)
+    m.state = u.state
+    // a first-hand "alive" at a version others already buried cannot overrule them: only the peer's refutation can
+    if (!(u.state === 'alive' && sameVer)) this.enqueue(u)
+    return from === u.state ? undefined : { peer: u.peer, from, to: u.state, restarted: false }
+  }
+
+  /** What this peer says about itself. */
+  own (): { inc: number, ver: number } { return { inc: this.inc, ver: this.ver } }
+
+  /** Queues an update to piggyback on the next few messages (3·log2 N of them). */
+  enqueue (up: MemberUpdate): void {
+    const left = 3 * Math.ceil(Math.log2(this.members.size + 2))
+    this.queue.set(up.peer, { up, left })
+  }
+
+  /**
+   * Up to `max` queued updates, the least-sent first; each one sent counts down. The first message to a peer
+   * also carries the live members (as many as fit): a joiner learns the network from its first contact
+   * instead of one piggybacked update at a time.
+   */
+  news (to?: string, max = 8): MemberUpdate[] {
+    const picked = this.queue.size === 0 ? [] : [...this.queue.values()].sort((a, b) => b.left - a.left).slice(0, max)
+    for (const item of picked) {
+      if (--item.left <= 0) this.queue.delete(item.up.peer)
+    }
+    const out = picked.map(i => i.up)
+    if (to !== undefined && !this.synced.has(to) && this.members.has(to)) {
+      this.synced.add(to)
+      const listed = new Set(out.map(u => u.peer))
+      for (const [peer, m] of this.members) {
+        if (out.length >= MAX_UPDATES) break
+        if (m.state === 'alive' && peer !== to && !listed.has(peer)) out.push({ peer, inc: m.inc, ver: m.ver, state: 'alive' })
+      }
+    }
+    return out
+  }
+
+  /** Forgets a member entirely (not used for deaths: the dead are remembered so their claims stay void). */
+  delete (peer: string): void {
+    this.synced.delete(peer)
+    this.members.delete(peer)
+    this.queue.delete(peer)
+  }
+}

@@ -1,0 +1,26 @@
+/** Settings, events and the HTTP view of the probe membership (membership.ts). */
+/** a greeting is not a liveness judgment: it may take its time on a busy machine */
+export const GREET_TIMEOUT_MS = 5000
+
+export interface MembershipInit {
+  /** one peer is probed per period @default 1000 */
+  probeIntervalMs: number
+  /** a failed peer is presumed dead within about this long @default 5000 */
+  failureTimeoutMs: number
+  /** peers asked to probe a silent peer before it is suspected @default 3 */
+  indirectProbes?: number
+}
+
+export interface MembershipEvents {
+  'membership:peer-dead': CustomEvent<string>
+  'membership:peer-alive': CustomEvent<string>
+}
+
+export interface MembershipView {
+  self: string
+  incarnation: number
+  /** local health multiplier minus one (0 = healthy): how much this peer stretches its probe timeouts */
+  health: number
+  members: Array<{ peerId: string, state: string, incarnation: number, version: number }>
+}
+

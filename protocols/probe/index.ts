@@ -1,0 +1,41 @@
+/**
+ * `/dflow/probe/1.0.0`: length-prefixed dag-cbor messages on one long-lived stream per pair of peers (opened
+ * by the prober, reopened when it ends); every message has a `seq` its answer echoes, so probes and answers
+ * may interleave.
+ * - `ping`: the sender's own incarnation and version, plus membership news; answered by `ack` (the receiver's own).
+ * - `req`: "ping `target` for me" (SWIM's indirect probe); answered by the target's `ack` or by `nack`.
+ * Every message carries `up`, piggybacked membership updates, so news spreads with the probes.
+ */
+export type MemberState = 'alive' | 'suspect' | 'dead'
+
+/** What one peer says about another (or itself). (inc, ver) orders updates about one peer. */
+export interface MemberUpdate {
+  peer: string
+  /** the peer's process incarnation (start time, ms) */
+  inc: number
+  /** bumped by the peer itself to refute a suspicion of this incarnation */
+  ver: number
+  state: MemberState
+}
+
+export type ProbeMessage =
+  | { t: 'ping', seq: number, inc: number, ver: number, up: MemberUpdate[] }
+  | { t: 'req', seq: number, target: string, timeoutMs: number, up: MemberUpdate[] }
+
+export type ProbeAnswer =
+  /** `of` answered (directly, or through the intermediary) with its incarnation and version */
+  | { t: 'ack', seq: number, of: string, inc: number, ver: number, up: MemberUpdate[] }
+  | { t: 'nack', seq: number, of: string, up: MemberUpdate[] }
+
+/** What the protocol serves from: the membership. */
+export interface ProbeTarget {
+  /** this peer's own incarnation and version */
+  own: () => { inc: number, ver: number }
+  /** news to piggyback on a message to `to` */
+  news: (to: string) => MemberUpdate[]
+  /** `from` (authenticated by the connection) said this; `inc`/`ver` are its own when it is a ping or a direct ack */
+  heard: (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }) => void
+}
+
+export { PROBE_PROTOCOL, MAX_UPDATES } from './constants.ts'
+export { ProbeProtocol, ProbeMessageError, checkProbeMessage, checkProbeAnswer } from './probe.ts'
