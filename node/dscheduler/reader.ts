@@ -90,9 +90,10 @@ export class SchedulerReader {
 
   has (request: string): boolean { return this.sched.requests.get(request)?.state !== undefined || this.records.has(request) }
 
+  /** Finished only once this peer's end of it is done too (its runners stopped, its listeners told). */
   statusOf (t: Tracked): 'running' | 'ok' | 'failed' {
-    if (t.done !== undefined) return t.done.status
     if (t.finishedAt === undefined) return 'running'
+    if (t.done !== undefined) return t.done.status
     return t.state?.outcome().status === 'ok' ? 'ok' : 'failed'
   }
 

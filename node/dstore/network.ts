@@ -67,7 +67,8 @@ export class StoreNetwork {
   }
 
   private get init (): { maxMessageBytes: number, timeoutMs: number, window: number } {
-    return { maxMessageBytes: this.cfg.maxMessageBytes, timeoutMs: this.cfg.fetchTimeoutMs, window: this.cfg.window }
+    // a serve or push may take as long as it moves (the fetching side abandons a stalled one)
+    return { maxMessageBytes: this.cfg.maxMessageBytes, timeoutMs: Math.max(this.cfg.fetchTimeoutMs, FETCH_MAX_MS), window: this.cfg.window }
   }
 
   async start (): Promise<void> {
@@ -245,14 +246,23 @@ export class StoreNetwork {
    * shared file that fails its check makes the whole fetch fail, and it is retried once over the stream.
    */
   private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<boolean> {
-    const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.fetchTimeoutMs)])
+    // a transfer fails when it stalls (no block for FETCH_IDLE_MS), not when it is merely long: a large value
+    // moving slowly but steadily is not a lost one
+    const idle = new AbortController()
+    let idleTimer = setTimeout(() => { idle.abort(new Error(`no block from ${peer.toString()} for ${FETCH_IDLE_MS} ms`)) }, FETCH_IDLE_MS)
+    const touch = (): void => {
+      clearTimeout(idleTimer)
+      idleTimer = setTimeout(() => { idle.abort(new Error(`no block from ${peer.toString()} for ${FETCH_IDLE_MS} ms`)) }, FETCH_IDLE_MS)
+    }
+    const signal = AbortSignal.any([this.signal, idle.signal, AbortSignal.timeout(Math.max(this.cfg.fetchTimeoutMs, FETCH_MAX_MS))])
     const releases: Array<() => void> = []
     const t0 = Date.now()
     const host = sameHost ? this.local.blocks.shared?.dir.tokenFor(peer.toString()) : undefined
     try {
       const stream = await this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal })
       const t1 = Date.now()
-      const writer = this.writer(peer, key => { releases.push(this.local.pins.hold([key])) })
+      touch()
+      const writer = this.writer(peer, key => { touch(); releases.push(this.local.pins.hold([key])) })
       const result = await fetchBlocks(stream, cid, writer, this.init, signal, { host, maxValueBytes: this.cfg.capacity })
       this.log('fetched %s from %p: dial %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
       return true
@@ -263,7 +273,13 @@ export class StoreNetwork {
       if (host != null && (err as Error)?.name === 'BlockVerificationError') return this.fetchFrom(peer, cid, false)
       return false
     } finally {
+      clearTimeout(idleTimer)
       for (const r of releases) r()
     }
   }
 }
+
+/** A fetch with no block arriving for this long is abandoned (that holder; the next one is tried). */
+const FETCH_IDLE_MS = 15_000
+/** Upper bound of one fetch from one holder, however steadily it moves. */
+const FETCH_MAX_MS = 30 * 60_000
