@@ -1,3 +1,4 @@
+import { PinsFile } from './pins-file.ts'
 import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import { assertValue, decodeValue, type Value } from '../values/codec.ts'
@@ -156,6 +157,8 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     }
   }
 
+  private pinsFile?: PinsFile
+
   async start (): Promise<void> {
     if (this.started) return
     this.lifetime = new AbortController()
@@ -170,6 +173,12 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       shared: shared != null ? { dir: shared, minBytes: this.config.sharedMinBytes, writeThrough: this.config.dataDir != null } : undefined
     })
     await this.local.open()
+    if (this.config.dataDir != null) {
+      const file = new PinsFile(this.config.dataDir, this.local.pins, this.config.retentionMs, msg => { this.log.error(msg) })
+      await file.load()
+      this.local.pins.onChange = () => { file.changed() }
+      this.pinsFile = file
+    }
     if (this.libp2p != null) {
       this.network = new StoreNetwork(this.libp2p, this.local, this.config, this.log, this.lifetime.signal, {
         acceptPush: this.init.acceptPush,
@@ -193,6 +202,8 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     await this.network?.stop().catch(() => {})
     await Promise.allSettled([...this.background, ...this.inflight.values()])
     this.network = undefined
+    await this.pinsFile?.close()
+    this.pinsFile = undefined
     await this.local.close()
   }
 
@@ -201,11 +212,17 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     assertValue(value, 'put')
     const enc = await encodeBlocks(value, this.config.chunkSize)
     const inline = enc.size <= this.config.inlineLimit
-    const write = this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
-    // a small value of a request reaches its readers inside its readiness event, not from this store: the
-    // local copy (a disk write on a busy machine can take tens of ms) must not delay that event
-    if (inline && opts.meta !== undefined) this.track(write.catch(err => { this.log.error('local write of %s failed: %s', enc.cid, (err as Error).message) }))
-    else await write
+    if (inline && opts.meta !== undefined) {
+      // a small value of a request reaches its readers inside its readiness event, not from this store: the
+      // local copy (a disk write on a busy machine can take tens of ms) must not delay that event. It is
+      // protected now, in order with the request's other pins, not when the write lands: a late pin would
+      // outlive the request's unpin
+      const keys = enc.blocks.map(b => blockKey(b.cid))
+      this.protect([keys[keys.length - 1], ...keys.slice(0, -1)], opts.pin)
+      this.track(this.local.putEncoded(enc, () => {}).catch(err => { this.log.error('local write of %s failed: %s', enc.cid, (err as Error).message) }))
+    } else {
+      await this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
+    }
     const network = this.network
     // a small value of a request travels inside its readiness event: every peer gets it from there, so
     // announcing and replicating it would only cost DHT queries and pushes. A value with `meta` is named in

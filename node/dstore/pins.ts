@@ -5,11 +5,19 @@
  */
 interface ValueState { blocks: string[], pins: Set<string>, until: number, counted: boolean }
 
+/** What a peer keeps of its pins across a restart (pins-file.ts). */
+export interface PinsSnapshot { values: Array<{ root: string, blocks: string[], pins: string[], until: number }> }
+
+/** The pin that lasts the peer's lifetime (workflow bundles): it stays a pin across restarts. */
+const LIFETIME_PIN = 'bundles'
+
 export class Pins {
   private readonly values = new Map<string, ValueState>()
   private readonly byRequest = new Map<string, Set<string>>()
   private readonly blockRefs = new Map<string, number>()
   private readonly transient = new Map<string, number>()
+  /** called after every change of protection (to persist it) */
+  onChange?: () => void
 
   isProtected = (block: string): boolean => (this.blockRefs.get(block) ?? 0) > 0 || (this.transient.get(block) ?? 0) > 0
 
@@ -34,12 +42,14 @@ export class Pins {
     if (set == null) { set = new Set(); this.byRequest.set(request, set) }
     set.add(root)
     this.update(v)
+    this.onChange?.()
   }
 
   retain (root: string, blocks: string[], until: number): void {
     const v = this.state(root, blocks)
     v.until = Math.max(v.until, until)
     this.update(v)
+    this.onChange?.()
   }
 
   /** Drops `request`'s pins; `keep` roots are retained until `until`. Returns the roots now unprotected. */
@@ -54,7 +64,27 @@ export class Pins {
       if (keep.has(root)) v.until = Math.max(v.until, until)
       if (!this.update(v)) freed.push(root)
     }
+    this.onChange?.()
     return freed
+  }
+
+  snapshot (): PinsSnapshot {
+    const now = Date.now()
+    const values: PinsSnapshot['values'] = []
+    for (const [root, v] of this.values) if (v.pins.size > 0 || v.until > now) values.push({ root, blocks: v.blocks, pins: [...v.pins], until: v.until })
+    return { values }
+  }
+
+  /** After a restart: lifetime pins stay, request pins become retention from now, expired retention is dropped. */
+  restore (snap: PinsSnapshot, now: number, retentionMs: number): void {
+    if (!Array.isArray(snap?.values)) throw new Error('pins snapshot has no values list')
+    for (const e of snap.values) {
+      if (typeof e?.root !== 'string' || !Array.isArray(e.blocks) || !e.blocks.every(b => typeof b === 'string')) continue
+      const requests = Array.isArray(e.pins) ? e.pins.filter((p): p is string => typeof p === 'string') : []
+      if (requests.includes(LIFETIME_PIN)) this.pin(e.root, e.blocks, LIFETIME_PIN)
+      const until = Math.max(typeof e.until === 'number' ? e.until : 0, requests.some(r => r !== LIFETIME_PIN) ? now + retentionMs : 0)
+      if (until > now) this.retain(e.root, e.blocks, until)
+    }
   }
 
   /** Roots whose retention expired and that no request pins. */

@@ -17,7 +17,7 @@ import type { Membership } from '../../node/dscheduler/types.ts'
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 const SELF = 'state-peer'
 
-interface Node { sched: DScheduler, stop: () => Promise<void> }
+interface Node { sched: DScheduler, store: DStoreService, stop: () => Promise<void> }
 
 /** A peer without network whose store and request records live in `dir` (or in memory), with a short retention. */
 async function node (opts: { dir?: string, retentionMs: number }): Promise<Node> {
@@ -33,7 +33,7 @@ async function node (opts: { dir?: string, retentionMs: number }): Promise<Node>
   await store.start()
   await bus.start()
   await sched.start()
-  return { sched, stop: async () => { await sched.stop(); await bus.stop(); await pool.stop(); await store.stop() } }
+  return { sched, store, stop: async () => { await sched.stop(); await bus.stop(); await pool.stop(); await store.stop() } }
 }
 
 async function run (sched: DScheduler, workflow: string, n: number): Promise<string> {
@@ -82,10 +82,14 @@ describe('bounded state and durable results', () => {
     const id = await run(first.sched, wf, 20)
     const before = await first.sched.view(id)
     expect(before?.status).toBe('ok')
+    const retainedBefore = first.store.stats().retained
+    expect(retainedBefore).toBeGreaterThan(0)
     await first.stop()
 
     const second = await node({ dir, retentionMs: 60_000 })
     cleanup.push(second.stop)
+    // the results it retained are still protected (pins survive in DATA/pins.json), not mere cache
+    expect(second.store.stats().retained).toBe(retainedBefore)
     expect(second.sched.has(id)).toBe(true)
     const after = await second.sched.view(id)
     expect(after?.status).toBe('ok')
