@@ -9,7 +9,6 @@ import './../node/util/polyfill.ts'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DflowClient } from '../node/client.ts'
 import { loadWorkflow } from '../node/workflow/index.ts'
 import { exampleWorkflows } from '../functions/benchmarks/index.ts'
 import { startTestnet } from './index.ts'
@@ -29,7 +28,7 @@ async function main (): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dflow-soak-'))
   const net = await startTestnet({ peers: PEERS, dir, flags: ['--retention', RETENTION] })
   try {
-    const clients = net.manifest.peers.map(p => new DflowClient(p.api))
+    const clients = await net.clients()
     const ex = exampleWorkflows[0]
     const file = await loadWorkflow(ex.path)
     await Promise.all(clients.map(async c => c.addWorkflow(file.bytes)))
@@ -44,6 +43,7 @@ async function main (): Promise<void> {
         const view = await c.wait(await c.submit({ workflow: file.cid, inputs: ex.inputs as Record<string, unknown> }), { pollMs: 20 })
         if (view.status !== 'ok') failed++
         if (i === 99) at100 = await rss()
+        if ((i + 1) % 500 === 0) console.log(`RSS MiB per peer after ${i + 1}: ${await rss()}`)
       }
     }
     await Promise.all(Array.from({ length: CONCURRENCY }, worker))

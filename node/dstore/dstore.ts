@@ -390,7 +390,11 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
 
   /** Collects values whose retention expired. */
   async sweep (): Promise<number> {
-    return this.local.collect(this.local.pins.expired())
+    const collected = await this.local.collect(this.local.pins.expired())
+    // where replicas of a value were placed matters only while the value is protected (re-replication)
+    const placed = this.network?.placed
+    if (placed !== undefined) for (const root of placed.keys()) if (!this.local.pins.isProtected(root)) placed.delete(root)
+    return collected
   }
 
   private protect (keys: string[], pin: string | undefined): void {
