@@ -32,7 +32,11 @@ async function main (): Promise<void> {
     const ex = exampleWorkflows[0]
     const file = await loadWorkflow(ex.path)
     await Promise.all(clients.map(async c => c.addWorkflow(file.bytes)))
-    const rss = async (): Promise<string> => (await Promise.all(net.manifest.peers.map(async p => rssMiB(p.pid)))).map(m => m.toFixed(0)).join(' ')
+    const heap = async (): Promise<string> => (await Promise.all(net.manifest.peers.map(async p => {
+      const text = await (await fetch(`${p.api}/metrics`)).text()
+      return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN) / 2 ** 20
+    }))).map(m => m.toFixed(0)).join(' ')
+    const rss = async (): Promise<string> => `${(await Promise.all(net.manifest.peers.map(async p => rssMiB(p.pid)))).map(m => m.toFixed(0)).join(' ')} (heap used ${await heap()})`
     let next = 0
     let failed = 0
     let at100 = ''
@@ -64,6 +68,13 @@ async function main (): Promise<void> {
       last = await tracked()
     }
     console.log(`trackedRequests ${((Date.now() - t0) / 1000 - seconds).toFixed(1)} s after the last request: ${last.join(' ')}`)
+    // gossipsub remembers every message id (and its delivery record) for its seen-TTL, 2 minutes: what is still
+    // held once that has passed is what the requests left behind
+    const settle = Number(process.env.SETTLE_S ?? 0)
+    if (settle > 0) {
+      await new Promise(resolve => setTimeout(resolve, settle * 1000))
+      console.log(`RSS MiB per peer ${settle} s after the last request: ${await rss()}`)
+    }
   } finally {
     await net.stop()
     await rm(dir, { recursive: true, force: true })
