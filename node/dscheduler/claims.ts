@@ -5,14 +5,6 @@ import type { Membership } from './types.ts'
 import type { Fence } from '../../protocols/events/index.ts'
 import type { Ref } from '../workflow/types.ts'
 
-/**
- * The key an instance is placed by: the request is part of it, so the same step of different requests ranks
- * peers differently and load spreads across the network instead of every request sending step X to one peer.
- */
-export function placementKey (request: string, step: string, index: number | null): string {
-  return `${request}/${instanceKey(step, index)}`
-}
-
 /** What decides whether a claim still counts. */
 export interface ClaimRules {
   membership: Membership

@@ -100,9 +100,6 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     await this.probe.stop()
   }
 
-  /** Kept for callers of the old gossip membership; load now travels with claims. */
-  setLoad (_load: () => number): void {}
-
   incarnationOf (peer: string): number | undefined {
     return peer === this.self ? this.incarnation : this.table.get(peer)?.inc
   }

@@ -85,7 +85,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     super()
     this.c = components
     this.self = components.self
-    this.init = { claimsPerSlot: 4, claimBackoffMs: 300, retentionMs: 3_600_000, leaseMs: 3000, claimTimeoutMs: 2000, linkMiBps: 100, hopMs: 2, recordsDir: '', ...init }
+    this.init = { retentionMs: 3_600_000, leaseMs: 0, claimTimeoutMs: 2000, linkMiBps: 100, hopMs: 2, recordsDir: '', ...init }
     this.log = components.logger.forComponent('dflow:dscheduler')
     this.claimRules = { membership: components.membership, leaseMs: this.init.leaseMs }
     this.load = new LoadBook(this.init.slots)
@@ -309,9 +309,6 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
       if (any) this.pump(id)
     }
   }
-
-  /** Unfinished claims held here. */
-  claimLoad (): number { return this.load.load(this.self) }
 
   /**
    * Whether to accept a pushed value of `request`: yes while it runs here and this peer claimed some of it

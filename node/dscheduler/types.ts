@@ -77,13 +77,9 @@ export interface RequestView {
 export interface SchedulerInit {
   /** function slots: concurrently running instances (the pool enforces it; claims are bounded by it) @default 4 */
   slots: number
-  /** unfinished claims per slot a peer may hold (pre-warmed instances waiting for data) @default 4 */
-  claimsPerSlot?: number
-  /** how long the k-th ranked candidate waits (k times this) before claiming an unclaimed instance @default 300 */
-  claimBackoffMs?: number
   /** finished requests are forgotten after this @default 3600000 */
   retentionMs?: number
-  /** a claim lapses when its claimant has not been heard (heartbeats renew it) for this long; 0: membership alone decides @default 3000 */
+  /** a claim lapses when its claimant has not been heard (heartbeats renew it) for this long; 0: membership alone decides @default 0 */
   leaseMs?: number
   /** a peer placement picked that has not claimed within this long is passed over for that instance @default 2000 */
   claimTimeoutMs?: number
