@@ -30,6 +30,15 @@ export class EventApplier {
         }
         return
       }
+      case 'steps-assigned': {
+        if (ev.start !== undefined && ev.start !== s.startId) return
+        this.sched.load.learnSlots(ev.from, ev.slots)
+        for (const c of ev.claims) {
+          const rec = this.instanceOf(s, c.step, c.index)
+          if (rec !== undefined && recordClaim(rec, c.peer, { attempt: c.attempt, incarnation: c.incarnation, ts: ev.ts })) this.touch(t, rec)
+        }
+        return
+      }
       case 'output-ready':
       case 'element-posted':
       case 'step-done':

@@ -72,6 +72,7 @@ export class Dispatcher {
       runner = new InstanceRunner(this.sched.runnerHost, s, t.loaded as LoadedWorkflow, rec.step, rec.index)
       runner.fence = { attempt: w.attempt, incarnation: w.incarnation, start: s.startId }
       t.runners.set(key, runner)
+      this.sched.metrics.claims++
       if (s.started.mode === 'dataflow') runner.prewarm()
     }
     if (runner.fired || s.skipped(rec.step) !== 'no') return
@@ -85,20 +86,64 @@ export class Dispatcher {
   }
 
   /**
-   * Walks the unplaced instances in workflow order (the same on every peer), places each on the cheapest
-   * live peer, counting what this walk already placed, and claims those that land here. A peer picked but
-   * silent for claimTimeoutMs (slow to load the workflow, or gone) is passed over for that instance.
+   * The peer that places an instance for everyone: the winner of the producer its first step input reads
+   * (it learns first that the data exists, usually holds it, and every peer names the same one), or the peer
+   * the request started at when it reads no step. Undefined when that peer is not live: then every peer
+   * places it with the same cost walk, as for a placer that stayed silent.
+   */
+  placerOf (s: RequestState, rec: InstanceRecord, isLive: (peer: string) => boolean): string | undefined {
+    const def = s.step(rec.step)
+    let sawStep = false
+    const sources = def.foreach !== undefined ? [def.foreach, ...Object.values(def.in)] : Object.values(def.in)
+    for (const src of sources) {
+      for (const ref of src.kind === 'oneOf' ? src.refs : [src]) {
+        if (ref.kind !== 'step') continue
+        sawStep = true
+        const producer = s.step(ref.step).foreach === undefined
+          ? s.instances.get(instanceKey(ref.step, null))
+          : (rec.index !== null ? s.instances.get(instanceKey(ref.step, rec.index)) : undefined) ?? s.instancesOf(ref.step)[0]
+        const peer = producer?.winner?.peer
+        if (peer !== undefined && isLive(peer)) return peer
+      }
+    }
+    if (sawStep) return undefined
+    return isLive(s.started.from) ? s.started.from : undefined
+  }
+
+  /**
+   * Walks the unplaced instances in workflow order (the same on every peer) and places those this peer is the
+   * placer of on the cheapest live peer, counting what this walk already placed: one steps-assigned message
+   * claims them all, for the peers chosen. Instances whose placer is another peer wait for its assignment;
+   * a placer silent for claimTimeoutMs (slow, or gone) is passed over, and then every peer walks them alike,
+   * each claiming what lands on itself; a peer picked that way but silent is passed over in turn.
    */
   place (t: Tracked, s: RequestState): void {
     if (t.unplaced.size === 0) return
     const { self, load, history, init } = this.sched
-    const live = this.sched.c.membership.live()
+    const membership = this.sched.c.membership
+    const live = membership.live()
+    const isLive = (p: string): boolean => p === self || membership.isLive(p)
     const now = Date.now()
     const extra = new Map<string, number>()
     const recs = [...t.unplaced].sort((a, b) => (t.order.get(a.step) ?? 0) - (t.order.get(b.step) ?? 0) || (a.index ?? -1) - (b.index ?? -1))
     let nextCheck = Infinity
     for (const rec of recs) {
       if (rec.winner !== undefined) { t.unplaced.delete(rec); continue }
+      const placer = this.placerOf(s, rec, isLive)
+      if (placer !== undefined && placer !== self) {
+        if (rec.awaitingPlacer?.peer !== placer) rec.awaitingPlacer = { peer: placer, since: now }
+        const due = rec.awaitingPlacer.since + init.claimTimeoutMs
+        if (due > now) { nextCheck = Math.min(nextCheck, due - now); continue }
+      }
+      // an instance this peer already expects elsewhere stays there until that peer claims or its time is up:
+      // it counts as that peer's load, so a later walk (after this peer's own claims raised its load) does not
+      // hand it out again
+      const kept = rec.expect
+      if (placer !== self && kept !== undefined && kept.since + init.claimTimeoutMs > now && live.includes(kept.peer)) {
+        extra.set(kept.peer, (extra.get(kept.peer) ?? 0) + 1)
+        nextCheck = Math.min(nextCheck, kept.since + init.claimTimeoutMs - now)
+        continue
+      }
       const bytes = inputBytes(s, rec.step, rec.index, history)
       const q: PlacementQuery = {
         key: rec.gid,
@@ -115,8 +160,16 @@ export class Dispatcher {
       const best = bestPeer(q, rec.excluded)
       if (best === undefined) continue
       extra.set(best, (extra.get(best) ?? 0) + 1)
+      if (placer === self) {
+        const incarnation = best === self ? membership.incarnation : membership.incarnationOf(best)
+        if (incarnation !== undefined) {
+          this.claim(t, s, rec, best, incarnation)
+          if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
+          continue
+        }
+      }
       if (best === self) {
-        this.claim(t, s, rec)
+        this.claim(t, s, rec, self, membership.incarnation)
         if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
         continue
       }
@@ -137,31 +190,36 @@ export class Dispatcher {
     }
   }
 
-  /** Claims made during one placement walk, published together (one message) when it ends. */
-  private readonly batch: Array<{ step: string, index: number | null, attempt: number }> = []
+  /** Claims made during one placement walk (for this peer or, as placer, for others), published together. */
+  private readonly batch: Array<{ step: string, index: number | null, attempt: number, peer: string, incarnation: number }> = []
   private batchTs = 0
 
-  private claim (t: Tracked, s: RequestState, rec: InstanceRecord): void {
-    const { self, metrics, c } = this.sched
+  private claim (t: Tracked, s: RequestState, rec: InstanceRecord, peer: string, incarnation: number): void {
+    const { self, metrics } = this.sched
     const attempt = nextAttempt(rec)
-    if ([...rec.claims.entries()].some(([p, cl]) => p !== self && cl.attempt >= rec.floor)) metrics.takeovers++
-    metrics.claims++
+    if ([...rec.claims.entries()].some(([p, cl]) => p !== peer && cl.attempt >= rec.floor)) metrics.takeovers++
+    if (peer !== self) metrics.assigned++
     if (this.batch.length === 0) this.batchTs = Date.now()
-    const claim = { attempt, incarnation: c.membership.incarnation, ts: this.batchTs }
-    rec.claims.set(self, claim)
+    rec.claims.set(peer, { attempt, incarnation, ts: this.batchTs })
     t.unplaced.delete(rec)
-    this.batch.push({ step: rec.step, index: rec.index, attempt })
-    // it fires now; the claim goes out with the others of this walk, in the same tick
+    this.batch.push({ step: rec.step, index: rec.index, attempt, peer, incarnation })
+    // it fires now (when it landed here); the claims go out with the others of this walk, in the same tick
     this.examine(t, s, rec)
   }
 
   private flushClaims (s: RequestState): void {
     if (this.batch.length === 0) return
     const { self, c, init } = this.sched
-    const [first, ...also] = this.batch.splice(0)
-    void c.bus.publish({
-      type: 'step-claimed', from: self, ts: this.batchTs, request: s.id, ...first,
-      incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
-    })
+    const batch = this.batch.splice(0)
+    if (batch.every(b => b.peer === self)) {
+      // only claims of its own: the plain step-claimed every peer also makes when it places without a placer
+      const [first, ...also] = batch.map(({ step, index, attempt }) => ({ step, index, attempt }))
+      void c.bus.publish({
+        type: 'step-claimed', from: self, ts: this.batchTs, request: s.id, ...first,
+        incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
+      })
+      return
+    }
+    void c.bus.publish({ type: 'steps-assigned', from: self, ts: this.batchTs, request: s.id, slots: init.slots, start: s.startId, claims: batch })
   }
 }

@@ -1,12 +1,28 @@
-import { createHash } from 'node:crypto'
-
 /**
  * Rendezvous (highest random weight) score of a peer for an instance key: every peer computes the same
- * number, so placement ties and claim conflicts end the same way everywhere.
+ * number, so placement ties and claim conflicts end the same way everywhere. Placement scores every live
+ * peer for every instance it walks, so this is a cheap 53-bit mix of two FNV-1a hashes (a sha256 here was
+ * a visible share of a testnet peer's CPU); it needs spread, not secrecy.
  */
-export function rendezvousScore (peer: string, key: string): bigint {
-  const h = createHash('sha256').update(peer).update('\0').update(key).digest()
-  return h.readBigUInt64BE(0)
+export function rendezvousScore (peer: string, key: string): number {
+  let a = 0x811c9dc5
+  let b = 0x9747b28c
+  const mix = (str: string): void => {
+    for (let i = 0; i < str.length; i++) {
+      const c = str.charCodeAt(i)
+      a = Math.imul(a ^ c, 0x01000193)
+      b = Math.imul(b ^ c, 0x5bd1e995)
+    }
+  }
+  mix(peer)
+  a = Math.imul(a, 0x01000193)
+  b = Math.imul(b ^ (b >>> 13), 0x5bd1e995)
+  mix(key)
+  // final avalanche (murmur3's fmix32) so that keys differing in their last character spread
+  const fmix = (h: number): number => {
+    h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); return (h ^ (h >>> 16)) >>> 0
+  }
+  return fmix(a) * 0x200000 + (fmix(b) >>> 11)
 }
 
 /** A claim as every peer records it: the claimant's attempt, incarnation and the claim's own time. */
@@ -20,15 +36,15 @@ export interface ClaimOrderEntry { peer: string, attempt: number, ts: number }
  */
 export function claimWinner (key: string, claims: ClaimOrderEntry[]): ClaimOrderEntry | undefined {
   let best: ClaimOrderEntry | undefined
-  let bestScore = 0n
+  let bestScore = 0
   for (const c of claims) {
     if (best === undefined || c.attempt > best.attempt || (c.attempt === best.attempt && c.ts < best.ts)) {
       best = c
-      bestScore = -1n
+      bestScore = -1
       continue
     }
     if (c.attempt !== best.attempt || c.ts !== best.ts) continue
-    if (bestScore < 0n) bestScore = rendezvousScore(best.peer, key)
+    if (bestScore < 0) bestScore = rendezvousScore(best.peer, key)
     const score = rendezvousScore(c.peer, key)
     if (score > bestScore) { best = c; bestScore = score }
   }
@@ -74,7 +90,7 @@ export function placementCost (q: PlacementQuery, peer: string): number {
 export function bestPeer (q: PlacementQuery, exclude?: Set<string>): string | undefined {
   let best: string | undefined
   let bestCost = Infinity
-  let bestScore = 0n
+  let bestScore = 0
   for (const peer of q.candidates) {
     if (exclude?.has(peer) === true) continue
     const cost = placementCost(q, peer)
@@ -91,7 +107,7 @@ export function bestPeer (q: PlacementQuery, exclude?: Set<string>): string | un
  */
 export function rankCandidates (key: string, live: string[], localBytes: Map<string, number>): string[] {
   const scored = live.map(peer => ({ peer, bytes: localBytes.get(peer) ?? 0, score: rendezvousScore(peer, key) }))
-  scored.sort((a, b) => b.bytes - a.bytes || (a.score === b.score ? 0 : a.score > b.score ? -1 : 1))
+  scored.sort((a, b) => b.bytes - a.bytes || b.score - a.score)
   return scored.map(s => s.peer)
 }
 

@@ -42,6 +42,8 @@ export interface InstanceRecord {
   runnable?: boolean
   /** the peer placement expects to claim it, and since when (a silent one is passed over after a while) */
   expect?: { peer: string, since: number }
+  /** since when this peer waits for the instance's placer (see Dispatcher.placerOf); the placer is passed over after a while */
+  awaitingPlacer?: { peer: string, since: number }
   /** peers passed over for this instance because their expected claim never came */
   excluded?: Set<string>
   /** runner events that came from a claim not winning when they arrived (replayed if it comes to win) */

@@ -44,7 +44,10 @@ export interface SchedulerComponents {
 
 /** Counters for /v1/metrics/scheduler and /metrics (chaos and bench read them). */
 export interface SchedulerMetrics {
+  /** claims this peer won at some point and made a runner for: its own, and placers' assignments to it */
   claims: number
+  /** claims this peer made, as an instance's placer, for other peers */
+  assigned: number
   /** claims this peer made that another claim beat (its runner, if any, was superseded) */
   claimsLost: number
   takeovers: number
@@ -79,7 +82,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   readonly finisher: Finisher
   readonly applier: EventApplier
   readonly reader: SchedulerReader
-  readonly metrics: SchedulerMetrics = { claims: 0, claimsLost: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0, fencedDrops: 0 }
+  readonly metrics: SchedulerMetrics = { claims: 0, assigned: 0, claimsLost: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0, fencedDrops: 0 }
 
   constructor (components: SchedulerComponents, init: SchedulerInit) {
     super()

@@ -54,6 +54,12 @@ const alsoClaimed: Check = v => Array.isArray(v) && v.length > 0 && v.length <= 
   return Object.keys(r).length === 3 && str(r.step) && index(r.index) && nat(r.attempt)
 })
 
+const assignedClaims: Check = v => Array.isArray(v) && v.length > 0 && v.length <= MAX_CLAIMS_PER_EVENT && v.every(c => {
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return false
+  const r = c as Record<string, unknown>
+  return Object.keys(r).length === 5 && str(r.step) && index(r.index) && nat(r.attempt) && str(r.peer) && nat(r.incarnation)
+})
+
 const base = { from: str, ts: num, request: str }
 const step = { step: str, index }
 const startId: Check = v => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v)
@@ -62,6 +68,7 @@ const fence = { attempt: nat, incarnation: nat, start: optional(startId) }
 const SHAPES: Record<DflowEvent['type'], Record<string, Check>> = {
   'request-started': { ...base, workflow: cid, inputs: recordOf(valueRef), mode: oneOf('dataflow', 'control'), store: oneOf('distributed', 'central'), submitter: str, deadlineMs: optional(deadline), auth: optional(signedBy) },
   'step-claimed': { ...base, ...step, attempt: nat, incarnation: nat, slots: optional(nat), start: optional(startId), also: optional(alsoClaimed) },
+  'steps-assigned': { ...base, slots: optional(nat), start: optional(startId), claims: assignedClaims },
   'output-ready': { ...base, ...step, ...fence, output: str, value: valueRef },
   'element-posted': { ...base, ...step, ...fence, output: str, element: count, value: valueRef },
   'step-done': { ...base, ...step, ...fence, streams: recordOf(count), coldStartMs: num, readyAt: num, startAt: num, endAt: num, outputs: optional(recordOf(valueRef)) },

@@ -70,6 +70,19 @@ export interface StepClaimed extends Base {
 }
 
 /**
+ * Claims made by an instance's placer on behalf of the peers it chose (itself among them): the peer whose
+ * result made the instances claimable decides where they run, once, for everyone, so peers with slightly
+ * different views never claim the same instance. Each entry counts as a claim by `peer` at this event's `ts`.
+ */
+export interface StepsAssigned extends Base {
+  type: 'steps-assigned'
+  /** the placer's function slots */
+  slots?: number
+  start?: string
+  claims: Array<{ step: string, index: number | null, attempt: number, peer: string, incarnation: number }>
+}
+
+/**
  * The claim a runner's event comes from. Every peer accepts an output, element, done or failure of an instance
  * only from the claim that currently wins it (the claimant is the event's `from`): a duplicate or superseded
  * run cannot change what consumers see, nor fail the request.
@@ -155,7 +168,7 @@ export interface Heartbeat {
   load: number
 }
 
-export type RequestEvent = RequestStarted | StepClaimed | OutputReady | ElementPosted | StepDone | StepFailed | RequestDone | RequestCancelled | ValueLost
+export type RequestEvent = RequestStarted | StepClaimed | StepsAssigned | OutputReady | ElementPosted | StepDone | StepFailed | RequestDone | RequestCancelled | ValueLost
 export type DflowEvent = RequestEvent | Heartbeat
 
 export { EVENTS_TOPIC } from './constants.ts'

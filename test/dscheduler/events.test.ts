@@ -24,6 +24,7 @@ describe('event codec', () => {
       { type: 'request-started', ...base, workflow: CID, inputs: { a: ref }, mode: 'dataflow', store: 'distributed', submitter: 'peerA' },
       { type: 'step-claimed', ...base, step: 's', index: null, attempt: 0, incarnation: 5, slots: 4 },
       { type: 'step-claimed', ...base, step: 'f', index: 0, attempt: 0, incarnation: 5, also: [{ step: 'f', index: 1, attempt: 0 }, { step: 'g', index: null, attempt: 2 }] },
+      { type: 'steps-assigned', ...base, slots: 4, claims: [{ step: 'f', index: 0, attempt: 0, peer: 'peerB', incarnation: 7 }, { step: 'g', index: null, attempt: 1, peer: 'peerA', incarnation: 5 }] },
       { type: 'output-ready', ...base, step: 's', index: 2, attempt: 1, incarnation: 5, output: 'o', value: ref },
       { type: 'element-posted', ...base, step: 's', index: null, attempt: 0, incarnation: 5, output: 'o', element: 4, value: ref },
       { type: 'step-done', ...base, step: 's', index: null, attempt: 0, incarnation: 5, streams: { o: 3 }, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3 },
@@ -44,7 +45,10 @@ describe('event codec', () => {
       dagCbor.encode({ v: 1, type: 'nope', from: 'a', ts: 1 }),
       dagCbor.encode({ v: 1, type: 'step-claimed', from: 'a', ts: 1, request: 'r', step: 's', index: -1, attempt: 0, incarnation: 0 }),
       dagCbor.encode({ v: 1, type: 'output-ready', from: 'a', ts: 1, request: 'r', step: 's', index: null, output: 'o', value: { cid: 'not-a-cid', size: 1, holders: [] } }),
-      dagCbor.encode({ v: 1, type: 'heartbeat', from: 'a', ts: 1, incarnation: 1, load: 0, extra: true })
+      dagCbor.encode({ v: 1, type: 'heartbeat', from: 'a', ts: 1, incarnation: 1, load: 0, extra: true }),
+      // an assignment must name its peer and that peer's incarnation, and carry at least one claim
+      dagCbor.encode({ v: 1, type: 'steps-assigned', from: 'a', ts: 1, request: 'r', claims: [{ step: 's', index: null, attempt: 0, incarnation: 1 }] }),
+      dagCbor.encode({ v: 1, type: 'steps-assigned', from: 'a', ts: 1, request: 'r', claims: [] })
     ]
     for (const b of bad) expect(() => decodeEvent(b)).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
   })

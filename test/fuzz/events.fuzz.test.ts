@@ -34,6 +34,7 @@ const fence = { attempt: nat, incarnation: nat }
 const validEvent: fc.Arbitrary<DflowEvent> = fc.oneof(
   fc.record({ type: fc.constant('request-started'), ...base, workflow: fc.constantFrom(...CIDS), inputs: fc.dictionary(id, valueRef, { maxKeys: 3 }), mode: fc.constantFrom('dataflow', 'control'), store: fc.constantFrom('distributed', 'central'), submitter: id }),
   fc.record({ type: fc.constant('step-claimed'), ...base, ...step, attempt: nat, incarnation: nat, slots: fc.option(fc.nat({ max: 64 }), { nil: undefined }) }),
+  fc.record({ type: fc.constant('steps-assigned'), ...base, claims: fc.array(fc.record({ ...step, attempt: nat, peer: id, incarnation: nat }), { minLength: 1, maxLength: 4 }) }),
   fc.record({ type: fc.constant('output-ready'), ...base, ...step, ...fence, output: id, value: valueRef }),
   fc.record({ type: fc.constant('element-posted'), ...base, ...step, ...fence, output: id, element: count, value: valueRef }),
   fc.record({ type: fc.constant('step-done'), ...base, ...step, ...fence, streams: fc.dictionary(id, count, { maxKeys: 3 }), coldStartMs: nat, readyAt: nat, startAt: nat, endAt: nat }),

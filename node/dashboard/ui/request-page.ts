@@ -4,7 +4,7 @@ import { DagView } from './dag.ts'
 import { TimelineView } from './timeline.ts'
 import { fmtBytes, fmtMs, getJson, shortId, type EventJson, type LogLine, type RequestView, type WorkflowGraph } from './api.ts'
 
-const EVENT_TYPES = ['request-started', 'step-claimed', 'output-ready', 'element-posted', 'step-done', 'step-failed', 'request-done', 'request-cancelled', 'value-lost']
+const EVENT_TYPES = ['request-started', 'step-claimed', 'steps-assigned', 'output-ready', 'element-posted', 'step-done', 'step-failed', 'request-done', 'request-cancelled', 'value-lost']
 
 /**
  * Bytes that crossed between peers, estimated from the events: every value too large to travel inline, once
