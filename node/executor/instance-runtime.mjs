@@ -4,7 +4,7 @@
 // 'advanced' (structured clone) serialization). One message format for both; the host side is instance.ts.
 // Plain JavaScript on purpose: neither a worker nor a child inherits tsx's loader, and a clean one starts faster.
 // Protocol (all messages carry the invocation id `inv` except ready/load-error/stray/crash):
-//   host -> instance: invoke {inv, exportName, request, step, outputs}, input-result {inv, req, ok, value|message},
+//   host -> instance: invoke {inv, exportName, request, step, outputs, inputs?}, input-result {inv, req, ok, value|message},
 //                     abort {inv, reason}
 //   instance -> host: ready, load-error {message, stack}, input {inv, req, name}, output {inv, name, value},
 //                     emit {inv, name, index, value}, log {inv, line}, done {inv, startedAt, endedAt, streams},
@@ -138,7 +138,8 @@ function makeContext (msg, state) {
     if (problem !== undefined) violate(problem, name)
     return true
   }
-  const inputs = new Map()
+  // inputs the host already had at invoke time come with it: ctx.input answers them without a round trip
+  const inputs = new Map(Object.entries(msg.inputs ?? {}).map(([name, value]) => [name, Promise.resolve(value)]))
   let req = 0
   return {
     request: Object.freeze({ ...msg.request }),

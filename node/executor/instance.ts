@@ -165,7 +165,8 @@ export class Instance {
     this.running = r
     this.setRef(true)
     this.post({
-      type: 'invoke', inv: r.inv, exportName: opts.exportName, request: opts.request, step: opts.step, outputs: opts.outputs
+      type: 'invoke', inv: r.inv, exportName: opts.exportName, request: opts.request, step: opts.step, outputs: opts.outputs,
+      ...(opts.preloaded !== undefined ? { inputs: opts.preloaded } : {})
     })
     r.timers.push(setTimeout(() => { this.abort(r, new StepTimeoutError(loc, opts.timeoutMs)) }, opts.timeoutMs))
     const signal = opts.signal

@@ -23,6 +23,11 @@ export interface InvokeOptions {
   timeoutMs: number
   /** cancel (request cancelled or failed): the function sees ctx.signal abort, then the instance is terminated */
   signal?: AbortSignal
+  /**
+   * values of parameters that exist already, sent with the invocation: the function's ctx.input answers them
+   * at once instead of asking the host (a round trip over the instance's channel per input)
+   */
+  preloaded?: Record<string, Value>
   /** resolves when the parameter's value exists (host side); rejects for an unknown parameter */
   input: (name: string) => Promise<Value>
   /**

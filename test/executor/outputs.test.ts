@@ -33,6 +33,20 @@ describe.each(ISOLATIONS)('executor (%s isolation): outputs and the function API
     expect(rec.outputs.late).toBe('done')
   })
 
+  it('answers preloaded inputs without asking the host; other inputs still go to the host', async () => {
+    const code = `export default async function (ctx) {
+      return { sum: (await ctx.input('a')).x + (await ctx.input('a')).x + await ctx.input('b') }
+    }`
+    const asked: string[] = []
+    const { rec, result } = run(pool, code, ['sum'], {
+      preloaded: { a: { x: 20 } },
+      input: async (name) => { asked.push(name); if (name === 'b') return 2; throw new Error(`asked for ${name}`) }
+    })
+    await result
+    expect(rec.outputs.sum).toBe(42)
+    expect(asked).toEqual(['b'])
+  })
+
   it('emits stream elements with indices 0,1,2 per output, and reports stream counts', async () => {
     const code = `export default async function (ctx) {
       for (const w of ['a', 'b', 'c']) ctx.emit('words', w)
