@@ -20,14 +20,14 @@ const GHOST = 'ghost-peer'
  * stale attempt, a duplicate's failure, a takeover. The other peer is live (its claims count) but never
  * offered work (placement sees only this peer), so every claim it makes is the test's.
  */
-async function setup (incarnations = new Map<string, number>()): Promise<{ sched: DScheduler, bus: LocalBus, stop: () => Promise<void>, inject: (ev: DflowEvent) => Promise<void> }> {
+async function setup (incarnations = new Map<string, number>(), opts: { live?: string[], claimTimeoutMs?: number } = {}): Promise<{ sched: DScheduler, bus: LocalBus, stop: () => Promise<void>, inject: (ev: DflowEvent) => Promise<void> }> {
   const logger = defaultLogger()
   const store = new DStoreService({ logger })
   const pool = new WorkerPool({ slots: 2 })
   const loader = new BundleLoader(store)
   const bus = new LocalBus()
-  const membership: Membership = { live: () => [SELF], isLive: () => true, incarnation: 1, incarnationOf: p => incarnations.get(p), lastHeard: () => Date.now() }
-  const sched = new DScheduler({ self: SELF, bus, store, pool, loader, membership, logger }, { slots: 2, leaseMs: 0 })
+  const membership: Membership = { live: () => opts.live ?? [SELF], isLive: () => true, incarnation: 1, incarnationOf: p => incarnations.get(p), lastHeard: () => Date.now() }
+  const sched = new DScheduler({ self: SELF, bus, store, pool, loader, membership, logger }, { slots: 2, leaseMs: 0, ...(opts.claimTimeoutMs !== undefined ? { claimTimeoutMs: opts.claimTimeoutMs } : {}) })
   await store.start()
   await bus.start()
   await sched.start()
@@ -41,6 +41,11 @@ async function setup (incarnations = new Map<string, number>()): Promise<{ sched
 
 async function inlineRef (value: string): Promise<ValueRef> {
   const bytes = encodeValue(value)
+  return { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
+}
+
+async function inlineRefOf (value: unknown): Promise<ValueRef> {
+  const bytes = encodeValue(value as never)
   return { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
 }
 
@@ -170,5 +175,48 @@ describe('one request id, two starts', () => {
     expect(view?.submitter).toBe(GHOST)
     // dataflow.yaml: result = 2n + 1
     expect(view?.outputs).toEqual({ result: 83 })
+  })
+})
+
+describe('placement by the instance\'s placer', () => {
+  let stop: (() => Promise<void>) | undefined
+  afterEach(async () => { await stop?.() })
+
+  it('waits for the placer\'s steps-assigned, runs what it assigns here, takes the assignee\'s results for what it assigns elsewhere', async () => {
+    // the placer's wait outlasts the test; and were this peer to place on its own, it would pick itself (the
+    // only candidate), so any run before an assignment shows it did not wait for the placer
+    const env = await setup(new Map([[GHOST, 7]]), { claimTimeoutMs: 600_000 })
+    stop = env.stop
+    const { sched, inject } = env
+    const file = await loadWorkflow(fixture('dataflow.yaml'))
+    const workflow = await (sched.c.loader as BundleLoader).register(file)
+    const started = async (request: string): Promise<void> => {
+      await inject({ type: 'request-started', from: GHOST, ts: Date.now(), request, workflow, inputs: { n: await inlineRefOf(20) }, mode: 'dataflow', store: 'distributed', submitter: GHOST })
+      await until(() => sched.requests.get(request)?.state !== undefined)
+    }
+
+    // 1. the request started at the ghost, so the ghost places `produce` (it reads only workflow inputs)
+    await started('assigned-here')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(sched.runsOf('assigned-here')).toEqual([])
+    expect(sched.eventsOf('assigned-here').some(e => e.type === 'step-claimed' || e.type === 'steps-assigned')).toBe(false)
+    // it assigns `produce` here: this peer runs it, then places `consume` itself (it won the producer)
+    await inject({ type: 'steps-assigned', from: GHOST, ts: Date.now(), request: 'assigned-here', claims: [{ step: 'produce', index: null, attempt: 0, peer: SELF, incarnation: 1 }] })
+    await sched.waitFinished('assigned-here')
+    expect((await sched.view('assigned-here'))?.outputs).toEqual({ result: 41 })
+    expect(sched.runsOf('assigned-here').map(r => r.step).sort()).toEqual(['consume', 'produce'])
+
+    // 2. the ghost assigns `produce` to itself: this peer does not run it, takes its results, and waits for the
+    // ghost (now the winner of `consume`'s producer) to place `consume`, here
+    await started('assigned-there')
+    await inject({ type: 'steps-assigned', from: GHOST, ts: Date.now(), request: 'assigned-there', claims: [{ step: 'produce', index: null, attempt: 0, peer: GHOST, incarnation: 7 }] })
+    const base = { from: GHOST, request: 'assigned-there', step: 'produce', index: null, attempt: 0, incarnation: 7 }
+    await inject({ type: 'step-done', ...base, ts: Date.now(), streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 1, outputs: { value: await inlineRefOf(100), extra: await inlineRefOf('late') } })
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(sched.runsOf('assigned-there')).toEqual([])
+    await inject({ type: 'steps-assigned', from: GHOST, ts: Date.now(), request: 'assigned-there', claims: [{ step: 'consume', index: null, attempt: 0, peer: SELF, incarnation: 1 }] })
+    await sched.waitFinished('assigned-there')
+    expect((await sched.view('assigned-there'))?.outputs).toEqual({ result: 101 })
+    expect(sched.runsOf('assigned-there').map(r => r.step)).toEqual(['consume'])
   })
 })
