@@ -4,6 +4,17 @@ import type { RequestState } from './request-state.ts'
 import type { DStore } from '../dstore/types.ts'
 
 const CONDITION_TIMEOUT_MS = 30_000
+
+/** The steps with a `when`, per workflow: this runs after every finished step, most workflows have none. */
+const conditional = new WeakMap<RequestState['workflow'], string[]>()
+function conditionalSteps (workflow: RequestState['workflow']): string[] {
+  let names = conditional.get(workflow)
+  if (names === undefined) {
+    names = Object.entries(workflow.steps).filter(([, step]) => step.when !== undefined).map(([name]) => name)
+    conditional.set(workflow, names)
+  }
+  return names
+}
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 5000
 
@@ -24,8 +35,8 @@ export interface ConditionHooks {
  * again, as for any input. `inFlight` guards against a second evaluation while one runs.
  */
 export function evaluateConditions (s: RequestState, store: DStore, inFlight: Set<string>, hooks: ConditionHooks, attempt = 0): void {
-  for (const [name, step] of Object.entries(s.workflow.steps)) {
-    const cond = step.when
+  for (const name of conditionalSteps(s.workflow)) {
+    const cond = s.workflow.steps[name].when
     if (cond === undefined || s.hasCondition(name) || inFlight.has(name)) continue
     const r = s.resolveRef(cond.ref, name, null)
     if (r.state !== 'ready') continue
