@@ -189,17 +189,27 @@ export class GossipBus extends BaseBus {
     await super.stop()
   }
 
+  /**
+   * This peer sees its own event first, then the network: signing, encrypting and writing a message to every
+   * mesh peer takes a millisecond or more on a small machine, and a consumer placed here (a chain kept on one
+   * peer) should not wait for it. Both steps keep publish order (each is FIFO).
+   */
   async publish (event: DflowEvent): Promise<void> {
     const data = encodeEvent(event)
     if (event.type === 'request-started') this.remember(event)
     this.published++
-    setImmediate(() => { this.deliver(event, { bytes: data }) })
-    try {
-      await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)
-    } catch (err) {
-      // gossip re-delivers through IHAVE/IWANT and peers can pull request state, so a failed publish is logged, not fatal
-      this.log.error('publish %s failed: %s', event.type, (err as Error).message)
-    }
+    const { promise, resolve } = Promise.withResolvers<void>()
+    setImmediate(() => {
+      this.deliver(event, { bytes: data })
+      setImmediate(() => {
+        this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data).then(() => { resolve() }, err => {
+          // gossip re-delivers through IHAVE/IWANT and peers can pull request state, so a failed publish is logged, not fatal
+          this.log.error('publish %s failed: %s', event.type, (err as Error).message)
+          resolve()
+        })
+      })
+    })
+    await promise
   }
 }
 

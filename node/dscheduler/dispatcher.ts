@@ -9,6 +9,19 @@ import type { LoadedWorkflow } from './types.ts'
 /** Claims published together at most (the codec takes up to 1024 per event). */
 const MAX_CLAIMS_PER_MESSAGE = 256
 
+/** A quiet claim is published once this fraction of claimTimeoutMs passed with its instance unfinished. */
+const QUIET_CLAIM_FRACTION = 0.5
+
+/**
+ * Whether a claim of this peer on `rec` may stay quiet: no earlier claim to supersede (a takeover must be heard)
+ * and every input is here or made here, so no producer elsewhere needs to know where to push.
+ */
+function quietAllowed (rec: InstanceRecord, producers: Set<string>, self: string): boolean {
+  if (rec.claims.size > 0) return false
+  for (const p of producers) if (p !== self) return false
+  return true
+}
+
 /** Expected run time of a step nobody has timed yet, ms. */
 const DEFAULT_STEP_MS = 50
 
@@ -163,13 +176,13 @@ export class Dispatcher {
       if (placer === self) {
         const incarnation = best === self ? membership.incarnation : membership.incarnationOf(best)
         if (incarnation !== undefined) {
-          this.claim(t, s, rec, best, incarnation)
+          this.claim(t, s, rec, best, incarnation, best === self && quietAllowed(rec, bytes.producers, self))
           if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
           continue
         }
       }
       if (best === self) {
-        this.claim(t, s, rec, self, membership.incarnation)
+        this.claim(t, s, rec, self, membership.incarnation, quietAllowed(rec, bytes.producers, self))
         if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
         continue
       }
@@ -194,17 +207,69 @@ export class Dispatcher {
   private readonly batch: Array<{ step: string, index: number | null, attempt: number, peer: string, incarnation: number }> = []
   private batchTs = 0
 
-  private claim (t: Tracked, s: RequestState, rec: InstanceRecord, peer: string, incarnation: number): void {
+  /**
+   * Claims `rec` for `peer`. A quiet claim (this peer's own, every input here or made here) is not published
+   * at once: nobody has to push data to it, and the runner's own events (output-ready, step-done) carry the
+   * claim, so a step that ends within QUIET_CLAIM_FRACTION of claimTimeoutMs costs no claim message at all (a
+   * chain kept on one peer: one message per step instead of two). One still running then is claimed aloud,
+   * well before a peer waiting for its placer gives up on it.
+   */
+  private claim (t: Tracked, s: RequestState, rec: InstanceRecord, peer: string, incarnation: number, quiet = false): void {
     const { self, metrics } = this.sched
     const attempt = nextAttempt(rec)
     if ([...rec.claims.entries()].some(([p, cl]) => p !== peer && cl.attempt >= rec.floor)) metrics.takeovers++
     if (peer !== self) metrics.assigned++
+    t.unplaced.delete(rec)
+    if (quiet) {
+      const ts = Date.now()
+      rec.claims.set(peer, { attempt, incarnation, ts })
+      ;(t.quietClaims ??= new Map()).set(rec, { step: rec.step, index: rec.index, attempt, ts })
+      if (t.quietClaimsTimer === undefined) {
+        t.quietClaimsTimer = setTimeout(() => { this.sayQuietClaims(t, s) }, this.sched.init.claimTimeoutMs * QUIET_CLAIM_FRACTION)
+        t.quietClaimsTimer.unref()
+      }
+      this.examine(t, s, rec)
+      return
+    }
     if (this.batch.length === 0) this.batchTs = Date.now()
     rec.claims.set(peer, { attempt, incarnation, ts: this.batchTs })
-    t.unplaced.delete(rec)
     this.batch.push({ step: rec.step, index: rec.index, attempt, peer, incarnation })
     // it fires now (when it landed here); the claims go out with the others of this walk, in the same tick
     this.examine(t, s, rec)
+  }
+
+  /** Publishes the quiet claims whose instances still run (each with the time it was made), forgets the rest. */
+  private sayQuietClaims (t: Tracked, s: RequestState): void {
+    t.quietClaimsTimer = undefined
+    const quiet = t.quietClaims
+    if (quiet === undefined || t.finishing === true) return
+    const { self, c, init } = this.sched
+    const now = Date.now()
+    const byTs = new Map<number, Array<{ step: string, index: number | null, attempt: number }>>()
+    let next = Infinity
+    for (const [rec, q] of quiet) {
+      const due = q.ts + init.claimTimeoutMs * QUIET_CLAIM_FRACTION
+      const mine = rec.claims.get(self)
+      if (rec.done !== undefined || rec.failed !== undefined || mine === undefined || mine.attempt !== q.attempt || rec.winner?.peer !== self) { quiet.delete(rec); continue }
+      if (due > now) { next = Math.min(next, due - now); continue }
+      quiet.delete(rec)
+      const list = byTs.get(q.ts) ?? []
+      list.push({ step: q.step, index: q.index, attempt: q.attempt })
+      byTs.set(q.ts, list)
+    }
+    for (const [ts, list] of byTs) {
+      for (let i = 0; i < list.length; i += MAX_CLAIMS_PER_MESSAGE) {
+        const [first, ...also] = list.slice(i, i + MAX_CLAIMS_PER_MESSAGE)
+        void c.bus.publish({
+          type: 'step-claimed', from: self, ts, request: s.id, ...first,
+          incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
+        })
+      }
+    }
+    if (next !== Infinity) {
+      t.quietClaimsTimer = setTimeout(() => { this.sayQuietClaims(t, s) }, next + 1)
+      t.quietClaimsTimer.unref()
+    }
   }
 
   private flushClaims (s: RequestState): void {

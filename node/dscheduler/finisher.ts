@@ -31,6 +31,8 @@ export class Finisher {
     t.finishing = true
     t.deadline?.clear()
     clearTimeout(t.timer)
+    clearTimeout(t.quietClaimsTimer)
+    t.quietClaims?.clear()
     for (const r of t.runners.values()) {
       if (r.finished) continue
       r.abort(error ?? 'request finished')

@@ -129,6 +129,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.disarmTimers()
     for (const t of this.requests.values()) {
       clearTimeout(t.timer)
+      clearTimeout(t.quietClaimsTimer)
       for (const r of t.runners.values()) r.abort('peer stopping')
       for (const w of t.waiters) w()
     }
@@ -337,6 +338,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     const t = this.requests.get(request)
     if (t === undefined) return
     clearTimeout(t.timer)
+    clearTimeout(t.quietClaimsTimer)
     t.deadline?.clear()
     this.requests.delete(request)
     this.forgotten.add(request)

@@ -47,6 +47,13 @@ export interface Tracked {
   finishedAt?: number
   finishing?: boolean
   timer?: NodeJS.Timeout
+  /**
+   * claims of this peer not published yet (see Dispatcher.claim): instances it runs itself whose data is all
+   * here already, so nobody needs to push to them; their step-done names the claim, and the claim itself goes
+   * out only if they are still unfinished when `quietClaimsTimer` fires
+   */
+  quietClaims?: Map<InstanceRecord, { step: string, index: number | null, attempt: number, ts: number }>
+  quietClaimsTimer?: NodeJS.Timeout
   pumpQueued?: boolean
   /** every event of the request, for server-sent events */
   events: RequestEvent[]

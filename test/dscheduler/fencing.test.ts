@@ -219,4 +219,30 @@ describe('placement by the instance\'s placer', () => {
     expect((await sched.view('assigned-there'))?.outputs).toEqual({ result: 101 })
     expect(sched.runsOf('assigned-there').map(r => r.step)).toEqual(['consume'])
   })
+
+  it('claims of instances whose data is all here stay quiet: their step-done carries the claim; one still running is claimed aloud later', async () => {
+    // a claim timeout far beyond the run: nothing may be said aloud, however slow the machine
+    const env = await setup(new Map(), { claimTimeoutMs: 600_000 })
+    stop = env.stop
+    const { sched } = env
+    const chain = await (sched.c.loader as BundleLoader).register(await loadWorkflow(fixture('dataflow.yaml')))
+    const quiet = await sched.submit({ workflow: chain, inputs: { n: 3 }, requestId: 'quiet-chain' })
+    await sched.waitFinished(quiet)
+    expect((await sched.view(quiet))?.outputs).toEqual({ result: 7 })
+    expect(sched.eventsOf(quiet).filter(e => e.type === 'step-claimed' || e.type === 'steps-assigned')).toEqual([])
+
+    // a step that keeps running past half the claim timeout is claimed aloud, with the time the claim was made
+    const env2 = await setup(new Map(), { claimTimeoutMs: 200 })
+    stop = async () => { await env.stop(); await env2.stop() }
+    const s2 = env2.sched
+    const waiting = await (s2.c.loader as BundleLoader).register(await loadWorkflow(fixture('cancel.yaml')))
+    const long = await s2.submit({ workflow: waiting, inputs: {}, requestId: 'quiet-long' })
+    await until(() => s2.eventsOf(long).some(e => e.type === 'step-claimed'))
+    const claim = s2.eventsOf(long).find(e => e.type === 'step-claimed')
+    const run = s2.runsOf(long)[0]
+    expect(claim).toMatchObject({ step: 'wait', attempt: run.attempt })
+    expect(claim!.ts).toBeLessThanOrEqual(run.firedAt)
+    await s2.cancel(long)
+    await s2.waitFinished(long)
+  })
 })
