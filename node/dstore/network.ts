@@ -1,6 +1,6 @@
 import { fetchBlocks, handleFetch, FETCH_PROTOCOL, type BlockReader, type BlockWriter, type SharedFileInfo } from '../../protocols/fetch/index.ts'
 import { handlePush, pushBlocks, PUSH_PROTOCOL, type PushDecision, type PushOutcome } from '../../protocols/push/index.ts'
-import { blockKey } from './blocks.ts'
+import { blockKey, parseChunkedRoot } from './blocks.ts'
 import { BlockVerificationError, ValueNotFoundError } from './errors.ts'
 import { closestPeers } from './placement.ts'
 import type { DStoreConfig } from './dstore.ts'
@@ -152,14 +152,18 @@ export class StoreNetwork {
       },
       adoptShared: shared == null
         ? undefined
-        : async (cid: CID, file: SharedFileInfo, options?: AbortOptions & { root?: boolean }) => {
+        : async (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into: Uint8Array, offset: number }) => {
           const key = blockKey(cid)
           onBlock(key)
-          await this.local.blocks.adopt(cid, from.toString(), file, options)
-          if (options?.root === true && file.size > 0 && await shared.dir.firstByte(key) === 0xa3) {
-            // a chunked root must come as bytes (its chunks would be missing): refuse the value
-            await this.local.blocks.delete(cid)
-            throw new BlockVerificationError(`${cid} came as a shared file but is a chunked root`)
+          await this.local.blocks.adopt(cid, from.toString(), file, options, { bytes: options.into, offset: options.offset })
+          if (options.root === true) {
+            // the whole value was read: a chunked root must come as bytes (its chunks would be missing)
+            const bytes = options.into.subarray(options.offset, options.offset + file.size)
+            if (parseChunkedRoot(cid, bytes) != null) {
+              await this.local.blocks.delete(cid)
+              throw new BlockVerificationError(`${cid} came as a shared file but is a chunked root`)
+            }
+            this.local.remember(key, null)
           }
           this.sharedBlocks++
         }
@@ -212,27 +216,29 @@ export class StoreNetwork {
 
   /**
    * Fetches `cid` into the local store: given holders in order, then the peers placement chose,
-   * then DHT providers. A holder that fails or serves a wrong block is skipped.
+   * then DHT providers. A holder that fails or serves a wrong block is skipped. Answers the value's
+   * verified encoding, assembled in one buffer as it arrived (the caller decodes it, no read back).
    */
-  async fetchValue (cid: CID, holders: PeerId[]): Promise<void> {
+  async fetchValue (cid: CID, holders: PeerId[]): Promise<Uint8Array> {
     this.transfers++
     const self = this.libp2p.peerId.toString()
     const tried = new Set<string>([self])
-    const attempt = async (peer: PeerId): Promise<boolean> => {
-      if (tried.has(peer.toString())) return false
+    const attempt = async (peer: PeerId): Promise<Uint8Array | undefined> => {
+      if (tried.has(peer.toString())) return undefined
       tried.add(peer.toString())
-      if (await this.fetchFrom(peer, cid, true)) return true
-      return false
+      return this.fetchFrom(peer, cid, true)
     }
     for (const peer of [...holders, ...this.replicasFor(cid)]) {
-      if (await attempt(peer)) return
+      const bytes = await attempt(peer)
+      if (bytes != null) return bytes
     }
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.dhtTimeoutMs)])
     try {
       for await (const provider of this.libp2p.contentRouting.findProviders(cid, { signal })) {
         if (tried.has(provider.id.toString())) continue
         if (provider.multiaddrs.length > 0) await this.libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-        if (await attempt(provider.id)) return
+        const bytes = await attempt(provider.id)
+        if (bytes != null) return bytes
       }
     } catch (err) {
       this.log('finding providers of %s failed - %s', cid, msg(err))
@@ -245,7 +251,7 @@ export class StoreNetwork {
    * One holder. With a shared directory the request carries the same-host token made for that holder; a
    * shared file that fails its check makes the whole fetch fail, and it is retried once over the stream.
    */
-  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<boolean> {
+  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<Uint8Array | undefined> {
     // a transfer fails when it stalls (no block for FETCH_IDLE_MS), not when it is merely long: a large value
     // moving slowly but steadily is not a lost one
     const idle = new AbortController()
@@ -265,13 +271,13 @@ export class StoreNetwork {
       const writer = this.writer(peer, key => { touch(); releases.push(this.local.pins.hold([key])) })
       const result = await fetchBlocks(stream, cid, writer, this.init, signal, { host, maxValueBytes: this.cfg.capacity })
       this.log('fetched %s from %p: dial %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
-      return true
+      return result.bytes
     } catch (err) {
       if (this.signal.aborted) throw err
       if ((err as Error)?.name === 'BlockVerificationError') this.verificationFailures++
       this.log('fetching %s from %p failed - %s', cid, peer, msg(err))
       if (host != null && (err as Error)?.name === 'BlockVerificationError') return this.fetchFrom(peer, cid, false)
-      return false
+      return undefined
     } finally {
       clearTimeout(idleTimer)
       for (const r of releases) r()

@@ -28,14 +28,24 @@ export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reade
   let credits = window
   let blocks = 0
   let sent = 0
+  // a shared frame is a few bytes and needs no credit: consecutive ones go out in one write (one noise
+  // message, one TCP segment), so a same-host value's frames arrive together, not one event-loop turn each
+  let burst: Uint8Array[] = []
+  const flush = async (): Promise<void> => {
+    if (burst.length === 0) return
+    const frames = burst
+    burst = []
+    await lp.writeV(frames, options)
+  }
   for (let i = 0; i < order.length; i++) {
     const file = shared && (i > 0 || plan.chunks.length === 0) ? reader.sharedFile?.(order[i]) : undefined
     if (file != null) {
-      // a shared frame is a few bytes: it needs no credit, so a same-host value goes out in one burst
-      await lp.write(encodeSharedFrame(file), options)
+      burst.push(encodeSharedFrame(file))
       sent += file.size
+      if (burst.length >= SHARED_BURST) await flush()
       continue
     }
+    await flush()
     while (blocks >= credits) {
       credits += expectFrame(decodeFrame(await lp.read(options)), 'credit').body.credit
     }
@@ -48,8 +58,12 @@ export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reade
     await lp.write(encodeBlockFrame(bytes), options)
     sent += bytes.byteLength
   }
+  await flush()
   return sent
 }
+
+/** Shared frames written at once (about 60 bytes each). */
+const SHARED_BURST = 256
 
 export interface ReceiveResult {
   /** encoded size of the value */
@@ -58,6 +72,11 @@ export interface ReceiveResult {
   blocks: number
   /** blocks taken from the sender's shared directory (same host) */
   sharedBlocks: number
+  /**
+   * The value's encoding, verified, in one buffer (chunks received or read from shared files into it as they
+   * landed): the caller can decode it without reading the blocks back from the store.
+   */
+  bytes: Uint8Array
 }
 
 export interface ReceiveOptions {
@@ -90,16 +109,19 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   const first = decodeFrame(await lp.read(options))
   if (first.type === 'shared') {
     if (opts.shared !== true || writer.adoptShared == null) throw new ProtocolMessageError('unexpected shared frame')
-    // only a single-block value's root comes as a file (see sendBlocks); adoptShared refuses a chunked root
-    await writer.adoptShared(cid, first.body, { ...options, root: true })
-    return { size: first.body.size, blocks: 1, sharedBlocks: 1 }
+    if (first.body.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} is ${first.body.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
+    // only a single-block value's root comes as a file (see sendBlocks); adoptShared refuses a chunked root.
+    // The file is read once, here: the caller decodes these bytes
+    const bytes = new Uint8Array(first.body.size)
+    await writer.adoptShared(cid, first.body, { ...options, root: true, into: bytes, offset: 0 })
+    return { size: first.body.size, blocks: 1, sharedBlocks: 1, bytes }
   }
   const rootBytes = expectFrame(first, 'block').bytes
   await verifyBlock(cid, rootBytes)
   const root = parseChunkedRoot(cid, rootBytes)
   if (root == null) {
     await writer.putBlock(cid, rootBytes, options)
-    return { size: rootBytes.byteLength, blocks: 1, sharedBlocks: 0 }
+    return { size: rootBytes.byteLength, blocks: 1, sharedBlocks: 0, bytes: rootBytes }
   }
   if (root.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} declares ${root.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
   const total = root.chunks.length + 1
@@ -117,7 +139,8 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     lp.write(encodeCreditFrame(n), options).catch(err => { failure ??= err })
   }
   grant()
-  let whole: Uint8Array | undefined
+  // every chunk lands in this buffer: copied from its frame, or read from its shared file once linked
+  const whole = new Uint8Array(root.size)
   let size = 0
   let sharedBlocks = 0
   const pending: Array<Promise<void>> = []
@@ -135,7 +158,6 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     if (data.byteLength > 0 && data.get(0) === FRAME_BLOCK) {
       const len = data.byteLength - 1
       if (size + len > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      whole ??= new Uint8Array(root.size)
       copyPayload(data, whole, size)
       const bytes = whole.subarray(size, size + len)
       track(verifyBlock(chunk, bytes).then(async () => { await writer.putBlock(chunk, bytes, options) }), true)
@@ -145,7 +167,7 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
       if (frame.type !== 'shared' || opts.shared !== true || writer.adoptShared == null) expectFrame(frame, 'block')
       const info = (frame as { body: { ino: bigint, size: number, mtimeNs: bigint } }).body
       if (size + info.size > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      track(writer.adoptShared!(chunk, info, options), false)
+      track(writer.adoptShared!(chunk, info, { ...options, into: whole, offset: size }), false)
       size += info.size
       sharedBlocks++
     }
@@ -155,5 +177,5 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   if (landed !== total) throw new BlockVerificationError(`only ${landed - 1} of ${total - 1} chunks of ${cid} landed`)
   if (size !== root.size) throw new BlockVerificationError(`chunks of ${cid} total ${size} bytes, root declares ${root.size}`)
   await writer.putBlock(cid, rootBytes, options)
-  return { size, blocks: total, sharedBlocks }
+  return { size, blocks: total, sharedBlocks, bytes: whole }
 }
