@@ -1,4 +1,4 @@
-import { fetchBlocks, handleFetch, FETCH_PROTOCOL, type BlockReader, type BlockWriter, type SharedFileInfo } from '../../protocols/fetch/index.ts'
+import { FetchSessions, handleFetch, FETCH_PROTOCOL, type BlockReader, type BlockWriter, type SharedFileInfo } from '../../protocols/fetch/index.ts'
 import { handlePush, pushBlocks, PUSH_PROTOCOL, type PushDecision, type PushOutcome } from '../../protocols/push/index.ts'
 import { blockKey, parseChunkedRoot } from './blocks.ts'
 import { BlockVerificationError, ValueNotFoundError } from './errors.ts'
@@ -46,6 +46,8 @@ export class StoreNetwork {
   private readonly signal: AbortSignal
   private readonly hooks: NetworkHooks
   private readonly reader: BlockReader
+  /** fetch streams kept open per holder for the next fetch */
+  readonly sessions: FetchSessions
 
   constructor (libp2p: DflowLibp2p, local: LocalStore, cfg: DStoreConfig, log: Logger, signal: AbortSignal, hooks: NetworkHooks) {
     this.libp2p = libp2p
@@ -64,6 +66,7 @@ export class StoreNetwork {
       sharedFile: cid => local.blocks.sharedFile(cid),
       isLocalToken: token => shared?.isLocalToken(token) ?? false
     }
+    this.sessions = new FetchSessions(async (peer, signal) => this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal }), () => this.init)
   }
 
   private get init (): { maxMessageBytes: number, timeoutMs: number, window: number } {
@@ -80,6 +83,7 @@ export class StoreNetwork {
   }
 
   async stop (): Promise<void> {
+    this.sessions.close()
     await this.libp2p.unhandle(FETCH_PROTOCOL)
     await this.libp2p.unhandle(PUSH_PROTOCOL)
   }
@@ -265,12 +269,11 @@ export class StoreNetwork {
     const t0 = Date.now()
     const host = sameHost ? this.local.blocks.shared?.dir.tokenFor(peer.toString()) : undefined
     try {
-      const stream = await this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal })
-      const t1 = Date.now()
-      touch()
+      let t1 = t0
+      let reused = false
       const writer = this.writer(peer, key => { touch(); releases.push(this.local.pins.hold([key])) })
-      const result = await fetchBlocks(stream, cid, writer, this.init, signal, { host, maxValueBytes: this.cfg.capacity })
-      this.log('fetched %s from %p: dial %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
+      const result = await this.sessions.fetch(peer, cid, writer, signal, { host, maxValueBytes: this.cfg.capacity }, kept => { t1 = Date.now(); reused = kept; touch() })
+      this.log('fetched %s from %p: %s %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, reused ? 'kept stream' : 'dial', t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
       return result.bytes
     } catch (err) {
       if (this.signal.aborted) throw err

@@ -6,7 +6,8 @@ export * from './codec.ts'
 export { sendBlocks, receiveBlocks, MissingBlockError, type ReceiveResult, type ReceiveOptions, type SendPlan } from './transfer.ts'
 import type { SharedFileInfo } from './codec.ts'
 import type { SendPlan } from './transfer.ts'
-export { handleFetch, fetchBlocks } from './handler.ts'
+export { handleFetch, fetchBlocks, fetchOn, openSession, SESSION_IDLE_MS, type FetchSession } from './handler.ts'
+export { FetchSessions } from './sessions.ts'
 
 /** Where a sender reads the blocks it serves. */
 export interface BlockReader {

@@ -23,14 +23,15 @@ export interface SendPlan { rootBytes?: Uint8Array, chunks: CID[] }
  * (the receiver proved it shares this host), a block held in the shared directory goes as a shared frame:
  * a few bytes naming the file, not its contents. A chunked root always goes as bytes (it is small).
  */
-export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reader: BlockReader, cid: CID, plan: SendPlan, window: number, options: Required<AbortOptions>, shared = false): Promise<number> {
+export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reader: BlockReader, cid: CID, plan: SendPlan, window: number, options: Required<AbortOptions>, shared = false, head?: Uint8Array): Promise<number> {
   const order = [cid, ...plan.chunks]
   let credits = window
   let blocks = 0
   let sent = 0
   // a shared frame is a few bytes and needs no credit: consecutive ones go out in one write (one noise
   // message, one TCP segment), so a same-host value's frames arrive together, not one event-loop turn each
-  let burst: Uint8Array[] = []
+  // `head` (the fetch's status) goes out with the first frames
+  let burst: Array<Uint8Array | Uint8ArrayList> = head != null ? [head] : []
   const flush = async (): Promise<void> => {
     if (burst.length === 0) return
     const frames = burst
@@ -45,17 +46,20 @@ export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reade
       if (burst.length >= SHARED_BURST) await flush()
       continue
     }
-    await flush()
+    // frames held back would never reach a receiver we now wait on
+    if (blocks >= credits) await flush()
     while (blocks >= credits) {
       credits += expectFrame(decodeFrame(await lp.read(options)), 'credit').body.credit
     }
     blocks++
     const bytes = i === 0 && plan.rootBytes != null ? plan.rootBytes : await reader.getBlock(order[i], options)
     if (bytes == null) {
-      await lp.write(encodeStatusFrame({ status: 'error', message: `block ${order[i]} is no longer held` }), options)
+      burst.push(encodeStatusFrame({ status: 'error', message: `block ${order[i]} is no longer held` }))
+      await flush()
       throw new MissingBlockError(`block ${order[i]} vanished during transfer`)
     }
-    await lp.write(encodeBlockFrame(bytes), options)
+    burst.push(encodeBlockFrame(bytes))
+    await flush()
     sent += bytes.byteLength
   }
   await flush()
