@@ -137,10 +137,26 @@ export class StoreNetwork {
     if (plan == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
     this.pushesSent++
     const stream = await this.libp2p.dialProtocol(peer, PUSH_PROTOCOL, { signal })
-    const host = this.local.blocks.shared?.dir.tokenFor(peer.toString())
+    const host = this.tokenFor(peer)
     const outcome = await pushBlocks(stream, cid, meta, this.reader, plan, this.init, signal, { host, holders })
     this.log('pushed %s to %p: %s', cid, peer, outcome)
     return outcome
+  }
+
+  private readonly tokens = new Map<string, Uint8Array>()
+
+  /** The same-host token for `peer` (a hash; computed once per peer). */
+  private tokenFor (peer: PeerId): Uint8Array | undefined {
+    const dir = this.local.blocks.shared?.dir
+    if (dir == null) return undefined
+    const key = peer.toString()
+    let token = this.tokens.get(key)
+    if (token == null) {
+      if (this.tokens.size >= 4096) this.tokens.clear()
+      token = dir.tokenFor(key)
+      this.tokens.set(key, token)
+    }
+    return token
   }
 
   /** Pushes being received, by CID: a get of that CID waits for one instead of fetching it again. */
@@ -267,7 +283,7 @@ export class StoreNetwork {
     const signal = AbortSignal.any([this.signal, idle.signal, AbortSignal.timeout(Math.max(this.cfg.fetchTimeoutMs, FETCH_MAX_MS))])
     const releases: Array<() => void> = []
     const t0 = Date.now()
-    const host = sameHost ? this.local.blocks.shared?.dir.tokenFor(peer.toString()) : undefined
+    const host = sameHost ? this.tokenFor(peer) : undefined
     try {
       let t1 = t0
       let reused = false

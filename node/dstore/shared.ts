@@ -169,12 +169,13 @@ export class SharedDir {
       if (st.ino !== att.ino || Number(st.size) !== att.size || st.mtimeNs !== att.mtimeNs) {
         throw new BlockVerificationError(`shared block ${key} was replaced or rewritten since it was written`)
       }
-      // a large block is read on libuv's thread pool: the chunks of a value are read in parallel (the cost is
-      // mostly page faults on the fresh destination buffer, which several cores take at once); a small one
-      // synchronously (a thread hop costs more than the read)
+      // a large chunk of a larger value is read on libuv's thread pool, so the chunks of a value are read in
+      // parallel (the cost is mostly page faults on the fresh destination buffer, which several cores take at
+      // once); a small block, or a value's only block, synchronously (nothing to overlap with a thread hop)
+      const parallel = att.size >= ASYNC_READ_BYTES && into.byteLength > att.size
       let done = 0
       while (done < att.size) {
-        const n = att.size >= ASYNC_READ_BYTES
+        const n = parallel
           ? await readAsync(fd, into, offset + done, att.size - done, done)
           : readSync(fd, into, offset + done, att.size - done, done)
         if (n === 0) break
