@@ -121,7 +121,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
   private readonly init: DStoreServiceInit
   private network?: StoreNetwork
   private lifetime = new AbortController()
-  private readonly inflight = new Map<string, Promise<Uint8Array>>()
+  private readonly inflight = new Map<string, Promise<Uint8Array | undefined>>()
   private readonly background = new Set<Promise<unknown>>()
   private sweepTimer?: ReturnType<typeof setInterval>
   private started = false
@@ -415,7 +415,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     this.safeDispatchEvent('dstore:value-received', { detail: { cid, meta, from } })
   }
 
-  private async fetchShared (network: StoreNetwork, cid: CID, holders: PeerId[]): Promise<Uint8Array> {
+  private async fetchShared (network: StoreNetwork, cid: CID, holders: PeerId[]): Promise<Uint8Array | undefined> {
     const key = cid.toString()
     let p = this.inflight.get(key)
     if (p == null) {

@@ -172,13 +172,15 @@ export class StoreNetwork {
       },
       adoptShared: shared == null
         ? undefined
-        : async (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into: Uint8Array, offset: number }) => {
+        : async (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into?: Uint8Array, offset?: number }) => {
           const key = blockKey(cid)
           onBlock(key)
-          await this.local.blocks.adopt(cid, from.toString(), file, options, { bytes: options.into, offset: options.offset })
-          if (options.root === true) {
+          const into = options.into ?? (options.root === true ? new Uint8Array(file.size) : undefined)
+          const offset = options.offset ?? 0
+          await this.local.blocks.adopt(cid, from.toString(), file, options, into != null ? { bytes: into, offset } : undefined)
+          if (options.root === true && into != null) {
             // the whole value was read: a chunked root must come as bytes (its chunks would be missing)
-            const bytes = options.into.subarray(options.offset, options.offset + file.size)
+            const bytes = into.subarray(offset, offset + file.size)
             if (parseChunkedRoot(cid, bytes) != null) {
               await this.local.blocks.delete(cid)
               throw new BlockVerificationError(`${cid} came as a shared file but is a chunked root`)
@@ -239,26 +241,26 @@ export class StoreNetwork {
    * then DHT providers. A holder that fails or serves a wrong block is skipped. Answers the value's
    * verified encoding, assembled in one buffer as it arrived (the caller decodes it, no read back).
    */
-  async fetchValue (cid: CID, holders: PeerId[]): Promise<Uint8Array> {
+  async fetchValue (cid: CID, holders: PeerId[]): Promise<Uint8Array | undefined> {
     this.transfers++
     const self = this.libp2p.peerId.toString()
     const tried = new Set<string>([self])
-    const attempt = async (peer: PeerId): Promise<Uint8Array | undefined> => {
+    const attempt = async (peer: PeerId): Promise<{ bytes?: Uint8Array } | undefined> => {
       if (tried.has(peer.toString())) return undefined
       tried.add(peer.toString())
       return this.fetchFrom(peer, cid, true)
     }
     for (const peer of [...holders, ...this.replicasFor(cid)]) {
-      const bytes = await attempt(peer)
-      if (bytes != null) return bytes
+      const got = await attempt(peer)
+      if (got != null) return got.bytes
     }
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.dhtTimeoutMs)])
     try {
       for await (const provider of this.libp2p.contentRouting.findProviders(cid, { signal })) {
         if (tried.has(provider.id.toString())) continue
         if (provider.multiaddrs.length > 0) await this.libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-        const bytes = await attempt(provider.id)
-        if (bytes != null) return bytes
+        const got = await attempt(provider.id)
+        if (got != null) return got.bytes
       }
     } catch (err) {
       this.log('finding providers of %s failed - %s', cid, msg(err))
@@ -271,7 +273,7 @@ export class StoreNetwork {
    * One holder. With a shared directory the request carries the same-host token made for that holder; a
    * shared file that fails its check makes the whole fetch fail, and it is retried once over the stream.
    */
-  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<Uint8Array | undefined> {
+  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<{ bytes?: Uint8Array } | undefined> {
     // a transfer fails when it stalls (no block for FETCH_IDLE_MS), not when it is merely long: a large value
     // moving slowly but steadily is not a lost one
     const idle = new AbortController()
@@ -290,7 +292,7 @@ export class StoreNetwork {
       const writer = this.writer(peer, key => { touch(); releases.push(this.local.pins.hold([key])) })
       const result = await this.sessions.fetch(peer, cid, writer, signal, { host, maxValueBytes: this.cfg.capacity }, kept => { t1 = Date.now(); reused = kept; touch() })
       this.log('fetched %s from %p: %s %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, reused ? 'kept stream' : 'dial', t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
-      return result.bytes
+      return { bytes: result.bytes }
     } catch (err) {
       if (this.signal.aborted) throw err
       if ((err as Error)?.name === 'BlockVerificationError') this.verificationFailures++

@@ -26,10 +26,11 @@ export interface BlockWriter {
   putBlock: (cid: CID, bytes: Uint8Array, options?: AbortOptions) => Promise<void>
   /**
    * Takes a block from the sender's shared directory (same host) after checking the file is the one the
-   * sender attested, and reads it into `into` at `offset`; throws BlockVerificationError otherwise.
-   * `root`: the block is a whole value's only block, and must not be a chunked root.
+   * sender attested, and reads it into `into` at `offset` when given; throws BlockVerificationError
+   * otherwise. `root`: the block is a whole value's only block (always read, into `into`), and must not be
+   * a chunked root.
    */
-  adoptShared?: (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into: Uint8Array, offset: number }) => Promise<void>
+  adoptShared?: (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into?: Uint8Array, offset?: number }) => Promise<void>
 }
 
 export interface FetchProtocolInit {

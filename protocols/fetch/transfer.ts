@@ -78,9 +78,10 @@ export interface ReceiveResult {
   sharedBlocks: number
   /**
    * The value's encoding, verified, in one buffer (chunks received or read from shared files into it as they
-   * landed): the caller can decode it without reading the blocks back from the store.
+   * landed): the caller can decode it without reading the blocks back from the store. Absent when shared
+   * chunks were only linked (`assemble: false`).
    */
-  bytes: Uint8Array
+  bytes?: Uint8Array
 }
 
 export interface ReceiveOptions {
@@ -88,6 +89,11 @@ export interface ReceiveOptions {
   shared?: boolean
   /** largest value accepted, in bytes (the whole value is assembled in one buffer) */
   maxValueBytes?: number
+  /**
+   * Read shared chunks into the value's buffer as they are linked (a fetch: its caller decodes the value).
+   * A push only stores them: linking is enough. @default true
+   */
+  assemble?: boolean
 }
 
 /** Copies a block frame's payload (after the type byte) into `into` at `offset`: the only copy a chunk gets. */
@@ -144,7 +150,8 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   }
   grant()
   // every chunk lands in this buffer: copied from its frame, or read from its shared file once linked
-  const whole = new Uint8Array(root.size)
+  const assemble = opts.assemble !== false
+  let whole: Uint8Array | undefined
   let size = 0
   let sharedBlocks = 0
   const pending: Array<Promise<void>> = []
@@ -162,6 +169,7 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     if (data.byteLength > 0 && data.get(0) === FRAME_BLOCK) {
       const len = data.byteLength - 1
       if (size + len > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
+      whole ??= new Uint8Array(root.size)
       copyPayload(data, whole, size)
       const bytes = whole.subarray(size, size + len)
       track(verifyBlock(chunk, bytes).then(async () => { await writer.putBlock(chunk, bytes, options) }), true)
@@ -171,7 +179,8 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
       if (frame.type !== 'shared' || opts.shared !== true || writer.adoptShared == null) expectFrame(frame, 'block')
       const info = (frame as { body: { ino: bigint, size: number, mtimeNs: bigint } }).body
       if (size + info.size > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      track(writer.adoptShared!(chunk, info, { ...options, into: whole, offset: size }), false)
+      if (assemble) whole ??= new Uint8Array(root.size)
+      track(writer.adoptShared!(chunk, info, assemble ? { ...options, into: whole, offset: size } : options), false)
       size += info.size
       sharedBlocks++
     }
@@ -181,5 +190,5 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   if (landed !== total) throw new BlockVerificationError(`only ${landed - 1} of ${total - 1} chunks of ${cid} landed`)
   if (size !== root.size) throw new BlockVerificationError(`chunks of ${cid} total ${size} bytes, root declares ${root.size}`)
   await writer.putBlock(cid, rootBytes, options)
-  return { size, blocks: total, sharedBlocks, bytes: whole }
+  return { size, blocks: total, sharedBlocks, bytes: assemble || sharedBlocks === 0 ? whole : undefined }
 }
