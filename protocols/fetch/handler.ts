@@ -43,7 +43,7 @@ export async function handleFetch (stream: Stream, reader: BlockReader, init: Fe
         request = parseFetchRequest(expectFrame(await nextRequest(lp, served, options, signal), 'request').body)
       } catch (err) {
         const name = (err as Error)?.name
-        if (served > 0 && (name === 'UnexpectedEOFError' || name === 'IdleError' || stream.readStatus === 'closed' || signal.aborted)) {
+        if (served > 0 && (name === 'UnexpectedEOFError' || name === 'IdleError' || stream.status !== 'open' || stream.readStatus === 'closed' || signal.aborted)) {
           // the fetcher closed its session (or left it idle): done
           await stream.close(options).catch(() => { stream.abort(new Error('closing an idle fetch stream failed')) })
           return
