@@ -1,5 +1,5 @@
 import { blockKey } from './blocks.ts'
-import { StoreFullError } from './errors.ts'
+import { BlockVerificationError, StoreFullError } from './errors.ts'
 import type { SharedAttestation, SharedDir } from './shared.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
@@ -116,16 +116,32 @@ export class CapacityBlockstore {
 
   /**
    * Takes a block from a same-host holder's directory (a link, no copy) after checking the holder's
-   * attestation; BlockVerificationError when the file is not the one attested.
+   * attestation; BlockVerificationError when the file is not the one attested. With `into`, the block is
+   * also read into it at `offset` (the fetch assembles the value as its blocks land).
    */
-  async adopt (cid: CID, holder: string, att: SharedAttestation, options?: AbortOptions): Promise<void> {
+  async adopt (cid: CID, holder: string, att: SharedAttestation, options?: AbortOptions, into?: { bytes: Uint8Array, offset: number }): Promise<void> {
     const tier = this.shared
     if (tier == null) throw new Error('no shared tier')
     const key = blockKey(cid)
-    if (this.entries.has(key)) { this.touch(key); return }
+    if (this.entries.has(key)) {
+      this.touch(key)
+      if (into != null && await this.readInto(cid, into.bytes, into.offset, options) !== att.size) {
+        throw new BlockVerificationError(`held block ${key} is not the ${att.size} bytes attested`)
+      }
+      return
+    }
     await this.makeRoom(att.size, options)
     await tier.dir.adopt(key, holder, att)
     this.record(cid, att.size, true, false)
+    if (into != null) {
+      try {
+        await tier.dir.readInto(key, into.bytes, into.offset)
+      } catch (err) {
+        // changed between the link and the read: not the attested block after all
+        await this.delete(cid)
+        throw err
+      }
+    }
     if (tier.writeThrough) this.copyThrough(cid, key)
   }
 

@@ -121,7 +121,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
   private readonly init: DStoreServiceInit
   private network?: StoreNetwork
   private lifetime = new AbortController()
-  private readonly inflight = new Map<string, Promise<void>>()
+  private readonly inflight = new Map<string, Promise<Uint8Array | undefined>>()
   private readonly background = new Set<Promise<unknown>>()
   private sweepTimer?: ReturnType<typeof setInterval>
   private started = false
@@ -259,9 +259,10 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     if (this.network == null) throw new ValueNotFoundError(`${cid} is not held and this store has no network`)
     const arriving = this.network.receiving.get(cid.toString())
     if (arriving !== undefined) await raceSignal(arriving, opts.signal)
-    if (!this.local.hasValue(cid)) await raceSignal(this.fetchShared(this.network, cid, opts.holders ?? []), opts.signal)
+    // a fetch answers the value's verified encoding as it assembled it: decoding that needs no read back
+    const fetched = this.local.hasValue(cid) ? undefined : await raceSignal(this.fetchShared(this.network, cid, opts.holders ?? []), opts.signal)
     if (opts.pin != null) await this.pinHeld(cid, opts.pin)
-    return this.local.readValue(cid, { signal: opts.signal })
+    return fetched != null ? decodeValue(fetched) : this.local.readValue(cid, { signal: opts.signal })
   }
 
   async has (cid: CID): Promise<boolean> {
@@ -414,7 +415,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     this.safeDispatchEvent('dstore:value-received', { detail: { cid, meta, from } })
   }
 
-  private async fetchShared (network: StoreNetwork, cid: CID, holders: PeerId[]): Promise<void> {
+  private async fetchShared (network: StoreNetwork, cid: CID, holders: PeerId[]): Promise<Uint8Array | undefined> {
     const key = cid.toString()
     let p = this.inflight.get(key)
     if (p == null) {

@@ -12,6 +12,8 @@ import type { CID } from 'multiformats/cid'
 
 /** Parsed roots kept so a root is decoded once, not on every send, receive and read. */
 const ROOT_CACHE = 4096
+/** Chunk files of one value read at once (libuv's pool has 4 threads by default). */
+const PARALLEL_READS = 4
 
 /** The blocks of one peer: capacity-bounded blockstore plus pins; no network. */
 export class LocalStore {
@@ -114,16 +116,18 @@ export class LocalStore {
       return at
     })
     if (off !== chunked.size) throw new ValueNotFoundError(`chunks of ${cid} are not all held`)
-    // shared files are read with synchronous calls (memory copies); the event loop gets a turn every 8 MiB
-    let sinceYield = 0
-    for (let i = 0; i < chunked.chunks.length; i++) {
-      const p = parts[i]
-      if (p != null) { whole.set(p, offsets[i]); continue }
-      const n = await this.blocks.readInto(chunked.chunks[i], whole, offsets[i], options)
-      if (n == null) throw new ValueNotFoundError(`chunk ${chunked.chunks[i]} of ${cid} is not held`)
-      sinceYield += n
-      if (sinceYield >= 8 * 1024 * 1024) { sinceYield = 0; await new Promise(resolve => setImmediate(resolve)) }
+    // shared files are read on the thread pool, several at once (see SharedDir.readInto)
+    let next = 0
+    const reader = async (): Promise<void> => {
+      while (next < chunked.chunks.length) {
+        const i = next++
+        const p = parts[i]
+        if (p != null) { whole.set(p, offsets[i]); continue }
+        const n = await this.blocks.readInto(chunked.chunks[i], whole, offsets[i], options)
+        if (n == null) throw new ValueNotFoundError(`chunk ${chunked.chunks[i]} of ${cid} is not held`)
+      }
     }
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, chunked.chunks.length) }, reader))
     return decodeValue(whole)
   }
 

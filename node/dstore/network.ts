@@ -1,6 +1,6 @@
-import { fetchBlocks, handleFetch, FETCH_PROTOCOL, type BlockReader, type BlockWriter, type SharedFileInfo } from '../../protocols/fetch/index.ts'
+import { FetchSessions, handleFetch, FETCH_PROTOCOL, type BlockReader, type BlockWriter, type SharedFileInfo } from '../../protocols/fetch/index.ts'
 import { handlePush, pushBlocks, PUSH_PROTOCOL, type PushDecision, type PushOutcome } from '../../protocols/push/index.ts'
-import { blockKey } from './blocks.ts'
+import { blockKey, parseChunkedRoot } from './blocks.ts'
 import { BlockVerificationError, ValueNotFoundError } from './errors.ts'
 import { closestPeers } from './placement.ts'
 import type { DStoreConfig } from './dstore.ts'
@@ -46,6 +46,8 @@ export class StoreNetwork {
   private readonly signal: AbortSignal
   private readonly hooks: NetworkHooks
   private readonly reader: BlockReader
+  /** fetch streams kept open per holder for the next fetch */
+  readonly sessions: FetchSessions
 
   constructor (libp2p: DflowLibp2p, local: LocalStore, cfg: DStoreConfig, log: Logger, signal: AbortSignal, hooks: NetworkHooks) {
     this.libp2p = libp2p
@@ -64,6 +66,7 @@ export class StoreNetwork {
       sharedFile: cid => local.blocks.sharedFile(cid),
       isLocalToken: token => shared?.isLocalToken(token) ?? false
     }
+    this.sessions = new FetchSessions(async (peer, signal) => this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal }), () => this.init)
   }
 
   private get init (): { maxMessageBytes: number, timeoutMs: number, window: number } {
@@ -80,6 +83,7 @@ export class StoreNetwork {
   }
 
   async stop (): Promise<void> {
+    this.sessions.close()
     await this.libp2p.unhandle(FETCH_PROTOCOL)
     await this.libp2p.unhandle(PUSH_PROTOCOL)
   }
@@ -133,10 +137,26 @@ export class StoreNetwork {
     if (plan == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
     this.pushesSent++
     const stream = await this.libp2p.dialProtocol(peer, PUSH_PROTOCOL, { signal })
-    const host = this.local.blocks.shared?.dir.tokenFor(peer.toString())
+    const host = this.tokenFor(peer)
     const outcome = await pushBlocks(stream, cid, meta, this.reader, plan, this.init, signal, { host, holders })
     this.log('pushed %s to %p: %s', cid, peer, outcome)
     return outcome
+  }
+
+  private readonly tokens = new Map<string, Uint8Array>()
+
+  /** The same-host token for `peer` (a hash; computed once per peer). */
+  private tokenFor (peer: PeerId): Uint8Array | undefined {
+    const dir = this.local.blocks.shared?.dir
+    if (dir == null) return undefined
+    const key = peer.toString()
+    let token = this.tokens.get(key)
+    if (token == null) {
+      if (this.tokens.size >= 4096) this.tokens.clear()
+      token = dir.tokenFor(key)
+      this.tokens.set(key, token)
+    }
+    return token
   }
 
   /** Pushes being received, by CID: a get of that CID waits for one instead of fetching it again. */
@@ -152,14 +172,20 @@ export class StoreNetwork {
       },
       adoptShared: shared == null
         ? undefined
-        : async (cid: CID, file: SharedFileInfo, options?: AbortOptions & { root?: boolean }) => {
+        : async (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into?: Uint8Array, offset?: number }) => {
           const key = blockKey(cid)
           onBlock(key)
-          await this.local.blocks.adopt(cid, from.toString(), file, options)
-          if (options?.root === true && file.size > 0 && await shared.dir.firstByte(key) === 0xa3) {
-            // a chunked root must come as bytes (its chunks would be missing): refuse the value
-            await this.local.blocks.delete(cid)
-            throw new BlockVerificationError(`${cid} came as a shared file but is a chunked root`)
+          const into = options.into ?? (options.root === true ? new Uint8Array(file.size) : undefined)
+          const offset = options.offset ?? 0
+          await this.local.blocks.adopt(cid, from.toString(), file, options, into != null ? { bytes: into, offset } : undefined)
+          if (options.root === true && into != null) {
+            // the whole value was read: a chunked root must come as bytes (its chunks would be missing)
+            const bytes = into.subarray(offset, offset + file.size)
+            if (parseChunkedRoot(cid, bytes) != null) {
+              await this.local.blocks.delete(cid)
+              throw new BlockVerificationError(`${cid} came as a shared file but is a chunked root`)
+            }
+            this.local.remember(key, null)
           }
           this.sharedBlocks++
         }
@@ -212,27 +238,29 @@ export class StoreNetwork {
 
   /**
    * Fetches `cid` into the local store: given holders in order, then the peers placement chose,
-   * then DHT providers. A holder that fails or serves a wrong block is skipped.
+   * then DHT providers. A holder that fails or serves a wrong block is skipped. Answers the value's
+   * verified encoding, assembled in one buffer as it arrived (the caller decodes it, no read back).
    */
-  async fetchValue (cid: CID, holders: PeerId[]): Promise<void> {
+  async fetchValue (cid: CID, holders: PeerId[]): Promise<Uint8Array | undefined> {
     this.transfers++
     const self = this.libp2p.peerId.toString()
     const tried = new Set<string>([self])
-    const attempt = async (peer: PeerId): Promise<boolean> => {
-      if (tried.has(peer.toString())) return false
+    const attempt = async (peer: PeerId): Promise<{ bytes?: Uint8Array } | undefined> => {
+      if (tried.has(peer.toString())) return undefined
       tried.add(peer.toString())
-      if (await this.fetchFrom(peer, cid, true)) return true
-      return false
+      return this.fetchFrom(peer, cid, true)
     }
     for (const peer of [...holders, ...this.replicasFor(cid)]) {
-      if (await attempt(peer)) return
+      const got = await attempt(peer)
+      if (got != null) return got.bytes
     }
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.dhtTimeoutMs)])
     try {
       for await (const provider of this.libp2p.contentRouting.findProviders(cid, { signal })) {
         if (tried.has(provider.id.toString())) continue
         if (provider.multiaddrs.length > 0) await this.libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-        if (await attempt(provider.id)) return
+        const got = await attempt(provider.id)
+        if (got != null) return got.bytes
       }
     } catch (err) {
       this.log('finding providers of %s failed - %s', cid, msg(err))
@@ -245,7 +273,7 @@ export class StoreNetwork {
    * One holder. With a shared directory the request carries the same-host token made for that holder; a
    * shared file that fails its check makes the whole fetch fail, and it is retried once over the stream.
    */
-  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<boolean> {
+  private async fetchFrom (peer: PeerId, cid: CID, sameHost: boolean): Promise<{ bytes?: Uint8Array } | undefined> {
     // a transfer fails when it stalls (no block for FETCH_IDLE_MS), not when it is merely long: a large value
     // moving slowly but steadily is not a lost one
     const idle = new AbortController()
@@ -257,21 +285,20 @@ export class StoreNetwork {
     const signal = AbortSignal.any([this.signal, idle.signal, AbortSignal.timeout(Math.max(this.cfg.fetchTimeoutMs, FETCH_MAX_MS))])
     const releases: Array<() => void> = []
     const t0 = Date.now()
-    const host = sameHost ? this.local.blocks.shared?.dir.tokenFor(peer.toString()) : undefined
+    const host = sameHost ? this.tokenFor(peer) : undefined
     try {
-      const stream = await this.libp2p.dialProtocol(peer, FETCH_PROTOCOL, { signal })
-      const t1 = Date.now()
-      touch()
+      let t1 = t0
+      let reused = false
       const writer = this.writer(peer, key => { touch(); releases.push(this.local.pins.hold([key])) })
-      const result = await fetchBlocks(stream, cid, writer, this.init, signal, { host, maxValueBytes: this.cfg.capacity })
-      this.log('fetched %s from %p: dial %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
-      return true
+      const result = await this.sessions.fetch(peer, cid, writer, signal, { host, maxValueBytes: this.cfg.capacity }, kept => { t1 = Date.now(); reused = kept; touch() })
+      this.log('fetched %s from %p: %s %d ms, transfer %d ms, %d/%d blocks from the shared directory', cid, peer, reused ? 'kept stream' : 'dial', t1 - t0, Date.now() - t1, result.sharedBlocks, result.blocks)
+      return { bytes: result.bytes }
     } catch (err) {
       if (this.signal.aborted) throw err
       if ((err as Error)?.name === 'BlockVerificationError') this.verificationFailures++
       this.log('fetching %s from %p failed - %s', cid, peer, msg(err))
       if (host != null && (err as Error)?.name === 'BlockVerificationError') return this.fetchFrom(peer, cid, false)
-      return false
+      return undefined
     } finally {
       clearTimeout(idleTimer)
       for (const r of releases) r()

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { closeSync, constants as fsc, fstatSync, linkSync, openSync, readlinkSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, constants as fsc, fstatSync, linkSync, openSync, read, readlinkSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockVerificationError } from './errors.ts'
@@ -27,6 +27,14 @@ export interface SharedDirOptions {
 }
 
 const SECRET_BYTES = 32
+/** Blocks at least this large are read on the thread pool. */
+const ASYNC_READ_BYTES = 256 * 1024
+
+async function readAsync (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, into, offset, length, position, (err, n) => { if (err != null) reject(err); else resolve(n) })
+  })
+}
 
 export class SharedDir {
   readonly dir: string
@@ -161,9 +169,15 @@ export class SharedDir {
       if (st.ino !== att.ino || Number(st.size) !== att.size || st.mtimeNs !== att.mtimeNs) {
         throw new BlockVerificationError(`shared block ${key} was replaced or rewritten since it was written`)
       }
+      // a large chunk of a larger value is read on libuv's thread pool, so the chunks of a value are read in
+      // parallel (the cost is mostly page faults on the fresh destination buffer, which several cores take at
+      // once); a small block, or a value's only block, synchronously (nothing to overlap with a thread hop)
+      const parallel = att.size >= ASYNC_READ_BYTES && into.byteLength > att.size
       let done = 0
       while (done < att.size) {
-        const n = readSync(fd, into, offset + done, att.size - done, done)
+        const n = parallel
+          ? await readAsync(fd, into, offset + done, att.size - done, done)
+          : readSync(fd, into, offset + done, att.size - done, done)
         if (n === 0) break
         done += n
       }

@@ -21,6 +21,8 @@ export interface FetchRequest {
   window: number
   /** same-host token (32 bytes): the fetcher shares this host, user and network; shared frames may answer */
   host?: Uint8Array
+  /** keep the stream open for another request once this value is sent */
+  more: boolean
 }
 /** A block as a file of the holder's shared directory: the receiver links it after checking these. */
 export interface SharedFileInfo { ino: bigint, size: number, mtimeNs: bigint }
@@ -110,7 +112,8 @@ export function parseFetchRequest (body: Record<string, unknown>): FetchRequest 
   if (cid == null) throw new ProtocolMessageError('request.cid is not a CID')
   const window = body.window
   if (typeof window !== 'number' || !Number.isInteger(window) || window < 1 || window > 64) throw new ProtocolMessageError('request.window must be an integer in 1..64')
-  return { cid, window, host: parseHostToken(body.host, 'request.host') }
+  if (body.more !== undefined && typeof body.more !== 'boolean') throw new ProtocolMessageError('request.more must be a boolean')
+  return { cid, window, host: parseHostToken(body.host, 'request.host'), more: body.more === true }
 }
 
 /** Optional same-host token of a fetch request or push header. */

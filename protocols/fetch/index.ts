@@ -6,7 +6,8 @@ export * from './codec.ts'
 export { sendBlocks, receiveBlocks, MissingBlockError, type ReceiveResult, type ReceiveOptions, type SendPlan } from './transfer.ts'
 import type { SharedFileInfo } from './codec.ts'
 import type { SendPlan } from './transfer.ts'
-export { handleFetch, fetchBlocks } from './handler.ts'
+export { handleFetch, fetchBlocks, fetchOn, openSession, SESSION_IDLE_MS, type FetchSession } from './handler.ts'
+export { FetchSessions } from './sessions.ts'
 
 /** Where a sender reads the blocks it serves. */
 export interface BlockReader {
@@ -25,10 +26,11 @@ export interface BlockWriter {
   putBlock: (cid: CID, bytes: Uint8Array, options?: AbortOptions) => Promise<void>
   /**
    * Takes a block from the sender's shared directory (same host) after checking the file is the one the
-   * sender attested; throws BlockVerificationError otherwise. `root`: the block is a whole value's only
-   * block, and must not be a chunked root.
+   * sender attested, and reads it into `into` at `offset` when given; throws BlockVerificationError
+   * otherwise. `root`: the block is a whole value's only block (always read, into `into`), and must not be
+   * a chunked root.
    */
-  adoptShared?: (cid: CID, file: SharedFileInfo, options?: AbortOptions & { root?: boolean }) => Promise<void>
+  adoptShared?: (cid: CID, file: SharedFileInfo, options: AbortOptions & { root?: boolean, into?: Uint8Array, offset?: number }) => Promise<void>
 }
 
 export interface FetchProtocolInit {

@@ -23,33 +23,51 @@ export interface SendPlan { rootBytes?: Uint8Array, chunks: CID[] }
  * (the receiver proved it shares this host), a block held in the shared directory goes as a shared frame:
  * a few bytes naming the file, not its contents. A chunked root always goes as bytes (it is small).
  */
-export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reader: BlockReader, cid: CID, plan: SendPlan, window: number, options: Required<AbortOptions>, shared = false): Promise<number> {
+export async function sendBlocks (lp: LengthPrefixedStream<MessageStream>, reader: BlockReader, cid: CID, plan: SendPlan, window: number, options: Required<AbortOptions>, shared = false, head?: Uint8Array): Promise<number> {
   const order = [cid, ...plan.chunks]
   let credits = window
   let blocks = 0
   let sent = 0
+  // a shared frame is a few bytes and needs no credit: consecutive ones go out in one write (one noise
+  // message, one TCP segment), so a same-host value's frames arrive together, not one event-loop turn each
+  // `head` (the fetch's status) goes out with the first frames
+  let burst: Array<Uint8Array | Uint8ArrayList> = head != null ? [head] : []
+  const flush = async (): Promise<void> => {
+    if (burst.length === 0) return
+    const frames = burst
+    burst = []
+    await lp.writeV(frames, options)
+  }
   for (let i = 0; i < order.length; i++) {
     const file = shared && (i > 0 || plan.chunks.length === 0) ? reader.sharedFile?.(order[i]) : undefined
     if (file != null) {
-      // a shared frame is a few bytes: it needs no credit, so a same-host value goes out in one burst
-      await lp.write(encodeSharedFrame(file), options)
+      burst.push(encodeSharedFrame(file))
       sent += file.size
+      if (burst.length >= SHARED_BURST) await flush()
       continue
     }
+    // frames held back would never reach a receiver we now wait on
+    if (blocks >= credits) await flush()
     while (blocks >= credits) {
       credits += expectFrame(decodeFrame(await lp.read(options)), 'credit').body.credit
     }
     blocks++
     const bytes = i === 0 && plan.rootBytes != null ? plan.rootBytes : await reader.getBlock(order[i], options)
     if (bytes == null) {
-      await lp.write(encodeStatusFrame({ status: 'error', message: `block ${order[i]} is no longer held` }), options)
+      burst.push(encodeStatusFrame({ status: 'error', message: `block ${order[i]} is no longer held` }))
+      await flush()
       throw new MissingBlockError(`block ${order[i]} vanished during transfer`)
     }
-    await lp.write(encodeBlockFrame(bytes), options)
+    burst.push(encodeBlockFrame(bytes))
+    await flush()
     sent += bytes.byteLength
   }
+  await flush()
   return sent
 }
+
+/** Shared frames written at once (about 60 bytes each). */
+const SHARED_BURST = 256
 
 export interface ReceiveResult {
   /** encoded size of the value */
@@ -58,6 +76,12 @@ export interface ReceiveResult {
   blocks: number
   /** blocks taken from the sender's shared directory (same host) */
   sharedBlocks: number
+  /**
+   * The value's encoding, verified, in one buffer (chunks received or read from shared files into it as they
+   * landed): the caller can decode it without reading the blocks back from the store. Absent when shared
+   * chunks were only linked (`assemble: false`).
+   */
+  bytes?: Uint8Array
 }
 
 export interface ReceiveOptions {
@@ -65,6 +89,11 @@ export interface ReceiveOptions {
   shared?: boolean
   /** largest value accepted, in bytes (the whole value is assembled in one buffer) */
   maxValueBytes?: number
+  /**
+   * Read shared chunks into the value's buffer as they are linked (a fetch: its caller decodes the value).
+   * A push only stores them: linking is enough. @default true
+   */
+  assemble?: boolean
 }
 
 /** Copies a block frame's payload (after the type byte) into `into` at `offset`: the only copy a chunk gets. */
@@ -90,16 +119,19 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   const first = decodeFrame(await lp.read(options))
   if (first.type === 'shared') {
     if (opts.shared !== true || writer.adoptShared == null) throw new ProtocolMessageError('unexpected shared frame')
-    // only a single-block value's root comes as a file (see sendBlocks); adoptShared refuses a chunked root
-    await writer.adoptShared(cid, first.body, { ...options, root: true })
-    return { size: first.body.size, blocks: 1, sharedBlocks: 1 }
+    if (first.body.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} is ${first.body.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
+    // only a single-block value's root comes as a file (see sendBlocks); adoptShared refuses a chunked root.
+    // The file is read once, here: the caller decodes these bytes
+    const bytes = new Uint8Array(first.body.size)
+    await writer.adoptShared(cid, first.body, { ...options, root: true, into: bytes, offset: 0 })
+    return { size: first.body.size, blocks: 1, sharedBlocks: 1, bytes }
   }
   const rootBytes = expectFrame(first, 'block').bytes
   await verifyBlock(cid, rootBytes)
   const root = parseChunkedRoot(cid, rootBytes)
   if (root == null) {
     await writer.putBlock(cid, rootBytes, options)
-    return { size: rootBytes.byteLength, blocks: 1, sharedBlocks: 0 }
+    return { size: rootBytes.byteLength, blocks: 1, sharedBlocks: 0, bytes: rootBytes }
   }
   if (root.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} declares ${root.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
   const total = root.chunks.length + 1
@@ -117,6 +149,8 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     lp.write(encodeCreditFrame(n), options).catch(err => { failure ??= err })
   }
   grant()
+  // every chunk lands in this buffer: copied from its frame, or read from its shared file once linked
+  const assemble = opts.assemble !== false
   let whole: Uint8Array | undefined
   let size = 0
   let sharedBlocks = 0
@@ -145,7 +179,8 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
       if (frame.type !== 'shared' || opts.shared !== true || writer.adoptShared == null) expectFrame(frame, 'block')
       const info = (frame as { body: { ino: bigint, size: number, mtimeNs: bigint } }).body
       if (size + info.size > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      track(writer.adoptShared!(chunk, info, options), false)
+      if (assemble) whole ??= new Uint8Array(root.size)
+      track(writer.adoptShared!(chunk, info, assemble ? { ...options, into: whole, offset: size } : options), false)
       size += info.size
       sharedBlocks++
     }
@@ -155,5 +190,5 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
   if (landed !== total) throw new BlockVerificationError(`only ${landed - 1} of ${total - 1} chunks of ${cid} landed`)
   if (size !== root.size) throw new BlockVerificationError(`chunks of ${cid} total ${size} bytes, root declares ${root.size}`)
   await writer.putBlock(cid, rootBytes, options)
-  return { size, blocks: total, sharedBlocks }
+  return { size, blocks: total, sharedBlocks, bytes: assemble || sharedBlocks === 0 ? whole : undefined }
 }

@@ -41,7 +41,7 @@ export async function handlePush (stream: Stream, from: PeerId, receiver: PushRe
     }
     let result
     try {
-      result = await receiveBlocks(lp, header.cid, receiver, Math.min(header.window, cfg.window), options, { shared, maxValueBytes: receiver.maxValueBytes })
+      result = await receiveBlocks(lp, header.cid, receiver, Math.min(header.window, cfg.window), options, { shared, maxValueBytes: receiver.maxValueBytes, assemble: false })
     } catch (err) {
       log('push of %s from %p failed - %s', header.cid, from, errorMessage(err))
       await lp.write(encodeStatusFrame({ status: 'error', message: errorMessage(err) }), options).catch(() => {})

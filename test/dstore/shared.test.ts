@@ -70,6 +70,19 @@ describe('same-host fast path', () => {
     } finally { await stopPeer(big) }
   })
 
+  it('a one-block value that is a 3-entry map (first byte 0xa3, like a chunked root) still comes as a shared file', async () => {
+    const value = { a: randomBytes(40_000, 14), b: 1, c: 'three' }
+    const { cid } = await a.store.put(value)
+    expect(await a.store.local.blockKeys(cid)).toHaveLength(1)
+    const s0 = b.store.stats().sharedBlocks
+    const f0 = b.store.stats().verificationFailures
+    expect(await b.store.get(cid, { holders: [a.libp2p.peerId] })).toEqual(value)
+    expect(b.store.stats().sharedBlocks - s0).toBe(1)
+    expect(b.store.stats().verificationFailures - f0).toBe(0)
+    // read back from b's own store (its link of a's file) it is the same value
+    expect(await b.store.local.readValue(cid)).toEqual(value)
+  })
+
   /** Puts `value` at `a` and at a TCP-only peer too: after `a`'s file is spoiled, the value must come from the other. */
   async function spoiled (seed: number, spoil: (path: string) => Promise<void>): Promise<void> {
     const value = randomBytes(MiB, seed)
