@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { configToArgs, parseConfigObject, type PeerConfig } from '../node/config.ts'
 import { loadOrCreateKey } from '../node/keys.ts'
-import { spawnPeer, waitHealthy, type SpawnedPeer } from './launcher.ts'
+import { PeerStartError, spawnPeer, waitHealthy, type SpawnedPeer } from './launcher.ts'
 import { peerBundle } from './bundle.ts'
 import { readManifest, requireManifest, writeManifest, type Manifest, type ManifestPeer } from './manifest.ts'
 import { freePorts, isAlive, signal, terminate, waitDead } from './process.ts'
@@ -235,7 +235,22 @@ export async function startTestnet (opts: StartTestnetOptions): Promise<Testnet>
     const deadline = Date.now() + timeoutMs
     let healthy = 0
     const untilHealthy = async (p: ManifestPeer): Promise<void> => {
-      const health = await waitHealthy(p.api, p.peerId, spawned[p.index], p.log, Math.max(1000, deadline - Date.now()))
+      let health
+      for (let attempt = 1; ; attempt++) {
+        try {
+          health = await waitHealthy(p.api, p.peerId, spawned[p.index], p.log, Math.max(1000, deadline - Date.now()))
+          break
+        } catch (err) {
+          // the ports were free when picked, but were released before the peer bound them: any process (a dial's
+          // ephemeral port, another testnet) may take one in between. Pick new ones and start the peer again.
+          if (!(err instanceof PeerStartError) || !/already in use/.test(err.message) || attempt >= 3) throw err
+          const [listen, api] = await freePorts(2)
+          p.multiaddrs = [withPeerId(`/ip4/127.0.0.1/tcp/${listen}`, p.peerId)]
+          p.api = `http://127.0.0.1:${api}`
+          spawnOne(p)
+          await writeManifest(dir, (testnet as Testnet).manifest)
+        }
+      }
       // record what the peer itself reports (the address it actually bound, with /p2p/<id>)
       if (health.multiaddrs.length > 0) p.multiaddrs = health.multiaddrs
       opts.onProgress?.({ phase: 'spawn', ready: ++healthy, total: peers.length })
