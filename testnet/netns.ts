@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { defaultLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { loadOrCreateKey } from '../node/keys.ts'
-import { DFLOW_BIN, waitHealthy, type SpawnedPeer } from './launcher.ts'
+import { DFLOW_BIN, peerNodeArgs, waitHealthy, type SpawnedPeer } from './launcher.ts'
 import { signal, terminate } from './process.ts'
 import { waitForMesh } from './readiness.ts'
 import { prepareTrust } from './trust.ts'
@@ -157,7 +157,7 @@ export class NetnsNetwork {
 
   /** Starts peer `p` in its namespace. `ip netns exec` execs in place, so the pid is the peer's own Node process. */
   spawn (p: ManifestPeer, bootstrap: string[], flags: string[]): SpawnedPeer {
-    const args = ['netns', 'exec', this.ns(p.index), process.execPath, DFLOW_BIN, 'peer',
+    const args = ['netns', 'exec', this.ns(p.index), process.execPath, ...peerNodeArgs(), DFLOW_BIN, 'peer',
       '--listen', `/ip4/${this.addr(p.index)}/tcp/${NETNS_P2P_PORT}`, '--api-host', this.addr(p.index), '--api-port', String(NETNS_API_PORT),
       '--data-dir', p.dataDir, ...bootstrap.flatMap(b => ['--bootstrap', b]), ...flags]
     const fd = openSync(p.log, 'w')
