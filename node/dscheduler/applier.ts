@@ -21,19 +21,15 @@ export class EventApplier {
       return
     }
     switch (ev.type) {
-      case 'step-claimed': {
-        if (ev.start !== undefined && ev.start !== s.startId) return
-        this.sched.load.learnSlots(ev.from, ev.slots)
-        for (const c of [{ step: ev.step, index: ev.index, attempt: ev.attempt }, ...(ev.also ?? [])]) {
-          const rec = this.instanceOf(s, c.step, c.index)
-          if (rec !== undefined && recordClaim(rec, ev.from, { attempt: c.attempt, incarnation: ev.incarnation, ts: ev.ts })) this.touch(t, rec)
-        }
-        return
-      }
+      case 'step-claimed':
       case 'steps-assigned': {
         if (ev.start !== undefined && ev.start !== s.startId) return
         this.sched.load.learnSlots(ev.from, ev.slots)
-        for (const c of ev.claims) {
+        // a placer's assignment is a claim by the peer it names; a step-claimed is its sender's own
+        const claims = ev.type === 'steps-assigned'
+          ? ev.claims
+          : [{ step: ev.step, index: ev.index, attempt: ev.attempt }, ...(ev.also ?? [])].map(c => ({ ...c, peer: ev.from, incarnation: ev.incarnation }))
+        for (const c of claims) {
           const rec = this.instanceOf(s, c.step, c.index)
           if (rec !== undefined && recordClaim(rec, c.peer, { attempt: c.attempt, incarnation: c.incarnation, ts: ev.ts })) this.touch(t, rec)
         }

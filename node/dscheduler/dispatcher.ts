@@ -243,7 +243,7 @@ export class Dispatcher {
     t.quietClaimsTimer = undefined
     const quiet = t.quietClaims
     if (quiet === undefined || t.finishing === true) return
-    const { self, c, init } = this.sched
+    const { self, init } = this.sched
     const now = Date.now()
     const byTs = new Map<number, Array<{ step: string, index: number | null, attempt: number }>>()
     let next = Infinity
@@ -258,18 +258,22 @@ export class Dispatcher {
       byTs.set(q.ts, list)
     }
     for (const [ts, list] of byTs) {
-      for (let i = 0; i < list.length; i += MAX_CLAIMS_PER_MESSAGE) {
-        const [first, ...also] = list.slice(i, i + MAX_CLAIMS_PER_MESSAGE)
-        void c.bus.publish({
-          type: 'step-claimed', from: self, ts, request: s.id, ...first,
-          incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
-        })
-      }
+      for (let i = 0; i < list.length; i += MAX_CLAIMS_PER_MESSAGE) this.publishOwnClaims(s, ts, list.slice(i, i + MAX_CLAIMS_PER_MESSAGE))
     }
     if (next !== Infinity) {
       t.quietClaimsTimer = setTimeout(() => { this.sayQuietClaims(t, s) }, next + 1)
       t.quietClaimsTimer.unref()
     }
+  }
+
+  /** One step-claimed for claims this peer made for itself at `ts` (at most MAX_CLAIMS_PER_MESSAGE). */
+  private publishOwnClaims (s: RequestState, ts: number, claims: Array<{ step: string, index: number | null, attempt: number }>): void {
+    const { self, c, init } = this.sched
+    const [first, ...also] = claims
+    void c.bus.publish({
+      type: 'step-claimed', from: self, ts, request: s.id, ...first,
+      incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
+    })
   }
 
   private flushClaims (s: RequestState): void {
@@ -278,11 +282,7 @@ export class Dispatcher {
     const batch = this.batch.splice(0)
     if (batch.every(b => b.peer === self)) {
       // only claims of its own: the plain step-claimed every peer also makes when it places without a placer
-      const [first, ...also] = batch.map(({ step, index, attempt }) => ({ step, index, attempt }))
-      void c.bus.publish({
-        type: 'step-claimed', from: self, ts: this.batchTs, request: s.id, ...first,
-        incarnation: c.membership.incarnation, slots: init.slots, start: s.startId, ...(also.length > 0 ? { also } : {})
-      })
+      this.publishOwnClaims(s, this.batchTs, batch.map(({ step, index, attempt }) => ({ step, index, attempt })))
       return
     }
     void c.bus.publish({ type: 'steps-assigned', from: self, ts: this.batchTs, request: s.id, slots: init.slots, start: s.startId, claims: batch })

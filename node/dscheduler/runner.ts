@@ -5,8 +5,7 @@ import type { DflowEvent, ValueRef } from '../../protocols/events/index.ts'
 import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
 import { CID } from 'multiformats/cid'
-import { ForeachSourceError, LostValueError, materialize, storeValue } from './materialize.ts'
-import { decodeValue } from '../values/codec.ts'
+import { LostValueError, materialize, storeValue } from './materialize.ts'
 import type { RequestState, Resolved } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
 
@@ -146,14 +145,15 @@ export class InstanceRunner {
    * The inputs that exist now and need no fetch (inline values, literals, lists of them), decoded: they go
    * out with the invocation. Others (large values, inputs still pending) are asked for by ctx.input as before.
    */
-  private preloaded (): Record<string, Value> | undefined {
+  private async preloaded (): Promise<Record<string, Value> | undefined> {
     let out: Record<string, Value> | undefined
     for (const [name, src] of Object.entries(this.step.in)) {
       const r = this.state.resolve(src, this.stepName, this.index)
       if (r.state === 'skipped') (out ??= {})[name] = null
       else if (r.state === 'ready' && inlineOnly(r.value)) {
-        // a bad foreach source fails in ctx.input, as the function asks for it, like any other input error
-        try { (out ??= {})[name] = decodeInline(r.value) } catch { if (out !== undefined) delete out[name] }
+        // inline only: materialize decodes without the store; a bad foreach source fails later in ctx.input,
+        // as the function asks for it, like any other input error
+        try { (out ??= {})[name] = await materialize(this.host.store, r.value, {}) } catch {}
       }
     }
     return out
@@ -204,7 +204,7 @@ export class InstanceRunner {
           outputs: this.step.out,
           timeoutMs: this.step.timeoutMs,
           signal: this.controller.signal,
-          preloaded: this.preloaded(),
+          preloaded: await this.preloaded(),
           input: async (name: string) => this.input(name),
           inputReady: (name: string) => {
             const src = this.step.in[name]
@@ -294,20 +294,6 @@ function inlineOnly (r: Resolved): boolean {
     case 'ref': return r.ref.inline !== undefined
     case 'element': return r.of.inline !== undefined
     case 'list': return r.items.every(inlineOnly)
-  }
-}
-
-/** The value of an input for which inlineOnly holds. */
-function decodeInline (r: Resolved): Value {
-  switch (r.kind) {
-    case 'literal': return r.value
-    case 'ref': return decodeValue(r.ref.inline as Uint8Array)
-    case 'element': {
-      const list = decodeValue(r.of.inline as Uint8Array)
-      if (!Array.isArray(list) || r.index >= list.length) throw new ForeachSourceError(`foreach source ${r.of.cid} has no element ${r.index}`)
-      return list[r.index]
-    }
-    case 'list': return r.items.map(decodeInline)
   }
 }
 

@@ -39,12 +39,7 @@ async function setup (incarnations = new Map<string, number>(), opts: { live?: s
   }
 }
 
-async function inlineRef (value: string): Promise<ValueRef> {
-  const bytes = encodeValue(value)
-  return { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
-}
-
-async function inlineRefOf (value: unknown): Promise<ValueRef> {
+async function inlineRef (value: unknown): Promise<ValueRef> {
   const bytes = encodeValue(value as never)
   return { cid: (await cidOfBytes(bytes)).toString(), size: bytes.byteLength, holders: [GHOST], inline: bytes }
 }
@@ -191,7 +186,7 @@ describe('placement by the instance\'s placer', () => {
     const file = await loadWorkflow(fixture('dataflow.yaml'))
     const workflow = await (sched.c.loader as BundleLoader).register(file)
     const started = async (request: string): Promise<void> => {
-      await inject({ type: 'request-started', from: GHOST, ts: Date.now(), request, workflow, inputs: { n: await inlineRefOf(20) }, mode: 'dataflow', store: 'distributed', submitter: GHOST })
+      await inject({ type: 'request-started', from: GHOST, ts: Date.now(), request, workflow, inputs: { n: await inlineRef(20) }, mode: 'dataflow', store: 'distributed', submitter: GHOST })
       await until(() => sched.requests.get(request)?.state !== undefined)
     }
 
@@ -211,7 +206,7 @@ describe('placement by the instance\'s placer', () => {
     await started('assigned-there')
     await inject({ type: 'steps-assigned', from: GHOST, ts: Date.now(), request: 'assigned-there', claims: [{ step: 'produce', index: null, attempt: 0, peer: GHOST, incarnation: 7 }] })
     const base = { from: GHOST, request: 'assigned-there', step: 'produce', index: null, attempt: 0, incarnation: 7 }
-    await inject({ type: 'step-done', ...base, ts: Date.now(), streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 1, outputs: { value: await inlineRefOf(100), extra: await inlineRefOf('late') } })
+    await inject({ type: 'step-done', ...base, ts: Date.now(), streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 1, outputs: { value: await inlineRef(100), extra: await inlineRef('late') } })
     await new Promise(resolve => setTimeout(resolve, 200))
     expect(sched.runsOf('assigned-there')).toEqual([])
     await inject({ type: 'steps-assigned', from: GHOST, ts: Date.now(), request: 'assigned-there', claims: [{ step: 'consume', index: null, attempt: 0, peer: SELF, incarnation: 1 }] })
