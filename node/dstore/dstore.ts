@@ -219,7 +219,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       // outlive the request's unpin
       const keys = enc.blocks.map(b => blockKey(b.cid))
       this.protect([keys[keys.length - 1], ...keys.slice(0, -1)], opts.pin)
-      this.track(this.local.putEncoded(enc, () => {}).catch(err => { this.log.error('local write of %s failed: %s', enc.cid, (err as Error).message) }))
+      this.track(this.local.putEncoded(enc, () => {}, { deferred: true }).catch(err => { this.log.error('local write of %s failed: %s', enc.cid, (err as Error).message) }))
     } else {
       await this.local.putEncoded(enc, keys => { this.protect(keys, opts.pin) })
     }

@@ -30,14 +30,16 @@ export class LocalStore {
   async close (): Promise<void> { await this.blocks.close() }
 
   /** Writes chunks then root, holding them so a concurrent eviction cannot tear the value. */
-  async putEncoded (enc: EncodedValue, protect: (keys: string[]) => void, options?: AbortOptions): Promise<string[]> {
+  /** `deferred`: a small value whose disk write may wait (CapacityBlockstore.putDeferred) */
+  async putEncoded (enc: EncodedValue, protect: (keys: string[]) => void, options?: AbortOptions & { deferred?: boolean }): Promise<string[]> {
     const keys = enc.blocks.map(b => blockKey(b.cid))
     const release = this.pins.hold(keys)
     try {
       const chunks = enc.blocks.slice(0, -1)
       await Promise.all(chunks.map(async b => { await this.blocks.put(b.cid, b.bytes, options) }))
       const root = enc.blocks[enc.blocks.length - 1]
-      await this.blocks.put(root.cid, root.bytes, options)
+      if (options?.deferred === true && enc.blocks.length === 1) await this.blocks.putDeferred(root.cid, root.bytes, options)
+      else await this.blocks.put(root.cid, root.bytes, options)
       this.remember(keys[keys.length - 1], enc.root ?? null)
       // protect before releasing the hold: no await in between, so no eviction can slip in
       protect([keys[keys.length - 1], ...keys.slice(0, -1)])

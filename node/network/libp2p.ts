@@ -11,6 +11,8 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ComponentLogger, Metrics, PrivateKey } from '@libp2p/interface'
 import { EVENTS_TOPIC } from '../../protocols/events/constants.ts'
+import { corkTcpWrites } from './tcp-cork.ts'
+import { installEd25519KeyCache } from './ed25519-keys.ts'
 
 
 /** The DHT runs under its own protocol id so a dflow network never merges with the public IPFS DHT. */
@@ -77,10 +79,11 @@ const EVENTS_TOPIC_SCORE = {
  * empty on a one-machine testnet), and gossipsub tuned for many peers on one IP.
  */
 export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<DflowLibp2p> {
+  installEd25519KeyCache()
   const peerDiscovery = (opts.bootstrap ?? []).length > 0
     ? [bootstrap({ list: opts.bootstrap ?? [], timeout: 0 })]
     : []
-  return createLibp2p({
+  const node = await createLibp2p({
     privateKey: opts.privateKey,
     start: false,
     logger: opts.logger,
@@ -130,6 +133,8 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
       })
     }
   })
+  corkTcpWrites(node)
+  return node
 }
 
 /** gossipsub's fast duplicate check: the message's signature (it covers from, seqno, topic and data). */
