@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 import type { CodeFile } from './code-cache.ts'
-import { processLaunch, rssBytes } from './sandbox.ts'
+import { processLaunch, RssReader } from './sandbox.ts'
 
 /** How step functions are isolated from the peer: a child process under Node's permission model, or a worker thread. */
 export type Isolation = 'process' | 'thread'
@@ -97,9 +97,10 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
   child.on('error', err => { fail({ kind: 'crash', message: `instance process: ${err.message}` }) })
 
   const limit = (memoryMb + PROCESS_BASE_MB + 3 * young) * 2 ** 20
-  const check = (): void => {
-    if (child.pid === undefined) return
-    const rss = rssBytes(child.pid)
+  const rssReader = child.pid === undefined ? undefined : new RssReader(child.pid)
+  const checkMemory = (): void => {
+    if (rssReader === undefined) return
+    const rss = rssReader.read()
     if (rss !== undefined && rss > limit) {
       fail({ kind: 'oom' })
       child.kill('SIGKILL')
@@ -109,7 +110,7 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
   let watchdog: ReturnType<typeof setInterval> | undefined
   const watch = (ms: number): void => {
     clearInterval(watchdog)
-    watchdog = setInterval(check, ms)
+    watchdog = setInterval(checkMemory, ms)
     watchdog.unref()
   }
   watch(RSS_POLL_MS)
@@ -118,6 +119,7 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
     // 'close', not 'exit': stderr has been read to its end, so a V8 OOM message is in the tail
     child.on('close', (code, signal) => {
       clearInterval(watchdog)
+      rssReader?.close()
       if (OOM_TEXT.test(tail)) fail({ kind: 'oom' })
       handlers.exit(code, signal)
       resolve()
