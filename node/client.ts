@@ -93,16 +93,23 @@ export class DflowClient {
     return (await this.call<{ requestId: string }>('POST', '/v1/requests', { json: { ...full, auth } })).requestId
   }
 
-  async status (id: string, signal?: AbortSignal): Promise<RequestView> {
-    return this.call('GET', `/v1/requests/${encodeURIComponent(id)}`, undefined, signal)
+  /** `waitMs`: the peer answers when the request ends or after this long, whichever is first */
+  async status (id: string, signal?: AbortSignal, waitMs?: number): Promise<RequestView> {
+    const q = waitMs !== undefined && waitMs > 0 ? `?waitMs=${Math.round(waitMs)}` : ''
+    return this.call('GET', `/v1/requests/${encodeURIComponent(id)}${q}`, undefined, signal)
   }
 
-  /** Polls until the request is no longer running. */
+  /**
+   * Waits until the request is no longer running: with `onUpdate` it polls every `pollMs` (progress); without,
+   * it long-polls (`waitMs`), so the peer builds the view once at the end rather than every few ms.
+   */
   async wait (id: string, opts: { signal?: AbortSignal, pollMs?: number, onUpdate?: (v: RequestView) => void } = {}): Promise<RequestView> {
+    // well inside the client's own timeout for one call
+    const waitMs = opts.onUpdate === undefined ? Math.min(10_000, Math.floor(this.timeoutMs / 2)) : undefined
     for (;;) {
       let view: RequestView | undefined
       try {
-        view = await this.status(id, opts.signal)
+        view = await this.status(id, opts.signal, waitMs)
       } catch (err) {
         // a request just submitted elsewhere may not be known here yet
         if (!(err instanceof ApiError && err.status === 404)) throw err

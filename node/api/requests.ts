@@ -27,6 +27,17 @@ export interface RequestRoutesComponents {
   chunkSize: number
 }
 
+/** The longest `GET /v1/requests/:id?waitMs=` may hold a request open. */
+export const MAX_WAIT_MS = 60_000
+
+/** `waitMs`: absent is 0; an integer 0..MAX_WAIT_MS, else 400. */
+function parseWaitMs (raw: string | null): number {
+  if (raw === null || raw === '') return 0
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 0 || n > MAX_WAIT_MS) throw new HttpError(400, `waitMs must be an integer from 0 to ${MAX_WAIT_MS} (ms), got ${JSON.stringify(raw)}`)
+  return n
+}
+
 /** A signature older or newer than this is refused (replays, badly set clocks). */
 const SIGNATURE_SKEW_MS = 10 * 60_000
 
@@ -144,7 +155,28 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
       }
     },
     { method: 'GET', path: '/v1/requests', handler: async () => ({ requests: c.scheduler.list().slice(0, 200) }) },
-    { method: 'GET', path: '/v1/requests/:id', handler: async req => view(req.params.id) },
+    {
+      method: 'GET',
+      path: '/v1/requests/:id',
+      handler: async req => {
+        const id = req.params.id
+        const waitMs = parseWaitMs(req.url.searchParams.get('waitMs'))
+        // long poll: a client waiting for the end asks once instead of building the whole view every few ms
+        if (waitMs > 0 && c.scheduler.has(id)) {
+          const gone = new AbortController()
+          const onClose = (): void => { gone.abort() }
+          req.raw.once('close', onClose)
+          try {
+            await c.scheduler.waitFinished(id, AbortSignal.any([AbortSignal.timeout(waitMs), gone.signal]))
+          } catch {
+            // timed out or the client left: answer the view as it is
+          } finally {
+            req.raw.off('close', onClose)
+          }
+        }
+        return await view(id)
+      }
+    },
     {
       method: 'DELETE',
       path: '/v1/requests/:id',

@@ -107,5 +107,16 @@ describe('DScheduler across 4 peer processes', () => {
     expect(r.status).toBe(400)
     const missing = await fetch(`${net.manifest.peers[0].api}/v1/requests/nope`)
     expect(missing.status).toBe(404)
+    const badWait = await fetch(`${net.manifest.peers[0].api}/v1/requests/nope?waitMs=abc`)
+    expect(badWait.status).toBe(400)
+    expect(((await badWait.json()) as { error: { message: string } }).error.message).toMatch(/waitMs/)
+  })
+
+  it('a long poll answers once, when the request has finished', async () => {
+    const id = await submit(fixture('pipeline.yaml'), { n: 4 }, 2)
+    // one call, held by the peer until the end (the 30 s bound is far beyond the request's run time)
+    const view = await (await fetch(`${net.manifest.peers[2].api}/v1/requests/${id}?waitMs=30000`)).json() as { status: string, outputs: unknown }
+    expect(view.status).toBe('ok')
+    expect(view.outputs).toEqual({ total: 240, ys: [0, 20, 40, 60] })
   })
 })
