@@ -222,8 +222,11 @@ export class Instance {
     const { opts, loc, guard } = r
     if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(RunGuard.line(msg.line)) }); return }
     if (r.abortError !== undefined) {
-      // the step has failed: drop its outputs; the function ending early lets the worker go before the grace ends
-      if (msg.type === 'done' || msg.type === 'fail') void this.terminate()
+      // the step has failed: drop its outputs. A function that ends within the grace (it heeded ctx.signal)
+      // leaves its instance idle and clean (the runtime forgets a finished invocation), so the instance is kept:
+      // cancels are routine in dataflow (a superseded claim, the end of a request) and killing the instance
+      // made the next step on this peer wait for a cold start. Only one that overstays the grace is terminated.
+      if (msg.type === 'done' || msg.type === 'fail') this.settle(r, r.abortError)
       return
     }
     // every message is checked again here: user code can post to the host itself (see run-guard.ts)
