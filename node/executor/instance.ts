@@ -139,6 +139,11 @@ export class Instance {
     return this.running !== undefined
   }
 
+  /** alive and not being terminated: only such an instance may take another invocation */
+  get usable (): boolean {
+    return this.alive && !this.terminating
+  }
+
   /** idle workers must not keep the host process alive */
   setRef (ref: boolean): void {
     this.ref = ref
@@ -226,7 +231,8 @@ export class Instance {
       // leaves its instance idle and clean (the runtime forgets a finished invocation), so the instance is kept:
       // cancels are routine in dataflow (a superseded claim, the end of a request) and killing the instance
       // made the next step on this peer wait for a cold start. Only one that overstays the grace is terminated.
-      if (msg.type === 'done' || msg.type === 'fail') this.settle(r, r.abortError)
+      // (once the grace is over and the kill is under way, the exit settles the run instead)
+      if ((msg.type === 'done' || msg.type === 'fail') && !this.terminating) this.settle(r, r.abortError)
       return
     }
     // every message is checked again here: user code can post to the host itself (see run-guard.ts)

@@ -163,12 +163,12 @@ export class WorkerPool {
         return { coldStartMs, ...r }
       } catch (err) {
         if (err instanceof StepCancelledError || err instanceof StepTimeoutError) {
-          if (inst.alive) this.abortsKept++
+          if (inst.usable) this.abortsKept++
           else this.abortsTerminated++
         }
         throw err
       } finally {
-        if (inst.alive && !inst.busy) this.makeIdle(inst)
+        if (inst.usable && !inst.busy) this.makeIdle(inst)
       }
     } finally {
       if (holding) this.releaseSlot()
@@ -227,7 +227,7 @@ export class WorkerPool {
     while (idle !== undefined && idle.length > 0) {
       const inst = idle[idle.length - 1]
       this.unIdle(inst)
-      if (inst.alive) return { inst, warm: true }
+      if (inst.usable) return { inst, warm: true }
     }
     const pending = this.unclaimed.get(key)
     if (pending !== undefined && pending.length > 0) {
@@ -272,7 +272,7 @@ export class WorkerPool {
 
   /** An instance taken while it was still loading, not used after all: idle once it is ready, like a prewarmed one. */
   private giveBack (inst: Instance): void {
-    if (this.stopped || !inst.alive) return
+    if (this.stopped || !inst.usable) return
     listOf(this.unclaimed, inst.key).push(inst)
     void inst.ready.then(failure => {
       if (!remove(this.unclaimed, inst.key, inst)) return
@@ -281,7 +281,7 @@ export class WorkerPool {
   }
 
   private makeIdle (inst: Instance): void {
-    if (this.stopped || !inst.alive) { void inst.terminate(); return }
+    if (this.stopped || !inst.usable) { void inst.terminate(); return }
     inst.setRef(false)
     listOf(this.idle, inst.key).push(inst)
     const timer = setTimeout(() => { this.retire(inst) }, this.idleMs)

@@ -87,6 +87,30 @@ describe.each(ISOLATIONS)('executor (%s isolation): an aborted run keeps its ins
     expect(pool.stats().coldStarts).toBe(1)
   })
 
+  it('a function that ends only after the grace ran out: its instance is being killed and takes no other invocation', async () => {
+    const pool = new WorkerPool({ isolation, slots: 2, graceMs: 50 })
+    pools.push(pool)
+    // it ends 150 ms after the cancel, past the 50 ms grace
+    const s = spec(HEEDS.replace('reject(ctx.signal.reason)', 'setTimeout(() => reject(ctx.signal.reason), 150)'))
+    await pool.prewarm(s)
+    const ac = new AbortController()
+    const { result } = run(pool, s, ['v'], { inputs: { wait: true }, signal: ac.signal })
+    await until(() => pool.stats().busy > 0)
+    await sleep(50)
+    ac.abort()
+    // the host is busy past both (in the check phase of this loop turn): on the next turn the grace timer runs
+    // first (timers phase), then the function's 'fail' is read (poll phase), as on a loaded host
+    await new Promise<void>(resolve => setImmediate(() => {
+      const end = Date.now() + 400
+      while (Date.now() < end) { /* a loaded host */ }
+      resolve()
+    }))
+    expect((await failure(result)).name).toBe('StepCancelledError')
+    const next = await run(pool, s, ['v'], { inputs: { wait: false } }).result
+    expect(next.coldStartMs).toBeGreaterThan(0)
+    expect(pool.stats()).toMatchObject({ instances: 1, abortsKept: 0, abortsTerminated: 1, coldStarts: 1 })
+  })
+
   it('a cancel while the instance loads gives it back: it becomes idle and the next invocation is warm', async () => {
     const pool = make()
     const s = spec(SLOW_LOAD)
