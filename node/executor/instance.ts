@@ -191,7 +191,9 @@ export class Instance {
     if (r.abortError !== undefined || this.running !== r) return
     r.abortError = err
     this.post({ type: 'abort', inv: r.inv, reason: err.name, message: err.message })
-    r.timers.push(setTimeout(() => { void this.terminate() }, this.options.graceMs))
+    // the kill waits one more poll phase (setImmediate runs after it): on a loaded host the function's 'done' or
+    // 'fail' is often already waiting to be read when the timer fires, and then the instance is kept
+    r.timers.push(setTimeout(() => { setImmediate(() => { if (this.running === r) void this.terminate() }) }, this.options.graceMs))
   }
 
   private settle (r: Running, result: RunResult | StepError): void {
