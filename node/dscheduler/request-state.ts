@@ -241,6 +241,14 @@ export class RequestState {
     if (r.state === 'ready') return refsOf(r.value)
     if (src.kind !== 'step') return []
     const out: ValueRef[] = []
+    if (this.step(src.step).foreach === undefined) {
+      // one instance, one key: no walk over every output of the request (the dispatcher asks this for every
+      // pending input of every touched instance; the walk was a third of a peer's CPU on a 219-step trace)
+      const st = this.outputs.get(`${instanceKey(src.step, null)}.${src.output}`)
+      if (st?.kind === 'value') out.push(st.ref)
+      else if (st !== undefined) out.push(...st.elements.values())
+      return out
+    }
     for (const [key, st] of this.outputs) {
       const dot = key.lastIndexOf('.')
       if (key.slice(dot + 1) !== src.output || !key.startsWith(`${src.step}#`)) continue
