@@ -110,6 +110,7 @@ export class EventApplier {
         break
       case 'step-failed':
         if (!s.recordFailed(ev.step, ev.index, ev.error)) return
+        rec.failedBy = { peer: ev.from, attempt: ev.attempt, incarnation: ev.incarnation }
         t.outcomeDirty = true
         this.touch(t, rec)
         break

@@ -2,6 +2,7 @@ import { bestPeer, type PlacementQuery } from './placement.ts'
 import { claimable, inputBytes, nextAttempt, winnerOf } from './claims.ts'
 import { instanceKey, type InstanceRecord, type RequestState } from './request-state.ts'
 import { InstanceRunner } from './runner.ts'
+import { adoptionEvents } from './adopt.ts'
 import type { Tracked } from './tracked.ts'
 import type { DScheduler } from './scheduler.ts'
 import type { LoadedWorkflow } from './types.ts'
@@ -58,6 +59,9 @@ export class Dispatcher {
     if (rec.done !== undefined || rec.failed !== undefined || s.skipped(rec.step) === 'yes') {
       t.unplaced.delete(rec)
       if (load.set(rec.gid, undefined)) this.loadChanged()
+      // a result accepted from a claim that lost since, to this peer's own: vouch for it (adopt.ts)
+      const w = rec.done !== undefined || rec.failed !== undefined ? winnerOf(rec.gid, rec, this.sched.claimRules) : undefined
+      if (w !== undefined) for (const ev of adoptionEvents(s, rec, self, w)) void this.sched.c.bus.publish(ev)
       return
     }
     this.refreshWinner(t, s, rec)

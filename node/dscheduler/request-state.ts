@@ -36,6 +36,8 @@ export interface InstanceRecord {
   floor: number
   done?: StepDone
   failed?: string
+  /** the claim whose failure was accepted */
+  failedBy?: { peer: string, attempt: number, incarnation: number }
   /** the winning claim as last computed (the scheduler keeps it current) */
   winner?: Claim & { peer: string }
   /** all its inputs exist (or it is eager and fired): it occupies a slot where it runs */
@@ -48,6 +50,8 @@ export interface InstanceRecord {
   excluded?: Set<string>
   /** runner events that came from a claim not winning when they arrived (replayed if it comes to win) */
   held?: RunnerEvent[]
+  /** this peer re-announced, under its own winning claim, the result it had accepted from another claim (adopt.ts) */
+  adopted?: boolean
 }
 
 export type RunnerEvent = OutputReady | ElementPosted | StepDone | StepFailed
@@ -144,6 +148,18 @@ export class RequestState {
     return this.outputs.has(`${instanceKey(step, index)}.${output}`)
   }
 
+  /** What was accepted of an instance's outputs: its values, and the elements of its streams. */
+  outputsOf (step: string, index: number | null): { values: Record<string, ValueRef>, elements: Array<{ output: string, element: number, ref: ValueRef }> } {
+    const values: Record<string, ValueRef> = {}
+    const elements: Array<{ output: string, element: number, ref: ValueRef }> = []
+    for (const output of this.step(step).out) {
+      const st = this.outputs.get(`${instanceKey(step, index)}.${output}`)
+      if (st?.kind === 'value') values[output] = st.ref
+      else if (st?.kind === 'stream') for (const [element, ref] of st.elements) elements.push({ output, element, ref })
+    }
+    return { values, elements }
+  }
+
   recordElement (step: string, index: number | null, output: string, element: number, ref: ValueRef): boolean {
     const key = `${instanceKey(step, index)}.${output}`
     let st = this.outputs.get(key)
@@ -225,6 +241,14 @@ export class RequestState {
     if (r.state === 'ready') return refsOf(r.value)
     if (src.kind !== 'step') return []
     const out: ValueRef[] = []
+    if (this.step(src.step).foreach === undefined) {
+      // one instance, one key: no walk over every output of the request (the dispatcher asks this for every
+      // pending input of every touched instance; the walk was a third of a peer's CPU on a 219-step trace)
+      const st = this.outputs.get(`${instanceKey(src.step, null)}.${src.output}`)
+      if (st?.kind === 'value') out.push(st.ref)
+      else if (st !== undefined) out.push(...st.elements.values())
+      return out
+    }
     for (const [key, st] of this.outputs) {
       const dot = key.lastIndexOf('.')
       if (key.slice(dot + 1) !== src.output || !key.startsWith(`${src.step}#`)) continue

@@ -139,6 +139,11 @@ export class Instance {
     return this.running !== undefined
   }
 
+  /** alive and not being terminated: only such an instance may take another invocation */
+  get usable (): boolean {
+    return this.alive && !this.terminating
+  }
+
   /** idle workers must not keep the host process alive */
   setRef (ref: boolean): void {
     this.ref = ref
@@ -186,7 +191,9 @@ export class Instance {
     if (r.abortError !== undefined || this.running !== r) return
     r.abortError = err
     this.post({ type: 'abort', inv: r.inv, reason: err.name, message: err.message })
-    r.timers.push(setTimeout(() => { void this.terminate() }, this.options.graceMs))
+    // the kill waits one more poll phase (setImmediate runs after it): on a loaded host the function's 'done' or
+    // 'fail' is often already waiting to be read when the timer fires, and then the instance is kept
+    r.timers.push(setTimeout(() => { setImmediate(() => { if (this.running === r) void this.terminate() }) }, this.options.graceMs))
   }
 
   private settle (r: Running, result: RunResult | StepError): void {
@@ -222,8 +229,12 @@ export class Instance {
     const { opts, loc, guard } = r
     if (msg.type === 'log') { this.callback('onLog', () => { opts.onLog(RunGuard.line(msg.line)) }); return }
     if (r.abortError !== undefined) {
-      // the step has failed: drop its outputs; the function ending early lets the worker go before the grace ends
-      if (msg.type === 'done' || msg.type === 'fail') void this.terminate()
+      // the step has failed: drop its outputs. A function that ends within the grace (it heeded ctx.signal)
+      // leaves its instance idle and clean (the runtime forgets a finished invocation), so the instance is kept:
+      // cancels are routine in dataflow (a superseded claim, the end of a request) and killing the instance
+      // made the next step on this peer wait for a cold start. Only one that overstays the grace is terminated.
+      // (once the grace is over and the kill is under way, the exit settles the run instead)
+      if ((msg.type === 'done' || msg.type === 'fail') && !this.terminating) this.settle(r, r.abortError)
       return
     }
     // every message is checked again here: user code can post to the host itself (see run-guard.ts)

@@ -39,6 +39,10 @@ export interface PoolStats {
   queued: number
   coldStarts: number
   warmStarts: number
+  /** timed-out or cancelled invocations whose function ended within the grace: their instance stayed warm */
+  abortsKept: number
+  /** timed-out or cancelled invocations that cost their instance (the function overstayed the grace, or it was loading and hung) */
+  abortsTerminated: number
 }
 
 interface Waiter {
@@ -74,6 +78,8 @@ export class WorkerPool {
   private running = 0
   private coldStarts = 0
   private warmStarts = 0
+  private abortsKept = 0
+  private abortsTerminated = 0
   private stopped = false
 
   constructor (opts: WorkerPoolOptions = {}) {
@@ -155,8 +161,14 @@ export class WorkerPool {
       try {
         const r = await inst.run(opts)
         return { coldStartMs, ...r }
+      } catch (err) {
+        if (err instanceof StepCancelledError || err instanceof StepTimeoutError) {
+          if (inst.usable) this.abortsKept++
+          else this.abortsTerminated++
+        }
+        throw err
       } finally {
-        if (inst.alive && !inst.busy) this.makeIdle(inst)
+        if (inst.usable && !inst.busy) this.makeIdle(inst)
       }
     } finally {
       if (holding) this.releaseSlot()
@@ -170,7 +182,10 @@ export class WorkerPool {
     for (const i of this.all) if (i.busy) busy++
     let starting = 0
     for (const l of this.unclaimed.values()) starting += l.length
-    return { instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts }
+    return {
+      instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts,
+      abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated
+    }
   }
 
   /** Terminates every worker (running invocations fail), rejects queued ones, clears timers. */
@@ -212,7 +227,7 @@ export class WorkerPool {
     while (idle !== undefined && idle.length > 0) {
       const inst = idle[idle.length - 1]
       this.unIdle(inst)
-      if (inst.alive) return { inst, warm: true }
+      if (inst.usable) return { inst, warm: true }
     }
     const pending = this.unclaimed.get(key)
     if (pending !== undefined && pending.length > 0) {
@@ -223,11 +238,15 @@ export class WorkerPool {
     return { inst: this.spawn(spec), warm: false }
   }
 
-  /** The load is bounded by the step's timeout and its signal too: a module that hangs at top level is a hang. */
+  /**
+   * The load is bounded by the step's timeout and its signal too: a module that hangs at top level is a hang,
+   * and its instance goes. A cancel is not the module's fault: the instance loads on, unclaimed, and becomes
+   * idle for the next invocation (dataflow cancels runs routinely; killing the instance made a cold start later).
+   */
   private async waitReady (inst: Instance, opts: InvokeOptions, loc: StepLocation): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined
     let onAbort: (() => void) | undefined
-    const stopper = new Promise<Error>((resolve) => {
+    const stopper = new Promise<StepTimeoutError | StepCancelledError>((resolve) => {
       timer = setTimeout(() => { resolve(new StepTimeoutError(loc, opts.timeoutMs, `module did not load within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
       onAbort = () => { resolve(new StepCancelledError(loc, 'cancelled while the instance was starting')) }
       if (opts.signal?.aborted === true) onAbort()
@@ -235,7 +254,12 @@ export class WorkerPool {
     })
     try {
       const outcome = await Promise.race([inst.ready, stopper])
+      if (outcome instanceof StepCancelledError) {
+        this.giveBack(inst)
+        throw outcome
+      }
       if (outcome instanceof Error) {
+        this.abortsTerminated++
         await inst.terminate()
         throw outcome
       }
@@ -246,8 +270,18 @@ export class WorkerPool {
     }
   }
 
+  /** An instance taken while it was still loading, not used after all: idle once it is ready, like a prewarmed one. */
+  private giveBack (inst: Instance): void {
+    if (this.stopped || !inst.usable) return
+    listOf(this.unclaimed, inst.key).push(inst)
+    void inst.ready.then(failure => {
+      if (!remove(this.unclaimed, inst.key, inst)) return
+      if (failure === undefined) this.makeIdle(inst)
+    })
+  }
+
   private makeIdle (inst: Instance): void {
-    if (this.stopped || !inst.alive) { void inst.terminate(); return }
+    if (this.stopped || !inst.usable) { void inst.terminate(); return }
     inst.setRef(false)
     listOf(this.idle, inst.key).push(inst)
     const timer = setTimeout(() => { this.retire(inst) }, this.idleMs)

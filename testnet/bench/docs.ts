@@ -34,7 +34,7 @@ export async function writeDocsReadme (r: BenchResults, docsDir: string, charts:
     '',
     '## How to read it',
     '',
-    '- latency: client-measured, from sending `POST /v1/requests` to the submitting peer ending the request\'s event stream (request done); percentiles are exact (nearest rank) over the measured requests, the warm-up excluded. Below 100 requests per cell p99 is the slowest request.',
+    '- latency: client-measured, from sending `POST /v1/requests` to the submitting peer ending the request\'s event stream (request done); percentiles are exact (nearest rank) over the measured requests, the warm-up excluded (closed loop: each workflow\'s warm-up runs right before its measured requests). Below 100 requests per cell p99 is the slowest request.',
     `- bytes: ${r.bytesMethod}.`,
     '- cold: per request, the sum over its steps of `coldStartMs` (time a step, once claimed and ready, waited for an instance to start); `cold steps` = steps that found no warm instance. Mean over requests.',
     '- crit.path: sum of scaled runtimes along the longest path of steps that run (`criticalPathMs`), the p50 lower bound; p50/crit is how far above it a mode stays.',

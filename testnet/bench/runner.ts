@@ -1,6 +1,7 @@
 /**
  * Runs a bench: its own testnet, every workflow loaded once and its bundle posted to every peer, a discarded
- * warm-up, then the measured requests with the modes interleaved (closed loop: one at a time; open loop: Poisson
+ * warm-up (closed loop: per workflow, right before its measured requests), then the measured requests with the modes
+ * interleaved (closed loop: one at a time; open loop: Poisson
  * arrivals), each submitted to a seeded random peer with its own seed input.
  */
 import { mulberry32 } from '../prng.ts'
@@ -78,18 +79,26 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       }
     }
     const label = (p: Planned): string => `${p.workflow}${p.postAt === null ? '' : ` postAt ${p.postAt}`} ${p.mode}`
-    let failed = 0
-    for (const [i, p] of warm.entries()) {
-      opts.signal?.throwIfAborted()
-      const s = await runOrFail(clients[p.peer], p, timeoutMs)
-      if (s.status !== 'ok') { failed++; log('warm-up %s failed: %s', s.requestId, s.error) }
-      onProgress({ phase: 'warmup', done: i + 1, total: warm.length, label: label(p), failed })
+    let warmFailed = 0
+    let warmDone = 0
+    const warmUp = async (which: (p: Planned) => boolean): Promise<void> => {
+      for (const p of warm.filter(which)) {
+        opts.signal?.throwIfAborted()
+        const s = await runOrFail(clients[p.peer], p, timeoutMs)
+        if (s.status !== 'ok') { warmFailed++; log('warm-up %s failed: %s', s.requestId, s.error) }
+        onProgress({ phase: 'warmup', done: ++warmDone, total: warm.length, label: label(p), failed: warmFailed })
+      }
     }
-    failed = 0
+    let failed = 0
     const samples: Sample[] = []
     const record = (s: Sample): void => { samples.push(s); if (s.status !== 'ok') failed++; onSample?.(s) }
     if (opts.ratePerMin === undefined) {
+      // closed loop: a job's warm-up right before its measured requests, so what it warmed is still warm (peers
+      // retire instances idle for --idle-instance, 60 s by default: a warm-up of every job up front let the first
+      // measured request of a later job, always a dataflow one, start all its instances cold)
+      const warmedUp = new Set<BenchJob>()
       for (const [i, p] of measured.entries()) {
+        if (!warmedUp.has(p.job)) { warmedUp.add(p.job); await warmUp(w => w.job === p.job) }
         opts.signal?.throwIfAborted()
         // a peer that went away fails the requests sent to it (counted), not the whole run; its bytes count as 0
         const before = await totalSent(clients).catch(() => NaN)
@@ -99,6 +108,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
         onProgress({ phase: 'measure', done: i + 1, total: measured.length, label: label(p), failed })
       }
     } else {
+      await warmUp(() => true)
       await openLoop(measured, clients, opts.ratePerMin, rand, timeoutMs, opts.signal, record, (done, p) => { onProgress({ phase: 'measure', done, total: measured.length, label: label(p), failed }) })
     }
     const results = summarise(samples, jobs, {
