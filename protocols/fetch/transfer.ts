@@ -1,5 +1,5 @@
 import { BlockVerificationError } from '../../node/dstore/errors.ts'
-import { parseChunkedRoot, verifyBlock } from '../../node/dstore/blocks.ts'
+import { parseChunkedRoot, verifyBlock, verifyBlockNow } from '../../node/dstore/blocks.ts'
 import { decodeFrame, encodeBlockFrame, encodeCreditFrame, encodeSharedFrame, encodeStatusFrame, expectFrame, ProtocolMessageError } from './codec.ts'
 import { FRAME_BLOCK } from './constants.ts'
 import type { BlockReader, BlockWriter } from './index.ts'
@@ -172,7 +172,9 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
       whole ??= new Uint8Array(root.size)
       copyPayload(data, whole, size)
       const bytes = whole.subarray(size, size + len)
-      track(verifyBlock(chunk, bytes).then(async () => { await writer.putBlock(chunk, bytes, options) }), true)
+      // hashed here, in place, while the chunk is still in cache; the write runs behind the loop
+      verifyBlockNow(chunk, bytes)
+      track(writer.putBlock(chunk, bytes, options), true)
       size += len
     } else {
       const frame = decodeFrame(data)
