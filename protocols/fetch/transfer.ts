@@ -1,5 +1,5 @@
 import { BlockVerificationError } from '../../node/dstore/errors.ts'
-import { parseChunkedRoot, verifyBlock, verifyBlockNow } from '../../node/dstore/blocks.ts'
+import { parseChunkedRoot, verifyBlockNow } from '../../node/dstore/blocks.ts'
 import { decodeFrame, encodeBlockFrame, encodeCreditFrame, encodeSharedFrame, encodeStatusFrame, expectFrame, ProtocolMessageError } from './codec.ts'
 import { FRAME_BLOCK } from './constants.ts'
 import type { BlockReader, BlockWriter } from './index.ts'
@@ -127,7 +127,7 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     return { size: first.body.size, blocks: 1, sharedBlocks: 1, bytes }
   }
   const rootBytes = expectFrame(first, 'block').bytes
-  await verifyBlock(cid, rootBytes)
+  verifyBlockNow(cid, rootBytes)
   const root = parseChunkedRoot(cid, rootBytes)
   if (root == null) {
     await writer.putBlock(cid, rootBytes, options)
