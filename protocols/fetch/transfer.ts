@@ -96,6 +96,18 @@ export interface ReceiveOptions {
   assemble?: boolean
 }
 
+/**
+ * A buffer for a value that will be written whole before anyone reads it (every path checks the bytes
+ * written add up to its size). Not zero-filled: a buffer of up to 32 MiB often reuses memory the process
+ * freed (glibc's mmap threshold rises to the size of the last large buffer freed), and zeroing it first
+ * would be a wasted pass over it.
+ */
+export function valueBuffer (size: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(size)
+  // a plain Uint8Array view: values decoded from it must not come out as Buffers
+  return new Uint8Array(b.buffer, b.byteOffset, size)
+}
+
 /** Copies a block frame's payload (after the type byte) into `into` at `offset`: the only copy a chunk gets. */
 function copyPayload (frame: Uint8ArrayList, into: Uint8Array, offset: number): number {
   let o = offset
@@ -122,7 +134,7 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     if (first.body.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} is ${first.body.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
     // only a single-block value's root comes as a file (see sendBlocks); adoptShared refuses a chunked root.
     // The file is read once, here: the caller decodes these bytes
-    const bytes = new Uint8Array(first.body.size)
+    const bytes = valueBuffer(first.body.size)
     await writer.adoptShared(cid, first.body, { ...options, root: true, into: bytes, offset: 0 })
     return { size: first.body.size, blocks: 1, sharedBlocks: 1, bytes }
   }
@@ -169,7 +181,7 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     if (data.byteLength > 0 && data.get(0) === FRAME_BLOCK) {
       const len = data.byteLength - 1
       if (size + len > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      whole ??= new Uint8Array(root.size)
+      whole ??= valueBuffer(root.size)
       copyPayload(data, whole, size)
       const bytes = whole.subarray(size, size + len)
       // hashed here, in place, while the chunk is still in cache; the write runs behind the loop
@@ -181,7 +193,7 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
       if (frame.type !== 'shared' || opts.shared !== true || writer.adoptShared == null) expectFrame(frame, 'block')
       const info = (frame as { body: { ino: bigint, size: number, mtimeNs: bigint } }).body
       if (size + info.size > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      if (assemble) whole ??= new Uint8Array(root.size)
+      if (assemble) whole ??= valueBuffer(root.size)
       track(writer.adoptShared!(chunk, info, assemble ? { ...options, into: whole, offset: size } : options), false)
       size += info.size
       sharedBlocks++
