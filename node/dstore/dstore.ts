@@ -5,7 +5,7 @@ import { assertValue, decodeValue, type Value } from '../values/codec.ts'
 import { blockKey, cidOfKey, encodeBlocks, parseChunkedRoot, verifyBlock } from './blocks.ts'
 import { BlockVerificationError, NotStartedError, PushRejectedError, ValueNotFoundError } from './errors.ts'
 import { LocalStore } from './local.ts'
-import { StoreNetwork } from './network.ts'
+import { StoreNetwork, type Placement } from './network.ts'
 import { SharedDir } from './shared.ts'
 import { closestPeers } from './placement.ts'
 import type { AwaitablePush, DStore, GetOptions, PutOptions, PutResult, StoreStats, ValueMeta } from './types.ts'
@@ -183,7 +183,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       this.network = new StoreNetwork(this.libp2p, this.local, this.config, this.log, this.lifetime.signal, {
         acceptPush: this.init.acceptPush,
         livePeers: this.init.livePeers,
-        landed: (cid, meta, from, replica, keys) => { this.landed(cid, meta, from, replica, keys) },
+        landed: (cid, meta, from, replica, keys, provide) => { this.landed(cid, meta, from, replica, keys, provide) },
         isFetching: cid => this.inflight.has(cid.toString())
       })
       await this.network.start()
@@ -305,7 +305,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     const self = this.libp2p.peerId.toString()
     const live = network.peers()
     const alive = new Set([self, ...live.map(String)])
-    const changed: Array<[string, { holders: string[], at: number }]> = []
+    const changed: Array<[string, Placement]> = []
     for (const [root, p] of network.placed) {
       if (!this.local.pins.isProtected(root) || !this.local.blocks.hasKey(cidOfKey(root, dagCbor.code))) { network.placed.delete(root); continue }
       if (p.holders.every(h => alive.has(h))) continue
@@ -320,7 +320,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       const want = Math.min(this.config.replicas + 1, alive.size)
       const fresh = closestPeers(cid, live.filter(x => !survivors.includes(x.toString())), Math.max(0, want - survivors.length))
       const holders = [...survivors, ...fresh.map(String)]
-      network.placed.set(root, { holders, at: p.at })
+      network.placed.set(root, { holders, at: p.at, provide: p.provide })
       const pusher = closestPeers(cid, survivors.map(h => peerIdFromString(h)), 1)[0]
       if (pusher?.toString() !== self) continue
       const meta: ValueMeta = { request: this.local.pins.requestsOf(root).find(r => r !== 'bundles') ?? '', step: '', output: '', index: null }
@@ -333,7 +333,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
           retried = attempt > 0
           if (attempt > 0) await new Promise(resolve => setTimeout(resolve, 500 * attempt))
           if (this.stopping(signal)) break
-          outcome = await network.push(peer, cid, meta, signal, holders).catch(err => {
+          outcome = await network.push(peer, cid, meta, signal, holders, p.provide).catch(err => {
             this.log.error('re-replicating %s to %p failed (attempt %d) - %s', cid, peer, attempt + 1, (err as Error).message)
             return 'error'
           })
@@ -408,10 +408,10 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     if (keys != null) this.local.pins.pin(keys[0], keys, pin)
   }
 
-  private landed (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[]): void {
+  private landed (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[], provide: boolean): void {
     this.protect(keys, meta.request !== '' ? meta.request : undefined)
-    // a replica announces itself only for values put outside a request (looked up by CID alone)
-    if (replica && meta.request === '' && this.network != null) this.track(this.network.provide(cid))
+    // a replica announces itself only where the producer did: for values someone may look up by CID alone
+    if (replica && provide && this.network != null) this.track(this.network.provide(cid))
     this.safeDispatchEvent('dstore:value-received', { detail: { cid, meta, from } })
   }
 

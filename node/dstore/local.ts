@@ -5,6 +5,7 @@ import { decodeValue, type Value } from '../values/codec.ts'
 import { blockKey, parseChunkedRoot, type ChunkedRoot, type EncodedValue } from './blocks.ts'
 import { CapacityBlockstore, type SharedTier } from './capacity.ts'
 import { ValueNotFoundError } from './errors.ts'
+import { valueBuffer } from '../../protocols/fetch/transfer.ts'
 import { Pins } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
@@ -110,7 +111,7 @@ export class LocalStore {
       const view = contiguous(parts as Uint8Array[], chunked.size)
       if (view != null) return decodeValue(view)
     }
-    const whole = new Uint8Array(chunked.size)
+    const whole = valueBuffer(chunked.size)
     let off = 0
     const offsets = chunked.chunks.map((c, i) => {
       const at = off

@@ -13,8 +13,11 @@ import type { CID } from 'multiformats/cid'
 export interface NetworkHooks {
   acceptPush?: (meta: ValueMeta, from: PeerId) => boolean
   livePeers?: () => PeerId[]
-  /** a pushed value was verified and stored; `replica` when this peer was chosen to hold it */
-  landed: (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[]) => void
+  /**
+   * A pushed value was verified and stored; `replica` when this peer was chosen to hold it, `provide` when
+   * it should also announce it in the DHT (the pusher's say, or a value outside a request).
+   */
+  landed: (cid: CID, meta: ValueMeta, from: PeerId, replica: boolean, keys: string[], provide: boolean) => void
   /** whether this peer is fetching `cid` right now */
   isFetching?: (cid: CID) => boolean
 }
@@ -23,8 +26,11 @@ export const NO_META: ValueMeta = { request: '', step: '', output: '', index: nu
 
 function msg (err: unknown): string { return err instanceof Error ? `${err.name}: ${err.message}` : String(err) }
 
-/** Where a value is placed: its holders (this peer among them) as of the last placement, and when. */
-export interface Placement { holders: string[], at: number }
+/**
+ * Where a value is placed: its holders (this peer among them) as of the last placement, and when; `provide`:
+ * its holders announce it in the DHT (re-replication tells new holders the same).
+ */
+export interface Placement { holders: string[], at: number, provide: boolean }
 
 /** DStore's use of the network: the two protocols, DHT provide / find, replication, the same-host fast path. */
 export class StoreNetwork {
@@ -121,24 +127,24 @@ export class StoreNetwork {
   async announce (cid: CID, meta: ValueMeta | undefined, provide: boolean): Promise<void> {
     const replicas = this.replicasFor(cid)
     const holders = [this.libp2p.peerId.toString(), ...replicas.map(String)]
-    if (replicas.length > 0) this.placed.set(blockKey(cid), { holders, at: Date.now() })
+    if (replicas.length > 0) this.placed.set(blockKey(cid), { holders, at: Date.now(), provide })
     await Promise.allSettled([
       provide ? this.provide(cid) : undefined,
-      ...replicas.map(async peer => this.push(peer, cid, meta ?? NO_META, undefined, holders).catch(err => {
+      ...replicas.map(async peer => this.push(peer, cid, meta ?? NO_META, undefined, holders, provide).catch(err => {
         this.log('replicating %s to %p failed - %s', cid, peer, msg(err))
       }))
     ])
   }
 
   /** Sends a held value to `peer`. Resolves with the receiver's answer; rejects on transport/verification failure. */
-  async push (peer: PeerId, cid: CID, meta: ValueMeta, callerSignal?: AbortSignal, holders?: string[]): Promise<PushOutcome> {
+  async push (peer: PeerId, cid: CID, meta: ValueMeta, callerSignal?: AbortSignal, holders?: string[], provide?: boolean): Promise<PushOutcome> {
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.cfg.fetchTimeoutMs), ...(callerSignal != null ? [callerSignal] : [])])
     const plan = await this.reader.plan?.(cid, { signal })
     if (plan == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
     this.pushesSent++
     const stream = await this.libp2p.dialProtocol(peer, PUSH_PROTOCOL, { signal })
     const host = this.tokenFor(peer)
-    const outcome = await pushBlocks(stream, cid, meta, this.reader, plan, this.init, signal, { host, holders })
+    const outcome = await pushBlocks(stream, cid, meta, this.reader, plan, this.init, signal, { host, holders, provide })
     this.log('pushed %s to %p: %s', cid, peer, outcome)
     return outcome
   }
@@ -197,6 +203,7 @@ export class StoreNetwork {
     const keys: string[] = []
     let replica = false
     let holders: string[] | undefined
+    let provide = false
     let receiving: { key: string, done: () => void } | undefined
     const self = this.libp2p.peerId.toString()
     const writer = this.writer(from, key => { keys.push(key); releases.push(this.local.pins.hold([key])) })
@@ -211,6 +218,7 @@ export class StoreNetwork {
           // the pusher names the holders (placement or re-replication); older pushers leave it to placement
           replica = header.holders != null ? header.holders.includes(self) && header.holders.includes(sender.toString()) : this.isReplica(cid, sender)
           if (replica) holders = header.holders ?? [sender.toString(), self]
+          provide = replica && (header.provide ?? meta.request === '')
           if (replica || this.hooks.acceptPush?.(meta, sender) === true) {
             const { promise, resolve } = Promise.withResolvers<void>()
             receiving = { key: cid.toString(), done: resolve }
@@ -222,9 +230,9 @@ export class StoreNetwork {
         landed: async (cid, meta, sender, result) => {
           this.pushesReceived++
           if (result.sharedBlocks > 0) this.log('push of %s from %p: %d of %d blocks from the shared directory', cid, sender, result.sharedBlocks, result.blocks)
-          if (replica && holders != null) this.placed.set(blockKey(cid), { holders, at: Date.now() })
+          if (replica && holders != null) this.placed.set(blockKey(cid), { holders, at: Date.now(), provide })
           // the root arrives last; pins list it first
-          this.hooks.landed(cid, meta, sender, replica, [keys[keys.length - 1], ...keys.slice(0, -1)])
+          this.hooks.landed(cid, meta, sender, replica, [keys[keys.length - 1], ...keys.slice(0, -1)], provide)
         }
       }, this.init, this.signal, this.log)
     } finally {

@@ -1,5 +1,5 @@
 import { BlockVerificationError } from '../../node/dstore/errors.ts'
-import { parseChunkedRoot, verifyBlock } from '../../node/dstore/blocks.ts'
+import { parseChunkedRoot, verifyBlockNow } from '../../node/dstore/blocks.ts'
 import { decodeFrame, encodeBlockFrame, encodeCreditFrame, encodeSharedFrame, encodeStatusFrame, expectFrame, ProtocolMessageError } from './codec.ts'
 import { FRAME_BLOCK } from './constants.ts'
 import type { BlockReader, BlockWriter } from './index.ts'
@@ -96,6 +96,18 @@ export interface ReceiveOptions {
   assemble?: boolean
 }
 
+/**
+ * A buffer for a value that will be written whole before anyone reads it (every path checks the bytes
+ * written add up to its size). Not zero-filled: a buffer of up to 32 MiB often reuses memory the process
+ * freed (glibc's mmap threshold rises to the size of the last large buffer freed), and zeroing it first
+ * would be a wasted pass over it.
+ */
+export function valueBuffer (size: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(size)
+  // a plain Uint8Array view: values decoded from it must not come out as Buffers
+  return new Uint8Array(b.buffer, b.byteOffset, size)
+}
+
 /** Copies a block frame's payload (after the type byte) into `into` at `offset`: the only copy a chunk gets. */
 function copyPayload (frame: Uint8ArrayList, into: Uint8Array, offset: number): number {
   let o = offset
@@ -122,12 +134,12 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     if (first.body.size > (opts.maxValueBytes ?? Number.MAX_SAFE_INTEGER)) throw new BlockVerificationError(`${cid} is ${first.body.size} bytes, more than the ${opts.maxValueBytes} this store accepts`)
     // only a single-block value's root comes as a file (see sendBlocks); adoptShared refuses a chunked root.
     // The file is read once, here: the caller decodes these bytes
-    const bytes = new Uint8Array(first.body.size)
+    const bytes = valueBuffer(first.body.size)
     await writer.adoptShared(cid, first.body, { ...options, root: true, into: bytes, offset: 0 })
     return { size: first.body.size, blocks: 1, sharedBlocks: 1, bytes }
   }
   const rootBytes = expectFrame(first, 'block').bytes
-  await verifyBlock(cid, rootBytes)
+  verifyBlockNow(cid, rootBytes)
   const root = parseChunkedRoot(cid, rootBytes)
   if (root == null) {
     await writer.putBlock(cid, rootBytes, options)
@@ -169,17 +181,19 @@ export async function receiveBlocks (lp: LengthPrefixedStream<MessageStream>, ci
     if (data.byteLength > 0 && data.get(0) === FRAME_BLOCK) {
       const len = data.byteLength - 1
       if (size + len > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      whole ??= new Uint8Array(root.size)
+      whole ??= valueBuffer(root.size)
       copyPayload(data, whole, size)
       const bytes = whole.subarray(size, size + len)
-      track(verifyBlock(chunk, bytes).then(async () => { await writer.putBlock(chunk, bytes, options) }), true)
+      // hashed here, in place, while the chunk is still in cache; the write runs behind the loop
+      verifyBlockNow(chunk, bytes)
+      track(writer.putBlock(chunk, bytes, options), true)
       size += len
     } else {
       const frame = decodeFrame(data)
       if (frame.type !== 'shared' || opts.shared !== true || writer.adoptShared == null) expectFrame(frame, 'block')
       const info = (frame as { body: { ino: bigint, size: number, mtimeNs: bigint } }).body
       if (size + info.size > root.size) throw new BlockVerificationError(`chunks of ${cid} exceed the declared size ${root.size}`)
-      if (assemble) whole ??= new Uint8Array(root.size)
+      if (assemble) whole ??= valueBuffer(root.size)
       track(writer.adoptShared!(chunk, info, assemble ? { ...options, into: whole, offset: size } : options), false)
       size += info.size
       sharedBlocks++

@@ -64,7 +64,7 @@ export type PushOutcome = 'ok' | 'have' | 'reject'
  * `host`: the same-host token made for the receiver (when this peer has a shared directory); a receiver
  * that recognises it takes the blocks held in files from the shared directory instead of the stream.
  */
-export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, reader: BlockReader, plan: SendPlan, init: PushProtocolInit, signal: AbortSignal, extra: { host?: Uint8Array, holders?: string[] } = {}): Promise<PushOutcome> {
+export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, reader: BlockReader, plan: SendPlan, init: PushProtocolInit, signal: AbortSignal, extra: { host?: Uint8Array, holders?: string[], provide?: boolean } = {}): Promise<PushOutcome> {
   const host = extra.host
   const cfg = fetchInit(init)
   const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]) }
@@ -72,7 +72,7 @@ export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, rea
   setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * 2 })
   try {
-    await lp.write(encodeRequestFrame(pushHeaderBody({ cid, meta, window: cfg.window, host, holders: extra.holders })), options)
+    await lp.write(encodeRequestFrame(pushHeaderBody({ cid, meta, window: cfg.window, host, holders: extra.holders, provide: extra.provide })), options)
     const answer = expectFrame(decodeFrame(await lp.read(options)), 'status').body
     if (answer.status === 'have' || answer.status === 'reject') {
       await stream.close(options)

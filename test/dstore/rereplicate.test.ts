@@ -84,3 +84,54 @@ describe('re-replication after a peer death', () => {
     expect(survivors.reduce((n, p, i) => n + p.store.stats().pushesSent - sent0[i], 0)).toBe(sent)
   }, 240_000)
 })
+
+/**
+ * One surviving holder with several values to move: it pushes them one at a time, newest placement first,
+ * and no faster than `rereplicateBytesPerSec`.
+ */
+describe('re-replication order and pace', () => {
+  const peers: TestPeer[] = []
+  const dead = new Set<string>()
+  afterAll(async () => { await Promise.all(peers.filter(p => !dead.has(p.libp2p.peerId.toString())).map(stopPeer)) })
+
+  it('newest first, one at a time, paced', async () => {
+    const ids: string[] = []
+    const rate = 200_000 // bytes per second
+    for (let i = 0; i < 3; i++) {
+      const p = await startPeer({ replicas: 1, rereplicateBytesPerSec: rate }, { livePeers: () => ids.filter(x => x !== p.libp2p.peerId.toString() && !dead.has(x)).map(x => peerIdFromString(x)) })
+      ids.push(p.libp2p.peerId.toString())
+      peers.push(p)
+    }
+    await mesh(peers)
+    const [producer, q, r] = peers
+    // values whose replica is r: they are the ones to move when r dies, and only the producer can push them
+    const moving: CID[] = []
+    for (let k = 0; moving.length < 4 && k < 64; k++) {
+      const { cid } = await producer.store.put(randomBytes(20_000, 100 + k), { pin: 'o', provide: false })
+      if (producer.store.replicasFor(cid)[0]?.equals(r.libp2p.peerId) === true) moving.push(cid)
+      await new Promise(resolve => setTimeout(resolve, 3)) // distinct placement times
+    }
+    expect(moving).toHaveLength(4)
+    await waitFor(async () => (await Promise.all(moving.map(async c => r.store.has(c)))).every(Boolean), 'replicated to r', 60_000)
+
+    dead.add(r.libp2p.peerId.toString())
+    await stopPeer(r)
+    const received: string[] = []
+    q.store.addEventListener('dstore:value-received', ev => { received.push(ev.detail.cid.toString()) })
+    // the order pushes start in, at the pusher (each is awaited before the next starts)
+    const network = (producer.store as any).network
+    const push = network.push.bind(network)
+    const started: string[] = []
+    network.push = async (peer: any, cid: CID, ...rest: unknown[]) => { started.push(cid.toString()); return push(peer, cid, ...rest) }
+    const t0 = Date.now()
+    const copies = await producer.store.rereplicate()
+    const elapsed = Date.now() - t0
+    expect(copies).toBe(moving.length)
+    await waitFor(() => received.length >= moving.length, 'copies landed at q', 30_000)
+    expect(new Set(received)).toEqual(new Set(moving.map(String)))
+    // newest placement first
+    expect(started).toEqual(moving.map(String).reverse())
+    // at least the bytes moved over the rate (the last value's wait included)
+    expect(elapsed).toBeGreaterThanOrEqual(Math.floor(moving.length * 20_000 / rate * 1000) - 5)
+  }, 120_000)
+})
