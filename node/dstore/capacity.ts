@@ -13,6 +13,8 @@ interface Entry { cid: CID, size: number, shared: boolean, inner: boolean, memor
 
 /** deferred blocks are written this long after the first of them arrives */
 const DEFER_MS = 1000
+/** a shared block's data-dir copy is made this long after it arrived, if still protected */
+const THROUGH_DEFER_MS = 5000
 /** ...or at once when this many bytes wait */
 const DEFER_MAX_BYTES = 1024 * 1024
 
@@ -56,6 +58,9 @@ export class CapacityBlockstore {
   private deferredBytes = 0
   private deferTimer?: ReturnType<typeof setTimeout>
   private flushing: Promise<void> = Promise.resolve()
+  /** shared blocks whose inner-store copy is due (copyThrough) */
+  private readonly throughDue = new Set<string>()
+  private throughTimer?: ReturnType<typeof setTimeout>
 
   constructor (inner: Blockstore, capacity: number, isProtected: (key: string) => boolean, shared?: SharedTier) {
     this.inner = inner
@@ -78,6 +83,7 @@ export class CapacityBlockstore {
   async close (): Promise<void> {
     await this.flushDeferred()
     await Promise.allSettled([...this.copying])
+    await this.flushThrough()
     await this.shared?.dir.close()
     const store = this.inner as Blockstore & { close?: () => Promise<void> }
     if (typeof store.close === 'function') await store.close()
@@ -108,7 +114,7 @@ export class CapacityBlockstore {
         // their step-done could go out
         await tier.dir.put(key, [bytes])
         this.record(cid, bytes.byteLength, true, false)
-        if (tier.writeThrough) this.copyThrough(cid, key, bytes)
+        if (tier.writeThrough) this.copyThrough(cid, key)
       } else {
         await this.inner.put(cid, bytes, options)
         this.record(cid, bytes.byteLength)
@@ -205,16 +211,44 @@ export class CapacityBlockstore {
     if (tier.writeThrough) this.copyThrough(cid, key)
   }
 
-  /** Writes a shared block to the inner store too, in the background (close() waits for it). */
-  private copyThrough (cid: CID, key: string, bytes?: Uint8Array): void {
+  /**
+   * Writes a shared block to the inner store too (the data dir, for a restart), later: THROUGH_DEFER_MS after
+   * it arrived, if it is still held then. Most blocks are a running request's
+   * intermediates, released and collected when it finishes; copying each at once cost a peer ~14% of its CPU on the
+   * WfCommons cycles trace (blockstore-fs: mkdir, open, write, rename per block). The shared file serves the
+   * block meanwhile, and survives a crash of this process (not of the host). close() copies what is due.
+   */
+  private copyThrough (_cid: CID, key: string): void {
+    this.throughDue.add(key)
+    if (this.throughTimer === undefined) {
+      this.throughTimer = setTimeout(() => { void this.flushThrough().catch(() => {}) }, THROUGH_DEFER_MS)
+      this.throughTimer.unref?.()
+    }
+  }
+
+  /** Copies every shared block that is due and still protected to the inner store. */
+  async flushThrough (): Promise<void> {
+    clearTimeout(this.throughTimer)
+    this.throughTimer = undefined
     const tier = this.shared
+    const due = [...this.throughDue]
+    this.throughDue.clear()
     if (tier == null) return
     const copy = (async () => {
-      await this.inner.put(cid, bytes ?? await tier.dir.read(key))
-      const e = this.entries.get(key)
-      if (e != null) e.inner = true
-    })().catch(() => {}).finally(() => { this.copying.delete(copy) })
+      for (const key of due) {
+        // a block its request released was collected (deleted) by now: nothing to copy
+        const e = this.entries.get(key)
+        if (e == null || !e.shared || e.inner) continue
+        try {
+          await this.inner.put(e.cid, await tier.dir.read(key))
+          e.inner = true
+        } catch {
+          // the shared file went (deleted, evicted) before its copy: nothing to keep
+        }
+      }
+    })().finally(() => { this.copying.delete(copy) })
     this.copying.add(copy)
+    await copy
   }
 
   /** Copies a held block into `into` at `offset` (a shared block is read straight from its file). */

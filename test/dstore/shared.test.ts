@@ -174,6 +174,25 @@ describe('same-host fast path', () => {
     } finally { await rm(dir, { recursive: true, force: true }) }
   })
 
+  it('a shared block collected before its data-dir copy is due never reaches the disk; one still held does', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dstore-shared-'))
+    try {
+      const p = await startPeer({ dataDir: dir, replicas: 0, sharedStore: true })
+      try {
+        const kept = await p.store.put(randomBytes(100 * 1024, 21), { pin: 'kept-request' })
+        const dropped = await p.store.put(randomBytes(100 * 1024, 22), { pin: 'done-request' })
+        const blocks = p.store.local.blocks
+        expect(blocks.sharedFile(kept.cid)).toBeDefined()
+        // not on disk yet: the copy waits
+        expect(await blocks.inner.has(kept.cid)).toBe(false)
+        await p.store.unpinRequest('done-request')
+        await blocks.flushThrough()
+        expect(await blocks.inner.has(kept.cid)).toBe(true)
+        expect(await blocks.inner.has(dropped.cid)).toBe(false)
+      } finally { await stopPeer(p) }
+    } finally { await rm(dir, { recursive: true, force: true }) }
+  })
+
   it('removes its directory on stop', async () => {
     const p = await startPeer({ replicas: 0, sharedStore: true })
     const { cid } = await p.store.put(randomBytes(100_000, 9))
