@@ -40,7 +40,8 @@ export function observabilityService (peer: Peer, services: DflowServices, regis
     eventsOf: id => scheduler.eventsOf(id),
     traffic,
     storeBytes: () => store.stats().bytes,
-    connectedPeers: () => connectedPeers().size
+    connectedPeers: () => connectedPeers().size,
+    busy: () => services.sync.logs.hasActive() || pool.stats().busy > 0
   })
   // every peer heard of, so the network view keeps listing the dead ones
   const known = new Set<string>()

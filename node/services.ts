@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { join } from 'node:path'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { GossipBus } from './dscheduler/bus.ts'
 import { BundleLoader } from './dscheduler/loader.ts'
@@ -21,6 +20,7 @@ import { secureRequest } from './dscheduler/secure.ts'
 import { authorizeRequest, type AuthorizePolicy } from './dscheduler/authorize.ts'
 import { LoggedBus } from './dscheduler/logged-bus.ts'
 import { RequestSync } from './dscheduler/request-sync.ts'
+import { WorkLoopDelay } from './util/loop-delay.ts'
 
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
@@ -123,8 +123,10 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   }, logger.forComponent('dflow:submit'))
   const submitProtocol = submit
 
-  // event-loop delay: what every timing on this peer suffers from when the process is busy
-  const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  // event-loop delay: what every timing on this peer suffers from when the process is busy; sampled only
+  // while there is work (every scheduler event counts), so an idle peer is not woken 50 times a second
+  const loopDelay = new WorkLoopDelay({ busy: () => sync.logs.hasActive() || pool.stats().busy > 0 })
+  const onSchedulerEvent = (): void => { loopDelay.work() }
 
   return {
     store,
@@ -136,7 +138,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     submit: submitProtocol,
     sync,
     async start () {
-      loopDelay.enable()
+      sched.addEventListener('scheduler:event', onSchedulerEvent)
       await store.start()
       await bus.start()
       await sched.start()
@@ -152,7 +154,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       await bus.stop()
       await pool.stop()
       await store.stop()
-      loopDelay.disable()
+      sched.removeEventListener('scheduler:event', onSchedulerEvent)
+      loopDelay.stop()
     },
     routes (): Route[] {
       return [
@@ -171,7 +174,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
             validation: bus.validation,
             sync: sync.metrics(),
             pool: pool.stats(),
-            eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
+            eventLoopDelayMs: { p50: loopDelay.histogram.percentile(50) / 1e6, p99: loopDelay.histogram.percentile(99) / 1e6, max: loopDelay.histogram.max / 1e6, sampling: loopDelay.active }
           })
         }
       ]

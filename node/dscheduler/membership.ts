@@ -40,6 +40,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
    * overloaded peer neither accuses the others nor adds to the load.
    */
   private health = 0
+  /** parsed peer ids: parsing one (base58, multihash, key) on every probe was a visible share of an idle peer's CPU */
+  private readonly ids = new Map<string, PeerId>()
 
   constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger) {
     super()
@@ -148,6 +150,16 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     try { await this.probe.ping(peerId, GREET_TIMEOUT_MS, this.controller.signal) } finally { this.inflight.delete(peer) }
   }
 
+  private id (peer: string): PeerId {
+    let id = this.ids.get(peer)
+    if (id === undefined) {
+      id = peerIdFromString(peer)
+      // members are remembered for good (the dead too); strangers that never answer are few
+      if (this.ids.size < 10_000) this.ids.set(peer, id)
+    }
+    return id
+  }
+
   private stretch (): number { return 1 + this.health }
 
   private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
@@ -157,7 +169,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       const c = this.table.apply(u)
       this.changed(c)
       // a member heard of, not from: greet it, so it learns us first-hand and we exchange member lists
-      if (c?.from === undefined && c?.to === 'alive') void this.greet(peerIdFromString(c.peer))
+      if (c?.from === undefined && c?.to === 'alive') void this.greet(this.id(c.peer))
     }
     if (this.table.ver > ver) {
       // suspected ourselves: most likely we were too slow to answer
@@ -205,7 +217,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     if (this.inflight.has(peer) || !this.started) return
     this.inflight.add(peer)
     try {
-      const id = peerIdFromString(peer)
+      const id = this.id(peer)
       const signal = this.controller.signal
       const k = this.stretch()
       if (await this.probe.ping(id, this.directMs * k, signal) !== undefined) {
@@ -213,7 +225,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
         return
       }
       const vias = this.pick(this.init.indirectProbes ?? 3, peer)
-      const through = await Promise.all(vias.map(async v => this.probe.pingThrough(peerIdFromString(v), peer, this.indirectMs * k, signal)))
+      const through = await Promise.all(vias.map(async v => this.probe.pingThrough(this.id(v), peer, this.indirectMs * k, signal)))
       if (through.includes('ack') || !this.started) return
       if (vias.length > 0 && through.every(t => t === 'none') && !connectionLost) {
         // nobody answered us at all: the trouble is more likely here than there
@@ -236,7 +248,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   private tellEveryone (): void {
     for (const peer of this.live()) {
       if (peer === this.self || this.inflight.has(peer)) continue
-      void this.probe.ping(peerIdFromString(peer), this.indirectMs, this.controller.signal)
+      void this.probe.ping(this.id(peer), this.indirectMs, this.controller.signal)
     }
   }
 
@@ -277,16 +289,16 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     // connected peers that never answered a greeting (not a dflow peer, or not started yet): retry now and then
     for (const [peer, at] of this.strangers) {
       const m = this.table.get(peer)
-      const connected = this.libp2p.getConnections(peerIdFromString(peer)).length > 0
+      const connected = this.libp2p.getConnections(this.id(peer)).length > 0
       if ((m !== undefined && m.state !== 'dead') || !connected || now - at > 60_000) { this.strangers.delete(peer); continue }
-      if (now - at >= 2000 && !this.inflight.has(peer)) void this.greet(peerIdFromString(peer))
+      if (now - at >= 2000 && !this.inflight.has(peer)) void this.greet(this.id(peer))
     }
     const isolated = live.length === 0
     for (const [peer, r] of this.deadRetry) {
       if (!isolated && r.at > now) continue
       r.delay = Math.min(r.delay * 2, 10_000)
       r.at = now + r.delay
-      void this.greet(peerIdFromString(peer))
+      void this.greet(this.id(peer))
       if (!isolated) break
     }
     this.schedule()

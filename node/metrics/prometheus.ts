@@ -1,8 +1,8 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { RequestEvent, RequestMode } from '../../protocols/events/index.ts'
 import type { TrafficMetrics } from './traffic.ts'
 import type { Route } from '../api/types.ts'
+import { WorkLoopDelay } from '../util/loop-delay.ts'
 
 /** What the dflow metrics read; every field is read at scrape time or from events, nothing polls. */
 export interface DflowMetricSources {
@@ -16,6 +16,8 @@ export interface DflowMetricSources {
   traffic: () => TrafficMetrics | undefined
   storeBytes: () => number
   connectedPeers: () => number
+  /** whether the peer has work (unfinished requests, running steps): event-loop delay is sampled meanwhile */
+  busy?: () => boolean
 }
 
 const CLAIM_COUNTERS = new Set(['claims', 'claimsLost', 'takeovers'])
@@ -29,15 +31,18 @@ export const COLD_START_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
  * so the scheduler needs no prom-client code; durations come from its step-done events.
  */
 export class DflowMetrics {
-  private readonly loop: IntervalHistogram
+  private readonly loop: WorkLoopDelay
   private readonly detach: Array<() => void> = []
 
   /** `registry` exists before libp2p does (libp2p's own metrics go in it too), hence passed in */
   constructor (readonly registry: Registry, private readonly s: DflowMetricSources) {
     const registers = [registry]
-    collectDefaultMetrics({ register: registry })
-    this.loop = monitorEventLoopDelay({ resolution: 20 })
-    const loop = this.loop
+    // prom-client's event-loop lag histogram samples on a timer of this period for the life of the process: its
+    // default of 10 ms woke an idle peer 100 times a second. dflow_event_loop_lag_seconds below samples at 20 ms,
+    // but only while the peer has work.
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 })
+    this.loop = new WorkLoopDelay({ busy: s.busy })
+    const loop = this.loop.histogram
 
     const requests = new Counter({ name: 'dflow_requests_total', help: 'Requests submitted to this peer that finished, by mode and status (sum over peers = network total)', labelNames: ['mode', 'status'], registers })
     const steps = new Histogram({ name: 'dflow_step_duration_seconds', help: 'Run time of the step instances this peer ran (start to end)', buckets: STEP_BUCKETS, registers })
@@ -103,6 +108,7 @@ export class DflowMetrics {
     })
 
     const onEvent = (e: Event): void => {
+      this.loop.work()
       const ev = (e as CustomEvent<RequestEvent>).detail
       if (ev?.type !== 'step-done' || ev.from !== s.self) return
       if (ev.endAt >= ev.startAt) steps.observe((ev.endAt - ev.startAt) / 1000)
@@ -123,10 +129,10 @@ export class DflowMetrics {
     })
   }
 
-  start (): void { this.loop.enable() }
+  start (): void {}
 
   stop (): void {
-    this.loop.disable()
+    this.loop.stop()
     for (const d of this.detach.splice(0)) d()
   }
 

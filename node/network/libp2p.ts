@@ -13,6 +13,9 @@ import type { ComponentLogger, Metrics, PrivateKey } from '@libp2p/interface'
 import { EVENTS_TOPIC } from '../../protocols/events/constants.ts'
 import { corkTcpWrites } from './tcp-cork.ts'
 import { installEd25519KeyCache } from './ed25519-keys.ts'
+import { installLazyYamuxWindowUpdates } from './yamux-window.ts'
+
+installLazyYamuxWindowUpdates()
 
 
 /** The DHT runs under its own protocol id so a dflow network never merges with the public IPFS DHT. */
@@ -91,7 +94,10 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
     transports: [tcp()],
     connectionProtector: opts.swarmKey === undefined ? undefined : preSharedKey({ psk: opts.swarmKey }),
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // yamux pings every connection from both ends every 30 s by default: at rest that is traffic growing with the
+    // number of connections (N-1 per peer once membership has met everyone). The first ping (at connect) still
+    // measures the RTT that window growth needs; liveness comes from the membership's probes.
+    streamMuxers: [yamux({ keepAliveInterval: 300_000 })],
     peerDiscovery,
     metrics: opts.metrics,
     connectionManager: {

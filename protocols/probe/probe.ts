@@ -69,6 +69,8 @@ export class ProbeProtocol {
   private readonly controller = new AbortController()
   private readonly self: string
   private readonly channels = new Map<string, Promise<ProbeChannel>>()
+  /** the channels of `channels` that are open, for the synchronous fast path */
+  private readonly open = new Map<string, ProbeChannel>()
   private readonly inbound = new Set<Stream>()
   private seq = 0
 
@@ -84,6 +86,7 @@ export class ProbeProtocol {
     this.controller.abort()
     for (const ch of this.channels.values()) void ch.then(c => { c.close() }, () => {})
     this.channels.clear()
+    this.open.clear()
     for (const s of this.inbound) s.abort(new Error('probe protocol stopped'))
     this.inbound.clear()
     await this.libp2p.unhandle(PROBE_PROTOCOL)
@@ -102,8 +105,10 @@ export class ProbeProtocol {
       const stream = await this.libp2p.dialProtocol(peer, PROBE_PROTOCOL, { signal })
       const ch: ProbeChannel = new ProbeChannel(stream, checkProbeAnswer, err => {
         if (err !== undefined) this.log('probe channel to %s closed: %s', id, err.message)
+        if (this.open.get(id) === ch) this.open.delete(id)
         void this.channels.get(id)?.then(c => { if (c === ch) this.channels.delete(id) }, () => {})
       })
+      if (!ch.closed && !this.controller.signal.aborted) this.open.set(id, ch)
       return ch
     })()
     this.channels.set(id, opening)
@@ -113,6 +118,15 @@ export class ProbeProtocol {
 
   /** One exchange; undefined when it failed or timed out (the reason is logged). */
   private async exchange (peer: PeerId, msg: DistributiveOmit<ProbeMessage, 'seq'>, timeoutMs: number, signal?: AbortSignal): Promise<ProbeAnswer | undefined> {
+    // the common case at rest: the channel is open, and the ask's own timer bounds the exchange (the abort
+    // signals below only bound opening a channel; building them for every probe was most of a probe's own cost)
+    const open = this.open.get(peer.toString())
+    if (open !== undefined && !open.closed && signal?.aborted !== true && !this.controller.signal.aborted) {
+      const seq = ++this.seq
+      const answer = await open.ask(seq, { ...msg, seq }, timeoutMs)
+      if (answer === undefined) this.log('probe %s of %s failed: %s', msg.t, peer.toString(), open.closed ? 'probe stream closed' : `no answer within ${timeoutMs} ms`)
+      return answer
+    }
     const deadline = Date.now() + timeoutMs
     const timer = new AbortController()
     const t = setTimeout(() => { timer.abort(new Error(`probe timed out after ${timeoutMs} ms`)) }, timeoutMs)
@@ -181,7 +195,9 @@ export class ProbeProtocol {
         if (inFlight >= MAX_IN_FLIGHT) continue
         inFlight++
         void this.answer(msg as ProbeMessage, from)
-          .then(async answer => { await lp.write(dagCbor.encode(answer), { signal: AbortSignal.timeout(MAX_INDIRECT_TIMEOUT_MS) }) })
+          // a small answer only waits when the stream's send window is full (a peer that stopped reading): then the
+          // answers in flight reach MAX_IN_FLIGHT and later messages are dropped until the stream ends; no timer per answer
+          .then(async answer => { await lp.write(dagCbor.encode(answer), { signal: this.controller.signal }) })
           .catch((err: Error) => { this.log('probe answer to %s failed: %s', from, err.message) })
           .finally(() => { inFlight-- })
       }
