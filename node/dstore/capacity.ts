@@ -114,7 +114,7 @@ export class CapacityBlockstore {
         // their step-done could go out
         await tier.dir.put(key, [bytes])
         this.record(cid, bytes.byteLength, true, false)
-        if (tier.writeThrough) this.copyThrough(cid, key)
+        if (tier.writeThrough) this.copyThrough(key)
       } else {
         await this.inner.put(cid, bytes, options)
         this.record(cid, bytes.byteLength)
@@ -208,7 +208,7 @@ export class CapacityBlockstore {
         throw err
       }
     }
-    if (tier.writeThrough) this.copyThrough(cid, key)
+    if (tier.writeThrough) this.copyThrough(key)
   }
 
   /**
@@ -218,7 +218,7 @@ export class CapacityBlockstore {
    * WfCommons cycles trace (blockstore-fs: mkdir, open, write, rename per block). The shared file serves the
    * block meanwhile, and survives a crash of this process (not of the host). close() copies what is due.
    */
-  private copyThrough (_cid: CID, key: string): void {
+  private copyThrough (key: string): void {
     this.throughDue.add(key)
     if (this.throughTimer === undefined) {
       this.throughTimer = setTimeout(() => { void this.flushThrough().catch(() => {}) }, THROUGH_DEFER_MS)

@@ -28,7 +28,7 @@ export function corkTcpWrites (node: Libp2p): void {
     if (patched.has(proto) || !Object.prototype.hasOwnProperty.call(proto, 'sendData')) return
     patched.add(proto)
     const original = proto.sendData as NonNullable<TcpConnLike['sendData']>
-    proto.sendData = function (this: TcpConnLike & { writeBufferLength?: number }, data: Iterable<Uint8Array> & { byteLength?: number }) {
+    proto.sendData = function (this: TcpConnLike, data: Iterable<Uint8Array> & { byteLength?: number }) {
       const socket = this.socket
       if (socket == null || socket.destroyed) return original.call(this, data)
       if ((data.byteLength ?? 0) >= BULK_BYTES) {
