@@ -12,7 +12,7 @@ import { loadAuthorizedSubmitters } from './auth/submitters.ts'
 import { dflowLogger } from './util/log.ts'
 import { createDflowLibp2p, type CreateLibp2pOptions, type DflowLibp2p } from './network/libp2p.ts'
 import type { Route } from './api/types.ts'
-import type { ComponentLogger, Logger, PeerId } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerId, PrivateKey } from '@libp2p/interface'
 
 /** A part of the peer (dstore, dscheduler, executor...): started after libp2p, before the API; stopped in reverse. */
 export interface PeerService {
@@ -42,6 +42,8 @@ export interface Peer {
   readonly authorizedSubmitters: ReadonlySet<string>
   /** true when a swarm key keeps the network private */
   readonly privateNetwork: boolean
+  /** the peer's identity key (its events are signed with it) */
+  readonly privateKey: PrivateKey
   start(): Promise<void>
   stop(): Promise<void>
 }
@@ -122,14 +124,16 @@ class DflowPeer implements Peer {
   readonly logger: ComponentLogger
   readonly authorizedSubmitters: ReadonlySet<string>
   readonly privateNetwork: boolean
+  readonly privateKey: PrivateKey
   startedAt = 0
   private readonly services: PeerService[] = []
   private readonly log: Logger
   private running = false
   private started: Array<() => Promise<void>> = []
 
-  constructor (config: PeerConfig, libp2p: DflowLibp2p, logger: ComponentLogger, authorized: ReadonlySet<string>) {
+  constructor (config: PeerConfig, libp2p: DflowLibp2p, logger: ComponentLogger, authorized: ReadonlySet<string>, privateKey: PrivateKey) {
     this.config = config
+    this.privateKey = privateKey
     this.libp2p = libp2p
     this.peerId = libp2p.peerId
     this.logger = logger
@@ -213,7 +217,7 @@ export async function createPeer (config: PeerConfig, opts: CreatePeerOptions = 
     gossipHeartbeatMs: full.gossipHeartbeatMs,
     metrics: opts.metrics
   })
-  const peer = new DflowPeer(full, libp2p, logger, authorized)
+  const peer = new DflowPeer(full, libp2p, logger, authorized, privateKey)
   peer.addServices(opts.services ?? [])
   return peer
 }

@@ -48,7 +48,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       try { return libp2p.getConnections(peerIdFromString(id)).length > 0 } catch { return false }
     }
   }
-  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self, policy })
+  const bus = new GossipBus(libp2p, logger.forComponent('dflow:events'), { dropEvents: config.dropEvents, seed: self, policy, privateKey: peer.privateKey })
   membership = new ProbeMembership(self, libp2p, { probeIntervalMs: config.heartbeatMs, failureTimeoutMs: config.failureTimeoutMs }, logger.forComponent('dflow:membership'))
   const members = membership
   let scheduler: DScheduler | undefined

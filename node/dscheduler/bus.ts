@@ -1,9 +1,9 @@
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
-import { EVENTS_TOPIC, decodeEvent, encodeEvent, type DflowEvent, type RequestStarted } from '../../protocols/events/index.ts'
+import { EVENTS_TOPIC, decodeEvent, decodeEventMessage, encodeEvent, encodeEventBatch, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, type DflowEvent, type MessageEvent, type RequestStarted } from '../../protocols/events/index.ts'
 import { authorizeCancel, authorizeRequest, NotAuthorizedError, type AuthorizePolicy } from './authorize.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
-import type { Logger, PeerId } from '@libp2p/interface'
-import { proofFromGossip, type EventProof } from '../../protocols/sync/index.ts'
+import type { Logger, PeerId, PrivateKey } from '@libp2p/interface'
+import { proofFromGossip, signEventProof, type EventProof } from '../../protocols/sync/index.ts'
 import { mulberry32, seedOf } from '../util/prng.ts'
 
 /**
@@ -19,8 +19,8 @@ export interface EventBus {
   /** Publish to every peer; the publisher's own handler sees the event too (asynchronously). */
   publish: (event: DflowEvent) => Promise<void>
   onEvent: (handler: EventHandler) => void
-  /** events published / received since start (for the per-request message counts) */
-  counters: () => { published: number, received: number, dropped: number }
+  /** events published / received since start (for the per-request message counts); `messages`: gossip messages published */
+  counters: () => { published: number, received: number, dropped: number, messages?: number }
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -68,8 +68,12 @@ export class GossipBus extends BaseBus {
   private readonly log: Logger
   private readonly policy: AuthorizePolicy
   private readonly starts = new Map<string, Pick<RequestStarted, 'auth' | 'from'>>()
-  /** the event each validated message decoded to, so the listener does not decode again */
-  private readonly validated = new WeakMap<Message, DflowEvent>()
+  /** the events each validated message decoded to (those this peer's policy ignores left out), so the listener does not decode again */
+  private readonly validated = new WeakMap<Message, MessageEvent[]>()
+  /** events published in this tick, sent as one gossip message when it ends */
+  private pending: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void }> = []
+  private messages = 0
+  private readonly privateKey?: PrivateKey
   /** validation outcomes since start, for /v1/metrics/scheduler */
   readonly validation = { accepted: 0, rejected: 0, ignored: 0 }
 
@@ -90,15 +94,18 @@ export class GossipBus extends BaseBus {
   private readonly listener = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail
     if (msg.topic !== EVENTS_TOPIC) return
-    // gossipsub delivers only what the validator accepted; decode again if it was another Message object
-    const event = this.validated.get(msg) ?? this.decodeChecked(msg)
-    if (event === undefined) return
-    if (event.type !== 'heartbeat' && this.drop?.() === true) {
-      this.droppedByFault++
-      return
+    // gossipsub delivers only what the validator accepted; check again if it was another Message object
+    const events = this.validated.get(msg) ?? this.acceptedEvents(msg)
+    if (events === undefined) return
+    for (const { event, bytes, proof } of events) {
+      if (event.type !== 'heartbeat' && this.drop?.() === true) {
+        this.droppedByFault++
+        continue
+      }
+      this.received++
+      // one event alone: the gossip signature is its proof; in a batch, the entry carries its own
+      this.deliver(event, { bytes, proof: proof ?? (msg.type === 'signed' && events.length === 1 ? proofFromGossip(msg) : undefined) })
     }
-    this.received++
-    this.deliver(event, msg.type === 'signed' ? { bytes: msg.data, proof: proofFromGossip(msg) } : { bytes: msg.data })
   }
 
   /** fault injection: when set, says whether to drop the next readiness event received (liveness is exempt) */
@@ -106,9 +113,14 @@ export class GossipBus extends BaseBus {
   private droppedByFault = 0
 
   /** policy: who may submit and cancel (default: nobody listed, every peer is of the network) */
-  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy } = {}) {
+  /**
+   * privateKey: this peer's, to sign each event of a batch on its own (see protocols/events/batch.ts); without it
+   * every event goes in its own message.
+   */
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey } = {}) {
     super()
     this.libp2p = libp2p
+    this.privateKey = opts.privateKey
     this.log = log
     this.policy = opts.policy ?? { authorized: new Set(), isNetworkPeer: () => true }
     const rate = opts.dropEvents ?? 0
@@ -125,27 +137,41 @@ export class GossipBus extends BaseBus {
     if (this.starts.size > MAX_KNOWN_STARTS) this.starts.delete(this.starts.keys().next().value as string)
   }
 
-  private decodeChecked (msg: Message): DflowEvent | undefined {
-    const signer = msg.type === 'signed' ? msg.from : undefined
-    let event: DflowEvent
+  /**
+   * The events of a message, if none is malformed or claims another `from` than the gossip signer (undefined:
+   * reject the whole message), without those this peer's policy ignores.
+   */
+  private decodeChecked (msg: Message): { events: MessageEvent[], result: TopicValidatorResult } {
+    const signer = msg.type === 'signed' ? msg.from.toString() : undefined
+    let events: MessageEvent[]
     try {
-      event = decodeEvent(msg.data)
+      events = decodeEventMessage(msg.data)
     } catch (err) {
-      this.log('rejected malformed event from %s: %s', signer?.toString(), (err as Error).message)
-      return undefined
+      this.log('rejected malformed event message from %s: %s', signer, (err as Error).message)
+      return { events: [], result: TopicValidatorResult.Reject }
     }
-    if (signer === undefined || signer.toString() !== event.from) {
-      this.log('rejected event claiming to be from %s but signed by %s', event.from, signer?.toString())
-      return undefined
+    const accepted: MessageEvent[] = []
+    for (const e of events) {
+      if (signer === undefined || signer !== e.event.from) {
+        this.log('rejected event claiming to be from %s but signed by %s', e.event.from, signer)
+        return { events: [], result: TopicValidatorResult.Reject }
+      }
+      const r = this.authorize(e.event)
+      if (r === TopicValidatorResult.Reject) return { events: [], result: r }
+      if (r === TopicValidatorResult.Accept) accepted.push(e)
     }
-    return event
+    // a batch with something for us is taken (and forwarded: others may take what this policy ignores)
+    return { events: accepted, result: accepted.length > 0 ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore }
+  }
+
+  private acceptedEvents (msg: Message): MessageEvent[] | undefined {
+    const { events, result } = this.decodeChecked(msg)
+    return result === TopicValidatorResult.Accept ? events : undefined
   }
 
   private check (msg: Message): TopicValidatorResult {
-    const event = this.decodeChecked(msg)
-    if (event === undefined) return TopicValidatorResult.Reject
-    const result = this.authorize(event)
-    if (result === TopicValidatorResult.Accept) this.validated.set(msg, event)
+    const { events, result } = this.decodeChecked(msg)
+    if (result === TopicValidatorResult.Accept) this.validated.set(msg, events)
     return result
   }
 
@@ -173,10 +199,6 @@ export class GossipBus extends BaseBus {
     return TopicValidatorResult.Accept
   }
 
-  override counters (): { published: number, received: number, dropped: number, droppedByFault: number } {
-    return { ...super.counters(), droppedByFault: this.droppedByFault }
-  }
-
   async start (): Promise<void> {
     this.libp2p.services.pubsub.topicValidators.set(EVENTS_TOPIC, this.validator)
     this.libp2p.services.pubsub.subscribe(EVENTS_TOPIC)
@@ -189,27 +211,60 @@ export class GossipBus extends BaseBus {
     await super.stop()
   }
 
+  override counters (): { published: number, received: number, dropped: number, droppedByFault: number, messages: number } {
+    return { ...super.counters(), droppedByFault: this.droppedByFault, messages: this.messages }
+  }
+
   /**
    * This peer sees its own event first, then the network: signing, encrypting and writing a message to every
    * mesh peer takes a millisecond or more on a small machine, and a consumer placed here (a chain kept on one
-   * peer) should not wait for it. Both steps keep publish order (each is FIFO).
+   * peer) should not wait for it. Events published in one tick go out as one message (a batch) when the tick
+   * ends. Both steps keep publish order.
    */
   async publish (event: DflowEvent): Promise<void> {
-    const data = encodeEvent(event)
+    const bytes = encodeEvent(event)
     if (event.type === 'request-started') this.remember(event)
     this.published++
     const { promise, resolve } = Promise.withResolvers<void>()
-    setImmediate(() => {
-      this.deliver(event, { bytes: data })
-      setImmediate(() => {
-        this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data).then(() => { resolve() }, err => {
-          // gossip re-delivers through IHAVE/IWANT and peers can pull request state, so a failed publish is logged, not fatal
-          this.log.error('publish %s failed: %s', event.type, (err as Error).message)
-          resolve()
-        })
-      })
-    })
+    this.pending.push({ event, bytes, done: resolve })
+    if (this.pending.length === 1) setImmediate(() => { void this.flush() })
     await promise
   }
-}
 
+  private async flush (): Promise<void> {
+    const all = this.pending
+    this.pending = []
+    // events that share a message get their own origin proofs, for sync to relay them one by one
+    const proofs = all.length > 1 && this.privateKey !== undefined ? await this.proofs(all.map(p => p.bytes)) : undefined
+    all.forEach((p, i) => { this.deliver(p.event, { bytes: p.bytes, proof: proofs?.[i] }) })
+    await new Promise(resolve => setImmediate(resolve))
+    let at = 0
+    while (at < all.length) {
+      let end = at + 1
+      let size = all[at].bytes.byteLength
+      if (proofs !== undefined) {
+        while (end < all.length && end - at < MAX_BATCH_EVENTS && size + all[end].bytes.byteLength <= MAX_BATCH_BYTES) size += all[end++].bytes.byteLength
+      }
+      const data = end - at === 1 ? all[at].bytes : encodeEventBatch(all.slice(at, end).map((p, i) => ({ bytes: p.bytes, proof: proofs![at + i] })))
+      const label = end - at === 1 ? all[at].event.type : `batch of ${end - at}`
+      this.messages++
+      try {
+        await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)
+      } catch (err) {
+        // gossip re-delivers through IHAVE/IWANT and peers can pull request state, so a failed publish is logged, not fatal
+        this.log.error('publish %s failed: %s', label, (err as Error).message)
+      }
+      for (let i = at; i < end; i++) all[i].done()
+      at = end
+    }
+  }
+
+  private async proofs (data: Uint8Array[]): Promise<EventProof[] | undefined> {
+    try {
+      return await Promise.all(data.map(async d => signEventProof(this.privateKey!, this.libp2p.peerId, d)))
+    } catch (err) {
+      this.log.error('signing event proofs failed: %s', (err as Error).message)
+      return undefined
+    }
+  }
+}

@@ -19,10 +19,10 @@ const cpu = async (pid: number): Promise<number> => {
   return (Number(f[11]) + Number(f[12])) * 10
 }
 const metrics = async (api: string): Promise<any> => await (await fetch(`${api}/v1/metrics/scheduler`)).json()
-const eventTotals = async (ports: string[]): Promise<{ published: number, received: number, synced: number }> => {
+const eventTotals = async (ports: string[]): Promise<{ published: number, received: number, synced: number, messages: number }> => {
   const ms = await Promise.all(ports.map(metrics))
   const sum = (f: (m: any) => number): number => ms.reduce((a, m) => a + (Number(f(m)) || 0), 0)
-  return { published: sum(m => m.events.published), received: sum(m => m.events.received), synced: sum(m => m.events.synced) }
+  return { published: sum(m => m.events.published), received: sum(m => m.events.received), synced: sum(m => m.events.synced), messages: sum(m => m.events.messages) }
 }
 const syscw = async (pid: number): Promise<number> => Number(/syscw: (\d+)/.exec(await readFile(`/proc/${pid}/io`, 'utf8'))![1])
 const dir = await mkdtemp(join(tmpdir(), 'dflow-scratch-'))
@@ -37,7 +37,7 @@ try {
   const times: number[] = []
   let cpu0 = 0
   let w0 = 0
-  let ev0 = { published: 0, received: 0, synced: 0 }
+  let ev0 = { published: 0, received: 0, synced: 0, messages: 0 }
   const ports = net.manifest.peers.map(p => p.api)
   for (let i = 0; i < N; i++) {
     if (i === 2) { cpu0 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports) }
@@ -71,8 +71,8 @@ try {
   const cpu1 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0)
   const w1 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0)
   const ev1 = await eventTotals(ports)
-  const per = (k: 'published' | 'received' | 'synced'): string => ((ev1[k] - ev0[k]) / (N - 2)).toFixed(0)
-  console.log(`events per request (all peers): published ${per('published')} received ${per('received')} synced ${per('synced')}`)
+  const per = (k: 'published' | 'received' | 'synced' | 'messages'): string => ((ev1[k] - ev0[k]) / (N - 2)).toFixed(0)
+  console.log(`events per request (all peers): published ${per('published')} received ${per('received')} synced ${per('synced')}; gossip messages published ${per('messages')}`)
   const steady = times.slice(2).sort((a, b) => a - b)
   console.log(`${SHAPE} times: ${times.join(' ')}`)
   console.log(`${SHAPE} median after 2: ${steady[Math.floor(steady.length / 2)]} ms; peer CPU per request ${((cpu1 - cpu0) / (N - 2)).toFixed(0)} ms; write syscalls per request ${((w1 - w0) / (N - 2)).toFixed(0)}`)
