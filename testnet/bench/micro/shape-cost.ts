@@ -18,6 +18,7 @@ const cpu = async (pid: number): Promise<number> => {
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
   return (Number(f[11]) + Number(f[12])) * 10
 }
+const stime = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')[12]) * 10
 const metrics = async (api: string): Promise<any> => await (await fetch(`${api}/v1/metrics/scheduler`)).json()
 const eventTotals = async (ports: string[]): Promise<{ published: number, received: number, synced: number, messages: number }> => {
   const ms = await Promise.all(ports.map(metrics))
@@ -36,11 +37,12 @@ try {
   const pids = net.manifest.peers.map(p => p.pid)
   const times: number[] = []
   let cpu0 = 0
+  let sys0 = 0
   let w0 = 0
   let ev0 = { published: 0, received: 0, synced: 0, messages: 0 }
   const ports = net.manifest.peers.map(p => p.api)
   for (let i = 0; i < N; i++) {
-    if (i === 2) { cpu0 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports) }
+    if (i === 2) { cpu0 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports) }
     const c = clients[i % clients.length]
     const view = await c.wait(await c.submit({ workflow: cid, inputs: { seed: `t-${i}-${Date.now()}` } }), { pollMs: 10 })
     if (view.status !== 'ok') throw new Error(`request ${view.requestId} ended ${view.status}`)
@@ -69,13 +71,14 @@ try {
     }
   }
   const cpu1 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0)
+  const sys1 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0)
   const w1 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0)
   const ev1 = await eventTotals(ports)
   const per = (k: 'published' | 'received' | 'synced' | 'messages'): string => ((ev1[k] - ev0[k]) / (N - 2)).toFixed(0)
   console.log(`events per request (all peers): published ${per('published')} received ${per('received')} synced ${per('synced')}; gossip messages published ${per('messages')}`)
   const steady = times.slice(2).sort((a, b) => a - b)
   console.log(`${SHAPE} times: ${times.join(' ')}`)
-  console.log(`${SHAPE} median after 2: ${steady[Math.floor(steady.length / 2)]} ms; peer CPU per request ${((cpu1 - cpu0) / (N - 2)).toFixed(0)} ms; write syscalls per request ${((w1 - w0) / (N - 2)).toFixed(0)}`)
+  console.log(`${SHAPE} median after 2: ${steady[Math.floor(steady.length / 2)]} ms; peer CPU per request ${((cpu1 - cpu0) / (N - 2)).toFixed(0)} ms (kernel ${((sys1 - sys0) / (N - 2)).toFixed(0)}); write syscalls per request ${((w1 - w0) / (N - 2)).toFixed(0)}`)
 } finally {
   await net.stop()
   await rm(dir, { recursive: true, force: true })
