@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import * as dagCbor from '@ipld/dag-cbor'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { defaultLogger } from '@libp2p/logger'
+import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
+import { GossipBus, type EventOrigin } from '../../node/dscheduler/bus.ts'
+import { signEventProof, verifyEventProof } from '../../protocols/sync/index.ts'
+import { decodeEventMessage, encodeEvent, encodeEventBatch, EVENTS_TOPIC, MAX_BATCH_EVENTS, type BatchEntry, type DflowEvent } from '../../protocols/events/index.ts'
+import type { PrivateKey } from '@libp2p/interface'
+
+const claim = (from: string, i: number): DflowEvent => ({ type: 'step-claimed', from, ts: i, request: 'r1', step: 's', index: i, attempt: 0, incarnation: 1 })
+const proof = { seqno: new Uint8Array(8).fill(1), signature: new Uint8Array(64).fill(2) }
+
+describe('event batch codec', () => {
+  it('round-trips a batch and a single event', () => {
+    const events = [claim('a', 0), claim('a', 1), claim('a', 2)]
+    const entries: BatchEntry[] = events.map(e => ({ bytes: encodeEvent(e), proof }))
+    const decoded = decodeEventMessage(encodeEventBatch(entries))
+    expect(decoded.map(d => d.event)).toEqual(events)
+    expect(decoded.map(d => d.bytes)).toEqual(entries.map(e => e.bytes))
+    expect(decoded.every(d => d.proof !== undefined && d.proof.signature.byteLength === 64)).toBe(true)
+    const single = decodeEventMessage(encodeEvent(events[0]))
+    expect(single).toEqual([{ event: events[0], bytes: encodeEvent(events[0]) }])
+  })
+
+  it('refuses a malformed batch, or one with a bad event, whole', () => {
+    const good = { e: encodeEvent(claim('a', 0)), s: proof.seqno, p: proof.signature }
+    const bad = [
+      { v: 1, type: 'batch', events: [good] }, // fewer than 2
+      { v: 1, type: 'batch', events: Array.from({ length: MAX_BATCH_EVENTS + 1 }, () => good) },
+      { v: 2, type: 'batch', events: [good, good] },
+      { v: 1, type: 'batch', events: [good, good], extra: 1 },
+      { v: 1, type: 'batch', events: [good, { ...good, s: new Uint8Array(7) }] },
+      { v: 1, type: 'batch', events: [good, { ...good, p: new Uint8Array(0) }] },
+      { v: 1, type: 'batch', events: [good, { ...good, x: 1 }] },
+      { v: 1, type: 'batch', events: [good, { ...good, e: dagCbor.encode({ v: 1, type: 'nope' }) }] },
+      { v: 1, type: 'batch', events: 'no' }
+    ]
+    for (const b of bad) expect(() => decodeEventMessage(dagCbor.encode(b))).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
+    expect(() => encodeEventBatch([{ bytes: good.e, proof }])).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
+  })
+})
+
+describe('gossip bus: batches', () => {
+  let a: DflowLibp2p
+  let b: DflowLibp2p
+  let keyA: PrivateKey
+  let busA: GossipBus
+  let busB: GossipBus
+  const seen: Array<{ event: DflowEvent, origin?: EventOrigin }> = []
+
+  beforeAll(async () => {
+    keyA = await generateKeyPair('Ed25519')
+    a = await createDflowLibp2p({ privateKey: keyA })
+    b = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519') })
+    await a.start()
+    await b.start()
+    busA = new GossipBus(a, defaultLogger().forComponent('test:bus-a'), { privateKey: keyA })
+    busB = new GossipBus(b, defaultLogger().forComponent('test:bus-b'))
+    busB.onEvent((event, origin) => { seen.push({ event, origin }) })
+    await busA.start()
+    await busB.start()
+    await a.dial(b.getMultiaddrs()[0])
+    const deadline = Date.now() + 20_000
+    while (!a.services.pubsub.getSubscribers(EVENTS_TOPIC).some(p => p.equals(b.peerId)) || !b.services.pubsub.getSubscribers(EVENTS_TOPIC).some(p => p.equals(a.peerId))) {
+      if (Date.now() > deadline) throw new Error('no subscription seen')
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  })
+
+  afterAll(async () => {
+    await busA?.stop()
+    await busB?.stop()
+    await a?.stop()
+    await b?.stop()
+  })
+
+  const waitSeen = async (n: number): Promise<void> => {
+    const deadline = Date.now() + 10_000
+    while (seen.length < n && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  }
+
+  it('sends the events of one tick as one message, in order, each with a proof that sync can relay', async () => {
+    const self = a.peerId.toString()
+    const events = [claim(self, 0), claim(self, 1), claim(self, 2)]
+    const before = busA.counters().messages
+    await Promise.all(events.map(async e => busA.publish(e)))
+    expect(busA.counters().messages - before).toBe(1)
+    await waitSeen(3)
+    expect(seen.map(s => s.event)).toEqual(events)
+    for (const s of seen) {
+      expect(Buffer.from(s.origin?.bytes ?? []).equals(Buffer.from(encodeEvent(s.event)))).toBe(true)
+      // each event's own proof verifies against its publisher on its own, and not against anyone else
+      expect(await verifyEventProof(self, s.origin!.bytes, s.origin!.proof!)).toBe(true)
+      expect(await verifyEventProof(b.peerId.toString(), s.origin!.bytes, s.origin!.proof!)).toBe(false)
+    }
+    // events of different ticks go in different messages
+    await busA.publish(claim(self, 3))
+    await busA.publish(claim(self, 4))
+    expect(busA.counters().messages - before).toBe(3)
+    await waitSeen(5)
+    expect(seen.map(s => (s.event as { index: number }).index)).toEqual([0, 1, 2, 3, 4])
+  })
+
+  it('rejects a whole batch when one of its events names another publisher', async () => {
+    seen.length = 0
+    const self = a.peerId.toString()
+    const entries = await Promise.all([claim(self, 10), claim(b.peerId.toString(), 11)].map(async e => {
+      const bytes = encodeEvent(e)
+      return { bytes, proof: await signEventProof(keyA, a.peerId, bytes) }
+    }))
+    const rejected = busB.validation.rejected
+    await a.services.pubsub.publish(EVENTS_TOPIC, encodeEventBatch(entries))
+    // a valid message after it: once it is seen, the batch was handled
+    await busA.publish(claim(self, 12))
+    await waitSeen(1)
+    expect(seen.map(s => (s.event as { index: number }).index)).toEqual([12])
+    expect(busB.validation.rejected).toBe(rejected + 1)
+  })
+})
