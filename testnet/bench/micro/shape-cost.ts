@@ -37,13 +37,14 @@ try {
   const pids = net.manifest.peers.map(p => p.pid)
   const times: number[] = []
   let cpu0 = 0
+  let per0: number[] = []
   let sys0 = 0
   let w0 = 0
   let ev0 = { published: 0, received: 0, synced: 0, messages: 0 }
   const ports = net.manifest.peers.map(p => p.api)
   for (let i = 0; i < N; i++) {
-    if (i === 2) { cpu0 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports) }
-    const c = clients[i % clients.length]
+    if (i === 2) { per0 = await Promise.all(pids.map(cpu)); cpu0 = per0.reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports) }
+    const c = process.env.CLIENT !== undefined ? clients[Number(process.env.CLIENT)] : clients[i % clients.length]
     const view = await c.wait(await c.submit({ workflow: cid, inputs: { seed: `t-${i}-${Date.now()}` } }), { pollMs: 10 })
     if (view.status !== 'ok') throw new Error(`request ${view.requestId} ended ${view.status}`)
     times.push(view.totalMs ?? -1)
@@ -70,7 +71,9 @@ try {
       console.log(`mid durations p50 ${ds[ds.length >> 1]} max ${ds[ds.length - 1]}`)
     }
   }
-  const cpu1 = (await Promise.all(pids.map(cpu))).reduce((a, b) => a + b, 0)
+  const per1 = await Promise.all(pids.map(cpu))
+  const cpu1 = per1.reduce((a, b) => a + b, 0)
+  console.log(`peer CPU per request, each peer: ${per1.map((c, i) => ((c - per0[i]) / (N - 2)).toFixed(0)).join(' / ')} ms`)
   const sys1 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0)
   const w1 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0)
   const ev1 = await eventTotals(ports)
