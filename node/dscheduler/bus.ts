@@ -70,8 +70,12 @@ export class GossipBus extends BaseBus {
   private readonly starts = new Map<string, Pick<RequestStarted, 'auth' | 'from'>>()
   /** the events each validated message decoded to (those this peer's policy ignores left out), so the listener does not decode again */
   private readonly validated = new WeakMap<Message, MessageEvent[]>()
-  /** events published in this tick, sent as one gossip message when it ends */
-  private pending: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void }> = []
+  /** own events not yet handed to this peer's handlers, and not yet sent (one gossip message per window) */
+  private readonly local: Array<{ event: DflowEvent, bytes: Uint8Array }> = []
+  private outbox: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void }> = []
+  private outboxTimer?: ReturnType<typeof setTimeout>
+  private stopped = false
+  private readonly batchWindowMs: number
   private messages = 0
   private readonly privateKey?: PrivateKey
   /** validation outcomes since start, for /v1/metrics/scheduler */
@@ -112,15 +116,18 @@ export class GossipBus extends BaseBus {
   private readonly drop?: () => boolean
   private droppedByFault = 0
 
-  /** policy: who may submit and cancel (default: nobody listed, every peer is of the network) */
   /**
-   * privateKey: this peer's, to sign each event of a batch on its own (see protocols/events/batch.ts); without it
-   * every event goes in its own message.
+   * policy: who may submit and cancel (default: nobody listed, every peer is of the network). batchWindowMs: how
+   * long published events wait to share a message (0, the default: those of one tick; a window paid nothing back
+   * in A/B runs of the fan, where busy ticks batch by themselves, and it delays every hand-off to another peer;
+   * this peer's own handlers never wait). privateKey: this peer's, to sign each event of a batch on its own
+   * (protocols/events/batch.ts); without it every event goes in its own message.
    */
-  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey } = {}) {
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey, batchWindowMs?: number } = {}) {
     super()
     this.libp2p = libp2p
     this.privateKey = opts.privateKey
+    this.batchWindowMs = opts.batchWindowMs ?? 0
     this.log = log
     this.policy = opts.policy ?? { authorized: new Set(), isNetworkPeer: () => true }
     const rate = opts.dropEvents ?? 0
@@ -206,6 +213,8 @@ export class GossipBus extends BaseBus {
   }
 
   async stop (): Promise<void> {
+    this.stopped = true
+    if (this.outboxTimer !== undefined) { clearTimeout(this.outboxTimer); void this.flush() }
     this.libp2p.services.pubsub.removeEventListener('message', this.listener)
     this.libp2p.services.pubsub.topicValidators.delete(EVENTS_TOPIC)
     await super.stop()
@@ -218,26 +227,36 @@ export class GossipBus extends BaseBus {
   /**
    * This peer sees its own event first, then the network: signing, encrypting and writing a message to every
    * mesh peer takes a millisecond or more on a small machine, and a consumer placed here (a chain kept on one
-   * peer) should not wait for it. Events published in one tick go out as one message (a batch) when the tick
-   * ends. Both steps keep publish order.
+   * peer) should not wait for it. What is published within `batchWindowMs` goes out as one message (a batch):
+   * steps that end together, a step's outputs and its step-done, a wave of claims. Only hand-offs to other peers
+   * wait for the window; both steps keep publish order.
    */
   async publish (event: DflowEvent): Promise<void> {
     const bytes = encodeEvent(event)
     if (event.type === 'request-started') this.remember(event)
     this.published++
     const { promise, resolve } = Promise.withResolvers<void>()
-    this.pending.push({ event, bytes, done: resolve })
-    if (this.pending.length === 1) setImmediate(() => { void this.flush() })
+    this.local.push({ event, bytes })
+    if (this.local.length === 1) setImmediate(() => { this.deliverLocal() })
+    this.outbox.push({ event, bytes, done: resolve })
+    if (this.outbox.length === 1) {
+      if (this.batchWindowMs > 0) this.outboxTimer = setTimeout(() => { void this.flush() }, this.batchWindowMs)
+      else setImmediate(() => { setImmediate(() => { void this.flush() }) })
+    }
     await promise
   }
 
+  private deliverLocal (): void {
+    for (const { event, bytes } of this.local.splice(0)) this.deliver(event, { bytes })
+  }
+
   private async flush (): Promise<void> {
-    const all = this.pending
-    this.pending = []
+    this.outboxTimer = undefined
+    const all = this.outbox
+    this.outbox = []
+    if (this.stopped) { for (const p of all) p.done(); return }
     // events that share a message get their own origin proofs, for sync to relay them one by one
     const proofs = all.length > 1 && this.privateKey !== undefined ? await this.proofs(all.map(p => p.bytes)) : undefined
-    all.forEach((p, i) => { this.deliver(p.event, { bytes: p.bytes, proof: proofs?.[i] }) })
-    await new Promise(resolve => setImmediate(resolve))
     let at = 0
     while (at < all.length) {
       let end = at + 1

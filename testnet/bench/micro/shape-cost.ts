@@ -77,6 +77,7 @@ try {
   const sys1 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0)
   const w1 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0)
   const ev1 = await eventTotals(ports)
+  console.log(`pools: ${JSON.stringify(await Promise.all(ports.map(async p => { const m = await metrics(p); return { i: m.pool.instances, cold: m.pool.coldStarts, warm: m.pool.warmStarts } })))}`)
   const per = (k: 'published' | 'received' | 'synced' | 'messages'): string => ((ev1[k] - ev0[k]) / (N - 2)).toFixed(0)
   console.log(`events per request (all peers): published ${per('published')} received ${per('received')} synced ${per('synced')}; gossip messages published ${per('messages')}`)
   const steady = times.slice(2).sort((a, b) => a - b)
