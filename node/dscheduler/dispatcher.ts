@@ -67,7 +67,7 @@ export class Dispatcher {
     this.refreshWinner(t, s, rec)
     const def = s.step(rec.step)
     const wasRunnable = rec.runnable === true
-    rec.runnable = Object.values(def.in).every(src => s.resolve(src, rec.step, rec.index).state !== 'pending')
+    rec.runnable = s.inputsReady(rec)
     // consumers are claimed one level ahead of producers that run: this one starting may make them claimable
     if (rec.runnable && !wasRunnable && s.started.mode === 'dataflow') for (const name of s.readersOfStep(rec.step)) this.sched.applier.touchStep(t, s, name)
     if (load.set(rec.gid, rec.winner?.peer)) this.loadChanged()

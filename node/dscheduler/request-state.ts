@@ -42,6 +42,8 @@ export interface InstanceRecord {
   winner?: Claim & { peer: string }
   /** all its inputs exist (or it is eager and fired): it occupies a slot where it runs */
   runnable?: boolean
+  /** the input (position in the step's inputs) found pending when last checked: checked first next time */
+  pendingInput?: number
   /** the peer placement expects to claim it, and since when (a silent one is passed over after a while) */
   expect?: { peer: string, since: number }
   /** since when this peer waits for the instance's placer (see Dispatcher.placerOf); the placer is passed over after a while */
@@ -72,6 +74,8 @@ export class RequestState {
   /** results of `when` conditions, evaluated by the scheduler once their value is known */
   private readonly conditions = new Map<string, boolean>()
   private readonly settledSkips = new Map<string, Tri>()
+  /** each step's input sources, in a fixed order (inputsReady keeps a position in it) */
+  private readonly sourcesCache = new Map<string, Source[]>()
   /** a reason when something makes the request fail that is not a step's own failure */
   fatal?: string
   /** digest of the request-started event this state follows (runner events name it) */
@@ -352,6 +356,31 @@ export class RequestState {
       return r
     }
     return SKIPPED
+  }
+
+  /**
+   * Whether every input of an instance resolves (none pending). A wide fan-in (a join of 100) is looked at once
+   * per input that arrives: the input found pending last time is checked first, and only once it resolved are the
+   * others scanned, from it on and round, so an event that changes nothing costs O(1) rather than O(inputs). The
+   * answer is always that of a full scan: false needs a pending input, true a scan of all of them.
+   */
+  inputsReady (rec: InstanceRecord): boolean {
+    let sources = this.sourcesCache.get(rec.step)
+    if (sources === undefined) {
+      sources = Object.values(this.step(rec.step).in)
+      this.sourcesCache.set(rec.step, sources)
+    }
+    const n = sources.length
+    const from = rec.pendingInput !== undefined && rec.pendingInput < n ? rec.pendingInput : 0
+    for (let k = 0; k < n; k++) {
+      const i = (from + k) % n
+      if (this.resolve(sources[i], rec.step, rec.index).state === 'pending') {
+        rec.pendingInput = i
+        return false
+      }
+    }
+    rec.pendingInput = undefined
+    return true
   }
 
   // ---- skipping ----------------------------------------------------------------------------------
