@@ -4,6 +4,7 @@ import { authorizeCancel, authorizeRequest, NotAuthorizedError, type AuthorizePo
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Logger, PeerId, PrivateKey } from '@libp2p/interface'
 import { proofFromGossip, signEventProof, type EventProof } from '../../protocols/sync/index.ts'
+import { ForwardFilter } from '../network/gossip-forward.ts'
 import { mulberry32, seedOf } from '../util/prng.ts'
 
 /**
@@ -74,6 +75,8 @@ export class GossipBus extends BaseBus {
   private readonly local: Array<{ event: DflowEvent, bytes: Uint8Array }> = []
   private outbox: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void }> = []
   private outboxTimer?: ReturnType<typeof setTimeout>
+  /** relays leave out the recipients a publisher names (node/network/gossip-forward.ts) */
+  private forward?: ForwardFilter
   private stopped = false
   private readonly batchWindowMs: number
   private messages = 0
@@ -151,8 +154,9 @@ export class GossipBus extends BaseBus {
   private decodeChecked (msg: Message): { events: MessageEvent[], result: TopicValidatorResult } {
     const signer = msg.type === 'signed' ? msg.from.toString() : undefined
     let events: MessageEvent[]
+    let to: Uint8Array | undefined
     try {
-      events = decodeEventMessage(msg.data)
+      ({ events, to } = decodeEventMessage(msg.data))
     } catch (err) {
       this.log('rejected malformed event message from %s: %s', signer, (err as Error).message)
       return { events: [], result: TopicValidatorResult.Reject }
@@ -168,7 +172,9 @@ export class GossipBus extends BaseBus {
       if (r === TopicValidatorResult.Accept) accepted.push(e)
     }
     // a batch with something for us is taken (and forwarded: others may take what this policy ignores)
-    return { events: accepted, result: accepted.length > 0 ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore }
+    const result = accepted.length > 0 ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
+    if (result === TopicValidatorResult.Accept && to !== undefined && msg.type === 'signed') this.forward?.remember(msg.signature, to)
+    return { events: accepted, result }
   }
 
   private acceptedEvents (msg: Message): MessageEvent[] | undefined {
@@ -207,6 +213,10 @@ export class GossipBus extends BaseBus {
   }
 
   async start (): Promise<void> {
+    if (this.privateKey !== undefined) {
+      this.forward = new ForwardFilter(this.libp2p.services.pubsub as unknown as ConstructorParameters<typeof ForwardFilter>[0], EVENTS_TOPIC)
+      this.forward.start()
+    }
     this.libp2p.services.pubsub.topicValidators.set(EVENTS_TOPIC, this.validator)
     this.libp2p.services.pubsub.subscribe(EVENTS_TOPIC)
     this.libp2p.services.pubsub.addEventListener('message', this.listener)
@@ -215,13 +225,14 @@ export class GossipBus extends BaseBus {
   async stop (): Promise<void> {
     this.stopped = true
     if (this.outboxTimer !== undefined) { clearTimeout(this.outboxTimer); void this.flush() }
+    this.forward?.stop()
     this.libp2p.services.pubsub.removeEventListener('message', this.listener)
     this.libp2p.services.pubsub.topicValidators.delete(EVENTS_TOPIC)
     await super.stop()
   }
 
-  override counters (): { published: number, received: number, dropped: number, droppedByFault: number, messages: number } {
-    return { ...super.counters(), droppedByFault: this.droppedByFault, messages: this.messages }
+  override counters (): { published: number, received: number, dropped: number, droppedByFault: number, messages: number, forwardsSkipped: number } {
+    return { ...super.counters(), droppedByFault: this.droppedByFault, messages: this.messages, forwardsSkipped: this.forward?.skipped ?? 0 }
   }
 
   /**
@@ -255,8 +266,10 @@ export class GossipBus extends BaseBus {
     const all = this.outbox
     this.outbox = []
     if (this.stopped) { for (const p of all) p.done(); return }
-    // events that share a message get their own origin proofs, for sync to relay them one by one
-    const proofs = all.length > 1 && this.privateKey !== undefined ? await this.proofs(all.map(p => p.bytes)) : undefined
+    // a message that names its recipients is a batch (of one, if need be); events that share a message get their
+    // own origin proofs, for sync to relay them one by one
+    const to = this.forward?.recipients()
+    const proofs = (all.length > 1 || to !== undefined) && this.privateKey !== undefined ? await this.proofs(all.map(p => p.bytes)) : undefined
     let at = 0
     while (at < all.length) {
       let end = at + 1
@@ -264,8 +277,8 @@ export class GossipBus extends BaseBus {
       if (proofs !== undefined) {
         while (end < all.length && end - at < MAX_BATCH_EVENTS && size + all[end].bytes.byteLength <= MAX_BATCH_BYTES) size += all[end++].bytes.byteLength
       }
-      const data = end - at === 1 ? all[at].bytes : encodeEventBatch(all.slice(at, end).map((p, i) => ({ bytes: p.bytes, proof: proofs![at + i] })))
-      const label = end - at === 1 ? all[at].event.type : `batch of ${end - at}`
+      const data = proofs === undefined ? all[at].bytes : encodeEventBatch(all.slice(at, end).map((p, i) => ({ bytes: p.bytes, proof: proofs[at + i] })), to)
+      const label = proofs === undefined ? all[at].event.type : `batch of ${end - at}`
       this.messages++
       try {
         await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { EVENTS_VERSION, MAX_EVENT_BYTES } from './constants.ts'
 import { decodeEvent, EventValidationError, validateEvent } from './codec.ts'
@@ -23,15 +24,49 @@ export interface BatchEntry {
 
 /** at most this many events in one batch message */
 export const MAX_BATCH_EVENTS = 256
+/** a publisher names at most this many recipients (beyond it, it names none and relays forward as usual) */
+export const MAX_BATCH_RECIPIENTS = 256
+/** bytes per recipient: the first 4 bytes of the sha-256 of its peer id string */
+export const RECIPIENT_TAG_BYTES = 4
 /** a batch is closed before its events' bytes pass this (a message stays far below MAX_EVENT_BYTES) */
 export const MAX_BATCH_BYTES = 256 * 1024
 const SEQNO_BYTES = 8
 const MAX_SIGNATURE_BYTES = 1024
 
-/** Encodes 2 to MAX_BATCH_EVENTS entries as one gossip message: `{ v: 1, type: "batch", events: [{ e, s, p }] }`. */
-export function encodeEventBatch (entries: BatchEntry[]): Uint8Array {
-  if (entries.length < 2 || entries.length > MAX_BATCH_EVENTS) throw new EventValidationError(`a batch holds 2 to ${MAX_BATCH_EVENTS} events, not ${entries.length}`)
-  return dagCbor.encode({ v: EVENTS_VERSION, type: 'batch', events: entries.map(x => ({ e: x.bytes, s: x.proof.seqno, p: x.proof.signature })) })
+/**
+ * Encodes 1 to MAX_BATCH_EVENTS entries as one gossip message: `{ v: 1, type: "batch", events: [{ e, s, p }],
+ * to?: tags }`. `to` names the peers the publisher sends the message to itself (RECIPIENT_TAG_BYTES each): a relay
+ * does not forward it to those (see GossipBus), since on a network where peers are connected to each other a
+ * relay's copy would only be a duplicate to decrypt and drop.
+ */
+export function encodeEventBatch (entries: BatchEntry[], to?: Uint8Array): Uint8Array {
+  if (entries.length < 1 || entries.length > MAX_BATCH_EVENTS) throw new EventValidationError(`a batch holds 1 to ${MAX_BATCH_EVENTS} events, not ${entries.length}`)
+  if (to !== undefined && !validTags(to)) throw new EventValidationError(`"to" must hold up to ${MAX_BATCH_RECIPIENTS} tags of ${RECIPIENT_TAG_BYTES} bytes`)
+  return dagCbor.encode({ v: EVENTS_VERSION, type: 'batch', events: entries.map(x => ({ e: x.bytes, s: x.proof.seqno, p: x.proof.signature })), ...(to !== undefined ? { to } : {}) })
+}
+
+const validTags = (to: unknown): to is Uint8Array => to instanceof Uint8Array && to.byteLength % RECIPIENT_TAG_BYTES === 0 && to.byteLength <= MAX_BATCH_RECIPIENTS * RECIPIENT_TAG_BYTES
+
+/** The tag of a peer in a batch's `to`. */
+export function recipientTag (peerId: string): number {
+  return createHash('sha256').update(peerId).digest().readUInt32BE(0)
+}
+
+/** The tags of a `to` field. */
+export function recipientTags (to: Uint8Array): Set<number> {
+  const view = new DataView(to.buffer, to.byteOffset, to.byteLength)
+  const tags = new Set<number>()
+  for (let i = 0; i + RECIPIENT_TAG_BYTES <= to.byteLength; i += RECIPIENT_TAG_BYTES) tags.add(view.getUint32(i))
+  return tags
+}
+
+/** Encodes tags for `to` (undefined past MAX_BATCH_RECIPIENTS: then relays forward as usual). */
+export function encodeRecipientTags (tags: number[]): Uint8Array | undefined {
+  if (tags.length > MAX_BATCH_RECIPIENTS) return undefined
+  const out = new Uint8Array(tags.length * RECIPIENT_TAG_BYTES)
+  const view = new DataView(out.buffer)
+  tags.forEach((t, i) => { view.setUint32(i * RECIPIENT_TAG_BYTES, t) })
+  return out
 }
 
 /** Whether a decoded gossip message is a batch envelope (rather than one event). */
@@ -43,14 +78,15 @@ export function isEventBatch (obj: unknown): obj is { type: 'batch', events: unk
  * Checks a decoded batch's envelope and answers its entries (event bytes and proofs, not yet decoded): the caller
  * decodes each with decodeEvent. Throws EventValidationError on anything malformed.
  */
-export function batchEntries (obj: unknown, messageBytes: number): BatchEntry[] {
+export function batchEntries (obj: unknown, messageBytes: number): { entries: BatchEntry[], to?: Uint8Array } {
   if (messageBytes > MAX_EVENT_BYTES) throw new EventValidationError(`batch of ${messageBytes} bytes exceeds ${MAX_EVENT_BYTES}`)
   if (!isEventBatch(obj)) throw new EventValidationError('not a batch')
-  const { v, type: _type, events, ...rest } = obj as Record<string, unknown>
+  const { v, type: _type, events, to, ...rest } = obj as Record<string, unknown>
   if (v !== EVENTS_VERSION) throw new EventValidationError(`unsupported event version ${String(v)}`)
   if (Object.keys(rest).length > 0) throw new EventValidationError(`batch: unknown field ${JSON.stringify(Object.keys(rest)[0])}`)
-  if (!Array.isArray(events) || events.length < 2 || events.length > MAX_BATCH_EVENTS) throw new EventValidationError(`batch: "events" must list 2 to ${MAX_BATCH_EVENTS} entries`)
-  return events.map((x: unknown, i) => {
+  if (to !== undefined && !validTags(to)) throw new EventValidationError(`batch: "to" must hold up to ${MAX_BATCH_RECIPIENTS} tags of ${RECIPIENT_TAG_BYTES} bytes`)
+  if (!Array.isArray(events) || events.length < 1 || events.length > MAX_BATCH_EVENTS) throw new EventValidationError(`batch: "events" must list 1 to ${MAX_BATCH_EVENTS} entries`)
+  const entries = events.map((x: unknown, i) => {
     if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new EventValidationError(`batch: entry ${i} is not a map`)
     const { e, s, p, ...more } = x as Record<string, unknown>
     if (Object.keys(more).length > 0) throw new EventValidationError(`batch: entry ${i} has an unknown field`)
@@ -59,16 +95,18 @@ export function batchEntries (obj: unknown, messageBytes: number): BatchEntry[] 
     if (!(p instanceof Uint8Array) || p.byteLength === 0 || p.byteLength > MAX_SIGNATURE_BYTES) throw new EventValidationError(`batch: entry ${i} has a bad signature`)
     return { bytes: e, proof: { seqno: s, signature: p } }
   })
+  return { entries, ...(to !== undefined ? { to } : {}) }
 }
 
 /** One event of a gossip message: decoded, with its bytes and, from a batch, its own origin proof. */
 export interface MessageEvent { event: DflowEvent, bytes: Uint8Array, proof?: BatchEntry['proof'] }
 
 /**
- * Decodes a gossip message on the events topic: one event (`{ v, type, ... }`) or a batch. Every event is
- * validated (decodeEvent); throws EventValidationError on the first bad one, so a batch is taken whole or not at all.
+ * Decodes a gossip message on the events topic: one event (`{ v, type, ... }`) or a batch (with the recipients it
+ * names). Every event is validated (decodeEvent); throws EventValidationError on the first bad one, so a batch is
+ * taken whole or not at all.
  */
-export function decodeEventMessage (bytes: Uint8Array): MessageEvent[] {
+export function decodeEventMessage (bytes: Uint8Array): { events: MessageEvent[], to?: Uint8Array } {
   if (bytes.byteLength > MAX_EVENT_BYTES) throw new EventValidationError(`message of ${bytes.byteLength} bytes exceeds ${MAX_EVENT_BYTES}`)
   let obj: unknown
   try {
@@ -76,6 +114,7 @@ export function decodeEventMessage (bytes: Uint8Array): MessageEvent[] {
   } catch (err) {
     throw new EventValidationError(`not dag-cbor: ${(err as Error).message}`)
   }
-  if (!isEventBatch(obj)) return [{ event: validateEvent(obj), bytes }]
-  return batchEntries(obj, bytes.byteLength).map(entry => ({ event: decodeEvent(entry.bytes), bytes: entry.bytes, proof: entry.proof }))
+  if (!isEventBatch(obj)) return { events: [{ event: validateEvent(obj), bytes }] }
+  const { entries, to } = batchEntries(obj, bytes.byteLength)
+  return { events: entries.map(entry => ({ event: decodeEvent(entry.bytes), bytes: entry.bytes, proof: entry.proof })), ...(to !== undefined ? { to } : {}) }
 }

@@ -5,7 +5,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
 import { GossipBus, type EventOrigin } from '../../node/dscheduler/bus.ts'
 import { signEventProof, verifyEventProof } from '../../protocols/sync/index.ts'
-import { decodeEventMessage, encodeEvent, encodeEventBatch, EVENTS_TOPIC, MAX_BATCH_EVENTS, type BatchEntry, type DflowEvent } from '../../protocols/events/index.ts'
+import { decodeEventMessage, encodeEvent, encodeEventBatch, encodeRecipientTags, EVENTS_TOPIC, MAX_BATCH_EVENTS, recipientTag, recipientTags, type BatchEntry, type DflowEvent } from '../../protocols/events/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
 const claim = (from: string, i: number): DflowEvent => ({ type: 'step-claimed', from, ts: i, request: 'r1', step: 's', index: i, attempt: 0, incarnation: 1 })
@@ -15,18 +15,26 @@ describe('event batch codec', () => {
   it('round-trips a batch and a single event', () => {
     const events = [claim('a', 0), claim('a', 1), claim('a', 2)]
     const entries: BatchEntry[] = events.map(e => ({ bytes: encodeEvent(e), proof }))
-    const decoded = decodeEventMessage(encodeEventBatch(entries))
+    const decoded = decodeEventMessage(encodeEventBatch(entries)).events
     expect(decoded.map(d => d.event)).toEqual(events)
     expect(decoded.map(d => d.bytes)).toEqual(entries.map(e => e.bytes))
     expect(decoded.every(d => d.proof !== undefined && d.proof.signature.byteLength === 64)).toBe(true)
     const single = decodeEventMessage(encodeEvent(events[0]))
-    expect(single).toEqual([{ event: events[0], bytes: encodeEvent(events[0]) }])
+    expect(single).toEqual({ events: [{ event: events[0], bytes: encodeEvent(events[0]) }] })
+    // a batch of one naming its recipients
+    const to = encodeRecipientTags([recipientTag('peerB'), recipientTag('peerC')]) as Uint8Array
+    const named = decodeEventMessage(encodeEventBatch(entries.slice(0, 1), to))
+    expect(named.events.map(d => d.event)).toEqual(events.slice(0, 1))
+    expect([...recipientTags(named.to as Uint8Array)]).toEqual([recipientTag('peerB'), recipientTag('peerC')])
+    expect(encodeRecipientTags(Array.from({ length: 257 }, (_, i) => i))).toBeUndefined()
   })
 
   it('refuses a malformed batch, or one with a bad event, whole', () => {
     const good = { e: encodeEvent(claim('a', 0)), s: proof.seqno, p: proof.signature }
     const bad = [
-      { v: 1, type: 'batch', events: [good] }, // fewer than 2
+      { v: 1, type: 'batch', events: [] },
+      { v: 1, type: 'batch', events: [good], to: new Uint8Array(5) },
+      { v: 1, type: 'batch', events: [good], to: new Uint8Array(4 * 257) },
       { v: 1, type: 'batch', events: Array.from({ length: MAX_BATCH_EVENTS + 1 }, () => good) },
       { v: 2, type: 'batch', events: [good, good] },
       { v: 1, type: 'batch', events: [good, good], extra: 1 },
@@ -37,7 +45,7 @@ describe('event batch codec', () => {
       { v: 1, type: 'batch', events: 'no' }
     ]
     for (const b of bad) expect(() => decodeEventMessage(dagCbor.encode(b))).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
-    expect(() => encodeEventBatch([{ bytes: good.e, proof }])).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
+    expect(() => encodeEventBatch([])).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
   })
 })
 
@@ -116,5 +124,62 @@ describe('gossip bus: batches', () => {
     await waitSeen(1)
     expect(seen.map(s => (s.event as { index: number }).index)).toEqual([12])
     expect(busB.validation.rejected).toBe(rejected + 1)
+  })
+})
+
+describe('gossip bus: relays leave out the recipients a publisher names', () => {
+  const nodes: DflowLibp2p[] = []
+  const buses: GossipBus[] = []
+  const seen: Array<Array<number | null>> = [[], [], []]
+
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) {
+      const privateKey = await generateKeyPair('Ed25519')
+      const node = await createDflowLibp2p({ privateKey })
+      await node.start()
+      const bus = new GossipBus(node, defaultLogger().forComponent(`test:bus-${i}`), { privateKey })
+      bus.onEvent(ev => { seen[i].push((ev as { index: number | null }).index) })
+      await bus.start()
+      nodes.push(node)
+      buses.push(bus)
+    }
+  })
+
+  afterAll(async () => {
+    for (const b of buses) await b.stop()
+    for (const n of nodes) await n.stop()
+  })
+
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 15_000
+    while (!ok()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+  }
+  const subscribed = (from: number, to: number): boolean => nodes[from].services.pubsub.getSubscribers(EVENTS_TOPIC).some(p => p.equals(nodes[to].peerId))
+
+  it('a peer the publisher is not connected to still gets the message; peers it sent to get no relayed copy', async () => {
+    const [a, b, c] = nodes
+    const self = a.peerId.toString()
+    // a line: a - b - c
+    await a.dial(b.getMultiaddrs()[0])
+    await b.dial(c.getMultiaddrs()[0])
+    await until('subscriptions on the line', () => subscribed(0, 1) && subscribed(1, 2) && subscribed(2, 1))
+    await buses[0].publish(claim(self, 1))
+    // only b's relay can bring it to c: a named b alone
+    await until('c to hear a through b', () => seen[2].includes(1))
+    // a triangle: a now sends to b and c itself, and names both
+    await a.dial(c.getMultiaddrs()[0])
+    await until('subscriptions in the triangle', () => subscribed(0, 2) && subscribed(2, 0))
+    const skipped = buses.map(x => x.counters().forwardsSkipped)
+    await buses[0].publish(claim(self, 2))
+    await until('b and c to hear it', () => seen[1].includes(2) && seen[2].includes(2))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    // b did not relay to c, nor c to b
+    expect(buses[1].counters().forwardsSkipped).toBeGreaterThan(skipped[1])
+    expect(buses[2].counters().forwardsSkipped).toBeGreaterThan(skipped[2])
+    expect(seen[1].filter(x => x === 2)).toHaveLength(1)
+    expect(seen[2].filter(x => x === 2)).toHaveLength(1)
   })
 })

@@ -20,10 +20,14 @@ const cpu = async (pid: number): Promise<number> => {
 }
 const stime = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')[12]) * 10
 const metrics = async (api: string): Promise<any> => await (await fetch(`${api}/v1/metrics/scheduler`)).json()
-const eventTotals = async (ports: string[]): Promise<{ published: number, received: number, synced: number, messages: number }> => {
+const eventTotals = async (ports: string[]): Promise<{ published: number, received: number, synced: number, messages: number, skipped: number }> => {
   const ms = await Promise.all(ports.map(metrics))
   const sum = (f: (m: any) => number): number => ms.reduce((a, m) => a + (Number(f(m)) || 0), 0)
-  return { published: sum(m => m.events.published), received: sum(m => m.events.received), synced: sum(m => m.events.synced), messages: sum(m => m.events.messages) }
+  return { published: sum(m => m.events.published), received: sum(m => m.events.received), synced: sum(m => m.events.synced), messages: sum(m => m.events.messages), skipped: sum(m => m.events.forwardsSkipped) }
+}
+const gossipBytes = async (apis: string[]): Promise<number> => {
+  const ts = await Promise.all(apis.map(async a => await (await fetch(`${a}/v1/metrics/traffic`)).json() as { protocols: Record<string, { sent: number }> }))
+  return ts.reduce((sum, t) => sum + Object.entries(t.protocols).filter(([p]) => p.startsWith('/meshsub')).reduce((x, [, v]) => x + v.sent, 0), 0)
 }
 const syscw = async (pid: number): Promise<number> => Number(/syscw: (\d+)/.exec(await readFile(`/proc/${pid}/io`, 'utf8'))![1])
 const dir = await mkdtemp(join(tmpdir(), 'dflow-scratch-'))
@@ -40,10 +44,11 @@ try {
   let per0: number[] = []
   let sys0 = 0
   let w0 = 0
-  let ev0 = { published: 0, received: 0, synced: 0, messages: 0 }
+  let ev0 = { published: 0, received: 0, synced: 0, messages: 0, skipped: 0 }
+  let gb0 = 0
   const ports = net.manifest.peers.map(p => p.api)
   for (let i = 0; i < N; i++) {
-    if (i === 2) { per0 = await Promise.all(pids.map(cpu)); cpu0 = per0.reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports) }
+    if (i === 2) { per0 = await Promise.all(pids.map(cpu)); cpu0 = per0.reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports); gb0 = await gossipBytes(ports) }
     const c = process.env.CLIENT !== undefined ? clients[Number(process.env.CLIENT)] : clients[i % clients.length]
     const view = await c.wait(await c.submit({ workflow: cid, inputs: { seed: `t-${i}-${Date.now()}` } }), { pollMs: 10 })
     if (view.status !== 'ok') throw new Error(`request ${view.requestId} ended ${view.status}`)
@@ -77,9 +82,10 @@ try {
   const sys1 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0)
   const w1 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0)
   const ev1 = await eventTotals(ports)
+  console.log(`gossip bytes sent per request (all peers): ${(((await gossipBytes(ports)) - gb0) / (N - 2) / 1024).toFixed(1)} KiB`)
   console.log(`pools: ${JSON.stringify(await Promise.all(ports.map(async p => { const m = await metrics(p); return { i: m.pool.instances, cold: m.pool.coldStarts, warm: m.pool.warmStarts } })))}`)
-  const per = (k: 'published' | 'received' | 'synced' | 'messages'): string => ((ev1[k] - ev0[k]) / (N - 2)).toFixed(0)
-  console.log(`events per request (all peers): published ${per('published')} received ${per('received')} synced ${per('synced')}; gossip messages published ${per('messages')}`)
+  const per = (k: 'published' | 'received' | 'synced' | 'messages' | 'skipped'): string => ((ev1[k] - ev0[k]) / (N - 2)).toFixed(0)
+  console.log(`events per request (all peers): published ${per('published')} received ${per('received')} synced ${per('synced')}; gossip messages published ${per('messages')}, forwards left out ${per('skipped')}`)
   const steady = times.slice(2).sort((a, b) => a - b)
   console.log(`${SHAPE} times: ${times.join(' ')}`)
   console.log(`${SHAPE} median after 2: ${steady[Math.floor(steady.length / 2)]} ms; peer CPU per request ${((cpu1 - cpu0) / (N - 2)).toFixed(0)} ms (kernel ${((sys1 - sys0) / (N - 2)).toFixed(0)}); write syscalls per request ${((w1 - w0) / (N - 2)).toFixed(0)}`)
