@@ -22,6 +22,15 @@ describe('synthetic', () => {
     expect(out.branch).toBe('left')
   })
 
+  it('never returns before its runtime, measured on the monotonic clock (the timer is set early, the rest is a blocking wait)', async () => {
+    for (const runtimeMs of [0.5, 1, 2, 10, 10, 10, 25]) {
+      const f = fakeContext({}, { step: 'w' })
+      const t0 = performance.now()
+      await f.run(synthetic({ runtimeMs, outputs: {} }))
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(runtimeMs)
+    }
+  })
+
   it('posts at return by default (postAt 1)', async () => {
     const f = fakeContext({}, { step: 'w' })
     await f.run(synthetic({ runtimeMs: 120, outputs: { a: 8 } }))
