@@ -40,6 +40,9 @@ export class MemberTable {
 
   get size (): number { return this.members.size }
 
+  /** whether some news still waits to be piggybacked */
+  get hasNews (): boolean { return this.queue.size > 0 }
+
   /** Applies one update; returns what changed, or undefined. `firstHand`: the peer itself just said it. */
   apply (u: MemberUpdate, firstHand = false): MemberChange | undefined {
     if (u.peer === this.self) {

@@ -120,7 +120,12 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
         clientMode: false,
         peerInfoMapper: passthroughMapper,
         initialQuerySelfInterval: 200,
-        allowQueryWithZeroPeers: true
+        allowQueryWithZeroPeers: true,
+        // kad-dht asks 10 peers at once on each of 10 disjoint paths: in a network of tens of peers a lookup asks
+        // nearly all of them, and every answer's peers are pinged before they enter the routing table. Peers
+        // starting together each run 2-3 lookups (self-query, table refresh, discovery), so that was most of a
+        // 32-peer testnet's formation CPU; Kademlia's own 3 finds any peer in a few more round trips.
+        alpha: 3
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,

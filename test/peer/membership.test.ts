@@ -5,7 +5,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
 import { MemberTable } from '../../node/dscheduler/member-table.ts'
-import { ProbeMembership } from '../../node/dscheduler/membership.ts'
+import { ProbeMembership, ringNeighbours } from '../../node/dscheduler/membership.ts'
 import { checkProbeMessage, PROBE_PROTOCOL } from '../../protocols/probe/index.ts'
 
 const A = '12D3KooWAt5itJZxinaxragKoR6kjosPW6BYwNAYVrVowp9vnL3v'
@@ -63,6 +63,15 @@ describe('member table (SWIM update rules)', () => {
     for (let i = 0; i < 50; i++) t.news() // send the queued news until it is spent
     expect(t.news(A)).toEqual([{ peer: B, inc: 1, ver: 0, state: 'alive' }])
     expect(t.news(A)).toEqual([])
+  })
+
+  it('probes along a ring in peer-id order: the next member after self, wrapping around; watches the one before', () => {
+    // A < B < SELF: SELF's successor wraps to A, its predecessor is B; A's successor is B and its predecessor wraps to SELF
+    expect(ringNeighbours(SELF, [A, B])).toEqual({ successor: A, predecessor: B })
+    expect(ringNeighbours(A, [B, SELF])).toEqual({ successor: B, predecessor: SELF })
+    expect(ringNeighbours(B, [A, SELF])).toEqual({ successor: SELF, predecessor: A })
+    expect(ringNeighbours(A, [B])).toEqual({ successor: B, predecessor: B })
+    expect(ringNeighbours(A, [])).toEqual({})
   })
 
   it('rejects malformed probe messages', () => {
