@@ -47,8 +47,8 @@ export interface SpawnedPeer {
  *   state; by default V8 lets it grow to several times what is live before a full GC (and the garbage keeps its
  *   buffers in malloc), then keeps the half-empty pages. Over a 1000-request burst that was up to 50 MiB of
  *   committed heap per peer holding nothing live, and up to 20 MiB more of glibc arena (`npm run bench:soak`,
- *   docs/chaos.md). Growing by 30% at most, and compacting on every
- *   full GC, keeps the committed old space near what is live, for about 5-10% more CPU under that load.
+ *   docs/chaos.md). Growing by 30% at most, and compacting on every full GC, keeps the committed old space
+ *   near what is live, for about 5-10% more CPU under that load.
  */
 export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=30', '--compact-on-every-full-gc']
 
