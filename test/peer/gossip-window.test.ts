@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import { createPeerScoreParams, PeerScore } from '@libp2p/gossipsub/score'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { boundDeliveryRecords, seenTtlMs } from '../../node/network/gossip-window.ts'
+import { createDflowLibp2p } from '../../node/network/libp2p.ts'
 
 function score (): PeerScore {
   return new PeerScore(createPeerScoreParams(), null, defaultLogger(), { scoreCacheValidityMs: 1000 })
@@ -45,6 +47,20 @@ describe('gossip seen window', () => {
     vi.advanceTimersByTime(11_000)
     s.deliveryRecords.gc()
     expect(s.deliveryRecords.getRecord('a')).toBeUndefined()
+  })
+
+  it('is what a dflow peer\'s gossipsub runs with', async () => {
+    const node = await createDflowLibp2p({ privateKey: await generateKeyPair('Ed25519'), gossipHeartbeatMs: 2000 })
+    try {
+      const gs = node.services.pubsub as unknown as { opts: { seenTTL: number }, score: PeerScore }
+      expect(gs.opts.seenTTL).toBe(60_000)
+      vi.useFakeTimers()
+      gs.score.validateMessage('m')
+      expect(gs.score.deliveryRecords.queue.peekBack()?.expire).toBe(Date.now() + 60_000)
+    } finally {
+      vi.useRealTimers()
+      await node.stop()
+    }
   })
 
   it('leaves an unexpected shape alone', () => {
