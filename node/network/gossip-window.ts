@@ -5,7 +5,7 @@ import type { PeerScore } from '@libp2p/gossipsub/score'
  *
  * gossipsub's default is a fixed 2 minutes, and it keeps several records per message for that long (the seen
  * and fast-id caches, the published-id cache, and the score's delivery record, which has its own fixed
- * 2 minutes): about 0.6 KiB per message per peer. A burst of requests at 6 events each then holds every
+ * 2 minutes): about 0.8 KiB per message per peer. A burst of requests at 6 events each then holds every
  * message of the last 2 minutes, which made a peer's memory after 1000 requests several MiB larger than
  * after 100 while nothing leaked.
  *
