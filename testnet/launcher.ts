@@ -37,12 +37,20 @@ export interface SpawnedPeer {
 }
 
 /**
- * Node flags every testnet peer runs with (docs/deploy.md recommends them for `dflow peer` too). V8's young
- * generation grows to 2 x 16 MiB semi-spaces under a burst (a peer's start-up is one) and gives the pages back only
- * when the memory reducer runs, tens of seconds into rest: capped at 2 x 8 MiB, an idle peer holds about 10-20 MiB
- * less, while a 4-peer fan spends about as much time in scavenges as before (2 MiB or 4 MiB semi-spaces tripled it).
+ * Node flags every testnet peer runs with (docs/deploy.md recommends them for `dflow peer` too).
+ * - `--max-semi-space-size=8`: V8's young generation grows to 2 x 16 MiB semi-spaces under a burst (a peer's
+ *   start-up is one) and gives the pages back only when the memory reducer runs, tens of seconds into rest:
+ *   capped at 2 x 8 MiB, an idle peer holds about 10-20 MiB less, while a 4-peer fan spends about as much time
+ *   in scavenges as before (2 MiB or 4 MiB semi-spaces tripled it).
+ * - `--heap-growing-percent=30 --compact-on-every-full-gc`: a request's state lives a few seconds (its
+ *   retention), long enough to be promoted, so under steady load the old generation fills with dead request
+ *   state; by default V8 lets it grow to several times what is live before a full GC (and the garbage keeps its
+ *   buffers in malloc), then keeps the half-empty pages. Over a 1000-request burst that was up to 50 MiB of
+ *   committed heap per peer holding nothing live, and up to 20 MiB more of glibc arena (`npm run bench:soak`,
+ *   docs/chaos.md). Growing by 30% at most, and compacting on every full GC, keeps the committed old space
+ *   near what is live, for about 5-10% more CPU under that load.
  */
-export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8']
+export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=30', '--compact-on-every-full-gc']
 
 /**
  * The node flags of a peer process: PEER_NODE_FLAGS, then DFLOW_PEER_NODE_ARGS (later flags win), e.g.

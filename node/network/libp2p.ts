@@ -14,6 +14,7 @@ import { EVENTS_TOPIC } from '../../protocols/events/constants.ts'
 import { corkTcpWrites } from './tcp-cork.ts'
 import { installEd25519KeyCache } from './ed25519-keys.ts'
 import { installLazyYamuxWindowUpdates } from './yamux-window.ts'
+import { boundDeliveryRecords, seenTtlMs } from './gossip-window.ts'
 
 installLazyYamuxWindowUpdates()
 
@@ -83,6 +84,8 @@ const EVENTS_TOPIC_SCORE = {
  */
 export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<DflowLibp2p> {
   installEd25519KeyCache()
+  const heartbeatMs = opts.gossipHeartbeatMs ?? 1000
+  const seenTTL = seenTtlMs(heartbeatMs)
   const peerDiscovery = (opts.bootstrap ?? []).length > 0
     ? [bootstrap({ list: opts.bootstrap ?? [], timeout: 0 })]
     : []
@@ -131,7 +134,9 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
         allowPublishToZeroTopicPeers: true,
         // 1 s is gossipsub's own default: at rest a heartbeat sends nothing, and a new subscriber is grafted at
         // once on SUBSCRIBE, so a shorter one only burns CPU on every peer
-        heartbeatInterval: opts.gossipHeartbeatMs ?? 1000,
+        heartbeatInterval: heartbeatMs,
+        // how long a seen message is remembered: long enough for its last duplicate (gossip-window.ts)
+        seenTTL,
         emitSelf: false,
         // without it every duplicate copy of a message (a mesh of D peers forwards each one D-1 times) has its
         // signature checked before the seen-cache drops it; a profile of a 4-peer fan showed that as the largest
@@ -145,6 +150,7 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
     }
   })
   corkTcpWrites(node)
+  boundDeliveryRecords(node.services.pubsub, seenTTL)
   return node
 }
 
