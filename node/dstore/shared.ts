@@ -219,8 +219,9 @@ export class SharedDir {
       if (name === 'secret' || name.startsWith('.')) continue
       const pid = Number(await readFile(join(this.nsDir, name, 'pid'), 'utf8').catch(() => 'NaN'))
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue
-      // no pid yet: a peer may be starting right now (it writes the pid just after creating the directory)
-      if (!Number.isInteger(pid)) {
+      // no pid yet (or an empty file, read between its creation and the write): a peer may be starting right now
+      // (it writes the pid just after creating the directory)
+      if (!Number.isInteger(pid) || pid <= 0) {
         const st = await lstat(join(this.nsDir, name)).catch(() => undefined)
         if (st == null || Date.now() - st.mtimeMs < 60_000) continue
       }

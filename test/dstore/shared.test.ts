@@ -214,6 +214,24 @@ describe('shared directory safety and settings', () => {
     } finally { await rm(root, { recursive: true, force: true }) }
   })
 
+  it('a starting peer whose pid file is still empty keeps its directory; a dead peer\'s goes', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'dflow-shm-'))
+    try {
+      const x = await SharedDir.open({ root, peerId: 'x' })
+      const ns = join(x.dir, '..')
+      // 'starting': the pid file exists but is empty (read between its creation and the write); 'dead': a pid that is not alive
+      await mkdir(join(ns, 'starting'), { mode: 0o700 })
+      await writeFile(join(ns, 'starting', 'pid'), '')
+      await mkdir(join(ns, 'dead'), { mode: 0o700 })
+      await writeFile(join(ns, 'dead', 'pid'), '2147483646')
+      const y = await SharedDir.open({ root, peerId: 'y' })
+      expect(existsSync(join(ns, 'starting'))).toBe(true)
+      expect(existsSync(join(ns, 'dead'))).toBe(false)
+      expect(existsSync(x.dir)).toBe(true)
+      await Promise.all([x.close(), y.close()])
+    } finally { await rm(root, { recursive: true, force: true }) }
+  })
+
   it('a token made for one peer is refused by another, and by another network', async () => {
     const root = await mkdtemp(join(tmpdir(), 'dflow-shm-'))
     try {
