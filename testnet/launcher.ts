@@ -42,15 +42,16 @@ export interface SpawnedPeer {
  *   start-up is one) and gives the pages back only when the memory reducer runs, tens of seconds into rest:
  *   capped at 2 x 8 MiB, an idle peer holds about 10-20 MiB less, while a 4-peer fan spends about as much time
  *   in scavenges as before (2 MiB or 4 MiB semi-spaces tripled it).
- * - `--heap-growing-percent=30 --compact-on-every-full-gc`: a request's state lives a few seconds (its
- *   retention), long enough to be promoted, so under steady load the old generation fills with dead request
- *   state; by default V8 lets it grow to several times what is live before a full GC (and the garbage keeps its
- *   buffers in malloc), then keeps the half-empty pages. Over a 1000-request burst that was up to 50 MiB of
- *   committed heap per peer holding nothing live, and up to 20 MiB more of glibc arena (`npm run bench:soak`,
- *   docs/chaos.md). Growing by 30% at most, and compacting on every full GC, keeps the committed old space
- *   near what is live, for about 5-10% more CPU under that load.
+ *
+ * Not here: `--heap-growing-percent=30 --compact-on-every-full-gc`. They keep the old generation near what is live
+ * under steady load (a request's state lives its retention, long enough to be promoted, then dies; by default V8
+ * lets the dead state fill the old space to several times what is live before a full GC), which brought RSS after a
+ * 1000-request burst from 1.42-1.68x to 1.13-1.19x of its value after 100 (docs/chaos.md); but the full GCs they
+ * force cost request latency: cycles (FaaSFlow, 4 peers) p50 913 / 777 ms dataflow / control with them against
+ * 786 / 579 without, in one session. Latency comes first; a memory-tight deployment can add them
+ * (DFLOW_PEER_NODE_ARGS, or on the node command line, docs/deploy.md).
  */
-export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=30', '--compact-on-every-full-gc']
+export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8']
 
 /**
  * The node flags of a peer process: PEER_NODE_FLAGS, then DFLOW_PEER_NODE_ARGS (later flags win), e.g.
