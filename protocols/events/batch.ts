@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { EVENTS_VERSION, MAX_EVENT_BYTES } from './constants.ts'
-import { decodeEvent, EventValidationError, validateEvent } from './codec.ts'
+import { decodeBounded, decodeEvent, EventValidationError, validateEvent } from './codec.ts'
 import type { DflowEvent } from './index.ts'
 
 /**
@@ -107,13 +107,7 @@ export interface MessageEvent { event: DflowEvent, bytes: Uint8Array, proof?: Ba
  * taken whole or not at all.
  */
 export function decodeEventMessage (bytes: Uint8Array): { events: MessageEvent[], to?: Uint8Array } {
-  if (bytes.byteLength > MAX_EVENT_BYTES) throw new EventValidationError(`message of ${bytes.byteLength} bytes exceeds ${MAX_EVENT_BYTES}`)
-  let obj: unknown
-  try {
-    obj = dagCbor.decode(bytes)
-  } catch (err) {
-    throw new EventValidationError(`not dag-cbor: ${(err as Error).message}`)
-  }
+  const obj = decodeBounded(bytes, 'message')
   if (!isEventBatch(obj)) return { events: [{ event: validateEvent(obj), bytes }] }
   const { entries, to } = batchEntries(obj, bytes.byteLength)
   return { events: entries.map(entry => ({ event: decodeEvent(entry.bytes), bytes: entry.bytes, proof: entry.proof })), ...(to !== undefined ? { to } : {}) }

@@ -152,12 +152,15 @@ export function encodeEvent (event: DflowEvent): Uint8Array {
 }
 
 export function decodeEvent (bytes: Uint8Array): DflowEvent {
-  if (bytes.byteLength > MAX_EVENT_BYTES) throw new EventValidationError(`event of ${bytes.byteLength} bytes exceeds ${MAX_EVENT_BYTES}`)
-  let obj: unknown
+  return validateEvent(decodeBounded(bytes, 'event'))
+}
+
+/** dag-cbor of at most MAX_EVENT_BYTES (one event, or a gossip message holding several), or EventValidationError. */
+export function decodeBounded (bytes: Uint8Array, what: string): unknown {
+  if (bytes.byteLength > MAX_EVENT_BYTES) throw new EventValidationError(`${what} of ${bytes.byteLength} bytes exceeds ${MAX_EVENT_BYTES}`)
   try {
-    obj = dagCbor.decode(bytes)
+    return dagCbor.decode(bytes)
   } catch (err) {
     throw new EventValidationError(`not dag-cbor: ${(err as Error).message}`)
   }
-  return validateEvent(obj)
 }
