@@ -274,11 +274,13 @@ export class GossipBus extends BaseBus {
     while (at < all.length) {
       let end = at + 1
       let size = all[at].bytes.byteLength
-      if (proofs !== undefined) {
+      // an event too large to share a message goes alone, as it is (an envelope could push it past MAX_EVENT_BYTES)
+      const alone = proofs === undefined || size > MAX_BATCH_BYTES
+      if (!alone) {
         while (end < all.length && end - at < MAX_BATCH_EVENTS && size + all[end].bytes.byteLength <= MAX_BATCH_BYTES) size += all[end++].bytes.byteLength
       }
-      const data = proofs === undefined ? all[at].bytes : encodeEventBatch(all.slice(at, end).map((p, i) => ({ bytes: p.bytes, proof: proofs[at + i] })), to)
-      const label = proofs === undefined ? all[at].event.type : `batch of ${end - at}`
+      const data = alone ? all[at].bytes : encodeEventBatch(all.slice(at, end).map((p, i) => ({ bytes: p.bytes, proof: proofs[at + i] })), to)
+      const label = alone ? all[at].event.type : `batch of ${end - at}`
       this.messages++
       try {
         await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)

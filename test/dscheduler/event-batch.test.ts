@@ -7,6 +7,12 @@ import { GossipBus, type EventOrigin } from '../../node/dscheduler/bus.ts'
 import { signEventProof, verifyEventProof } from '../../protocols/sync/index.ts'
 import { decodeEventMessage, encodeEvent, encodeEventBatch, encodeRecipientTags, EVENTS_TOPIC, MAX_BATCH_EVENTS, recipientTag, recipientTags, type BatchEntry, type DflowEvent } from '../../protocols/events/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
+
+const cidOf = (bytes: Uint8Array): string => CID.createV1(dagCbor.code, Digest.create(sha256.code, createHash('sha256').update(bytes).digest())).toString()
 
 const claim = (from: string, i: number): DflowEvent => ({ type: 'step-claimed', from, ts: i, request: 'r1', step: 's', index: i, attempt: 0, incarnation: 1 })
 const proof = { seqno: new Uint8Array(8).fill(1), signature: new Uint8Array(64).fill(2) }
@@ -108,6 +114,29 @@ describe('gossip bus: batches', () => {
     expect(busA.counters().messages - before).toBe(3)
     await waitSeen(5)
     expect(seen.map(s => (s.event as { index: number }).index)).toEqual([0, 1, 2, 3, 4])
+  })
+
+  it('an event too large to share a message goes alone, the rest still together', async () => {
+    seen.length = 0
+    const self = a.peerId.toString()
+    // as large as one event may be, within 64 bytes: wrapped in a batch (proof, tags) it would pass MAX_EVENT_BYTES
+    const bigEvent = (n: number): DflowEvent => {
+      const inline = dagCbor.encode(new Uint8Array(n).fill(7))
+      return { type: 'output-ready', from: self, ts: 1, request: 'r1', step: 'big', index: null, attempt: 0, incarnation: 1, output: 'o', value: { cid: cidOf(inline), size: inline.byteLength, holders: [self], inline } }
+    }
+    const overhead = encodeEvent(bigEvent(1000)).byteLength - 1000
+    const big = bigEvent(1024 * 1024 - 64 - overhead)
+    expect(encodeEvent(big).byteLength).toBeGreaterThan(1024 * 1024 - 80)
+    expect(encodeEvent(big).byteLength).toBeLessThanOrEqual(1024 * 1024)
+    const before = busA.counters().messages
+    await Promise.all([busA.publish(claim(self, 20)), busA.publish(big), busA.publish(claim(self, 21)), busA.publish(claim(self, 22))])
+    // [claim 20], [big] alone, [claims 21, 22]
+    expect(busA.counters().messages - before).toBe(3)
+    const deadline = Date.now() + 10_000
+    while (seen.length < 4 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    expect(seen.map(s => s.event.type === 'output-ready' ? 'big' : (s.event as { index: number }).index)).toEqual([20, 'big', 21, 22])
+    const got = seen[1]
+    expect(await verifyEventProof(self, got.origin!.bytes, got.origin!.proof!)).toBe(true)
   })
 
   it('rejects a whole batch when one of its events names another publisher', async () => {
