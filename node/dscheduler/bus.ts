@@ -74,11 +74,9 @@ export class GossipBus extends BaseBus {
   /** own events not yet handed to this peer's handlers, and not yet sent (one gossip message per window) */
   private readonly local: Array<{ event: DflowEvent, bytes: Uint8Array }> = []
   private outbox: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void }> = []
-  private outboxTimer?: ReturnType<typeof setTimeout>
   /** relays leave out the recipients a publisher names (node/network/gossip-forward.ts) */
   private forward?: ForwardFilter
   private stopped = false
-  private readonly batchWindowMs: number
   private messages = 0
   private readonly privateKey?: PrivateKey
   /** validation outcomes since start, for /v1/metrics/scheduler */
@@ -120,17 +118,14 @@ export class GossipBus extends BaseBus {
   private droppedByFault = 0
 
   /**
-   * policy: who may submit and cancel (default: nobody listed, every peer is of the network). batchWindowMs: how
-   * long published events wait to share a message (0, the default: those of one tick; a window paid nothing back
-   * in A/B runs of the fan, where busy ticks batch by themselves, and it delays every hand-off to another peer;
-   * this peer's own handlers never wait). privateKey: this peer's, to sign each event of a batch on its own
-   * (protocols/events/batch.ts); without it every event goes in its own message.
+   * policy: who may submit and cancel (default: nobody listed, every peer is of the network). privateKey: this
+   * peer's, to sign each event of a batch on its own (protocols/events/batch.ts); without it every event goes in
+   * its own message.
    */
-  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey, batchWindowMs?: number } = {}) {
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey } = {}) {
     super()
     this.libp2p = libp2p
     this.privateKey = opts.privateKey
-    this.batchWindowMs = opts.batchWindowMs ?? 0
     this.log = log
     this.policy = opts.policy ?? { authorized: new Set(), isNetworkPeer: () => true }
     const rate = opts.dropEvents ?? 0
@@ -224,7 +219,6 @@ export class GossipBus extends BaseBus {
 
   async stop (): Promise<void> {
     this.stopped = true
-    if (this.outboxTimer !== undefined) { clearTimeout(this.outboxTimer); void this.flush() }
     this.forward?.stop()
     this.libp2p.services.pubsub.removeEventListener('message', this.listener)
     this.libp2p.services.pubsub.topicValidators.delete(EVENTS_TOPIC)
@@ -238,9 +232,10 @@ export class GossipBus extends BaseBus {
   /**
    * This peer sees its own event first, then the network: signing, encrypting and writing a message to every
    * mesh peer takes a millisecond or more on a small machine, and a consumer placed here (a chain kept on one
-   * peer) should not wait for it. What is published within `batchWindowMs` goes out as one message (a batch):
-   * steps that end together, a step's outputs and its step-done, a wave of claims. Only hand-offs to other peers
-   * wait for the window; both steps keep publish order.
+   * peer) should not wait for it. What is published in one tick goes out as one message (a batch): steps that
+   * end together, a step's outputs and its step-done, a wave of claims. (A longer window paid nothing back in A/B
+   * runs of the fan, where busy ticks batch by themselves, and would delay every hand-off to another peer.) Both
+   * steps keep publish order.
    */
   async publish (event: DflowEvent): Promise<void> {
     const bytes = encodeEvent(event)
@@ -250,10 +245,8 @@ export class GossipBus extends BaseBus {
     this.local.push({ event, bytes })
     if (this.local.length === 1) setImmediate(() => { this.deliverLocal() })
     this.outbox.push({ event, bytes, done: resolve })
-    if (this.outbox.length === 1) {
-      if (this.batchWindowMs > 0) this.outboxTimer = setTimeout(() => { void this.flush() }, this.batchWindowMs)
-      else setImmediate(() => { setImmediate(() => { void this.flush() }) })
-    }
+    // one immediate after this peer's own handlers (and the scheduler pass they queue) ran
+    if (this.outbox.length === 1) setImmediate(() => { setImmediate(() => { void this.flush() }) })
     await promise
   }
 
@@ -262,7 +255,6 @@ export class GossipBus extends BaseBus {
   }
 
   private async flush (): Promise<void> {
-    this.outboxTimer = undefined
     const all = this.outbox
     this.outbox = []
     if (this.stopped) { for (const p of all) p.done(); return }

@@ -70,7 +70,7 @@ export function encodeRecipientTags (tags: number[]): Uint8Array | undefined {
 }
 
 /** Whether a decoded gossip message is a batch envelope (rather than one event). */
-export function isEventBatch (obj: unknown): obj is { type: 'batch', events: unknown } {
+function isEventBatch (obj: unknown): obj is { type: 'batch', events: unknown } {
   return obj !== null && typeof obj === 'object' && !Array.isArray(obj) && (obj as Record<string, unknown>).type === 'batch'
 }
 
@@ -78,7 +78,7 @@ export function isEventBatch (obj: unknown): obj is { type: 'batch', events: unk
  * Checks a decoded batch's envelope and answers its entries (event bytes and proofs, not yet decoded): the caller
  * decodes each with decodeEvent. Throws EventValidationError on anything malformed.
  */
-export function batchEntries (obj: unknown, messageBytes: number): { entries: BatchEntry[], to?: Uint8Array } {
+function batchEntries (obj: unknown, messageBytes: number): { entries: BatchEntry[], to?: Uint8Array } {
   if (messageBytes > MAX_EVENT_BYTES) throw new EventValidationError(`batch of ${messageBytes} bytes exceeds ${MAX_EVENT_BYTES}`)
   if (!isEventBatch(obj)) throw new EventValidationError('not a batch')
   const { v, type: _type, events, to, ...rest } = obj as Record<string, unknown>
