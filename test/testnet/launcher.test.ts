@@ -20,7 +20,6 @@ describe('testnet launcher: what a peer process runs with', () => {
     const out = asciiOnly(src)
     expect(/[^\x00-\x7f]/.test(out)).toBe(false)
     expect(out).toBe('/* W\\u22121 \\u22c5 2 \\u2014 x */ const s = "\\u00e9\\ud83d\\ude00"')
-    // eslint-disable-next-line no-new-func
     expect(new Function(out + '; return s')()).toBe('é😀')
   })
 
