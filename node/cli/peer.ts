@@ -36,7 +36,8 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     await peer.start()
     // a process-wide GC, so here and not in the peer (tests run many peers in one process): see idle-gc.ts
     // DFLOW_NO_IDLE_GC=1 leaves it to V8 (A/B runs)
-    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {} } : {})
+    const log = peer.logger.forComponent('dflow:idle-gc')
+    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log })
     const onIdle = (): void => { idleGc.arm() }
     services.scheduler.addEventListener('scheduler:idle', onIdle)
     idleGc.arm()
