@@ -8,7 +8,8 @@ import { runInNewContext } from 'node:vm'
  * under 1 KB/ms over its last few seconds. At rest almost nothing is allocated, so no GC comes, and V8's memory
  * reducer arms itself only after a full GC that grew the heap: an idle peer kept 16 MiB of new space for minutes
  * (16-peer testnets at rest: 107-109 MiB per peer, against 91-96 for the few peers whose memory reducer had run).
- * One full GC in a quiet spell takes it to 1 MiB and frees what finished requests left in the old generation.
+ * A scavenge and then a full GC in a quiet spell take it to 1 MiB and free what start-up or finished requests left
+ * in the old generation (16-peer testnets at rest: 90-97 MiB per peer, all of them).
  *
  * A fixed delay is not enough: a peer of a network still forming is busy for tens of seconds, and a GC then
  * shrinks nothing. So once armed it looks every pollMs at how much the new space filled since the last look
