@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { loadWorkflow } from '../node/workflow/index.ts'
 import { exampleWorkflows } from '../functions/benchmarks/index.ts'
 import { startTestnet } from './index.ts'
+import { formatSplit, memSplit } from './memsplit.ts'
 
 const REQUESTS = Number(process.env.REQUESTS ?? 1000)
 const RETENTION = process.env.RETENTION ?? '3s'
@@ -33,7 +34,7 @@ async function cpuSeconds (pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-interface Reading { rss: number[], text: string }
+interface Reading { rss: number[], text: string, split: string[] }
 
 async function main (): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dflow-soak-'))
@@ -51,7 +52,8 @@ async function main (): Promise<void> {
         return { rss: await rssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i] }
       }))
       const col = (f: (x: typeof per[number]) => number, digits = 0): string => per.map(x => f(x).toFixed(digits)).join(' ')
-      return { rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)})` }
+      const split = await Promise.all(net.manifest.peers.map(async p => formatSplit(await memSplit(p.pid, p.api))))
+      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)})` }
     }
     let next = 0
     let finished = 0
@@ -76,6 +78,8 @@ async function main (): Promise<void> {
     console.log(`RSS MiB per peer after 100: ${at100?.text ?? '-'}`)
     console.log(`RSS MiB per peer after ${REQUESTS}: ${atEnd.text}`)
     const base = at100
+    // where the growth is: glibc's main arena (brk), other anonymous memory (V8's heap, thread arenas), files
+    for (const [i, line] of (at100?.split ?? []).entries()) console.log(`  peer ${i} after 100: ${line}\n  peer ${i} after ${REQUESTS}: ${atEnd.split[i]}`)
     if (base !== undefined) console.log(`RSS after ${REQUESTS} / after 100 per peer: ${atEnd.rss.map((r, i) => (r / base.rss[i]).toFixed(2)).join(' ')}`)
     const tracked = async (): Promise<number[]> => Promise.all(net.manifest.peers.map(async p => {
       const m = await (await fetch(`${p.api}/v1/metrics/scheduler`)).json() as { trackedRequests: number }

@@ -31,10 +31,23 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     }
     // loaded here, not at the top: every other dflow command would pay for importing the whole peer
     const { createDflowPeer } = await import('../dflow-peer.ts')
-    const { peer } = await createDflowPeer(config)
+    const { IdleGc } = await import('../util/idle-gc.ts')
+    const { peer, services } = await createDflowPeer(config)
     await peer.start()
+    // a process-wide GC, so here and not in the peer (tests run many peers in one process): see idle-gc.ts
+    // DFLOW_NO_IDLE_GC=1 leaves it to V8 (A/B runs)
+    const log = peer.logger.forComponent('dflow:idle-gc')
+    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log })
+    const onIdle = (): void => { idleGc.arm() }
+    services.scheduler.addEventListener('scheduler:idle', onIdle)
+    idleGc.arm()
     announce(peer)
-    await untilSignal(peer)
+    try {
+      await untilSignal(peer)
+    } finally {
+      services.scheduler.removeEventListener('scheduler:idle', onIdle)
+      idleGc.stop()
+    }
   })
 }
 

@@ -25,6 +25,8 @@ export interface SchedulerEvents {
   'scheduler:event': CustomEvent<RequestEvent>
   'scheduler:request-finished': CustomEvent<{ request: string, status: 'ok' | 'failed', mode: string }>
   'scheduler:log': CustomEvent<{ request: string, step: string, index: number | null, peer: string, line: string }>
+  /** the last request this peer held state for was forgotten (after its retention) */
+  'scheduler:idle': CustomEvent<null>
 }
 
 export interface SchedulerComponents {
@@ -341,6 +343,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     clearTimeout(t.quietClaimsTimer)
     t.deadline?.clear()
     this.requests.delete(request)
+    if (this.requests.size === 0) this.safeDispatch('scheduler:idle', null)
     this.forgotten.add(request)
     if (this.forgotten.size > 10_000) this.forgotten.delete(this.forgotten.values().next().value as string)
   }

@@ -60,6 +60,9 @@ describe('bounded state and durable results', () => {
     const wf = await (peer.sched.c.loader as BundleLoader).register(await loadWorkflow(fixture('branches.yaml')))
     setFlagsFromString('--expose-gc')
     const gc = runInNewContext('gc') as () => void
+    // the peer's idle GC (node/util/idle-gc.ts) waits for this
+    let idles = 0
+    peer.sched.addEventListener('scheduler:idle', () => { idles++ })
     const heapAfter = async (requests: number): Promise<number> => {
       for (let i = 0; i < requests; i++) await run(peer.sched, wf, i)
       await until(() => peer.sched.trackedRequests() === 0, 10_000)
@@ -68,7 +71,10 @@ describe('bounded state and durable results', () => {
     }
     expect(peer.sched.trackedRequests()).toBe(0)
     const first = await heapAfter(20)
+    const idlesAfterFirst = idles
+    expect(idlesAfterFirst).toBeGreaterThanOrEqual(1)
     const later = await heapAfter(100)
+    expect(idles).toBeGreaterThan(idlesAfterFirst)
     // what is left grows with nothing the requests brought: retention released them all
     expect(later / first).toBeLessThan(1.1)
     expect(peer.sched.list()).toEqual([])

@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { getHeapSpaceStatistics } from 'node:v8'
+import { exposeGc, IdleGc } from '../../node/util/idle-gc.ts'
+
+const MiB = 2 ** 20
+
+describe('IdleGc: one GC once the peer is quiet', () => {
+  afterEach(() => { vi.useRealTimers() })
+
+  /** a fake V8 new space: `alloc` bytes are allocated per ms of fake time; gc() empties it, a full one may shrink it */
+  function fakeHeap (opts: { shrinks: boolean }): { heap: { size: number, used: number, alloc: number }, gc: ReturnType<typeof vi.fn>, idle: IdleGc } {
+    const heap = { size: 16 * MiB, used: 0, alloc: 0 }
+    let last = 0
+    const now = (): number => Date.now()
+    const newSpace = (): { size: number, used: number } => {
+      const t = now()
+      heap.used += heap.alloc * (t - last)
+      last = t
+      if (heap.used > heap.size / 2) heap.used = 0 // a scavenge
+      return { size: heap.size, used: heap.used }
+    }
+    const gc = vi.fn((o?: { type: 'minor' | 'major' }) => { heap.used = 0; if (o?.type !== 'minor' && opts.shrinks) heap.size = 1 * MiB })
+    const idle = new IdleGc({ pollMs: 1000, maxPolls: 10, quietBytesPerMs: 500, maxRuns: 2, gc, newSpace, now })
+    return { heap, gc, idle }
+  }
+
+  it('in a quiet spell after arm() (not while the peer allocates): a scavenge, then a full GC; nothing more once it shrank', () => {
+    vi.useFakeTimers()
+    const { heap, gc, idle } = fakeHeap({ shrinks: true })
+    heap.alloc = 2000 // busy (2 KB/ms)
+    idle.arm()
+    vi.advanceTimersByTime(5000)
+    expect(gc).not.toHaveBeenCalled()
+    heap.alloc = 100 // quiet
+    vi.advanceTimersByTime(1000)
+    expect(gc).not.toHaveBeenCalled() // one quiet spell is not enough
+    vi.advanceTimersByTime(1000)
+    expect(gc).toHaveBeenCalledTimes(1)
+    expect(gc).toHaveBeenLastCalledWith({ type: 'minor' })
+    vi.advanceTimersByTime(2000)
+    expect(gc).toHaveBeenCalledTimes(2)
+    expect(gc).toHaveBeenLastCalledWith(undefined)
+    expect(heap.size).toBe(1 * MiB)
+    vi.advanceTimersByTime(60_000)
+    expect(gc).toHaveBeenCalledTimes(2)
+    // small new space: an arm() looks, but finds nothing to give back
+    idle.arm()
+    vi.advanceTimersByTime(60_000)
+    expect(gc).toHaveBeenCalledTimes(2)
+    expect(idle.runs).toBe(1)
+    idle.stop()
+  })
+
+  it('gives up after maxPolls and maxRuns; stop() cancels; arm() looks again', () => {
+    vi.useFakeTimers()
+    const { heap, gc, idle } = fakeHeap({ shrinks: false })
+    heap.alloc = 2000
+    idle.arm()
+    vi.advanceTimersByTime(60_000)
+    expect(gc).not.toHaveBeenCalled()
+    heap.alloc = 0
+    vi.advanceTimersByTime(60_000)
+    expect(gc).not.toHaveBeenCalled() // gave up after 10 looks
+    idle.arm()
+    vi.advanceTimersByTime(60_000)
+    // a scavenge, then full GCs that V8 (here) does not let shrink anything, up to maxRuns
+    expect(gc.mock.calls).toEqual([[{ type: 'minor' }], [undefined], [undefined]])
+    idle.arm()
+    vi.advanceTimersByTime(1500)
+    idle.stop()
+    vi.advanceTimersByTime(60_000)
+    expect(gc).toHaveBeenCalledTimes(3)
+    expect(idle.runs).toBe(2)
+  })
+
+  it('gets V8\'s gc() without --expose-gc, and a full GC after a quiet spell gives the young generation back', async () => {
+    const gc = exposeGc()
+    expect(typeof gc).toBe('function')
+    // the flag is unset again: a context made now has no gc
+    const { runInNewContext } = await import('node:vm')
+    if (typeof (globalThis as { gc?: unknown }).gc !== 'function') expect(runInNewContext('typeof gc')).toBe('undefined')
+    const newSpace = (): number => getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
+    let keep: object[] = []
+    for (let i = 0; i < 2e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 50_000) keep = [] }
+    keep = []
+    const grown = newSpace()
+    expect(grown).toBeGreaterThan(2 * MiB)
+    // V8 shrinks the new space only when the allocation rate it measured over its last seconds is low (IdleGc
+    // tries again when a GC did not shrink it, as here)
+    for (let i = 0; i < 3 && newSpace() > 2 * MiB; i++) {
+      await new Promise(resolve => setTimeout(resolve, 6000))
+      gc?.()
+    }
+    expect(newSpace()).toBeLessThan(grown)
+    expect(newSpace()).toBeLessThanOrEqual(2 * MiB)
+  }, 40_000)
+})

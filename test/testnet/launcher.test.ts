@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest'
+import { readFile } from 'node:fs/promises'
+import { asciiOnly, peerBundle } from '../../testnet/bundle.ts'
+import { PEER_NODE_FLAGS, peerNodeArgs } from '../../testnet/launcher.ts'
+
+describe('testnet launcher: what a peer process runs with', () => {
+  it('node flags: PEER_NODE_FLAGS first, then DFLOW_PEER_NODE_ARGS', () => {
+    const saved = process.env.DFLOW_PEER_NODE_ARGS
+    try {
+      process.env.DFLOW_PEER_NODE_ARGS = ' --cpu-prof  --max-semi-space-size=4 '
+      expect(peerNodeArgs()).toEqual([...PEER_NODE_FLAGS, '--cpu-prof', '--max-semi-space-size=4'])
+    } finally {
+      if (saved === undefined) delete process.env.DFLOW_PEER_NODE_ARGS
+      else process.env.DFLOW_PEER_NODE_ARGS = saved
+    }
+  })
+
+  it('the peer bundle is ASCII-only, so V8 keeps its source as a one-byte string; escapes read the same', () => {
+    const src = '/* W−1 ⋅ 2 — x */ const s = "é😀"'
+    const out = asciiOnly(src)
+    expect(/[^\x00-\x7f]/.test(out)).toBe(false)
+    expect(out).toBe('/* W\\u22121 \\u22c5 2 \\u2014 x */ const s = "\\u00e9\\ud83d\\ude00"')
+    expect(new Function(out + '; return s')()).toBe('é😀')
+  })
+
+  it('the bundle peers run from has no non-ASCII character left', async () => {
+    const file = await peerBundle(() => {})
+    expect(file).toBeDefined()
+    const text = await readFile(file as string, 'utf8')
+    expect(text.length).toBeGreaterThan(100_000)
+    expect(text.match(/[^\x00-\x7f]/)?.[0]).toBeUndefined()
+  }, 120_000)
+})
