@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { closeSync, constants as fsc, fstatSync, linkSync, openSync, read, readFileSync, readlinkSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, constants as fsc, fstatSync, linkSync, openSync, read, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { link, lstat, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockVerificationError } from './errors.ts'
 
@@ -52,6 +52,8 @@ export class SharedDir {
    */
   private readonly netns = netNamespace()
   private readonly peerId: string
+  /** names temp files: only this process writes in its directory, and O_EXCL refuses a leftover */
+  private tmpSeq = 0
   /** what this peer wrote or adopted: the reader compares against these */
   private readonly files = new Map<string, SharedAttestation>()
 
@@ -138,7 +140,7 @@ export class SharedDir {
    */
   async put (key: string, parts: Uint8Array[]): Promise<void> {
     if (this.files.has(key)) return
-    const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`)
+    const tmp = join(this.dir, `.tmp-${++this.tmpSeq}`)
     const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
     try {
       let pos = 0
@@ -148,7 +150,7 @@ export class SharedDir {
         pos += part.byteLength
       }
       const st = fstatSync(fd, { bigint: true })
-      await rename(tmp, this.path(key))
+      renameSync(tmp, this.path(key))
       this.files.set(key, { ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs })
     } catch (err) {
       try { unlinkSync(tmp) } catch {}

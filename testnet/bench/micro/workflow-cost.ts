@@ -59,7 +59,7 @@ const counters = async (cs: DflowClient[]): Promise<Map<string, number>> => {
 const genDir = process.env.SIZE !== undefined ? mkdtempSync(join(tmpdir(), 'dflow-wc-')) : undefined
 if (genDir !== undefined) generate({ ...DEFAULT_FACTORS, sizeScale: Number(process.env.SIZE) }, genDir)
 const job = { path: genDir !== undefined ? join(genDir, WF, 'workflow.yaml') : benchmarkWorkflows.find(b => b.name === WF)!.path }
-const target = await startTarget({ peers: 4, slots: 4, replicas: 0 })
+const target = await startTarget({ peers: 4, slots: 4, replicas: 0, ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
 try {
   const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
   const bytes = (await loadWorkflow(job.path)).bytes
@@ -98,7 +98,10 @@ try {
       if (i === N - 1 && process.env.TIMELINE !== '0') {
         const peers = [...new Set(s.steps.map(x => x.peer))]
         console.log(`timeline ${mode} (total ${Math.round(s.latencyMs)} server ${s.serverMs}): name peer ready start end`)
-        for (const x of [...s.steps].sort((a, b) => (a.startMs ?? 0) - (b.startMs ?? 0))) console.log(`  ${x.name.padEnd(52)} p${peers.indexOf(x.peer)} ${x.readyMs} ${x.startMs} ${x.endMs}`)
+        for (const x of [...s.steps].sort((a, b) => (a.startMs ?? 0) - (b.startMs ?? 0))) console.log(`  ${x.name.padEnd(52)} p${peers.indexOf(x.peer)} ${x.readyMs} ${x.startMs} ${x.endMs}${(x.coldStartMs ?? 0) > 0 ? ` cold ${x.coldStartMs}` : ''}`)
+        const runs = (await Promise.all(clients.map(async c => await (await fetch(`${c.api}/v1/requests/${encodeURIComponent(s.requestId)}/runs`)).json() as { runs: Array<{ step: string, peer: string, outcome: string, firedAt: number }> }))).flatMap(r => r.runs)
+        const odd = runs.filter(r => r.outcome !== 'done')
+        console.log(`  runs ${runs.length}, not done: ${odd.map(r => `${r.step}@p${peers.indexOf(r.peer)} ${r.outcome} fired +${r.firedAt - s.submittedAt}`).join('; ') || 'none'}`)
       }
     }
   }
