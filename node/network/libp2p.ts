@@ -138,6 +138,11 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
         // how long a seen message is remembered: long enough for its last duplicate (gossip-window.ts)
         seenTTL,
         emitSelf: false,
+        // IDONTWANT tells mesh peers not to forward a message this peer already has. A dflow publisher floods each
+        // message to every subscriber it is connected to and relays leave those out (gossip-forward.ts), so the
+        // duplicates IDONTWANT prevents are not sent anyway, and on a connected network every message cost one
+        // IDONTWANT to each other mesh peer: two thirds of all gossip RPCs on 4 peers (profile of a fan)
+        idontwantMinDataSize: Number.MAX_SAFE_INTEGER,
         // without it every duplicate copy of a message (a mesh of D peers forwards each one D-1 times) has its
         // signature checked before the seen-cache drops it; a profile of a 4-peer fan showed that as the largest
         // CPU cost of a step. The signature stands for the message: a forged copy fails verification and is

@@ -211,4 +211,23 @@ describe('gossip bus: relays leave out the recipients a publisher names', () => 
     expect(seen[1].filter(x => x === 2)).toHaveLength(1)
     expect(seen[2].filter(x => x === 2)).toHaveLength(1)
   })
+
+  it('a receiver sends no IDONTWANT to the other recipients of a large message', async () => {
+    // gossipsub sends one to every other mesh peer for each message of 512 bytes or more; after the test above
+    // the three peers form a triangle, where the publisher reaches everyone itself
+    const idontwants = nodes.map(n => {
+      const pubsub = n.services.pubsub as unknown as { handleIdontwant: (...args: unknown[]) => void }
+      const original = pubsub.handleIdontwant.bind(pubsub)
+      const count = { n: 0 }
+      pubsub.handleIdontwant = (...args) => { count.n++; original(...args) }
+      return count
+    })
+    const self = nodes[0].peerId.toString()
+    const large: DflowEvent = { ...claim(self, 3), also: Array.from({ length: 20 }, (_, i) => ({ step: `a-step-with-a-long-name-${i}`, index: i, attempt: 0 })) } as DflowEvent
+    expect(encodeEvent(large).byteLength).toBeGreaterThan(600)
+    await buses[0].publish(large)
+    await until('b and c to hear it', () => seen[1].includes(3) && seen[2].includes(3))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(idontwants.map(c => c.n)).toEqual([0, 0, 0])
+  })
 })
