@@ -1,4 +1,4 @@
-import { blockKey } from './blocks.ts'
+import { blockKey, verifyBlockNow } from './blocks.ts'
 import { BlockVerificationError, StoreFullError } from './errors.ts'
 import type { SharedAttestation, SharedDir } from './shared.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -209,6 +209,22 @@ export class CapacityBlockstore {
       }
     }
     if (tier.writeThrough) this.copyThrough(key)
+  }
+
+  /**
+   * Takes block `cid` straight from same-host peer `holder`'s shared file, checked against its hash
+   * (SharedDir.adoptVerified): answers its bytes, or undefined when this store has it or is writing it, the
+   * holder has no such file, or it does not fit without evicting (the caller then fetches as usual).
+   */
+  adoptVerified (cid: CID, holder: string): Uint8Array | undefined {
+    const tier = this.shared
+    const key = blockKey(cid)
+    if (tier == null || this.entries.has(key) || this.writing.has(key)) return undefined
+    const bytes = tier.dir.adoptVerified(key, holder, this.capacity - this.total, b => { verifyBlockNow(cid, b) })
+    if (bytes == null) return undefined
+    this.record(cid, bytes.byteLength, true, false)
+    if (tier.writeThrough) this.copyThrough(key)
+    return bytes
   }
 
   /**

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { closeSync, constants as fsc, fstatSync, linkSync, openSync, read, readlinkSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, constants as fsc, fstatSync, linkSync, openSync, read, readFileSync, readlinkSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { link, lstat, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockVerificationError } from './errors.ts'
 
@@ -10,9 +10,11 @@ import { BlockVerificationError } from './errors.ts'
  *     secret                                    32 random bytes, 0600: the host token's key
  *     <peerId>/<blockKey>                       blocks this peer holds (written once, verified, immutable)
  *     <peerId>/pid                              owner process, so a crashed peer's directory is reclaimed
+ *     <peerId>/host                             a hash of the owner's network namespace (see `sameHost`)
  * A peer writes only into its own directory. A reader links a holder's file into its own directory
  * (tmpfs: same inode, no copy) after checking that the inode, size and change time are those the holder
- * attested over the authenticated libp2p stream, so a block planted or rewritten by anyone else is refused.
+ * attested over the authenticated libp2p stream, so a block planted or rewritten by anyone else is refused;
+ * or, with no message at all (`adoptVerified`), after hashing what it read against the block's CID.
  */
 /** Identity of a written block file: a replaced file has another inode, a rewritten one another mtime. */
 export interface SharedAttestation { ino: bigint, size: number, mtimeNs: bigint }
@@ -27,6 +29,10 @@ export interface SharedDirOptions {
 }
 
 const SECRET_BYTES = 32
+/** the file of a peer's directory naming its network namespace (hashed) */
+const HOST_FILE = 'host'
+/** how long a peer found not to share this host is not looked for again, ms */
+const HOST_RETRY_MS = 10_000
 /** Blocks at least this large are read on the thread pool. */
 const ASYNC_READ_BYTES = 256 * 1024
 
@@ -46,6 +52,8 @@ export class SharedDir {
    */
   private readonly netns = netNamespace()
   private readonly peerId: string
+  /** names temp files: only this process writes in its directory, and O_EXCL refuses a leftover */
+  private tmpSeq = 0
   /** what this peer wrote or adopted: the reader compares against these */
   private readonly files = new Map<string, SharedAttestation>()
 
@@ -78,7 +86,34 @@ export class SharedDir {
     await rm(shared.dir, { recursive: true, force: true })
     await mkdir(shared.dir, { mode: 0o700 })
     await writeFile(join(shared.dir, 'pid'), String(process.pid), { mode: 0o600 })
+    await writeFile(join(shared.dir, HOST_FILE), shared.hostId, { mode: 0o600 })
     return shared
+  }
+
+  /** This process's network namespace, hashed: what `<peerId>/host` holds. */
+  private get hostId (): string { return createHash('sha256').update(this.netns).digest('hex') }
+
+  /** holder peer id -> whether its directory is here and in this network namespace (negative answers expire) */
+  private readonly hosts = new Map<string, { same: boolean, until: number }>()
+
+  /**
+   * Whether `peer` keeps its blocks in this namespace directory and runs in this network namespace: then its
+   * files can be read here directly. A peer elsewhere (another host, or another `ip netns` of a testnet that
+   * emulates hosts and links) has no such directory, or another namespace in it, and its values take the network.
+   */
+  sameHost (peer: string): boolean {
+    if (peer === this.peerId) return false
+    const now = Date.now()
+    const known = this.hosts.get(peer)
+    if (known !== undefined && known.until > now) return known.same
+    let same = false
+    if (/^[A-Za-z0-9]+$/.test(peer)) {
+      try { same = readFileSync(join(this.nsDir, peer, HOST_FILE), 'utf8') === this.hostId } catch {}
+    }
+    if (this.hosts.size >= 4096) this.hosts.clear()
+    // a peer found here stays here (a restart keeps its id and directory); one not found may be starting
+    this.hosts.set(peer, { same, until: same ? Infinity : now + HOST_RETRY_MS })
+    return same
   }
 
   /**
@@ -105,7 +140,7 @@ export class SharedDir {
    */
   async put (key: string, parts: Uint8Array[]): Promise<void> {
     if (this.files.has(key)) return
-    const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`)
+    const tmp = join(this.dir, `.tmp-${++this.tmpSeq}`)
     const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
     try {
       let pos = 0
@@ -115,7 +150,7 @@ export class SharedDir {
         pos += part.byteLength
       }
       const st = fstatSync(fd, { bigint: true })
-      await rename(tmp, this.path(key))
+      renameSync(tmp, this.path(key))
       this.files.set(key, { ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs })
     } catch (err) {
       try { unlinkSync(tmp) } catch {}
@@ -152,6 +187,49 @@ export class SharedDir {
     try {
       check(statSync(to, { bigint: true }), 'after link')
       this.files.set(key, { ...att })
+    } catch (err) {
+      try { unlinkSync(to) } catch {}
+      throw err
+    }
+  }
+
+  /**
+   * Takes block `key` from same-host peer `holder`'s directory with no message to it: links the file into this
+   * peer's directory, reads it (synchronously: a value's only block, at most one chunk) and checks it hashes to
+   * `verify` (throws BlockVerificationError: the link is removed). The content address is the check, so no
+   * attestation is needed; a planted or rewritten file fails it. Answers the bytes, or undefined when the holder
+   * has no such file (gone, evicted, never written there) or it is larger than `maxBytes`.
+   */
+  adoptVerified (key: string, holder: string, maxBytes: number, verify: (bytes: Uint8Array) => void): Uint8Array | undefined {
+    if (this.files.has(key)) return undefined
+    if (!/^[a-z2-7]+$/.test(key) || !/^[A-Za-z0-9]+$/.test(holder)) throw new BlockVerificationError(`bad shared block name ${holder}/${key}`)
+    const to = this.path(key)
+    try { linkSync(join(this.nsDir, holder, key), to) } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return undefined
+      if (code !== 'EEXIST') throw err
+      // a link left by an earlier attempt that failed half way: replace it
+      unlinkSync(to)
+      try { linkSync(join(this.nsDir, holder, key), to) } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e }
+    }
+    try {
+      const fd = openSync(to, 'r')
+      try {
+        const st = fstatSync(fd, { bigint: true })
+        const size = Number(st.size)
+        if (size > maxBytes) { unlinkSync(to); return undefined }
+        const bytes = new Uint8Array(size)
+        let done = 0
+        while (done < size) {
+          const n = readSync(fd, bytes, done, size - done, done)
+          if (n === 0) break
+          done += n
+        }
+        if (done !== size) throw new BlockVerificationError(`shared block ${holder}/${key} is shorter than ${size} bytes`)
+        verify(bytes)
+        this.files.set(key, { ino: st.ino, size, mtimeNs: st.mtimeNs })
+        return bytes
+      } finally { closeSync(fd) }
     } catch (err) {
       try { unlinkSync(to) } catch {}
       throw err

@@ -57,27 +57,82 @@ describe('same-host fast path', () => {
     expect((await stat(fileOf(b, c0))).ino).toBe((await stat(fileOf(a, c0))).ino)
   })
 
-  it('a value of one block (a whole 1 MiB byte string) comes as one shared file', async () => {
+  it('a value of one block (a whole 1 MiB byte string) is read from its holder\'s file with no message, checked by its hash', async () => {
     const big = await startPeer({ replicas: 0, sharedStore: true })
     try {
       await link(big, b)
       const value = randomBytes(MiB, 4)
       const { cid } = await big.store.put(value)
       expect(await big.store.local.blockKeys(cid)).toHaveLength(1)
-      const s0 = b.store.stats().sharedBlocks
+      const before = b.traffic.snapshot().total.sent + b.traffic.snapshot().total.received
+      const { directReads: d0, transfers: t0 } = b.store.stats()
       expect(equals(await b.store.get(cid, { holders: [big.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
-      expect(b.store.stats().sharedBlocks - s0).toBe(1)
+      expect(b.store.stats().directReads - d0).toBe(1)
+      expect(b.store.stats().transfers - t0).toBe(0)
+      expect(b.traffic.snapshot().total.sent + b.traffic.snapshot().total.received - before).toBe(0)
+      // linked, not copied; and b holds it now: a second get reads its own link
+      expect((await stat(fileOf(b, cid))).ino).toBe((await stat(fileOf(big, cid))).ino)
+      expect(equals(await b.store.get(cid) as Uint8Array, value)).toBe(true)
     } finally { await stopPeer(big) }
   })
 
-  it('a one-block value that is a 3-entry map (first byte 0xa3, like a chunked root) still comes as a shared file', async () => {
+  it('a one-block file planted in the holder\'s place fails its hash and is not kept; the value comes from the network', async () => {
+    const value = randomBytes(200 * 1024, 15)
+    const { cid } = await a.store.put(value)
+    const other = await startPeer({ replicas: 0, sharedStore: false })
+    try {
+      await link(other, b)
+      await other.store.put(value)
+      const path = fileOf(a, cid)
+      await writeFile(`${path}.planted`, randomBytes(200 * 1024, 667))
+      await rename(`${path}.planted`, path)
+      const { directReads: d0, verificationFailures: f0 } = b.store.stats()
+      expect(equals(await b.store.get(cid, { holders: [a.libp2p.peerId, other.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
+      expect(b.store.stats().directReads - d0).toBe(0)
+      expect(b.store.stats().verificationFailures - f0).toBeGreaterThanOrEqual(1)
+      await verifyBlock(cid, (await b.store.local.getBlock(cid))!)
+    } finally { await stopPeer(other) }
+  })
+
+  it('a holder whose directory names another network namespace (another emulated host) is not read directly', async () => {
+    const x = await startPeer({ replicas: 0, sharedStore: true })
+    const y = await startPeer({ replicas: 0, sharedStore: true })
+    try {
+      await link(x, y)
+      await writeFile(join(x.store.local.blocks.shared!.dir.dir, 'host'), 'another-namespace')
+      const value = randomBytes(100 * 1024, 16)
+      const { cid } = await x.store.put(value)
+      expect(equals(await y.store.get(cid, { holders: [x.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
+      expect(y.store.stats().directReads).toBe(0)
+      expect(y.store.stats().transfers).toBe(1)
+    } finally { await stopPeer(x); await stopPeer(y) }
+  })
+
+  it('pushTo a same-host peer is left out for a value in a shared file (the consumer reads it when it asks), not for a small one', async () => {
+    const c = await startPeer({ replicas: 0, sharedStore: true }, { acceptPush: () => true })
+    try {
+      await link(a, c)
+      const meta = { request: 'r', step: 's', output: 'o', index: null }
+      const big = await a.store.put(randomBytes(100 * 1024, 17))
+      const small = await a.store.put(randomBytes(1000, 18))
+      const { pushesSkipped: k0, pushesSent: p0 } = a.store.stats()
+      a.store.pushTo(c.libp2p.peerId, big.cid, meta)
+      a.store.pushTo(c.libp2p.peerId, small.cid, meta)
+      expect(a.store.stats().pushesSkipped - k0).toBe(1)
+      await waitFor(() => c.store.local.hasValue(small.cid), 'the small value pushed')
+      expect(a.store.stats().pushesSent - p0).toBe(1)
+      expect(c.store.local.hasValue(big.cid)).toBe(false)
+    } finally { await stopPeer(c) }
+  })
+
+  it('a one-block value that is a 3-entry map (first byte 0xa3, like a chunked root) is still read from the holder\'s file', async () => {
     const value = { a: randomBytes(40_000, 14), b: 1, c: 'three' }
     const { cid } = await a.store.put(value)
     expect(await a.store.local.blockKeys(cid)).toHaveLength(1)
-    const s0 = b.store.stats().sharedBlocks
+    const s0 = b.store.stats().directReads
     const f0 = b.store.stats().verificationFailures
     expect(await b.store.get(cid, { holders: [a.libp2p.peerId] })).toEqual(value)
-    expect(b.store.stats().sharedBlocks - s0).toBe(1)
+    expect(b.store.stats().directReads - s0).toBe(1)
     expect(b.store.stats().verificationFailures - f0).toBe(0)
     // read back from b's own store (its link of a's file) it is the same value
     expect(await b.store.local.readValue(cid)).toEqual(value)
