@@ -57,6 +57,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.table = new MemberTable(self, this.incarnation)
     this.probe = new ProbeProtocol(libp2p, {
       own: () => this.table.own(),
+      addrs: peer => this.table.addrsOf(peer),
       news: to => this.table.news(to),
       heard: (from, up, own) => { this.heard(from, up, own) }
     }, log)
@@ -66,7 +67,10 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.suspicionMs = Math.max(p, init.failureTimeoutMs - 2 * p - this.directMs - this.indirectMs)
   }
 
-  private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => { this.consider(ev.detail.peerId, ev.detail.protocols) }
+  private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => {
+    if (ev.detail.protocols.includes(PROBE_PROTOCOL)) this.table.setAddrs(ev.detail.peerId.toString(), ev.detail.listenAddrs.map(String))
+    this.consider(ev.detail.peerId, ev.detail.protocols)
+  }
   private readonly onUpdate = (ev: CustomEvent<PeerUpdate>): void => { this.consider(ev.detail.peer.id, ev.detail.peer.protocols) }
   /** connected peers not (yet) members, and when they were last greeted */
   private readonly strangers = new Map<string, number>()
