@@ -9,6 +9,9 @@ import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interfa
 
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
 
+/** A probe timer this late says more about this process than about the peers it probes. */
+const LATE_TICK_MS = 250
+
 /**
  * Who is alive, SWIM-style, at a cost that grows with N, not N²: each period this peer probes one member, its
  * successor on a ring of the live members in peer-id order, so every member is probed by its predecessor
@@ -37,6 +40,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   private readonly heardAt = new Map<string, number>()
   private startedAt = 0
   private timer?: NodeJS.Timeout
+  /** when the probe timer should fire: firing much later means this process is starved (see tick) */
+  private dueAt = 0
   private started = false
   private readonly directMs: number
   private readonly indirectMs: number
@@ -58,6 +63,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.probe = new ProbeProtocol(libp2p, {
       own: () => this.table.own(),
       addrs: peer => this.table.addrsOf(peer),
+      rtt: ms => { this.sampleRtt(ms) },
       news: to => this.table.news(to),
       heard: (from, up, own) => { this.heard(from, up, own) }
     }, log)
@@ -173,7 +179,21 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     return id
   }
 
-  private stretch (): number { return 1 + this.health }
+  /**
+   * How far timeouts, the suspicion time and the probe period stretch: by the local health, or by what probes
+   * take now (Jacobson's smoothed round trip + 4 deviations, against the direct timeout), whichever is more.
+   * At rest a round trip is a millisecond or two and this is 1 + health; when many peers share a few cores an
+   * answer takes hundreds of ms to be scheduled on both sides, and fixed timeouts suspected live peers.
+   */
+  private stretch (): number { return Math.max(1 + this.health, Math.min(9, (this.srtt + 4 * this.rttvar) / this.directMs)) }
+
+  private srtt = 0
+  private rttvar = 0
+  private sampleRtt (ms: number): void {
+    if (this.srtt === 0) { this.srtt = ms; this.rttvar = ms / 2; return }
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms)
+    this.srtt = 0.875 * this.srtt + 0.125 * ms
+  }
 
   private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
     const ver = this.table.ver
@@ -250,6 +270,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       // its connections closed and nobody reaches it: a crash, no need to wait out a suspicion
       const verdict = connectionLost && this.libp2p.getConnections(id).length === 0 ? 'dead' : 'suspect'
       if (m.state === 'suspect' && verdict === 'suspect') return
+      this.log('%s %s: no answer within %d ms, through %d others: %s (health %d)', verdict === 'dead' ? 'burying' : 'suspecting', peer, this.directMs * k, vias.length, through.join(' '), this.health)
       this.changed(this.table.apply({ peer, inc: m.inc, ver: m.ver, state: verdict }))
       this.tellEveryone()
     } finally {
@@ -280,7 +301,9 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     if (this.timer !== undefined || !this.started) return
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
-    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, this.init.probeIntervalMs * this.stretch())
+    const delay = this.init.probeIntervalMs * this.stretch()
+    this.dueAt = Date.now() + delay
+    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, delay)
     this.timer.unref()
   }
 
@@ -288,6 +311,12 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     if (!this.started) return
     const live = this.live().filter(p => p !== this.self)
     const now = Date.now()
+    // a timer firing late means this process is starved of CPU (32 peers starting at once on 2 cores): its
+    // timeouts would measure its own slowness, so it stretches them, and probes less often, like Lifeguard
+    if (now - this.dueAt > LATE_TICK_MS) {
+      this.health = Math.min(8, this.health + 1)
+      this.log('probe timer %d ms late: health %d', now - this.dueAt, this.health)
+    }
     const { successor, predecessor } = ringNeighbours(this.self, live)
     if (successor !== undefined) void this.check(successor)
     if (predecessor !== undefined && predecessor !== successor && now - (this.heardAt.get(predecessor) ?? this.startedAt) > 3 * this.init.probeIntervalMs * this.stretch()) {

@@ -41,6 +41,8 @@ export interface ProbeTarget {
   addrs: (peer: string) => string[] | undefined
   /** news to piggyback on a message to `to` */
   news: (to: string) => MemberUpdate[]
+  /** the round trip of an answered probe, ms (not counting a dial) */
+  rtt?: (ms: number) => void
   /** `from` (authenticated by the connection) said this; `inc`/`ver` are its own when it is a ping or a direct ack */
   heard: (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }) => void
 }

@@ -134,19 +134,21 @@ export class ProbeProtocol {
   }
 
   /** One exchange; undefined when it failed or timed out (the reason is logged). */
-  private async exchange (peer: PeerId, msg: DistributiveOmit<ProbeMessage, 'seq'>, timeoutMs: number, signal?: AbortSignal): Promise<ProbeAnswer | undefined> {
+  private async exchange (peer: PeerId, msg: DistributiveOmit<ProbeMessage, 'seq'>, timeoutMs: number, signal?: AbortSignal, dialBudget = true): Promise<ProbeAnswer | undefined> {
     // the common case at rest: the channel is open, and the ask's own timer bounds the exchange (the abort
     // signals below only bound opening a channel; building them for every probe was most of a probe's own cost)
     const open = this.open.get(peer.toString())
     if (open !== undefined && !open.closed && signal?.aborted !== true && !this.controller.signal.aborted) {
       const seq = ++this.seq
+      const t0 = performance.now()
       const answer = await open.ask(seq, { ...msg, seq }, timeoutMs)
+      if (answer !== undefined && msg.t === 'ping') this.target.rtt?.(performance.now() - t0)
       if (answer === undefined) this.log('probe %s of %s failed: %s', msg.t, peer.toString(), open.closed ? 'probe stream closed' : `no answer within ${timeoutMs} ms`)
       return answer
     }
     // with a connection, opening a stream is part of the answer time (a frozen peer must not get longer); without
     // one, the dial gets its own budget (PROBE_DIAL_TIMEOUT_MS) and the answer its full time after it
-    const dial = this.libp2p.getConnections(peer).length === 0
+    const dial = dialBudget && this.libp2p.getConnections(peer).length === 0
     const openMs = dial ? Math.max(timeoutMs, PROBE_DIAL_TIMEOUT_MS) : timeoutMs
     const deadline = Date.now() + timeoutMs
     const timer = new AbortController()
@@ -155,7 +157,9 @@ export class ProbeProtocol {
       const signals = [timer.signal, this.controller.signal, ...(signal === undefined ? [] : [signal])]
       const ch = await this.channel(peer, AbortSignal.any(signals))
       const seq = ++this.seq
+      const t0 = performance.now()
       const answer = await ch.ask(seq, { ...msg, seq }, dial ? timeoutMs : Math.max(1, deadline - Date.now()))
+      if (answer !== undefined && msg.t === 'ping') this.target.rtt?.(performance.now() - t0)
       if (answer === undefined) throw new Error(ch.closed ? 'probe stream closed' : `no answer within ${timeoutMs} ms`)
       return answer
     } catch (err) {
@@ -167,9 +171,9 @@ export class ProbeProtocol {
   }
 
   /** Pings `peer` directly: its (inc, ver) when it answered in time. */
-  async ping (peer: PeerId, timeoutMs: number, signal?: AbortSignal): Promise<{ inc: number, ver: number } | undefined> {
+  async ping (peer: PeerId, timeoutMs: number, signal?: AbortSignal, dialBudget = true): Promise<{ inc: number, ver: number } | undefined> {
     const id = peer.toString()
-    const answer = await this.exchange(peer, { t: 'ping', ...this.target.own(), up: this.target.news(id) }, timeoutMs, signal)
+    const answer = await this.exchange(peer, { t: 'ping', ...this.target.own(), up: this.target.news(id) }, timeoutMs, signal, dialBudget)
     if (answer === undefined || answer.of !== id) return undefined
     if (answer.t !== 'ack') { this.target.heard(id, answer.up); return undefined }
     this.target.heard(id, answer.up, { inc: answer.inc, ver: answer.ver })
@@ -196,7 +200,9 @@ export class ProbeProtocol {
     this.target.heard(from, msg.up)
     let target: PeerId
     try { target = peerIdFromString(msg.target) } catch { return { t: 'nack', seq: msg.seq, of: msg.target, up: [] } }
-    const acked = msg.target === this.self ? this.target.own() : await this.ping(target, msg.timeoutMs)
+    // within the requester's time, dial included: an intermediary that answers late counts as silent, and a frozen
+    // target it had no connection to would then never be suspected
+    const acked = msg.target === this.self ? this.target.own() : await this.ping(target, msg.timeoutMs, undefined, false)
     return acked === undefined
       ? { t: 'nack', seq: msg.seq, of: msg.target, up: this.target.news(from) }
       : { t: 'ack', seq: msg.seq, of: msg.target, ...acked, up: this.target.news(from) }
