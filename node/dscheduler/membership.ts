@@ -9,8 +9,8 @@ import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interfa
 
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
 
-/** A probe timer this late says more about this process than about the peers it probes. */
-const LATE_TICK_MS = 250
+/** how fast a slow round trip is forgotten (see stretch) */
+const RTT_HALF_LIFE_MS = 2000
 
 /**
  * Who is alive, SWIM-style, at a cost that grows with N, not N²: each period this peer probes one member, its
@@ -40,8 +40,6 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   private readonly heardAt = new Map<string, number>()
   private startedAt = 0
   private timer?: NodeJS.Timeout
-  /** when the probe timer should fire: firing much later means this process is starved (see tick) */
-  private dueAt = 0
   private started = false
   private readonly directMs: number
   private readonly indirectMs: number
@@ -150,6 +148,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       self: this.self,
       incarnation: this.incarnation,
       health: this.health,
+      stretch: Math.round(this.stretch() * 100) / 100,
       members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
@@ -181,19 +180,25 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
 
   /**
    * How far timeouts, the suspicion time and the probe period stretch: by the local health, or by what probes
-   * take now (Jacobson's smoothed round trip + 4 deviations, against the direct timeout), whichever is more.
-   * At rest a round trip is a millisecond or two and this is 1 + health; when many peers share a few cores an
-   * answer takes hundreds of ms to be scheduled on both sides, and fixed timeouts suspected live peers.
+   * take now (3 x the slowest recent round trip, against the direct timeout), whichever is more. At rest a round
+   * trip is a millisecond or two and this is 1 + health; when 32 peers start at once on 2 cores an answer takes
+   * hundreds of ms to be scheduled on both sides, and fixed timeouts suspected live peers by the hundreds. The
+   * peak halves every RTT_HALF_LIFE_MS: a smoothed average (Jacobson) decayed per sample, and as the stretch also
+   * slows the probes, it kept timeouts long for minutes after the load was gone (failure detection 22 s).
    */
-  private stretch (): number { return Math.max(1 + this.health, Math.min(9, (this.srtt + 4 * this.rttvar) / this.directMs)) }
-
-  private srtt = 0
-  private rttvar = 0
-  private sampleRtt (ms: number): void {
-    if (this.srtt === 0) { this.srtt = ms; this.rttvar = ms / 2; return }
-    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms)
-    this.srtt = 0.875 * this.srtt + 0.125 * ms
+  private stretch (): number {
+    const peak = this.rttPeak * Math.pow(0.5, (Date.now() - this.rttPeakAt) / RTT_HALF_LIFE_MS)
+    return Math.max(1 + this.health, Math.min(9, 3 * peak / this.directMs))
   }
+
+  private rttPeak = 0
+  private rttPeakAt = 0
+  private sampleRtt (ms: number): void {
+    const now = Date.now()
+    const decayed = this.rttPeak * Math.pow(0.5, (now - this.rttPeakAt) / RTT_HALF_LIFE_MS)
+    if (ms >= decayed) { this.rttPeak = ms; this.rttPeakAt = now }
+  }
+
 
   private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
     const ver = this.table.ver
@@ -302,7 +307,6 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
     const delay = this.init.probeIntervalMs * this.stretch()
-    this.dueAt = Date.now() + delay
     this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, delay)
     this.timer.unref()
   }
@@ -311,12 +315,6 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     if (!this.started) return
     const live = this.live().filter(p => p !== this.self)
     const now = Date.now()
-    // a timer firing late means this process is starved of CPU (32 peers starting at once on 2 cores): its
-    // timeouts would measure its own slowness, so it stretches them, and probes less often, like Lifeguard
-    if (now - this.dueAt > LATE_TICK_MS) {
-      this.health = Math.min(8, this.health + 1)
-      this.log('probe timer %d ms late: health %d', now - this.dueAt, this.health)
-    }
     const { successor, predecessor } = ringNeighbours(this.self, live)
     if (successor !== undefined) void this.check(successor)
     if (predecessor !== undefined && predecessor !== successor && now - (this.heardAt.get(predecessor) ?? this.startedAt) > 3 * this.init.probeIntervalMs * this.stretch()) {
