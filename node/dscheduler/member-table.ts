@@ -107,9 +107,9 @@ export class MemberTable {
   own (): { inc: number, ver: number } { return { inc: this.inc, ver: this.ver } }
 
   /**
-   * Queues an update to piggyback on the next few messages: 4·⌈log10 N⌉ of them, memberlist's retransmit limit
-   * (8 at 32 peers). 3·log2 N (18 at 32) kept 32 peers that had just met each other sending ~1.2 KB/s of news each
-   * for a minute after they formed (every peer re-tells every join it hears).
+   * Queues an update to piggyback on the next few messages (3·log2 N of them). Not memberlist's 4·⌈log10 N⌉
+   * (8 at 32 peers): it would cut the news 32 peers send for a minute after they meet, but deaths then failed
+   * to reach some peers within 30 s (tried in session 5).
    */
   enqueue (up: MemberUpdate): void {
     const left = 3 * Math.ceil(Math.log2(this.members.size + 2))

@@ -52,7 +52,7 @@ describe('member table (SWIM update rules)', () => {
     let sent = 0
     for (let i = 0; i < 100; i++) sent += t.news().filter(u => u.peer === A).length
     expect(sent).toBeGreaterThan(0)
-    expect(sent).toBeLessThanOrEqual(4 * Math.ceil(Math.log10(3)))
+    expect(sent).toBeLessThanOrEqual(3 * Math.ceil(Math.log2(3)))
   })
 
   it('the first message to a member carries the live member list, later ones only news', () => {
