@@ -1,4 +1,4 @@
-import { MAX_UPDATES, type MemberState, type MemberUpdate } from '../../protocols/probe/index.ts'
+import { MAX_ADDR_LENGTH, MAX_MEMBER_ADDRS, MAX_UPDATES, type MemberState, type MemberUpdate } from '../../protocols/probe/index.ts'
 
 export interface MemberRecord {
   inc: number
@@ -29,6 +29,8 @@ export class MemberTable {
   private readonly queue = new Map<string, { up: MemberUpdate, left: number }>()
   /** peers already sent the whole member list (on the first message to each) */
   private readonly synced = new Set<string>()
+  /** where members listen (multiaddrs without /p2p): from identify, or from the news that introduced them */
+  private readonly addrs = new Map<string, string[]>()
   /** our own refutation counter */
   ver = 0
 
@@ -43,8 +45,24 @@ export class MemberTable {
   /** whether some news still waits to be piggybacked */
   get hasNews (): boolean { return this.queue.size > 0 }
 
+  /** Where `peer` listens, when known. */
+  addrsOf (peer: string): string[] | undefined { return this.addrs.get(peer) }
+
+  /** Records where `peer` listens (the peer's own identify is the best source: it replaces what news said). */
+  setAddrs (peer: string, addrs: string[]): void {
+    const picked = pickAddrs(addrs)
+    if (peer !== this.self && picked.length > 0) this.addrs.set(peer, picked)
+  }
+
   /** Applies one update; returns what changed, or undefined. `firstHand`: the peer itself just said it. */
   apply (u: MemberUpdate, firstHand = false): MemberChange | undefined {
+    const change = this.applyState(u, firstHand)
+    // addresses from news: for a member we have none for, or for its new incarnation (it may listen elsewhere now)
+    if (u.addrs !== undefined && u.state === 'alive' && (!this.addrs.has(u.peer) || change?.restarted === true)) this.setAddrs(u.peer, u.addrs)
+    return change
+  }
+
+  private applyState (u: MemberUpdate, firstHand: boolean): MemberChange | undefined {
     if (u.peer === this.self) {
       // someone suspects (or buried) this very process: refute with a higher version
       if (u.state !== 'alive' && u.inc === this.inc && u.ver >= this.ver) {
@@ -88,10 +106,21 @@ export class MemberTable {
   /** What this peer says about itself. */
   own (): { inc: number, ver: number } { return { inc: this.inc, ver: this.ver } }
 
-  /** Queues an update to piggyback on the next few messages (3·log2 N of them). */
+  /**
+   * Queues an update to piggyback on the next few messages (3·log2 N of them). Not memberlist's 4·⌈log10 N⌉
+   * (8 at 32 peers): it would cut the news 32 peers send for a minute after they meet, but deaths then failed
+   * to reach some peers within 30 s (tried in session 5).
+   */
   enqueue (up: MemberUpdate): void {
     const left = 3 * Math.ceil(Math.log2(this.members.size + 2))
-    this.queue.set(up.peer, { up, left })
+    // addresses are attached when sent (ours may be better than the sender's by then)
+    this.queue.set(up.peer, { up: { peer: up.peer, inc: up.inc, ver: up.ver, state: up.state }, left })
+  }
+
+  /** An update as sent: `alive` ones carry the peer's addresses when known. */
+  private withAddrs (u: MemberUpdate): MemberUpdate {
+    const addrs = u.state === 'alive' ? this.addrs.get(u.peer) : undefined
+    return addrs === undefined ? u : { ...u, addrs }
   }
 
   /**
@@ -104,13 +133,13 @@ export class MemberTable {
     for (const item of picked) {
       if (--item.left <= 0) this.queue.delete(item.up.peer)
     }
-    const out = picked.map(i => i.up)
+    const out = picked.map(i => this.withAddrs(i.up))
     if (to !== undefined && !this.synced.has(to) && this.members.has(to)) {
       this.synced.add(to)
       const listed = new Set(out.map(u => u.peer))
       for (const [peer, m] of this.members) {
         if (out.length >= MAX_UPDATES) break
-        if (m.state === 'alive' && peer !== to && !listed.has(peer)) out.push({ peer, inc: m.inc, ver: m.ver, state: 'alive' })
+        if (m.state === 'alive' && peer !== to && !listed.has(peer)) out.push(this.withAddrs({ peer, inc: m.inc, ver: m.ver, state: 'alive' }))
       }
     }
     return out
@@ -119,7 +148,20 @@ export class MemberTable {
   /** Forgets a member entirely (not used for deaths: the dead are remembered so their claims stay void). */
   delete (peer: string): void {
     this.synced.delete(peer)
+    this.addrs.delete(peer)
     this.members.delete(peer)
     this.queue.delete(peer)
   }
+}
+
+const LOOPBACK = /^\/(ip4\/127\.|ip6\/::1\/)/
+
+/**
+ * Up to MAX_MEMBER_ADDRS addresses worth telling others, /p2p stripped (the update names the peer): routable
+ * ones before loopback (a peer on 0.0.0.0 lists 127.0.0.1 too, which only its own machine can dial).
+ */
+export function pickAddrs (addrs: string[]): string[] {
+  const plain = addrs.map(a => a.replace(/\/p2p\/[^/]+$/, '')).filter(a => a.startsWith('/') && a.length <= MAX_ADDR_LENGTH && !a.includes('/p2p'))
+  const unique = [...new Set(plain)]
+  return [...unique.filter(a => !LOOPBACK.test(a)), ...unique.filter(a => LOOPBACK.test(a))].slice(0, MAX_MEMBER_ADDRS)
 }

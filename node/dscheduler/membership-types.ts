@@ -21,6 +21,8 @@ export interface MembershipView {
   incarnation: number
   /** local health multiplier minus one (0 = healthy): how much this peer stretches its probe timeouts */
   health: number
+  /** how much its probe timeouts, suspicion time and period stretch now (health, or the measured round trip) */
+  stretch: number
   members: Array<{ peerId: string, state: string, incarnation: number, version: number }>
 }
 

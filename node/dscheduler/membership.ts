@@ -9,6 +9,9 @@ import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interfa
 
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
 
+/** how fast a slow round trip is forgotten (see stretch) */
+const RTT_HALF_LIFE_MS = 2000
+
 /**
  * Who is alive, SWIM-style, at a cost that grows with N, not N²: each period this peer probes one member, its
  * successor on a ring of the live members in peer-id order, so every member is probed by its predecessor
@@ -57,6 +60,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.table = new MemberTable(self, this.incarnation)
     this.probe = new ProbeProtocol(libp2p, {
       own: () => this.table.own(),
+      addrs: peer => this.table.addrsOf(peer),
+      rtt: ms => { this.sampleRtt(ms) },
       news: to => this.table.news(to),
       heard: (from, up, own) => { this.heard(from, up, own) }
     }, log)
@@ -66,7 +71,10 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.suspicionMs = Math.max(p, init.failureTimeoutMs - 2 * p - this.directMs - this.indirectMs)
   }
 
-  private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => { this.consider(ev.detail.peerId, ev.detail.protocols) }
+  private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => {
+    if (ev.detail.protocols.includes(PROBE_PROTOCOL)) this.table.setAddrs(ev.detail.peerId.toString(), ev.detail.listenAddrs.map(String))
+    this.consider(ev.detail.peerId, ev.detail.protocols)
+  }
   private readonly onUpdate = (ev: CustomEvent<PeerUpdate>): void => { this.consider(ev.detail.peer.id, ev.detail.peer.protocols) }
   /** connected peers not (yet) members, and when they were last greeted */
   private readonly strangers = new Map<string, number>()
@@ -140,6 +148,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       self: this.self,
       incarnation: this.incarnation,
       health: this.health,
+      stretch: Math.round(this.stretch() * 100) / 100,
       members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
@@ -169,7 +178,27 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     return id
   }
 
-  private stretch (): number { return 1 + this.health }
+  /**
+   * How far timeouts, the suspicion time and the probe period stretch: by the local health, or by what probes
+   * take now (3 x the slowest recent round trip, against the direct timeout), whichever is more. At rest a round
+   * trip is a millisecond or two and this is 1 + health; when 32 peers start at once on 2 cores an answer takes
+   * hundreds of ms to be scheduled on both sides, and fixed timeouts suspected live peers by the hundreds. The
+   * peak halves every RTT_HALF_LIFE_MS: a smoothed average (Jacobson) decayed per sample, and as the stretch also
+   * slows the probes, it kept timeouts long for minutes after the load was gone (failure detection 22 s).
+   */
+  private stretch (): number {
+    const peak = this.rttPeak * Math.pow(0.5, (Date.now() - this.rttPeakAt) / RTT_HALF_LIFE_MS)
+    return Math.max(1 + this.health, Math.min(9, 3 * peak / this.directMs))
+  }
+
+  private rttPeak = 0
+  private rttPeakAt = 0
+  private sampleRtt (ms: number): void {
+    const now = Date.now()
+    const decayed = this.rttPeak * Math.pow(0.5, (now - this.rttPeakAt) / RTT_HALF_LIFE_MS)
+    if (ms >= decayed) { this.rttPeak = ms; this.rttPeakAt = now }
+  }
+
 
   private heard (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }): void {
     const ver = this.table.ver
@@ -246,6 +275,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       // its connections closed and nobody reaches it: a crash, no need to wait out a suspicion
       const verdict = connectionLost && this.libp2p.getConnections(id).length === 0 ? 'dead' : 'suspect'
       if (m.state === 'suspect' && verdict === 'suspect') return
+      this.log('%s %s: no answer within %d ms, through %d others: %s (health %d)', verdict === 'dead' ? 'burying' : 'suspecting', peer, this.directMs * k, vias.length, through.join(' '), this.health)
       this.changed(this.table.apply({ peer, inc: m.inc, ver: m.ver, state: verdict }))
       this.tellEveryone()
     } finally {
@@ -276,7 +306,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     if (this.timer !== undefined || !this.started) return
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
-    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, this.init.probeIntervalMs * this.stretch())
+    const delay = this.init.probeIntervalMs * this.stretch()
+    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, delay)
     this.timer.unref()
   }
 

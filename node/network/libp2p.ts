@@ -128,7 +128,14 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
         // nearly all of them, and every answer's peers are pinged before they enter the routing table. Peers
         // starting together each run 2-3 lookups (self-query, table refresh, discovery), so that was most of a
         // 32-peer testnet's formation CPU; Kademlia's own 3 finds any peer in a few more round trips.
-        alpha: 3
+        alpha: 3,
+        // a lookup queries peers until the k closest it has seen answered, on each disjoint path: with k = 20 on
+        // 3 paths a lookup in a network of 32 asked (and connected to) nearly every peer, so every peer ended up
+        // connected to every other. dflow networks are tens to hundreds of peers in one private network: 8 close
+        // peers per bucket on one path still find any peer in a few round trips, and a provider record lives on 8
+        // peers. 32 peers starting at once: 3.4 -> 2.5 s of CPU per peer with the probe fixes (scale.md).
+        kBucketSize: DHT_K,
+        disjointPaths: 1
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
@@ -154,9 +161,26 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
       })
     }
   })
+  keepFewerClosePeers(node)
   corkTcpWrites(node)
   boundDeliveryRecords(node.services.pubsub, seenTTL)
   return node
+}
+
+/** Peers per DHT bucket, and the closest peers kept connected. */
+export const DHT_K = 8
+
+interface ClosestPeerTagger { peerSetSize?: number }
+
+/**
+ * kad-dht tags the 20 closest peers it has pinged KEEP_ALIVE (the connection manager redials them), and its
+ * init does not pass the set size through: 20 standing connections per peer, each ~1.3 MiB and handshakes to
+ * keep. The same k as the buckets is enough to answer lookups for our own neighbourhood. Set before start
+ * (the set is built in start()); if a kad-dht upgrade moves the field, the default stays and nothing breaks.
+ */
+function keepFewerClosePeers (node: DflowLibp2p): void {
+  const tagger = (node.services.dht as unknown as { routingTable?: { closestPeerTagger?: ClosestPeerTagger } }).routingTable?.closestPeerTagger
+  if (tagger !== undefined && typeof tagger.peerSetSize === 'number') tagger.peerSetSize = DHT_K
 }
 
 /** gossipsub's fast duplicate check: the message's signature (it covers from, seqno, topic and data). */

@@ -16,6 +16,12 @@ export interface MemberUpdate {
   /** bumped by the peer itself to refute a suspicion of this incarnation */
   ver: number
   state: MemberState
+  /**
+   * Where the peer listens (multiaddrs without /p2p), on `alive` news when the sender knows them: SWIM's member
+   * list carries addresses, so a member heard of can be probed without a DHT lookup for it (when 32 peers
+   * started at once, those lookups failed or took seconds, and the probes with them)
+   */
+  addrs?: string[]
 }
 
 export type ProbeMessage =
@@ -31,11 +37,15 @@ export type ProbeAnswer =
 export interface ProbeTarget {
   /** this peer's own incarnation and version */
   own: () => { inc: number, ver: number }
+  /** where `peer` listens, when known (multiaddrs without /p2p) */
+  addrs: (peer: string) => string[] | undefined
   /** news to piggyback on a message to `to` */
   news: (to: string) => MemberUpdate[]
+  /** the round trip of an answered probe, ms (not counting a dial) */
+  rtt?: (ms: number) => void
   /** `from` (authenticated by the connection) said this; `inc`/`ver` are its own when it is a ping or a direct ack */
   heard: (from: string, up: MemberUpdate[], own?: { inc: number, ver: number }) => void
 }
 
-export { PROBE_PROTOCOL, MAX_UPDATES } from './constants.ts'
+export { PROBE_PROTOCOL, MAX_UPDATES, MAX_MEMBER_ADDRS, MAX_ADDR_LENGTH } from './constants.ts'
 export { ProbeProtocol, ProbeMessageError, checkProbeMessage, checkProbeAnswer } from './probe.ts'

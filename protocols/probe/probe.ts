@@ -1,7 +1,8 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { MAX_INDIRECT_TIMEOUT_MS, MAX_PROBE_MESSAGE_BYTES, MAX_UPDATES, PROBE_PROTOCOL } from './constants.ts'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { MAX_ADDR_LENGTH, MAX_INDIRECT_TIMEOUT_MS, MAX_MEMBER_ADDRS, MAX_PROBE_MESSAGE_BYTES, MAX_UPDATES, PROBE_DIAL_TIMEOUT_MS, PROBE_PROTOCOL } from './constants.ts'
 import type { MemberUpdate, ProbeAnswer, ProbeMessage, ProbeTarget } from './index.ts'
 import { ProbeChannel } from './channel.ts'
 import type { Connection, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -31,6 +32,10 @@ function checkUpdates (up: unknown): string | undefined {
     if (typeof m.peer !== 'string' || !PEER_ID.test(m.peer)) return 'update.peer is not a peer id'
     if (!nat(m.inc) || !nat(m.ver)) return 'update.inc and update.ver must be non-negative integers'
     if (typeof m.state !== 'string' || !STATES.has(m.state)) return `update.state ${JSON.stringify(m.state)} unknown`
+    if (m.addrs !== undefined) {
+      if (!Array.isArray(m.addrs) || m.addrs.length > MAX_MEMBER_ADDRS) return `update.addrs must be a list of at most ${MAX_MEMBER_ADDRS}`
+      if (!m.addrs.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= MAX_ADDR_LENGTH)) return `update.addrs must be multiaddrs of at most ${MAX_ADDR_LENGTH} characters`
+    }
   }
   return undefined
 }
@@ -59,7 +64,7 @@ export function checkProbeAnswer (ans: unknown): string | undefined {
   return `unknown answer type ${JSON.stringify(m.t)}`
 }
 
-type ProbeLibp2p = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol'>
+type ProbeLibp2p = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections'>
 
 /** Answers served at once on one inbound stream; more are dropped (the prober times out). */
 const MAX_IN_FLIGHT = 16
@@ -102,7 +107,7 @@ export class ProbeProtocol {
       if (this.channels.get(id) === existing) this.channels.delete(id)
     }
     const opening = (async () => {
-      const stream = await this.libp2p.dialProtocol(peer, PROBE_PROTOCOL, { signal })
+      const stream = await this.libp2p.dialProtocol(this.dialTarget(peer), PROBE_PROTOCOL, { signal })
       const ch: ProbeChannel = new ProbeChannel(stream, checkProbeAnswer, err => {
         if (err !== undefined) this.log('probe channel to %s closed: %s', id, err.message)
         if (this.open.get(id) === ch) this.open.delete(id)
@@ -116,25 +121,45 @@ export class ProbeProtocol {
     return opening
   }
 
+  /** The peer's addresses from the member list when there is no connection to it (no DHT lookup), else its id. */
+  private dialTarget (peer: PeerId): PeerId | Multiaddr[] {
+    if (this.libp2p.getConnections(peer).length > 0) return peer
+    const addrs = this.target.addrs(peer.toString())
+    if (addrs === undefined || addrs.length === 0) return peer
+    try {
+      return addrs.map(a => multiaddr(a).encapsulate(`/p2p/${peer.toString()}`))
+    } catch {
+      return peer
+    }
+  }
+
   /** One exchange; undefined when it failed or timed out (the reason is logged). */
-  private async exchange (peer: PeerId, msg: DistributiveOmit<ProbeMessage, 'seq'>, timeoutMs: number, signal?: AbortSignal): Promise<ProbeAnswer | undefined> {
+  private async exchange (peer: PeerId, msg: DistributiveOmit<ProbeMessage, 'seq'>, timeoutMs: number, signal?: AbortSignal, dialBudget = true): Promise<ProbeAnswer | undefined> {
     // the common case at rest: the channel is open, and the ask's own timer bounds the exchange (the abort
     // signals below only bound opening a channel; building them for every probe was most of a probe's own cost)
     const open = this.open.get(peer.toString())
     if (open !== undefined && !open.closed && signal?.aborted !== true && !this.controller.signal.aborted) {
       const seq = ++this.seq
+      const t0 = performance.now()
       const answer = await open.ask(seq, { ...msg, seq }, timeoutMs)
+      if (answer !== undefined && msg.t === 'ping') this.target.rtt?.(performance.now() - t0)
       if (answer === undefined) this.log('probe %s of %s failed: %s', msg.t, peer.toString(), open.closed ? 'probe stream closed' : `no answer within ${timeoutMs} ms`)
       return answer
     }
+    // with a connection, opening a stream is part of the answer time (a frozen peer must not get longer); without
+    // one, the dial gets its own budget (PROBE_DIAL_TIMEOUT_MS) and the answer its full time after it
+    const dial = dialBudget && this.libp2p.getConnections(peer).length === 0
+    const openMs = dial ? Math.max(timeoutMs, PROBE_DIAL_TIMEOUT_MS) : timeoutMs
     const deadline = Date.now() + timeoutMs
     const timer = new AbortController()
-    const t = setTimeout(() => { timer.abort(new Error(`probe timed out after ${timeoutMs} ms`)) }, timeoutMs)
+    const t = setTimeout(() => { timer.abort(new Error(`probe timed out after ${openMs} ms${dial ? ' (dialling)' : ''}`)) }, openMs)
     try {
       const signals = [timer.signal, this.controller.signal, ...(signal === undefined ? [] : [signal])]
       const ch = await this.channel(peer, AbortSignal.any(signals))
       const seq = ++this.seq
-      const answer = await ch.ask(seq, { ...msg, seq }, Math.max(1, deadline - Date.now()))
+      const t0 = performance.now()
+      const answer = await ch.ask(seq, { ...msg, seq }, dial ? timeoutMs : Math.max(1, deadline - Date.now()))
+      if (answer !== undefined && msg.t === 'ping') this.target.rtt?.(performance.now() - t0)
       if (answer === undefined) throw new Error(ch.closed ? 'probe stream closed' : `no answer within ${timeoutMs} ms`)
       return answer
     } catch (err) {
@@ -146,9 +171,9 @@ export class ProbeProtocol {
   }
 
   /** Pings `peer` directly: its (inc, ver) when it answered in time. */
-  async ping (peer: PeerId, timeoutMs: number, signal?: AbortSignal): Promise<{ inc: number, ver: number } | undefined> {
+  async ping (peer: PeerId, timeoutMs: number, signal?: AbortSignal, dialBudget = true): Promise<{ inc: number, ver: number } | undefined> {
     const id = peer.toString()
-    const answer = await this.exchange(peer, { t: 'ping', ...this.target.own(), up: this.target.news(id) }, timeoutMs, signal)
+    const answer = await this.exchange(peer, { t: 'ping', ...this.target.own(), up: this.target.news(id) }, timeoutMs, signal, dialBudget)
     if (answer === undefined || answer.of !== id) return undefined
     if (answer.t !== 'ack') { this.target.heard(id, answer.up); return undefined }
     this.target.heard(id, answer.up, { inc: answer.inc, ver: answer.ver })
@@ -175,7 +200,9 @@ export class ProbeProtocol {
     this.target.heard(from, msg.up)
     let target: PeerId
     try { target = peerIdFromString(msg.target) } catch { return { t: 'nack', seq: msg.seq, of: msg.target, up: [] } }
-    const acked = msg.target === this.self ? this.target.own() : await this.ping(target, msg.timeoutMs)
+    // within the requester's time, dial included: an intermediary that answers late counts as silent, and a frozen
+    // target it had no connection to would then never be suspected
+    const acked = msg.target === this.self ? this.target.own() : await this.ping(target, msg.timeoutMs, undefined, false)
     return acked === undefined
       ? { t: 'nack', seq: msg.seq, of: msg.target, up: this.target.news(from) }
       : { t: 'ack', seq: msg.seq, of: msg.target, ...acked, up: this.target.news(from) }

@@ -4,7 +4,7 @@ import { defaultLogger } from '@libp2p/logger'
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
-import { MemberTable } from '../../node/dscheduler/member-table.ts'
+import { MemberTable, pickAddrs } from '../../node/dscheduler/member-table.ts'
 import { ProbeMembership, ringNeighbours } from '../../node/dscheduler/membership.ts'
 import { checkProbeMessage, PROBE_PROTOCOL } from '../../protocols/probe/index.ts'
 
@@ -65,6 +65,27 @@ describe('member table (SWIM update rules)', () => {
     expect(t.news(A)).toEqual([])
   })
 
+  it('alive news carries where the member listens, so a member heard of is dialled without a DHT lookup', () => {
+    const t = new MemberTable(SELF, 100)
+    t.apply({ peer: A, inc: 1, ver: 0, state: 'alive' })
+    t.setAddrs(A, ['/ip4/127.0.0.1/tcp/4001/p2p/' + A, '/ip4/10.0.0.5/tcp/4001'])
+    // routable first, /p2p stripped
+    expect(t.addrsOf(A)).toEqual(['/ip4/10.0.0.5/tcp/4001', '/ip4/127.0.0.1/tcp/4001'])
+    expect(t.news(B)).toContainEqual({ peer: A, inc: 1, ver: 0, state: 'alive', addrs: ['/ip4/10.0.0.5/tcp/4001', '/ip4/127.0.0.1/tcp/4001'] })
+    // news about a new member brings its addresses; later news does not overwrite what we know
+    t.apply({ peer: B, inc: 1, ver: 0, state: 'alive', addrs: ['/ip4/10.0.0.6/tcp/1'] })
+    expect(t.addrsOf(B)).toEqual(['/ip4/10.0.0.6/tcp/1'])
+    t.apply({ peer: B, inc: 1, ver: 1, state: 'alive', addrs: ['/ip4/10.9.9.9/tcp/1'] })
+    expect(t.addrsOf(B)).toEqual(['/ip4/10.0.0.6/tcp/1'])
+    // a new incarnation may listen elsewhere
+    t.apply({ peer: B, inc: 2, ver: 0, state: 'alive', addrs: ['/ip4/10.0.0.7/tcp/2'] })
+    expect(t.addrsOf(B)).toEqual(['/ip4/10.0.0.7/tcp/2'])
+    // a suspicion carries no addresses
+    t.apply({ peer: B, inc: 2, ver: 0, state: 'suspect' })
+    expect(t.news().find(u => u.peer === B)).toEqual({ peer: B, inc: 2, ver: 0, state: 'suspect' })
+    expect(pickAddrs(['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/1', '/ip6/::1/tcp/2', '/ip4/1.2.3.4/tcp/3'])).toEqual(['/ip4/1.2.3.4/tcp/3', '/ip4/127.0.0.1/tcp/1'])
+  })
+
   it('probes along a ring in peer-id order: the next member after self, wrapping around; watches the one before', () => {
     // A < B < SELF: SELF's successor wraps to A, its predecessor is B; A's successor is B and its predecessor wraps to SELF
     expect(ringNeighbours(SELF, [A, B])).toEqual({ successor: A, predecessor: B })
@@ -82,6 +103,10 @@ describe('member table (SWIM update rules)', () => {
     expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [{ peer: A, inc: 1, ver: 0, state: 'zombie' }] })).toMatch(/state/)
     expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: Array(100).fill({ peer: A, inc: 1, ver: 0, state: 'alive' }) })).toMatch(/more than/)
     expect(checkProbeMessage([1, 2])).toMatch(/not a map/)
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [{ peer: A, inc: 1, ver: 0, state: 'alive', addrs: ['/ip4/1.2.3.4/tcp/1'] }] })).toBeUndefined()
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [{ peer: A, inc: 1, ver: 0, state: 'alive', addrs: ['/a', '/b', '/c'] }] })).toMatch(/addrs/)
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [{ peer: A, inc: 1, ver: 0, state: 'alive', addrs: ['/' + 'x'.repeat(200)] }] })).toMatch(/addrs/)
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [{ peer: A, inc: 1, ver: 0, state: 'alive', addrs: 'nope' }] })).toMatch(/addrs/)
   })
 })
 
