@@ -43,6 +43,14 @@ export interface SpawnedPeer {
  *   capped at 2 x 8 MiB, an idle peer holds about 10-20 MiB less, while a 4-peer fan spends about as much time
  *   in scavenges as before (2 MiB or 4 MiB semi-spaces tripled it).
  *
+ * - `--ticks-before-optimization=20` (V8's default 3): a peer's code is large and each request runs most of it
+ *   only a few times, so TurboFan kept compiling lukewarm functions for tens of requests (perf of a listening peer
+ *   in a chain, requests 14-30: 21% of its CPU in the optimizing compiler's threads). Hot loops (codecs, hashing
+ *   glue) still reach the optimizing tier within a few requests; the rest stays in baseline code. Side by side on
+ *   4 peers, peer CPU per request after 2 warm-ups: fan 666 -> 536 ms and 738 / 652 -> 679 / 696 ms, chain
+ *   743 / 774 -> 628 / 558 ms (`--max-opt=1`, no optimizing tier at all, also cut the warm-up CPU but left later
+ *   requests ~40% slower; maglev as top tier and `--no-turbo-inlining` were in between).
+ *
  * Not here: `--heap-growing-percent=30 --compact-on-every-full-gc`. They keep the old generation near what is live
  * under steady load (a request's state lives its retention, long enough to be promoted, then dies; by default V8
  * lets the dead state fill the old space to several times what is live before a full GC), which brought RSS after a
@@ -51,7 +59,7 @@ export interface SpawnedPeer {
  * 786 / 579 without, in one session. Latency comes first; a memory-tight deployment can add them
  * (DFLOW_PEER_NODE_ARGS, or on the node command line, docs/deploy.md).
  */
-export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8']
+export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--ticks-before-optimization=20']
 
 /**
  * The node flags of a peer process: PEER_NODE_FLAGS, then DFLOW_PEER_NODE_ARGS (later flags win), e.g.
