@@ -59,7 +59,15 @@ export interface SpawnedPeer {
  * 786 / 579 without, in one session. Latency comes first; a memory-tight deployment can add them
  * (DFLOW_PEER_NODE_ARGS, or on the node command line, docs/deploy.md).
  */
-export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--ticks-before-optimization=20']
+export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', ...tierUpFlags(process.versions.v8)]
+
+/**
+ * The tier-up flag exists in V8 11 (Node 20), not in V8 12 (Node 22 counts invocations instead, and a node given an
+ * unknown V8 flag refuses to start); its effect was measured on Node 20 only, so other versions run V8's default.
+ */
+export function tierUpFlags (v8Version: string): string[] {
+  return v8Version.startsWith('11.') ? ['--ticks-before-optimization=20'] : []
+}
 
 /**
  * The node flags of a peer process: PEER_NODE_FLAGS, then DFLOW_PEER_NODE_ARGS (later flags win), e.g.

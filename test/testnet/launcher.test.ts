@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { readFile } from 'node:fs/promises'
 import { asciiOnly, peerBundle } from '../../testnet/bundle.ts'
-import { PEER_NODE_FLAGS, peerNodeArgs } from '../../testnet/launcher.ts'
+import { spawnSync } from 'node:child_process'
+import { PEER_NODE_FLAGS, peerNodeArgs, tierUpFlags } from '../../testnet/launcher.ts'
 
 describe('testnet launcher: what a peer process runs with', () => {
   it('node flags: PEER_NODE_FLAGS first, then DFLOW_PEER_NODE_ARGS', () => {
@@ -13,6 +14,17 @@ describe('testnet launcher: what a peer process runs with', () => {
       if (saved === undefined) delete process.env.DFLOW_PEER_NODE_ARGS
       else process.env.DFLOW_PEER_NODE_ARGS = saved
     }
+  })
+
+  it('this node accepts every peer flag (an unknown V8 flag stops node before the peer starts)', () => {
+    const r = spawnSync(process.execPath, [...PEER_NODE_FLAGS, '-e', 'process.exit(0)'], { encoding: 'utf8', timeout: 30_000 })
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+  })
+
+  it('the tier-up flag only where V8 has it', () => {
+    expect(tierUpFlags('11.3.244.8-node.33')).toEqual(['--ticks-before-optimization=20'])
+    expect(tierUpFlags('12.4.254.21-node.33')).toEqual([])
   })
 
   it('the peer bundle is ASCII-only, so V8 keeps its source as a one-byte string; escapes read the same', () => {
