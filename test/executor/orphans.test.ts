@@ -90,7 +90,8 @@ describe.skipIf(process.platform !== 'linux')('executor: instance processes die 
   beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'dflow-orphans-')) })
   afterAll(async () => {
     const m = await readManifest(join(dir, 'net')).catch(() => undefined)
-    for (const pid of [...(m?.peers ?? []).map(p => p.pid), ...instances]) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    // only real pids: kill(0) or kill(-1) would take the test runner's own process group (or every process) with it
+    for (const pid of [...(m?.peers ?? []).map(p => p.pid), ...instances]) { if (Number.isInteger(pid) && pid > 1) try { process.kill(pid, 'SIGKILL') } catch {} }
     await rm(dir, { recursive: true, force: true })
   }, 30_000)
 
