@@ -90,8 +90,8 @@ export class SharedDir {
     return shared
   }
 
-  /** This process's network namespace, hashed: what `<peerId>/host` holds. */
-  private get hostId (): string { return createHash('sha256').update(this.netns).digest('hex') }
+  /** This process's network namespace, hashed: what `<peerId>/host` holds (the namespace is fixed for the process). */
+  private readonly hostId = createHash('sha256').update(this.netns).digest('hex')
 
   /** holder peer id -> whether its directory is here and in this network namespace (negative answers expire) */
   private readonly hosts = new Map<string, { same: boolean, until: number }>()
