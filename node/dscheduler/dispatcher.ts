@@ -12,6 +12,8 @@ const MAX_CLAIMS_PER_MESSAGE = 256
 
 /** A quiet claim is published once this fraction of claimTimeoutMs passed with its instance unfinished. */
 const QUIET_CLAIM_FRACTION = 0.5
+/** A peer with more unfinished instances than this (its own claim included) claims aloud. */
+const QUIET_MAX_LOAD = 2
 
 /**
  * Whether a claim of this peer on `rec` may stay quiet: no earlier claim to supersede (a takeover must be heard)
@@ -176,20 +178,22 @@ export class Dispatcher {
       }
       const best = bestPeer(q, rec.excluded)
       if (best === undefined) continue
-      extra.set(best, (extra.get(best) ?? 0) + 1)
+      // a claim made here enters the load book at once (claim -> examine); `extra` counts only the instances
+      // this walk expects another peer to claim
       if (placer === self) {
         const incarnation = best === self ? membership.incarnation : membership.incarnationOf(best)
         if (incarnation !== undefined) {
-          this.claim(t, s, rec, best, incarnation, best === self && quietAllowed(rec, bytes.producers, self))
+          this.claim(t, s, rec, best, incarnation, best === self && this.mayStayQuiet(rec, bytes.producers))
           if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
           continue
         }
       }
       if (best === self) {
-        this.claim(t, s, rec, self, membership.incarnation, quietAllowed(rec, bytes.producers, self))
+        this.claim(t, s, rec, self, membership.incarnation, this.mayStayQuiet(rec, bytes.producers))
         if (this.batch.length >= MAX_CLAIMS_PER_MESSAGE) this.flushClaims(s)
         continue
       }
+      extra.set(best, (extra.get(best) ?? 0) + 1)
       if (rec.expect?.peer !== best) rec.expect = { peer: best, since: now }
       const due = rec.expect.since + init.claimTimeoutMs
       if (due <= now) {
@@ -204,6 +208,28 @@ export class Dispatcher {
       clearTimeout(t.timer)
       t.timer = setTimeout(() => { this.sched.pump(s.id) }, nextCheck + 5)
       t.timer.unref()
+    }
+  }
+
+  /**
+   * Whether a claim of this peer for itself may stay quiet: every input is here, and this peer is nearly idle
+   * (this claim and at most one other unfinished: a chain's running step and the next one, claimed ahead).
+   * Other peers' placers count only the claims they hear, so a peer busier than that says all its quiet claims
+   * at once (in the same message as this walk's claims): otherwise they see free slots here and pile more on.
+   */
+  private mayStayQuiet (rec: InstanceRecord, producers: Set<string>): boolean {
+    const { self, load } = this.sched
+    if (!quietAllowed(rec, producers, self)) return false
+    if (load.load(self) + 1 <= QUIET_MAX_LOAD) return true
+    this.sayAllQuietClaims()
+    return false
+  }
+
+  /** Publishes every request's quiet claims whose instances still run, due or not. */
+  private sayAllQuietClaims (): void {
+    for (const t of this.sched.requests.values()) {
+      if (t.quietClaims === undefined || t.quietClaims.size === 0 || t.state === undefined) continue
+      this.sayQuietClaims(t, t.state, true)
     }
   }
 
@@ -243,8 +269,8 @@ export class Dispatcher {
   }
 
   /** Publishes the quiet claims whose instances still run (each with the time it was made), forgets the rest. */
-  private sayQuietClaims (t: Tracked, s: RequestState): void {
-    t.quietClaimsTimer = undefined
+  private sayQuietClaims (t: Tracked, s: RequestState, all = false): void {
+    if (!all) t.quietClaimsTimer = undefined
     const quiet = t.quietClaims
     if (quiet === undefined || t.finishing === true) return
     const { self, init } = this.sched
@@ -255,7 +281,7 @@ export class Dispatcher {
       const due = q.ts + init.claimTimeoutMs * QUIET_CLAIM_FRACTION
       const mine = rec.claims.get(self)
       if (rec.done !== undefined || rec.failed !== undefined || mine === undefined || mine.attempt !== q.attempt || rec.winner?.peer !== self) { quiet.delete(rec); continue }
-      if (due > now) { next = Math.min(next, due - now); continue }
+      if (due > now && !all) { next = Math.min(next, due - now); continue }
       quiet.delete(rec)
       const list = byTs.get(q.ts) ?? []
       list.push({ step: q.step, index: q.index, attempt: q.attempt })

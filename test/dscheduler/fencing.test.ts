@@ -240,4 +240,21 @@ describe('placement by the instance\'s placer', () => {
     await s2.cancel(long)
     await s2.waitFinished(long)
   })
+
+  it('a peer busier than a chain says its quiet claims aloud at once, so other placers count its load', async () => {
+    // the same far claim timeout: only the load rule can make these claims public
+    const env = await setup(new Map(), { claimTimeoutMs: 600_000 })
+    stop = env.stop
+    const { sched } = env
+    const wf = await (sched.c.loader as BundleLoader).register(await loadWorkflow(fixture('foreach-list.yaml')))
+    const id = await sched.submit({ workflow: wf, inputs: { xs: [1, 2, 3, 4, 5] }, requestId: 'busy-fan' })
+    await sched.waitFinished(id)
+    const claimed = new Set<number | null>()
+    for (const e of sched.eventsOf(id)) {
+      if (e.type !== 'step-claimed') continue
+      for (const c of [e, ...(e.also ?? [])]) if (c.step === 'double') claimed.add(c.index)
+    }
+    // all five siblings were placed in one walk: the first two quietly, then the third made this peer busy
+    expect([...claimed].sort()).toEqual([0, 1, 2, 3, 4])
+  })
 })

@@ -21,6 +21,30 @@ import { runRequest } from '../request.ts'
 import type { BenchMode } from '../types.ts'
 
 const WF = process.env.WF ?? 'cycles'
+const SLOTS = 4
+
+interface StepTimes { peer: string | null, readyMs: number | null, startMs: number | null, endMs: number | null }
+/**
+ * Placement quality of one request, from its step timeline: `queued` sums start - ready over the steps (time a
+ * step could have run but waited), `misplaced` the part of it during which another peer had a free slot
+ * (its own peer's slots were all busy: it would have run sooner there). Structural, so it shows a placement change through CPU noise.
+ */
+export function queueWaits (steps: StepTimes[], slots = SLOTS): { queued: number, misplaced: number } {
+  const runs = steps.filter(x => x.startMs !== null && x.endMs !== null)
+  const peers = [...new Set(runs.map(x => x.peer))]
+  let queued = 0
+  let misplaced = 0
+  for (const x of runs) {
+    const ready = x.readyMs ?? x.startMs!
+    if (x.startMs! <= ready) continue
+    queued += x.startMs! - ready
+    for (let t = ready; t < x.startMs!; t++) {
+      const busy = (p: string | null): number => runs.filter(r => r.peer === p && r.startMs! <= t && t < r.endMs!).length
+      if (busy(x.peer) >= slots && peers.some(p => p !== x.peer && busy(p) < slots)) misplaced++
+    }
+  }
+  return { queued, misplaced }
+}
 const MODES = (process.env.MODES ?? 'dataflow,control').split(',') as BenchMode[]
 const N = Number(process.env.N ?? 10)
 const cpuOf = async (pid: number): Promise<number> => {
@@ -69,6 +93,7 @@ try {
   const times = new Map<BenchMode, number[]>(MODES.map(m => [m, []]))
   const cpu = new Map<BenchMode, { peer: number, inst: number, n: number }>(MODES.map(m => [m, { peer: 0, inst: 0, n: 0 }]))
   const kc = new Map<BenchMode, Map<string, number>>(MODES.map(m => [m, new Map()]))
+  const waits = new Map<BenchMode, Array<{ queued: number, misplaced: number }>>(MODES.map(m => [m, []]))
   const tr = new Map<BenchMode, Map<string, number>>(MODES.map(m => [m, new Map()]))
   let measuredFrom = 0
   let perf: ChildProcess | undefined
@@ -94,6 +119,7 @@ try {
       if (i >= 2) { const tm = tr.get(mode)!; for (const [k, v] of t1) tm.set(k, (tm.get(k) ?? 0) + v - (t0.get(k) ?? 0)) }
       if (s.status !== 'ok') throw new Error(`request ${s.requestId} ${s.status}: ${s.error}`)
       times.get(mode)!.push(Math.round(s.latencyMs))
+      if (i >= 2) waits.get(mode)!.push(queueWaits(s.steps))
       if (i >= 2) { const c = cpu.get(mode)!; c.peer += p1 - p0; c.inst += c1 - c0; c.n++ }
       if (i === N - 1 && process.env.TIMELINE !== '0') {
         const peers = [...new Set(s.steps.map(x => x.peer))]
@@ -111,6 +137,9 @@ try {
     const c = cpu.get(m)!
     console.log(`${WF} ${m} KiB sent per request by protocol: ${[...tr.get(m)!].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / c.n / 1024).toFixed(0)}`).join(', ')}`)
     console.log(`${WF} ${m} counters per request: ${[...kc.get(m)!].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / c.n).toFixed(1)}`).join(', ')}`)
+    const w = waits.get(m)!
+    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
+    console.log(`${WF} ${m} step waits per request (ms, median): queued ${med(w.map(x => x.queued))}, behind full slots while another peer had one free ${med(w.map(x => x.misplaced))}`)
     console.log(`${WF} ${m}: ${t.join(' ')} | p50 after 2: ${steady[Math.floor(steady.length / 2)]} ms (lower median ${steady[Math.floor((steady.length - 1) / 2)]}); CPU/request peers ${(c.peer / c.n).toFixed(0)} ms, instances ${(c.inst / c.n).toFixed(0)} ms`)
   }
   if (perf !== undefined) { perf.kill('SIGINT'); await new Promise(resolve => perf!.once('exit', resolve)) }
