@@ -15,7 +15,8 @@
  * 100; the ratios of both readings are printed. A benchmark: it prints and asserts nothing (except that the rest
  * state was reached: it says so when a peer did not get there within REST_TIMEOUT_S).
  * Env: REQUESTS (default 1000), RETENTION (default 3s), CONCURRENCY (default 8), PEERS (default 4),
- * REST_TIMEOUT_S (default 90), SETTLE_S (an extra reading that long after the rest reading).
+ * REST_TIMEOUT_S (default 90), REST_AT (more pauses, e.g. 500,1000 with REQUESTS=2000, to see where RSS at rest
+ * levels off), SETTLE_S (an extra reading that long after the last rest reading).
  */
 import './../node/util/polyfill.ts'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -72,11 +73,13 @@ async function main (): Promise<void> {
       const per = await Promise.all(peers.map(async (p, i) => {
         const text = await getText(`${p.api}/metrics`)
         const mib = (name: string): number => metric(text, name) / 2 ** 20
-        return { rss: await rssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i] }
+        const sched = JSON.parse(await getText(`${p.api}/v1/metrics/scheduler`)) as { pool: { instances: number } }
+        const threads = Number(/Threads:\s+(\d+)/.exec(await readFile(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? NaN)
+        return { rss: await rssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i], instances: sched.pool.instances, threads }
       }))
       const col = (f: (x: typeof per[number]) => number, digits = 0): string => per.map(x => f(x).toFixed(digits)).join(' ')
       const split = await Promise.all(peers.map(async p => formatSplit(await memSplit(p.pid, p.api))))
-      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)})` }
+      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)}; function instances ${col(x => x.instances)}, threads ${col(x => x.threads)})` }
     }
     const tracked = async (): Promise<number[]> => Promise.all(peers.map(async p => {
       const m = JSON.parse(await getText(`${p.api}/v1/metrics/scheduler`)) as { trackedRequests: number }
@@ -131,27 +134,31 @@ async function main (): Promise<void> {
       return { reading: await read(), how }
     }
 
-    const s1 = await burst(0, FIRST)
-    const load1 = await read()
-    const rest1 = await rest()
-    const s2 = await burst(FIRST, REQUESTS, async n => {
-      if (n % 500 === 0 && n < REQUESTS) console.log(`RSS MiB per peer under load after ${n}: ${(await read()).text}`)
-    })
-    const load2 = await read()
-    console.log(`trackedRequests right after the last request: ${(await tracked()).join(' ')}`)
-    const rest2 = await rest()
-    console.log(`${REQUESTS} requests (${failed} failed) on ${PEERS} peers, retention ${RETENTION}: ${FIRST} in ${s1.toFixed(1)} s, pause, ${REQUESTS - FIRST} in ${s2.toFixed(1)} s`)
-    console.log(`RSS MiB per peer under load after ${FIRST}: ${load1.text}`)
-    console.log(`RSS MiB per peer under load after ${REQUESTS}: ${load2.text}`)
-    console.log(`RSS MiB per peer at rest after ${FIRST}: ${rest1.reading.text}\n  (${rest1.how})`)
-    console.log(`RSS MiB per peer at rest after ${REQUESTS}: ${rest2.reading.text}\n  (${rest2.how})`)
+    // bursts end (and a rest reading is taken) at FIRST, at each of REST_AT, and at REQUESTS
+    const stops = [...new Set([FIRST, ...(process.env.REST_AT ?? '').split(',').filter(x => x !== '').map(Number), REQUESTS])]
+      .filter(n => n >= FIRST && n <= REQUESTS).sort((x, y) => x - y)
+    const at: Array<{ n: number, seconds: number, load: Reading, rest: Reading, how: string }> = []
+    let from = 0
+    for (const n of stops) {
+      const seconds = await burst(from, n, async k => {
+        if (k % 500 === 0 && !stops.includes(k)) console.log(`RSS MiB per peer under load after ${k}: ${(await read()).text}`)
+      })
+      const load = await read()
+      if (n === REQUESTS) console.log(`trackedRequests right after the last request: ${(await tracked()).join(' ')}`)
+      const { reading, how } = await rest()
+      at.push({ n, seconds, load, rest: reading, how })
+      from = n
+    }
+    console.log(`${REQUESTS} requests (${failed} failed) on ${PEERS} peers, retention ${RETENTION}, in bursts ending at ${stops.join(', ')}: ${at.map(x => x.seconds.toFixed(1)).join(', ')} s`)
+    for (const x of at) console.log(`RSS MiB per peer under load after ${x.n}: ${x.load.text}`)
+    for (const x of at) console.log(`RSS MiB per peer at rest after ${x.n}: ${x.rest.text}\n  (${x.how})`)
     // where the growth is: glibc's main arena (brk), other anonymous memory (V8's heap, thread arenas), files
     for (let i = 0; i < peers.length; i++) {
-      console.log(`  peer ${i} under load after ${FIRST}: ${load1.split[i]}\n  peer ${i} under load after ${REQUESTS}: ${load2.split[i]}`)
-      console.log(`  peer ${i} at rest after ${FIRST}:    ${rest1.reading.split[i]}\n  peer ${i} at rest after ${REQUESTS}:    ${rest2.reading.split[i]}`)
+      for (const x of at) console.log(`  peer ${i} under load after ${x.n}: ${x.load.split[i]}`)
+      for (const x of at) console.log(`  peer ${i} at rest after ${x.n}:    ${x.rest.split[i]}`)
     }
     const ratio = (a: Reading, b: Reading): string => b.rss.map((r, i) => (r / a.rss[i]).toFixed(2)).join(' ')
-    console.log(`RSS after ${REQUESTS} / after ${FIRST} per peer, at rest: ${ratio(rest1.reading, rest2.reading)}; under load: ${ratio(load1, load2)}`)
+    for (const x of at.slice(1)) console.log(`RSS after ${x.n} / after ${FIRST} per peer, at rest: ${ratio(at[0].rest, x.rest)}; under load: ${ratio(at[0].load, x.load)}`)
     const settle = Number(process.env.SETTLE_S ?? 0)
     if (settle > 0) {
       await sleep(settle * 1000)
