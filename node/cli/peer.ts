@@ -37,7 +37,9 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     // a process-wide GC, so here and not in the peer (tests run many peers in one process): see idle-gc.ts
     // DFLOW_NO_IDLE_GC=1 leaves it to V8 (A/B runs)
     const log = peer.logger.forComponent('dflow:idle-gc')
-    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log })
+    // DFLOW_IDLE_GC_COMPACT=0: a plain full GC (A/B runs)
+    const compact = process.env.DFLOW_IDLE_GC_COMPACT !== '0'
+    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log, compact })
     // how many full GCs it ran and when the last one was: a bench can tell a peer at rest from one that has not
     // collected yet (npm run bench:soak)
     const { Counter, Gauge } = await import('prom-client')

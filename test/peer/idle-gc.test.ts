@@ -21,7 +21,7 @@ describe('IdleGc: one GC once the peer is quiet', () => {
       return { size: heap.size, used: heap.used }
     }
     const gc = vi.fn((o?: { type: 'minor' | 'major' }) => { heap.used = 0; heap.scavenges++; if (o?.type !== 'minor' && opts.shrinks) heap.size = 1 * MiB })
-    const idle = new IdleGc({ pollMs: 1000, maxPolls: 10, quietBytesPerMs: 500, maxRuns: 2, gc, newSpace, now, oldUsed: () => heap.old, oldGrowthBytes: 4 * MiB, scavenges: () => heap.scavenges })
+    const idle = new IdleGc({ pollMs: 1000, maxPolls: 10, quietBytesPerMs: 500, maxRuns: 2, gc, newSpace, now, oldUsed: () => heap.old, oldGrowthBytes: 4 * MiB, scavenges: () => heap.scavenges, random: () => 0.5 })
     return { heap, gc, idle }
   }
 
