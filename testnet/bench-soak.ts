@@ -19,7 +19,7 @@
  * levels off), SETTLE_S (an extra reading that long after the last rest reading).
  */
 import './../node/util/polyfill.ts'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadWorkflow } from '../node/workflow/index.ts'
@@ -34,6 +34,29 @@ const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8)
 const PEERS = Number(process.env.PEERS ?? 4)
 const REST_TIMEOUT_S = Number(process.env.REST_TIMEOUT_S ?? 90)
 const POLL_MS = 3000
+/**
+ * Diagnosis: with DFLOW_PEER_NODE_ARGS="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=$SNAPSHOT_DIR" too, peer 0's
+ * heap snapshot after each rest reading (renamed after-<n>.heapsnapshot; it runs a GC of its own)
+ */
+const SNAPSHOT_DIR = process.env.SNAPSHOT_DIR
+
+async function snapshot (pid: number, name: string): Promise<void> {
+  if (SNAPSHOT_DIR === undefined) return
+  const before = new Set(await readdir(SNAPSHOT_DIR))
+  process.kill(pid, 'SIGUSR2')
+  for (let i = 0; i < 120; i++) {
+    await sleep(1000)
+    const file = (await readdir(SNAPSHOT_DIR)).find(f => !before.has(f) && f.endsWith('.heapsnapshot'))
+    if (file === undefined) continue
+    // written in one go by the peer's main thread: done once its size stops changing
+    const size = async (): Promise<number> => (await stat(join(SNAPSHOT_DIR, file))).size
+    let last = -1
+    while (last !== (last = await size())) await sleep(1000)
+    await rename(join(SNAPSHOT_DIR, file), join(SNAPSHOT_DIR, `${name}.heapsnapshot`))
+    return
+  }
+  console.log(`no heap snapshot from ${pid}`)
+}
 
 async function rssMiB (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -95,7 +118,11 @@ async function main (): Promise<void> {
       const worker = async (): Promise<void> => {
         for (let i = next++; i < to; i = next++) {
           const c = clients[i % clients.length]
-          const view = await c.wait(await c.submit({ workflow: file.cid, inputs: ex.inputs as Record<string, unknown> }), { pollMs: 20 })
+          const submit = async (): Promise<string> => c.submit({ workflow: file.cid, inputs: ex.inputs as Record<string, unknown> })
+          // a keep-alive connection the peer closed as it was reused (seen once, right after a heap snapshot froze a
+          // peer for seconds): said, and tried once more
+          const id = await submit().catch(async (err: Error) => { console.log(`submit failed (${err.message}), once more`); return submit() })
+          const view = await c.wait(id, { pollMs: 20 })
           if (view.status !== 'ok') failed++
           await onFinished?.(++finished)
         }
@@ -147,6 +174,7 @@ async function main (): Promise<void> {
       if (n === REQUESTS) console.log(`trackedRequests right after the last request: ${(await tracked()).join(' ')}`)
       const { reading, how } = await rest()
       at.push({ n, seconds, load, rest: reading, how })
+      if (SNAPSHOT_DIR !== undefined) await snapshot(peers[0].pid, `after-${n}`)
       from = n
     }
     console.log(`${REQUESTS} requests (${failed} failed) on ${PEERS} peers, retention ${RETENTION}, in bursts ending at ${stops.join(', ')}: ${at.map(x => x.seconds.toFixed(1)).join(', ')} s`)
