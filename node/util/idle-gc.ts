@@ -104,7 +104,7 @@ export class IdleGc {
 
   private schedule (): void {
     // jittered: every peer follows every request, so a network's peers go idle at the same moment, and on a shared
-    // host (a testnet) four compacting GCs at once took 350-610 ms each, against 80-100 ms one at a time
+    // host (a testnet) 3-4 compacting GCs at once took 350-610 ms each, against 80-140 ms one at a time
     this.timer = setTimeout(() => { this.poll() }, this.opts.pollMs * (0.75 + 0.5 * this.opts.random()))
     // never what keeps the process alive
     this.timer.unref()
@@ -165,10 +165,10 @@ export class IdleGc {
 /**
  * Runs fn (a full GC) with V8's --compact-on-every-full-gc set, unless the process was started with it (then it
  * stays). A full GC moves objects only off the pages it picks as fragmented enough; after a burst the old
- * generation is a few live objects scattered among dead request state, and a plain gc() left 25-35 MiB of old
- * space committed around 23-25 MiB of live heap (bench:soak at rest); compacting it all takes it to 15-16 MiB,
- * 10 MiB less RSS per peer at rest, for a full GC of 80-130 ms instead of 30-80 once per quiet spell. The flag
- * is read at each GC, so set only around this one.
+ * generation is a few live objects scattered among dead request state, and a plain gc() left the old space at 23
+ * MiB committed after 100 requests and 31-32 after 1000, with 23-25 MiB of live heap in all spaces (bench:soak at
+ * rest). Compacting it all takes it to 15-17 MiB both times, 8-15 MiB less RSS per peer at rest, for a full GC of
+ * 80-140 ms instead of 35-45, once per quiet spell. The flag is read at each GC, so set only around this one.
  */
 export function compacting (fn: () => void): void {
   if (process.execArgv.includes('--compact-on-every-full-gc')) { fn(); return }
