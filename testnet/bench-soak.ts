@@ -5,13 +5,14 @@
  * - under load: the moment the burst's last request finished (where V8's GC happens to be then is chance: its old
  *   generation swings by tens of MiB between full GCs, so this reading is noisy);
  * - at rest: once every peer's `trackedRequests` is 0 (its finished requests were released after the retention)
- *   and the peer's idle GC (node/util/idle-gc.ts; a scavenge and a full GC once it is quiet) has run since it
+ *   and the peer's idle GC (node/util/idle-gc.ts; a scavenge and a compacting full GC once it is quiet) has run since it
  *   reached 0, as its `dflow_idle_gc_last_run_timestamp_seconds` metric tells, plus 2 s (V8 unmaps freed pages
  *   on a background thread). Both rest readings are taken in the same state, so their ratio is what 900 more
  *   requests left behind: live objects (gossipsub's 30 s seen window is still alive at that moment: ~100 requests'
  *   messages after the first burst, ~15-20 s worth after the second), JIT code, and memory glibc or V8 kept.
  * Each reading gives VmRSS (/proc/PID/status), V8's heap (used / committed), external memory, the peer's CPU time
- * so far, and where RSS is (testnet/memsplit.ts). Issue 11 asks RSS after 1000 requests within 10% of RSS after
+ * so far, its function instances and threads, and where RSS is (testnet/memsplit.ts). The status is polled every
+ * POLL_MS. Issue 11 asks RSS after 1000 requests within 10% of RSS after
  * 100; the ratios of both readings are printed. A benchmark: it prints and asserts nothing (except that the rest
  * state was reached: it says so when a peer did not get there within REST_TIMEOUT_S).
  * Env: REQUESTS (default 1000), RETENTION (default 3s), CONCURRENCY (default 8), PEERS (default 4),
