@@ -103,6 +103,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
+  sched.addEventListener('scheduler:forgotten', ev => { bus.forget(ev.detail) })
   members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()

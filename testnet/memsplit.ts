@@ -11,6 +11,8 @@ export interface MemSplit {
   brk: number
   /** anonymous mappings other than [heap] and [stack] */
   anon: number
+  /** of anon: mappings that start on a 64 MiB boundary, as glibc's thread arenas do (a heuristic) */
+  arenas: number
   file: number
   /** V8 committed heap, total and per space */
   v8: number
@@ -20,19 +22,22 @@ export interface MemSplit {
 
 const MIB = 2 ** 20
 
-export async function smapsSplit (pid: number): Promise<Pick<MemSplit, 'rss' | 'brk' | 'anon' | 'file'>> {
+const ARENA_ALIGN = 64n * 2n ** 20n
+
+export async function smapsSplit (pid: number): Promise<Pick<MemSplit, 'rss' | 'brk' | 'anon' | 'arenas' | 'file'>> {
   const text = await readFile(`/proc/${pid}/smaps`, 'utf8')
   let name = ''
-  const out = { rss: 0, brk: 0, anon: 0, file: 0 }
+  let aligned = false
+  const out = { rss: 0, brk: 0, anon: 0, arenas: 0, file: 0 }
   for (const line of text.split('\n')) {
-    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
-    if (head != null) { name = head[1]; continue }
+    const head = /^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head != null) { name = head[2]; aligned = BigInt('0x' + head[1]) % ARENA_ALIGN === 0n; continue }
     const m = /^Rss:\s+(\d+) kB/.exec(line)
     if (m == null) continue
     const bytes = Number(m[1]) * 1024
     out.rss += bytes
     if (name === '[heap]') out.brk += bytes
-    else if (name === '' || name.startsWith('[anon')) out.anon += bytes
+    else if (name === '' || name.startsWith('[anon')) { out.anon += bytes; if (aligned) out.arenas += bytes }
     else if (name.startsWith('/')) out.file += bytes
     else out.anon += bytes // [stack], [vdso], ...
   }
@@ -48,9 +53,9 @@ export async function memSplit (pid: number, api: string): Promise<MemSplit> {
   return { ...s, v8: num('nodejs_heap_size_total_bytes'), spaces, external: num('nodejs_external_memory_bytes') }
 }
 
-/** One line: "rss 112 = brk 14 + anon 80 + file 18; v8 60 (old 40 new 16 ...), external 3" (MiB) */
+/** One line: "rss 112 = brk 14 + anon 80 (arenas 9) + file 18; v8 60 (old 40 new 16 ...), external 3" (MiB) */
 export function formatSplit (m: MemSplit): string {
   const f = (n: number): string => (n / MIB).toFixed(0)
   const sp = Object.entries(m.spaces).filter(([, v]) => v >= MIB).map(([k, v]) => `${k.replace(/_space$/, '')} ${f(v)}`).join(' ')
-  return `rss ${f(m.rss)} = brk ${f(m.brk)} + anon ${f(m.anon)} + file ${f(m.file)}; v8 ${f(m.v8)} (${sp}), ext ${f(m.external)}`
+  return `rss ${f(m.rss)} = brk ${f(m.brk)} + anon ${f(m.anon)} (arenas ${f(m.arenas)}) + file ${f(m.file)}; v8 ${f(m.v8)} (${sp}), ext ${f(m.external)}`
 }

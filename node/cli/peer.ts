@@ -32,12 +32,22 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     // loaded here, not at the top: every other dflow command would pay for importing the whole peer
     const { createDflowPeer } = await import('../dflow-peer.ts')
     const { IdleGc } = await import('../util/idle-gc.ts')
-    const { peer, services } = await createDflowPeer(config)
+    const { peer, services, observability } = await createDflowPeer(config)
     await peer.start()
     // a process-wide GC, so here and not in the peer (tests run many peers in one process): see idle-gc.ts
     // DFLOW_NO_IDLE_GC=1 leaves it to V8 (A/B runs)
     const log = peer.logger.forComponent('dflow:idle-gc')
-    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log })
+    // DFLOW_IDLE_GC_COMPACT=0: a plain full GC (A/B runs)
+    const compact = process.env.DFLOW_IDLE_GC_COMPACT !== '0'
+    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log, compact })
+    // how many full GCs it ran and when the last one was: a bench can tell a peer at rest from one that has not
+    // collected yet (npm run bench:soak)
+    const { Counter, Gauge } = await import('prom-client')
+    const registers = [observability.metrics.registry]
+    // eslint-disable-next-line no-new
+    new Counter({ name: 'dflow_idle_gc_runs_total', help: 'Full GCs run by the peer once quiet (node/util/idle-gc.ts)', registers, collect () { this.reset(); this.inc(idleGc.runs) } })
+    // eslint-disable-next-line no-new
+    new Gauge({ name: 'dflow_idle_gc_last_run_timestamp_seconds', help: 'When the last of them ran (Unix time; 0 before the first)', registers, collect () { this.set(idleGc.lastRunAt / 1000) } })
     const onIdle = (): void => { idleGc.arm() }
     services.scheduler.addEventListener('scheduler:idle', onIdle)
     idleGc.arm()

@@ -54,7 +54,12 @@ export class LocalBus extends BaseBus {
   }
 }
 
-/** Who started each request, so a cancel can be checked against it; bounded, oldest forgotten first. */
+/**
+ * Who started each request, so a cancel can be checked against it: forgotten with the request's state
+ * (forget()), and bounded, oldest forgotten first, for starts the scheduler never tracks. Before forget() the
+ * bound was the only release, and every request left its starter's public key and signature here (about
+ * 0.6 KiB) until 20 000 more had come: 1000 requests kept 1000 entries on every peer.
+ */
 const MAX_KNOWN_STARTS = 20_000
 
 /**
@@ -141,6 +146,14 @@ export class GossipBus extends BaseBus {
     this.starts.set(started.request, { auth: started.auth, from: started.from })
     if (this.starts.size > MAX_KNOWN_STARTS) this.starts.delete(this.starts.keys().next().value as string)
   }
+
+  /** The request's state is gone (the scheduler forgot it after its retention): a later cancel has nothing to cancel. */
+  forget (request: string): void {
+    this.starts.delete(request)
+  }
+
+  /** requests whose starter this bus remembers (tests, diagnostics) */
+  knownStarts (): number { return this.starts.size }
 
   /**
    * The events of a message, if none is malformed or claims another `from` than the gossip signer (undefined:

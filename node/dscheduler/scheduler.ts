@@ -25,6 +25,8 @@ export interface SchedulerEvents {
   'scheduler:event': CustomEvent<RequestEvent>
   'scheduler:request-finished': CustomEvent<{ request: string, status: 'ok' | 'failed', mode: string }>
   'scheduler:log': CustomEvent<{ request: string, step: string, index: number | null, peer: string, line: string }>
+  /** a request's state was forgotten (after its retention): what else is kept per request can go too */
+  'scheduler:forgotten': CustomEvent<string>
   /** the last request this peer held state for was forgotten (after its retention) */
   'scheduler:idle': CustomEvent<null>
 }
@@ -343,6 +345,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     clearTimeout(t.quietClaimsTimer)
     t.deadline?.clear()
     this.requests.delete(request)
+    this.safeDispatch('scheduler:forgotten', request)
     if (this.requests.size === 0) this.safeDispatch('scheduler:idle', null)
     this.forgotten.add(request)
     if (this.forgotten.size > 10_000) this.forgotten.delete(this.forgotten.values().next().value as string)

@@ -63,6 +63,9 @@ describe('bounded state and durable results', () => {
     // the peer's idle GC (node/util/idle-gc.ts) waits for this
     let idles = 0
     peer.sched.addEventListener('scheduler:idle', () => { idles++ })
+    // what else is kept per request (the gossip bus's starters) is released on this
+    const forgotten = new Set<string>()
+    peer.sched.addEventListener('scheduler:forgotten', ev => { forgotten.add(ev.detail) })
     const heapAfter = async (requests: number): Promise<number> => {
       for (let i = 0; i < requests; i++) await run(peer.sched, wf, i)
       await until(() => peer.sched.trackedRequests() === 0, 10_000)
@@ -78,6 +81,7 @@ describe('bounded state and durable results', () => {
     // what is left grows with nothing the requests brought: retention released them all
     expect(later / first).toBeLessThan(1.1)
     expect(peer.sched.list()).toEqual([])
+    expect(forgotten.size).toBe(120)
   }, 120_000)
 
   it('a restarted peer still answers a finished request\'s status and outputs within the retention', async () => {

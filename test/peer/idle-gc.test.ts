@@ -8,19 +8,20 @@ describe('IdleGc: one GC once the peer is quiet', () => {
   afterEach(() => { vi.useRealTimers() })
 
   /** a fake V8 new space: `alloc` bytes are allocated per ms of fake time; gc() empties it, a full one may shrink it */
-  function fakeHeap (opts: { shrinks: boolean }): { heap: { size: number, used: number, alloc: number }, gc: ReturnType<typeof vi.fn>, idle: IdleGc } {
-    const heap = { size: 16 * MiB, used: 0, alloc: 0 }
+  function fakeHeap (opts: { shrinks: boolean }): { heap: { size: number, used: number, alloc: number, old: number, scavenges: number }, gc: ReturnType<typeof vi.fn>, idle: IdleGc } {
+    const heap = { size: 16 * MiB, used: 0, alloc: 0, old: 20 * MiB, scavenges: 0 }
     let last = 0
     const now = (): number => Date.now()
     const newSpace = (): { size: number, used: number } => {
       const t = now()
       heap.used += heap.alloc * (t - last)
       last = t
-      if (heap.used > heap.size / 2) heap.used = 0 // a scavenge
+      // scavenges (nothing survives)
+      if (heap.used > heap.size / 2) { heap.scavenges += Math.floor(heap.used / (heap.size / 2)); heap.used %= heap.size / 2 }
       return { size: heap.size, used: heap.used }
     }
-    const gc = vi.fn((o?: { type: 'minor' | 'major' }) => { heap.used = 0; if (o?.type !== 'minor' && opts.shrinks) heap.size = 1 * MiB })
-    const idle = new IdleGc({ pollMs: 1000, maxPolls: 10, quietBytesPerMs: 500, maxRuns: 2, gc, newSpace, now })
+    const gc = vi.fn((o?: { type: 'minor' | 'major' }) => { heap.used = 0; heap.scavenges++; if (o?.type !== 'minor' && opts.shrinks) heap.size = 1 * MiB })
+    const idle = new IdleGc({ pollMs: 1000, maxPolls: 10, quietBytesPerMs: 500, maxRuns: 2, gc, newSpace, now, oldUsed: () => heap.old, oldGrowthBytes: 4 * MiB, scavenges: () => heap.scavenges, random: () => 0.5 })
     return { heap, gc, idle }
   }
 
@@ -48,6 +49,54 @@ describe('IdleGc: one GC once the peer is quiet', () => {
     vi.advanceTimersByTime(60_000)
     expect(gc).toHaveBeenCalledTimes(2)
     expect(idle.runs).toBe(1)
+    idle.stop()
+  })
+
+  it('with a small new space, collects when the old generation grew since its last full GC', () => {
+    vi.useFakeTimers()
+    const { heap, gc, idle } = fakeHeap({ shrinks: true })
+    heap.alloc = 100
+    idle.arm()
+    vi.advanceTimersByTime(10_000)
+    expect(gc.mock.calls).toEqual([[{ type: 'minor' }], [undefined]])
+    expect(heap.size).toBe(1 * MiB)
+    // a burst promoted 3 MiB of garbage (under oldGrowthBytes): nothing
+    heap.old += 3 * MiB
+    idle.arm()
+    vi.advanceTimersByTime(15_000)
+    expect(gc).toHaveBeenCalledTimes(2)
+    // 5 MiB: a scavenge and a full GC, in a quiet spell only
+    heap.old += 2 * MiB
+    heap.alloc = 2000
+    idle.arm()
+    vi.advanceTimersByTime(5000)
+    expect(gc).toHaveBeenCalledTimes(2)
+    heap.alloc = 100
+    vi.advanceTimersByTime(6000)
+    expect(gc.mock.calls.slice(2)).toEqual([[{ type: 'minor' }], [undefined]])
+    expect(idle.runs).toBe(2)
+    idle.stop()
+  })
+
+  it('a look after a scavenge still measures the rate: a small new space that fills every few seconds at rest is quiet', () => {
+    vi.useFakeTimers()
+    const { heap, gc, idle } = fakeHeap({ shrinks: true })
+    heap.size = 1 * MiB // 512 KiB to fill: at 300 B/ms, a scavenge every 1.7 s, so between most looks
+    heap.old = 30 * MiB
+    heap.alloc = 300
+    idle.arm()
+    vi.advanceTimersByTime(3000)
+    expect(gc.mock.calls).toEqual([[{ type: 'minor' }]])
+    vi.advanceTimersByTime(2000)
+    expect(gc.mock.calls).toEqual([[{ type: 'minor' }], [undefined]])
+    // busy (a scavenge between looks at 1 KB/ms too): never
+    idle.stop()
+    gc.mockClear()
+    heap.old += 10 * MiB
+    heap.alloc = 1000
+    idle.arm()
+    vi.advanceTimersByTime(20_000)
+    expect(gc).not.toHaveBeenCalled()
     idle.stop()
   })
 

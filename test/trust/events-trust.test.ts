@@ -24,8 +24,8 @@ const base = { from: 'peerA', ts: 1, request: 'r1' }
 const fence = { attempt: 0, incarnation: 1 }
 const output = (value: ValueRef): DflowEvent => ({ type: 'output-ready', ...base, ...fence, step: 's', index: null, output: 'o', value })
 
-async function started (key: PrivateKey | undefined, from: string, inputs: Record<string, ValueRef> = { n: inlineRef(3) }): Promise<RequestStarted> {
-  const ev: RequestStarted = { type: 'request-started', from, ts: Date.now(), request: 'req-1', workflow: cidOf(dagCbor.encode('wf')), inputs, mode: 'dataflow', store: 'distributed', submitter: from }
+async function started (key: PrivateKey | undefined, from: string, inputs: Record<string, ValueRef> = { n: inlineRef(3) }, request = 'req-1'): Promise<RequestStarted> {
+  const ev: RequestStarted = { type: 'request-started', from, ts: Date.now(), request, workflow: cidOf(dagCbor.encode('wf')), inputs, mode: 'dataflow', store: 'distributed', submitter: from }
   if (key !== undefined) ev.auth = await signSubmit(key, claimOf(ev))
   return ev
 }
@@ -168,5 +168,25 @@ describe('gossip topic validator', () => {
       if (score >= 0) await new Promise(resolve => setTimeout(resolve, 100))
     }
     expect(score).toBeLessThan(0)
+  })
+
+  it('forgets who started a request once told its state is gone: a later cancel is dropped, without penalty', async () => {
+    const from = a.peerId.toString()
+    const publish = async (ev: DflowEvent): Promise<void> => { await a.services.pubsub.publish(EVENTS_TOPIC, encodeEvent(ev)) }
+    const start = await started(client, from, undefined, 'req-forget')
+    const known = busB.knownStarts()
+    const before = seen.length
+    await publish(start)
+    const deadline = Date.now() + 10_000
+    while (seen.length === before && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    expect(seen.slice(before).map(e => e.type)).toEqual(['request-started'])
+    expect(busB.knownStarts()).toBe(known + 1)
+    busB.forget(start.request)
+    expect(busB.knownStarts()).toBe(known)
+    const { ignored, rejected } = busB.validation
+    await publish({ type: 'request-cancelled', from, ts: 6, request: start.request, reason: 'by its submitter, too late', auth: await signCancel(client, start.request) })
+    while (busB.validation.ignored === ignored && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    expect(busB.validation).toMatchObject({ ignored: ignored + 1, rejected })
+    expect(seen.slice(before).map(e => e.type)).toEqual(['request-started'])
   })
 })
