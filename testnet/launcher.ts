@@ -62,6 +62,14 @@ export interface SpawnedPeer {
 export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', ...tierUpFlags(process.versions.v8)]
 
 /**
+ * The environment a peer process runs with, beneath the caller's own (which wins). glibc gives each thread that
+ * mallocs its own arena, up to 8 per core; a peer's threads (libuv pool, V8's GC and compiler helpers) each grew one
+ * and kept the freed memory of bursts in it: RSS at rest rose 6-20% over 1000 requests. Two arenas bound that
+ * (1.03-1.11x at rest, `npm run bench:soak`) with no CPU cost measured (a 4-peer fan, docs/chaos.md).
+ */
+export const PEER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
+
+/**
  * The tier-up flag exists in V8 11 (Node 20), not in V8 12 (Node 22 counts invocations instead, and a node given an
  * unknown V8 flag refuses to start); its effect was measured on Node 20 only, so other versions run V8's default.
  */
@@ -87,7 +95,7 @@ export function spawnPeer (opts: SpawnPeerOptions): SpawnedPeer {
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: opts.bundle === undefined ? { ...process.env } : { ...process.env, [BUNDLE_ENV]: opts.bundle }
+      env: { ...PEER_ENV, ...process.env, ...(opts.bundle === undefined ? {} : { [BUNDLE_ENV]: opts.bundle }) }
     })
     if (child.pid == null) throw new PeerStartError(`cannot spawn ${process.execPath} ${args.join(' ')}`)
     child.once('exit', (code, sig) => { exited = sig ?? `exit code ${code}` })

@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isAlive, readManifest } from '../../testnet/index.ts'
+import { PEER_ENV } from '../../testnet/launcher.ts'
 import type { PeersResponse } from '../../node/api/peers.ts'
 import type { MembershipView } from '../../node/dscheduler/membership.ts'
 
@@ -68,6 +70,8 @@ describe('dflow testnet (processes)', () => {
       expect(up.stdout).toContain(p.peerId)
       expect(p.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
       expect(isAlive(p.pid)).toBe(true)
+      // the peer runs with PEER_ENV beneath the caller's environment
+      expect(readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0')).toContain(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? PEER_ENV.MALLOC_ARENA_MAX}`)
       // readiness: connected to min(N-1, 4) others, every other peer alive in its membership, a gossip mesh peer
       const list = await peersOf(p.api)
       const others = m!.peers.filter(o => o !== p).map(o => o.peerId).sort()
