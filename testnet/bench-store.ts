@@ -10,6 +10,8 @@
  *   buffer (timed at the reader from the request to the last byte; the two copies any hand-over between
  *   processes without shared mappings costs). get = DStore get of a fresh value, verified (the holder
  *   checked every block against its CID when it wrote it; the reader checks it links the attested file).
+ * Text mode also prints the holder's put time per size and, after all rows, how long the reader takes to fill a
+ * new buffer of each size (first-touch page faults: the floor of a get, which hands its caller new memory).
  * Figures are medians of ROUNDS (default 3) rounds after a warm-up (SIZES=1,16,64 and PATHS=tcp,same-host
  * narrow a run; WINDOW sets DStore's window); `--json` prints only
  * {"rows": [{"path", "sizeMiB", "rawMiBps", "getMiBps", "ratio"}]} on stdout.
@@ -100,8 +102,10 @@ async function holder (shared: boolean): Promise<void> {
     void (async () => {
       if (m.op === 'put') {
         // no provider record: a get names its holder, and a background DHT provide would run during the get
-        const { cid } = await store.put(bytesOf(m.size, m.seed), { pin: 'bench', provide: false })
-        process.send?.({ id: m.id, cid: cid.toString() })
+        const value = bytesOf(m.size, m.seed)
+        const t0 = performance.now()
+        const { cid } = await store.put(value, { pin: 'bench', provide: false })
+        process.send?.({ id: m.id, cid: cid.toString(), putMs: performance.now() - t0 })
       } else if (m.op === 'copy') {
         const path = join(dir, `copy-${m.id}`)
         await writeFile(path, payload.subarray(0, m.size))
@@ -181,6 +185,21 @@ async function plainCopy (h: Holder, size: number): Promise<number> {
   return ms
 }
 
+/**
+ * Times filling a new buffer of `size` bytes (64 MiB is always a fresh mapping), ROUNDS times: on a VM whose host backs
+ * guest memory lazily, first-touch page faults cost more than the copy itself, and every get hands its caller
+ * such a buffer (text mode only).
+ */
+function fills (size: number): number[] {
+  const out: number[] = []
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = performance.now()
+    Buffer.allocUnsafeSlow(size).fill(r + 1)
+    out.push(performance.now() - t0)
+  }
+  return out
+}
+
 async function measurePath (path: StoreRow['path']): Promise<StoreRow[]> {
   const shared = path === 'same-host'
   const h = startHolder(shared)
@@ -191,8 +210,10 @@ async function measurePath (path: StoreRow['path']): Promise<StoreRow[]> {
     await reader.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })
     const holders = [peerIdFromString(h.peerId)]
     let seed = 1
+    const puts: number[] = []
     const get = async (size: number): Promise<{ ms: number, cpu: number }> => {
-      const { cid } = await h.ask({ op: 'put', size, seed: seed++ })
+      const { cid, putMs } = await h.ask({ op: 'put', size, seed: seed++ })
+      puts.push(putMs)
       return withCpu(h, async () => {
         const t0 = performance.now()
         const v = await reader.store.get(CID.parse(cid), { holders })
@@ -205,6 +226,7 @@ async function measurePath (path: StoreRow['path']): Promise<StoreRow[]> {
       const size = mib * MiB
       const raw = async (): Promise<{ ms: number, cpu: number }> => withCpu(h, async () => shared ? plainCopy(h, size) : rawStream(reader.libp2p, addr, size))
       await raw(); await get(size) // warm-up
+      puts.length = 0
       const raws: number[] = []
       const gets: number[] = []
       const rawCpu: number[] = []
@@ -221,6 +243,7 @@ async function measurePath (path: StoreRow['path']): Promise<StoreRow[]> {
       const getMiBps = mib / (median(gets) / 1000)
       rows.push({ path, sizeMiB: mib, rawMiBps: Math.round(rawMiBps), getMiBps: Math.round(getMiBps), ratio: Math.round(getMiBps / rawMiBps * 100) / 100 })
       say(`${path.padEnd(9)} ${String(mib).padStart(3)} MiB  ${rawMiBps.toFixed(0).padStart(6)} MiB/s ${median(raws).toFixed(1).padStart(7)} ms  ${getMiBps.toFixed(0).padStart(6)} MiB/s ${median(gets).toFixed(1).padStart(7)} ms  ${(getMiBps / rawMiBps).toFixed(2)}   cpu ms raw ${median(rawCpu).toFixed(0)} get ${median(getCpu).toFixed(0)}`)
+      say(`${''.padEnd(19)}holder put ${median(puts).toFixed(1)} ms (not in the get's time)`)
     }
     const stats = reader.store.stats()
     say(`          reader: ${stats.transfers} transfers, ${stats.sharedBlocks} blocks from the shared directory`)
@@ -268,6 +291,8 @@ async function main (): Promise<void> {
   if (JSON_OUT) {
     process.stdout.write(JSON.stringify({ rows }) + '\n')
   } else {
+    // after every row, so these buffers do not warm the memory a get allocates
+    for (const mib of SIZES) say(`reader: a new ${mib} MiB buffer filled in ${median(fills(mib * MiB)).toFixed(1)} ms (a get hands its caller a new buffer: the floor of its time)`)
     await localLatency()
   }
   process.exit(0)

@@ -3,6 +3,7 @@ import { closeSync, constants as fsc, fstatSync, linkSync, openSync, read, readF
 import { link, lstat, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockVerificationError } from './errors.ts'
+import { valueBuffer } from '../../protocols/fetch/transfer.ts'
 
 /**
  * The same-host block directory. Every peer of one user and one network on a host shares
@@ -218,7 +219,8 @@ export class SharedDir {
         const st = fstatSync(fd, { bigint: true })
         const size = Number(st.size)
         if (size > maxBytes) { unlinkSync(to); return undefined }
-        const bytes = new Uint8Array(size)
+        // written whole before use (checked below): not zero-filled first
+        const bytes = valueBuffer(size)
         let done = 0
         while (done < size) {
           const n = readSync(fd, bytes, done, size - done, done)

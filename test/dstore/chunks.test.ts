@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as dagCbor from '@ipld/dag-cbor'
 import { equals } from 'uint8arrays/equals'
+import { createHash } from 'node:crypto'
 import { connectAll, randomBytes, startPeer, stopPeer, type TestPeer } from './helpers.ts'
 import { encodeBlocks } from '../../node/dstore/blocks.ts'
 import { decodeValue, encodeValue } from '../../node/values/codec.ts'
@@ -30,6 +31,22 @@ describe('chunk boundaries', () => {
     // a non-bytes value is measured by its whole encoding
     const obj = { s: 'x'.repeat(CS - 20) }
     expect((await encodeBlocks(obj, CS)).blocks.length).toBe(encodeValue(obj).byteLength <= CS ? 1 : 3)
+  })
+
+  it('chunk CIDs are the SHA-256 of their bytes, and chunking a large value lets the event loop run between chunks', async () => {
+    const MiB = 1024 * 1024
+    const value = randomBytes(9 * MiB, 5)
+    let ran = false
+    setImmediate(() => { ran = true })
+    const enc = await encodeBlocks(value, MiB)
+    // hashing 9 MiB yields at least twice (every 4 MiB): a task queued before it ran before it finished
+    expect(ran).toBe(true)
+    expect(enc.blocks.length).toBe(10)
+    for (const b of enc.blocks.slice(0, -1)) {
+      expect(b.cid.code).toBe(0x55)
+      expect(equals(b.cid.multihash.digest, createHash('sha256').update(b.bytes).digest())).toBe(true)
+    }
+    expect(equals(decodeValue(enc.encoded) as Uint8Array, value)).toBe(true)
   })
 
   describe.each([['tcp', false], ['same-host', true]] as const)('round trips over %s', (_, shared) => {
