@@ -103,6 +103,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
+  // an own runner event nobody elsewhere waits on shares its gossip message with the ones after it
+  // (DFLOW_EVENT_SLACK=0 turns it off, for A/B runs)
+  if (process.env.DFLOW_EVENT_SLACK !== '0') bus.slack = ev => sched.sendSlack(ev)
   members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()
