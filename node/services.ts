@@ -104,6 +104,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
   sched.addEventListener('scheduler:forgotten', ev => { bus.forget(ev.detail) })
+  // an own runner event nobody elsewhere waits on shares its gossip message with the ones after it
+  // (DFLOW_EVENT_SLACK=0 turns it off, for A/B runs)
+  if (process.env.DFLOW_EVENT_SLACK !== '0') bus.slack = ev => sched.sendSlack(ev)
   members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()

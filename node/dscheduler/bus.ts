@@ -55,6 +55,15 @@ export class LocalBus extends BaseBus {
 }
 
 /**
+ * How long (ms) an own event may wait before it is sent, so that it shares one gossip message with later ones:
+ * 0 when someone may be waiting on it. The scheduler answers it (DScheduler.sendSlack) after it applied the event.
+ */
+export type SendSlack = (event: DflowEvent) => number
+
+/** an own event waits at most this long for others to share its message, whatever its slack */
+export const MAX_SEND_DELAY_MS = 50
+
+/**
  * Who started each request, so a cancel can be checked against it: forgotten with the request's state
  * (forget()), and bounded, oldest forgotten first, for starts the scheduler never tracks. Before forget() the
  * bound was the only release, and every request left its starter's public key and signature here (about
@@ -78,11 +87,24 @@ export class GossipBus extends BaseBus {
   private readonly validated = new WeakMap<Message, MessageEvent[]>()
   /** own events not yet handed to this peer's handlers, and not yet sent (one gossip message per window) */
   private readonly local: Array<{ event: DflowEvent, bytes: Uint8Array }> = []
-  private outbox: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void }> = []
+  private outbox: Array<{ event: DflowEvent, bytes: Uint8Array, done: () => void, deadline?: number }> = []
+  /** a send check is queued (after this peer's own handlers ran) */
+  private checkQueued = false
+  /** events wait for this timer (at flushAt) when none of them is wanted at once */
+  private flushTimer?: NodeJS.Timeout
+  private flushAt = Infinity
+  /**
+   * How long an own event may wait to share a message with later ones (unset: every event goes with the
+   * others of its tick). Events leave in publish order; one with no slack takes every waiting one along.
+   */
+  slack?: SendSlack
+  private readonly maxSendDelayMs: number
   /** relays leave out the recipients a publisher names (node/network/gossip-forward.ts) */
   private forward?: ForwardFilter
   private stopped = false
   private messages = 0
+  /** times the outbox waited for later events instead of being sent with its tick */
+  private waits = 0
   private readonly privateKey?: PrivateKey
   /** validation outcomes since start, for /v1/metrics/scheduler */
   readonly validation = { accepted: 0, rejected: 0, ignored: 0 }
@@ -113,6 +135,8 @@ export class GossipBus extends BaseBus {
         continue
       }
       this.received++
+      // what this peer hears may make its waiting events wanted (a consumer elsewhere now lacks only them)
+      if (this.flushTimer !== undefined) this.queueCheck()
       // one event alone: the gossip signature is its proof; in a batch, the entry carries its own
       this.deliver(event, { bytes, proof: proof ?? (msg.type === 'signed' && events.length === 1 ? proofFromGossip(msg) : undefined) })
     }
@@ -125,10 +149,11 @@ export class GossipBus extends BaseBus {
   /**
    * policy: who may submit and cancel (default: nobody listed, every peer is of the network). privateKey: this
    * peer's, to sign each event of a batch on its own (protocols/events/batch.ts); without it every event goes in
-   * its own message.
+   * its own message. maxSendDelayMs: the most an event waits for others under its slack (MAX_SEND_DELAY_MS).
    */
-  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey } = {}) {
+  constructor (libp2p: DflowLibp2p, log: Logger, opts: { dropEvents?: number, seed?: string, policy?: AuthorizePolicy, privateKey?: PrivateKey, maxSendDelayMs?: number } = {}) {
     super()
+    this.maxSendDelayMs = opts.maxSendDelayMs ?? MAX_SEND_DELAY_MS
     this.libp2p = libp2p
     this.privateKey = opts.privateKey
     this.log = log
@@ -231,6 +256,10 @@ export class GossipBus extends BaseBus {
   }
 
   async stop (): Promise<void> {
+    // events waiting to share a message go now (a peer that stops says what it did)
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    if (this.outbox.length > 0 && !this.stopped) await this.flush().catch(() => {})
     this.stopped = true
     this.forward?.stop()
     this.libp2p.services.pubsub.removeEventListener('message', this.listener)
@@ -238,8 +267,8 @@ export class GossipBus extends BaseBus {
     await super.stop()
   }
 
-  override counters (): { published: number, received: number, dropped: number, droppedByFault: number, messages: number, forwardsSkipped: number } {
-    return { ...super.counters(), droppedByFault: this.droppedByFault, messages: this.messages, forwardsSkipped: this.forward?.skipped ?? 0 }
+  override counters (): { published: number, received: number, dropped: number, droppedByFault: number, messages: number, forwardsSkipped: number, waits: number } {
+    return { ...super.counters(), droppedByFault: this.droppedByFault, messages: this.messages, forwardsSkipped: this.forward?.skipped ?? 0, waits: this.waits }
   }
 
   /**
@@ -258,9 +287,54 @@ export class GossipBus extends BaseBus {
     this.local.push({ event, bytes })
     if (this.local.length === 1) setImmediate(() => { this.deliverLocal() })
     this.outbox.push({ event, bytes, done: resolve })
-    // one immediate after this peer's own handlers (and the scheduler pass they queue) ran
-    if (this.outbox.length === 1) setImmediate(() => { setImmediate(() => { void this.flush() }) })
+    this.queueCheck()
     await promise
+  }
+
+  /** One immediate after this peer's own handlers (and the scheduler pass they queue) ran: send, or wait. */
+  private queueCheck (): void {
+    if (this.checkQueued) return
+    this.checkQueued = true
+    setImmediate(() => { setImmediate(() => { this.checkQueued = false; this.sendOrWait() }) })
+  }
+
+  /**
+   * Sends what is in the outbox, unless every event in it may wait (its slack, asked again at every check, as
+   * what this peer knows changes): then a timer sends them all at the earliest deadline among them. A waiting
+   * event's publish() resolves at once: it is applied here and will go out, in order.
+   */
+  private sendOrWait (): void {
+    if (this.outbox.length === 0) return
+    const now = Date.now()
+    let due = now
+    if (this.slack !== undefined && !this.stopped) {
+      due = Infinity
+      for (const p of this.outbox) {
+        let ms = 0
+        try { ms = this.slack(p.event) } catch (err) { this.log.error('send slack failed: %s', (err as Error).message) }
+        const deadline = now + (Number.isNaN(ms) ? 0 : Math.min(Math.max(0, ms), this.maxSendDelayMs))
+        p.deadline = Math.min(p.deadline ?? Infinity, deadline)
+        due = Math.min(due, p.deadline)
+        if (due <= now) break
+      }
+    }
+    if (due <= now) {
+      clearTimeout(this.flushTimer)
+      this.flushTimer = undefined
+      this.flushAt = Infinity
+      void this.flush()
+      return
+    }
+    for (const p of this.outbox) p.done()
+    if (this.flushTimer === undefined) this.waits++
+    if (this.flushTimer !== undefined && this.flushAt <= due) return
+    clearTimeout(this.flushTimer)
+    this.flushAt = due
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flushAt = Infinity
+      void this.flush()
+    }, due - now)
   }
 
   private deliverLocal (): void {

@@ -68,7 +68,7 @@ export function recordClaim (rec: InstanceRecord, peer: string, claim: Claim): b
 }
 
 /** The step outputs an input source reads. */
-function stepRefs (s: RequestState, step: string): Ref[] {
+export function stepRefs (s: RequestState, step: string): Ref[] {
   return Object.values(s.step(step).in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]).filter(r => r.kind === 'step')
 }
 

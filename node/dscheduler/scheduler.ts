@@ -20,6 +20,7 @@ import { Finisher } from './finisher.ts'
 import { setLongTimeout } from '../util/long-timer.ts'
 import type { FunctionPool, Membership, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
 import { SchedulerReader } from './reader.ts'
+import { sendSlack } from './send-slack.ts'
 
 export interface SchedulerEvents {
   'scheduler:event': CustomEvent<RequestEvent>
@@ -364,6 +365,9 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.reader.sweepRecords(cutoff)
     if (this.requests.size === 0 && !this.reader.hasRecords()) this.disarmTimers()
   }
+
+  /** How long an own event may wait to share a gossip message with later ones (send-slack.ts). */
+  sendSlack (ev: DflowEvent): number { return sendSlack(this, ev) }
 
   // ---- reading (reader.ts) ---------------------------------------------------------------------------
 

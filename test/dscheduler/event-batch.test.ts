@@ -116,6 +116,65 @@ describe('gossip bus: batches', () => {
     expect(seen.map(s => (s.event as { index: number }).index)).toEqual([0, 1, 2, 3, 4])
   })
 
+  it('events with slack wait for later ones and leave with the first that has none, in order', async () => {
+    seen.length = 0
+    const self = a.peerId.toString()
+    const done = (i: number): DflowEvent => ({ type: 'step-done', from: self, ts: i, request: 'r1', step: 's', index: i, attempt: 0, incarnation: 1, streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 0 })
+    // a bus whose waiting never times out here: only an event without slack sends what waits
+    const key = await generateKeyPair('Ed25519')
+    const c = await createDflowLibp2p({ privateKey: key })
+    await c.start()
+    const busC = new GossipBus(c, defaultLogger().forComponent('test:bus-c'), { privateKey: key, maxSendDelayMs: 600_000 })
+    const asked: number[] = []
+    busC.slack = ev => { asked.push((ev as { index: number }).index); return ev.type === 'step-done' ? Infinity : 0 }
+    try {
+      await busC.start()
+      await c.dial(b.getMultiaddrs()[0])
+      const deadline = Date.now() + 20_000
+      while (!c.services.pubsub.getSubscribers(EVENTS_TOPIC).some(p => p.equals(b.peerId))) {
+        if (Date.now() > deadline) throw new Error('no subscription seen')
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+      const cSelf = c.peerId.toString()
+      const mine = (e: DflowEvent): DflowEvent => ({ ...e, from: cSelf })
+      // a waiting event's publish resolves (it is applied locally and will go out) though nothing was sent
+      await busC.publish(mine(done(0)))
+      await busC.publish(mine(done(1)))
+      expect(busC.counters().messages).toBe(0)
+      expect(busC.counters().waits).toBe(1)
+      // slack is asked again at every check: done 0 was asked twice
+      expect(asked.filter(i => i === 0).length).toBeGreaterThanOrEqual(2)
+      await busC.publish(mine(claim(cSelf, 2)))
+      // the claim takes both along: one message, publish order kept
+      expect(busC.counters().messages).toBe(1)
+      const until = Date.now() + 10_000
+      while (seen.filter(s => s.event.from === cSelf).length < 3 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 20))
+      expect(seen.filter(s => s.event.from === cSelf).map(s => `${s.event.type}:${(s.event as { index: number }).index}`)).toEqual(['step-done:0', 'step-done:1', 'step-claimed:2'])
+      // what still waits at stop() goes out then
+      await busC.publish(mine(done(3)))
+      expect(busC.counters().messages).toBe(1)
+    } finally {
+      await busC.stop()
+      expect(busC.counters().messages).toBe(2)
+      await c.stop()
+    }
+  })
+
+  it('a waiting event goes out by itself once its slack (or the bus\'s cap) has passed', async () => {
+    seen.length = 0
+    const self = a.peerId.toString()
+    busA.slack = ev => ev.type === 'step-done' ? 20 : 0
+    try {
+      const before = busA.counters().messages
+      await busA.publish({ type: 'step-done', from: self, ts: 1, request: 'r1', step: 's', index: 7, attempt: 0, incarnation: 1, streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 0 })
+      await waitSeen(1)
+      expect(seen.map(s => (s.event as { index: number }).index)).toEqual([7])
+      expect(busA.counters().messages - before).toBe(1)
+    } finally {
+      busA.slack = undefined
+    }
+  })
+
   it('an event too large to share a message goes alone, the rest still together', async () => {
     seen.length = 0
     const self = a.peerId.toString()
