@@ -29,6 +29,12 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
   let delay = min
   let timer: NodeJS.Timeout | undefined
   let running = false
+  /**
+   * the last lookup found no peer this one had not met: in a network smaller than enoughConnections (4 peers have
+   * 3 others) the peer would otherwise never count as joined, and kept looking itself up at 13.5, 40 and 121 s,
+   * each lookup waking every peer it asked (one landed in the idle window of `npm run bench:scale`)
+   */
+  let settled = false
 
   // peers seen connecting; a reconnection (a probe, a fetch) is no news and must not restart the lookups, or a
   // settled network would keep looking itself up
@@ -37,6 +43,7 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
     const id = evt.detail.toString()
     if (seen.has(id) || seen.size > 10_000) return
     seen.add(id)
+    settled = false
     // a newcomer may know peers we do not: look again soon
     if (delay > min) {
       delay = min
@@ -59,13 +66,19 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
         }))
       }
       const connections = libp2p.getConnections().length
-      const joined = connections >= (opts.enoughConnections ?? 4) && delay < max
+      const joined = (connections >= (opts.enoughConnections ?? 4) || settled) && delay < max
       if (connections > 0 && !joined) {
         const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(10_000)])
+        const met = new Set([...seen, ...libp2p.getConnections().map(c => c.remotePeer.toString())])
+        let found = 0
+        let news = 0
         try {
           for await (const event of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, { signal })) {
-            void event
+            if (event.name !== 'FINAL_PEER') continue
+            found++
+            if (!met.has(event.peer.id.toString())) news++
           }
+          settled = found > 0 && news === 0
         } catch (err) {
           if (!controller.signal.aborted) opts.log('self lookup failed: %s', (err as Error).message)
         }

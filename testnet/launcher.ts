@@ -51,6 +51,10 @@ export interface SpawnedPeer {
  *   743 / 774 -> 628 / 558 ms (`--max-opt=1`, no optimizing tier at all, also cut the warm-up CPU but left later
  *   requests ~40% slower; maglev as top tier and `--no-turbo-inlining` were in between).
  *
+ * - `--no-memory-reducer`: the peer's idle GC (node/util/idle-gc.ts) runs one scavenge and one full GC once the
+ *   peer is quiet; V8's memory reducer repeated that with two or three compacting GCs 8 s or more later, about
+ *   0.2 s of CPU per peer, 40-65 s after an idle 4-peer testnet started (most of its idle CPU in that minute).
+ *
  * Not here: `--heap-growing-percent=30 --compact-on-every-full-gc`. They keep the old generation near what is live
  * under steady load (a request's state lives its retention, long enough to be promoted, then dies; by default V8
  * lets the dead state fill the old space to several times what is live before a full GC), which brought RSS after a
@@ -59,7 +63,7 @@ export interface SpawnedPeer {
  * 786 / 579 without, in one session. Latency comes first; a memory-tight deployment can add them
  * (DFLOW_PEER_NODE_ARGS, or on the node command line, docs/deploy.md).
  */
-export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', ...tierUpFlags(process.versions.v8)]
+export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--no-memory-reducer', ...tierUpFlags(process.versions.v8)]
 
 /**
  * The environment a peer process runs with, beneath the caller's own (which wins). glibc gives each thread that

@@ -17,11 +17,17 @@ import { runInNewContext } from 'node:vm'
  * (getHeapSpaceStatistics, a few microseconds) and collects after two spells in a row quieter than
  * quietBytesPerMs, for at most maxPolls looks. Nothing runs between a collection that gave the memory back and
  * the next arm().
+ *
+ * V8's memory reducer does the same job on its own schedule: 8 s after a full GC, and again every 8 s until the
+ * allocation rate is low, two or three compacting GCs 500 ms apart. An idle peer's came 40-65 s after start (a
+ * 4-peer testnet: 3 mark-compacts, about 0.2 s of CPU per peer, most of the idle CPU of the minute they fell
+ * in), and after this class's own full GC it only re-ran it 8 s later. PEER_NODE_FLAGS turn it off
+ * (--no-memory-reducer): this full GC, run once the peer is quiet, is the one.
  */
 export interface IdleGcOptions {
-  /** @default 2000 */
+  /** @default 1000 */
   pollMs?: number
-  /** looks before giving up until the next arm(). @default 60 (two minutes) */
+  /** looks before giving up until the next arm(). @default 120 (two minutes) */
   maxPolls?: number
   /** allocation rate (new space) under which a spell counts as quiet; V8's own bar is 1000. @default 500 */
   quietBytesPerMs?: number
@@ -49,6 +55,13 @@ export interface IdleGcOptions {
 
 export type GcFunction = (opts?: { type: 'minor' | 'major' }) => void
 
+/**
+ * V8 shrinks the new space after a GC when the allocation rate of its last 5 s of samples (taken at GCs) is low:
+ * a full GC 1 s after the scavenge still saw the busy seconds before it, shrank nothing, and sometimes grew the new
+ * space (three full GCs in a row on a 4-peer testnet)
+ */
+const THROUGHPUT_WINDOW_MS = 5000
+
 /** new space at or below this is V8's minimum (one 1 MiB page per semi-space, rounded): nothing to give back */
 const SMALL_NEW_SPACE = 2 * 2 ** 20
 
@@ -61,6 +74,8 @@ export class IdleGc {
   private quietLooks = 0
   /** a scavenge ran since arm() (collect()) */
   private sampled = false
+  /** when the last collection ran (the full GC waits THROUGHPUT_WINDOW_MS after the scavenge for V8's rate to see the quiet) */
+  private gcAt = 0
   /** old space used right after this IdleGc's last full GC (undefined before the first) */
   private oldAfterGc: number | undefined
   /** full GCs run so far (the peer's dflow_idle_gc_runs_total, tests) */
@@ -70,8 +85,8 @@ export class IdleGc {
 
   constructor (opts: IdleGcOptions = {}) {
     this.opts = {
-      pollMs: opts.pollMs ?? 2000,
-      maxPolls: opts.maxPolls ?? 60,
+      pollMs: opts.pollMs ?? 1000,
+      maxPolls: opts.maxPolls ?? 120,
       quietBytesPerMs: opts.quietBytesPerMs ?? 500,
       maxRuns: opts.maxRuns ?? 3,
       gc: opts.gc ?? exposeGc(),
@@ -124,8 +139,13 @@ export class IdleGc {
     // GC: nothing to give back now, but a network still forming may grow it again, so keep looking. V8 may shrink
     // the new space on its own after a burst and leave the old generation's garbage (dead request state) for a
     // full GC that, at rest, does not come: hence the second test. Two quiet spells in a row before collecting:
-    // see collect().
-    if ((size > SMALL_NEW_SPACE || this.oldGrew()) && this.quietLooks >= 2) {
+    // see collect(). After the scavenge, the full GC comes at the first quiet look THROUGHPUT_WINDOW_MS later, even
+    // when V8 already shrank the new space itself: it is what frees the old generation's garbage, and with
+    // PEER_NODE_FLAGS' --no-memory-reducer nothing else will until the heap grows again.
+    const due = this.sampled
+      ? this.quietLooks >= 1 && now - this.gcAt >= THROUGHPUT_WINDOW_MS
+      : this.quietLooks >= 2 && (size > SMALL_NEW_SPACE || this.oldGrew())
+    if (due) {
       this.quietLooks = 0
       if (this.collect(size)) return
     }
@@ -135,12 +155,14 @@ export class IdleGc {
   /**
    * V8 shrinks the new space in a GC only if the allocation rate it measured since its previous GCs is low, and the
    * previous GC of an idle peer was in its last busy moment: a full GC then shrinks nothing (seen on 32-peer
-   * testnets: 2 of 3 wasted). So first a scavenge (a few ms), which starts V8's measure afresh, and at the next two
-   * quiet looks the full GC, which shrinks the new space and frees the old generation's garbage.
+   * testnets: 2 of 3 wasted). So first a scavenge (a few ms), which starts V8's measure afresh, and at the first
+   * quiet look THROUGHPUT_WINDOW_MS later the full GC, which shrinks the new space and frees the old generation's
+   * garbage. When V8 already shrank the new space in a scavenge of its own, the full GC comes at once.
    * True when done until the next arm().
    */
   private collect (size: number): boolean {
-    const major = this.sampled
+    // a new space V8 already shrank needs no scavenge first
+    const major = this.sampled || size <= SMALL_NEW_SPACE
     const t0 = performance.now()
     if (major && this.opts.compact) compacting(() => { this.opts.gc?.(undefined) })
     else if (major) this.opts.gc?.(undefined)
@@ -148,6 +170,7 @@ export class IdleGc {
     const after = this.opts.newSpace()
     this.opts.log('%s GC in %s ms: new space %d -> %d KiB', major ? 'full' : 'young', (performance.now() - t0).toFixed(1), Math.round(size / 1024), Math.round(after.size / 1024))
     this.last = { used: after.used, capacity: after.capacity ?? after.size / 2, at: this.opts.now(), scavenges: this.opts.scavenges() }
+    this.gcAt = this.last.at
     this.sampled = true
     if (!major) return false
     this.runs++
