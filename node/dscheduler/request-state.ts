@@ -74,6 +74,10 @@ export class RequestState {
   /** results of `when` conditions, evaluated by the scheduler once their value is known */
   private readonly conditions = new Map<string, boolean>()
   private readonly settledSkips = new Map<string, Tri>()
+  /** instances with a failure accepted (firstFailure scans only when there is one) */
+  private failures = 0
+  /** instance records neither done nor failed: a hint that the request still runs (see mayBeEnding) */
+  private unfinished = 0
   /** each step's input sources, in a fixed order (inputsReady keeps a position in it) */
   private readonly sourcesCache = new Map<string, Source[]>()
   /** a reason when something makes the request fail that is not a step's own failure */
@@ -133,6 +137,7 @@ export class RequestState {
     if (rec === undefined) {
       rec = { step, index, gid: `${this.id}/${key}`, claims: new Map(), floor: 0 }
       this.instances.set(key, rec)
+      this.unfinished++
     }
     return rec
   }
@@ -180,6 +185,7 @@ export class RequestState {
     const rec = this.instance(ev.step, ev.index)
     if (rec.done !== undefined || rec.failed !== undefined) return false
     rec.done = ev
+    this.unfinished--
     for (const [output, count] of Object.entries(ev.streams)) {
       const key = `${instanceKey(ev.step, ev.index)}.${output}`
       let st = this.outputs.get(key)
@@ -196,6 +202,8 @@ export class RequestState {
     const rec = this.instance(step, index)
     if (rec.done !== undefined || rec.failed !== undefined) return false
     rec.failed = error
+    this.failures++
+    this.unfinished--
     return true
   }
 
@@ -218,6 +226,7 @@ export class RequestState {
       if (rec !== undefined) reset.set(instKey, rec)
     }
     for (const rec of reset.values()) {
+      if (rec.done !== undefined) this.unfinished++
       rec.done = undefined
       rec.runnable = false
       rec.floor = Math.max(rec.floor, ...[...rec.claims.values()].map(c => c.attempt + 1))
@@ -467,10 +476,21 @@ export class RequestState {
 
   firstFailure (): string | undefined {
     if (this.fatal !== undefined) return this.fatal
+    if (this.failures === 0) return undefined
     for (const rec of this.instances.values()) {
       if (rec.failed !== undefined) return `step ${rec.step}${rec.index === null ? '' : `[${rec.index}]`} failed: ${rec.failed}`
     }
     return undefined
+  }
+
+  /**
+   * True when outcome() is 'running' for sure: no failure yet and an instance record still unfinished; except
+   * when every unfinished record belongs to a step found skipped since (then outcome() is 'ok': callers use
+   * this only to delay, never to decide). False says nothing: ask outcome(). O(1), for questions asked on
+   * every event (send slack), where outcome() walks the steps and firstFailure() every instance.
+   */
+  surelyRunning (): boolean {
+    return this.fatal === undefined && this.failures === 0 && this.unfinished > 0
   }
 
   /** ok when every step is done or skipped and every workflow output resolved; failed on the first failure. */

@@ -28,7 +28,7 @@ export function sendSlack (sched: DScheduler, ev: DflowEvent): number {
   const rec = s.instances.get(instanceKey(ev.step, ev.index))
   const w = rec?.winner
   if (rec === undefined || w === undefined || w.peer !== sched.self || w.attempt !== ev.attempt || w.incarnation !== ev.incarnation) return 0
-  if (s.outcome().status !== 'running') return 0
+  if (!s.surelyRunning() && s.outcome().status !== 'running') return 0
   let slack = Infinity
   for (const name of s.readersOfStep(ev.step)) {
     const def = s.step(name)

@@ -56,3 +56,32 @@ describe('RequestState.inputsReady: a wide fan-in', () => {
     }
   })
 })
+
+describe('RequestState counters: surelyRunning and firstFailure', () => {
+  const done = (step: string): Parameters<RequestState['recordDone']>[0] => ({ type: 'step-done', from: 'P1', ts: 0, request: 'r', step, index: null, attempt: 0, incarnation: 0, streams: {} }) as unknown as Parameters<RequestState['recordDone']>[0]
+  it('say running while any record is unfinished, agree with outcome() at the end, and count a reset as unfinished again', () => {
+    const s = new RequestState(wf, started)
+    for (let i = 0; i < N; i++) s.instance(name(i), null)
+    s.instance('join', null)
+    for (let i = 0; i < N; i++) {
+      s.recordOutput(name(i), null, 'y', { cid: outCid(i), size: 8, holders: ['P1'] })
+      expect(s.recordDone(done(name(i)))).toBe(true)
+      // a duplicate step-done changes nothing
+      expect(s.recordDone(done(name(i)))).toBe(false)
+      expect(s.surelyRunning()).toBe(true)
+      expect(s.outcome().status).toBe('running')
+    }
+    s.recordOutput('join', null, 'z', { cid: CID, size: 8, holders: ['P1'] })
+    s.recordDone(done('join'))
+    expect(s.surelyRunning()).toBe(false)
+    expect(s.outcome().status).toBe('ok')
+    // a lost value re-opens its producer
+    s.forgetCid(outCid(7))
+    expect(s.surelyRunning()).toBe(true)
+    expect(s.firstFailure()).toBeUndefined()
+    expect(s.recordFailed(name(7), null, 'boom')).toBe(true)
+    expect(s.surelyRunning()).toBe(false)
+    expect(s.firstFailure()).toBe(`step ${name(7)} failed: boom`)
+    expect(s.outcome().status).toBe('failed')
+  })
+})
