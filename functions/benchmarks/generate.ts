@@ -61,10 +61,10 @@ export function workflowYaml (plan: Plan, f: Factors): string {
 export function moduleJs (plan: Plan, f: Factors): string {
   const lines = [
     header(plan, f, '//').trimEnd(),
-    "import { synthetic, initWork } from '../../synthetic/synthetic.ts'",
+    "import { synthetic, initWait } from '../../synthetic/synthetic.ts'",
     '',
-    '// a platform\'s start cost, paid once per instance while the module loads',
-    `initWork(${f.initMs})`,
+    '// a platform\'s start cost, paid once per instance while the module loads (a wait, not CPU: see initWait)',
+    `await initWait(${f.initMs})`,
     '',
     `const postAt = ${f.postAt}`,
     ''

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { fakeContext } from './fake-context.ts'
-import { synthetic, pseudoRandomBytes, initWork, hashSeed } from '../../functions/synthetic/synthetic.ts'
+import { synthetic, pseudoRandomBytes, initWork, initWait, hashSeed } from '../../functions/synthetic/synthetic.ts'
 
 describe('synthetic', () => {
   it('posts its outputs at postAt * runtimeMs, before it returns, with bytes of the given sizes', async () => {
@@ -100,6 +100,16 @@ describe('synthetic', () => {
     expect(() => synthetic({ runtimeMs: -1, outputs: {} })).toThrow(expect.objectContaining({ name: 'SyntheticSpecError' }))
     expect(() => synthetic({ runtimeMs: 1, postAt: 2, outputs: {} })).toThrow(expect.objectContaining({ name: 'SyntheticSpecError' }))
     expect(() => synthetic({ runtimeMs: 1, outputs: { a: 1.5 } })).toThrow(expect.objectContaining({ name: 'SyntheticSpecError' }))
+  })
+
+  it('initWait takes the time it is given without using the CPU (a start cost that waits)', async () => {
+    const t = Date.now()
+    const cpu = process.cpuUsage()
+    await initWait(150)
+    const used = process.cpuUsage(cpu)
+    expect(Date.now() - t).toBeGreaterThanOrEqual(149)
+    // a busy-wait would use ~150 ms of CPU here
+    expect((used.user + used.system) / 1000).toBeLessThan(75)
   })
 
   it('initWork costs the time it is given', () => {

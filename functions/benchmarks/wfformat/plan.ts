@@ -15,7 +15,7 @@ import { WfFormatError, type WfTask, type WfTrace } from './parse.ts'
 export const WFFORMAT_DEFAULT_SCALES = Object.freeze({ timeScale: 0.01, sizeScale: 0.01 })
 
 // JS reserved words (step names become export names), `inputs` (not a step name) and the module's own bindings
-const TAKEN = new Set([...RESERVED, 'inputs', 'synthetic', 'initWork', 'postAt'].map(s => s.toLowerCase()))
+const TAKEN = new Set([...RESERVED, 'inputs', 'synthetic', 'initWork', 'initWait', 'postAt'].map(s => s.toLowerCase()))
 
 /** A workflow name ([a-z0-9-]+) from free text. */
 export function workflowNameOf (text: string): string {
