@@ -149,7 +149,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       incarnation: this.incarnation,
       health: this.health,
       stretch: Math.round(this.stretch() * 100) / 100,
-      members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver })).sort((a, b) => a.peerId.localeCompare(b.peerId))
+      members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver, since: m.since })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
 
@@ -225,7 +225,9 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       clearTimeout(timer)
       const m = this.table.get(c.peer)
       const at = { inc: m?.inc ?? 0, ver: m?.ver ?? 0 }
-      const t = setTimeout(() => { this.expire(c.peer, at) }, this.suspicionMs * this.stretch())
+      // counted from when the suspicion began where it was raised (news carries its age), not from when we heard it
+      const left = this.suspicionMs * this.stretch() - (Date.now() - (m?.since ?? Date.now()))
+      const t = setTimeout(() => { this.expire(c.peer, at) }, Math.max(0, left))
       this.suspicions.set(c.peer, t)
     }
     if (c.to === 'dead') {
