@@ -186,6 +186,9 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
       row.fan = await fanRun(clients, o.fan)
     }
     if (o.peers >= 3) {
+      // detection of a failure in a settled network, as the idle figures: right after the fan, 32 peers on 2 cores
+      // are still finishing it (load 15-50), and every peer's probe timeouts are stretched by its slow round trips
+      await sleep(o.idleWaitMs)
       const stopped = await detect(testnet, o.peers - 1, 'SIGSTOP')
       const killed = await detect(testnet, o.peers - 2, 'SIGKILL')
       row.detectMs = { stopped, killed }
