@@ -27,7 +27,9 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '120s' },
     out: { type: 'string', default: 'docs/benchmarks' },
     note: { type: 'string', multiple: true, default: [] },
-    json: { type: 'boolean', default: false }
+    json: { type: 'boolean', default: false },
+    /** keep the testnets' directories (peer logs, e.g. with DEBUG=dflow:membership) */
+    keep: { type: 'boolean', default: false }
   }
 })
 
@@ -64,7 +66,8 @@ try {
     results.rows.push(await measureSize({ peers, dir: join(base, `n${peers}`), idleWaitMs, idleWindowMs, requests, fan: peers === fanPeers ? fan : 0, upTimeoutMs, log }))
   }
 } finally {
-  await rm(base, { recursive: true, force: true })
+  if (values.keep === true) log(`kept ${base}`)
+  else await rm(base, { recursive: true, force: true })
 }
 
 const out = resolve(values.out ?? 'docs/benchmarks')

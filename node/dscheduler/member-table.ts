@@ -1,4 +1,4 @@
-import { MAX_ADDR_LENGTH, MAX_MEMBER_ADDRS, MAX_UPDATES, type MemberState, type MemberUpdate } from '../../protocols/probe/index.ts'
+import { MAX_ADDR_LENGTH, MAX_MEMBER_ADDRS, MAX_SUSPICION_AGE_MS, MAX_UPDATES, type MemberState, type MemberUpdate } from '../../protocols/probe/index.ts'
 
 export interface MemberRecord {
   inc: number
@@ -6,6 +6,11 @@ export interface MemberRecord {
   state: MemberState
   /** epoch ms this peer was last known alive (now, while it is) */
   aliveAt: number
+  /**
+   * epoch ms the current state began here; for a suspect, when the suspicion began where it was first raised
+   * (the news carries its age), so every peer's suspicion ends at about the same time, however late it heard
+   */
+  since: number
 }
 
 /** What an accepted update changed about a peer. */
@@ -75,7 +80,7 @@ export class MemberTable {
     const now = this.now()
     if (m === undefined) {
       if (u.state !== 'alive') return undefined
-      this.members.set(u.peer, { inc: u.inc, ver: u.ver, state: 'alive', aliveAt: now })
+      this.members.set(u.peer, { inc: u.inc, ver: u.ver, state: 'alive', aliveAt: now, since: now })
       this.enqueue(u)
       return { peer: u.peer, from: undefined, to: 'alive', restarted: false }
     }
@@ -83,7 +88,7 @@ export class MemberTable {
     const from = m.state
     if (u.inc > m.inc) {
       this.synced.delete(u.peer)
-      Object.assign(m, { inc: u.inc, ver: u.ver, state: u.state })
+      Object.assign(m, { inc: u.inc, ver: u.ver, state: u.state, since: sinceOf(u, now) })
       if (u.state === 'alive') m.aliveAt = now
       this.enqueue(u)
       return { peer: u.peer, from, to: u.state, restarted: true }
@@ -97,6 +102,7 @@ export class MemberTable {
     if (from === 'alive' && u.state !== 'alive') m.aliveAt = now
     const sameVer = u.ver === m.ver
     m.ver = Math.max(m.ver, u.ver)
+    if (from !== u.state || u.state === 'suspect') m.since = sinceOf(u, now)
     m.state = u.state
     // a first-hand "alive" at a version others already buried cannot overrule them: only the peer's refutation can
     if (!(u.state === 'alive' && sameVer)) this.enqueue(u)
@@ -117,8 +123,13 @@ export class MemberTable {
     this.queue.set(up.peer, { up: { peer: up.peer, inc: up.inc, ver: up.ver, state: up.state }, left })
   }
 
-  /** An update as sent: `alive` ones carry the peer's addresses when known. */
+  /** An update as sent: `alive` ones carry the peer's addresses when known, `suspect` ones the suspicion's age. */
   private withAddrs (u: MemberUpdate): MemberUpdate {
+    if (u.state === 'suspect') {
+      const m = this.members.get(u.peer)
+      // the age of the suspicion as this peer knows it (it may have been raised elsewhere, earlier)
+      return m !== undefined && m.state === 'suspect' && m.inc === u.inc && m.ver === u.ver ? { ...u, age: Math.min(MAX_SUSPICION_AGE_MS, Math.max(0, Math.round(this.now() - m.since))) } : u
+    }
     const addrs = u.state === 'alive' ? this.addrs.get(u.peer) : undefined
     return addrs === undefined ? u : { ...u, addrs }
   }
@@ -152,6 +163,11 @@ export class MemberTable {
     this.members.delete(peer)
     this.queue.delete(peer)
   }
+}
+
+/** When the state an update announces began, by our clock: a suspicion's age counts back from now. */
+function sinceOf (u: MemberUpdate, now: number): number {
+  return u.state === 'suspect' && u.age !== undefined ? now - Math.min(u.age, MAX_SUSPICION_AGE_MS) : now
 }
 
 const LOOPBACK = /^\/(ip4\/127\.|ip6\/::1\/)/

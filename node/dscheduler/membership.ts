@@ -149,7 +149,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       incarnation: this.incarnation,
       health: this.health,
       stretch: Math.round(this.stretch() * 100) / 100,
-      members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver })).sort((a, b) => a.peerId.localeCompare(b.peerId))
+      members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver, since: m.since })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
 
@@ -225,7 +225,10 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       clearTimeout(timer)
       const m = this.table.get(c.peer)
       const at = { inc: m?.inc ?? 0, ver: m?.ver ?? 0 }
-      const t = setTimeout(() => { this.expire(c.peer, at) }, this.suspicionMs * this.stretch())
+      // counted from when the suspicion began where it was raised (news carries its age), not from when we heard it
+      const left = this.suspicionMs * this.stretch() - (Date.now() - (m?.since ?? Date.now()))
+      // after the poll phase: a refutation already in the socket (a busy event loop) is read before the verdict
+      const t = setTimeout(() => { setImmediate(() => { this.expire(c.peer, at) }) }, Math.max(0, left))
       this.suspicions.set(c.peer, t)
     }
     if (c.to === 'dead') {
@@ -291,14 +294,19 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     }
   }
 
-  /** Up to k random live members other than `except`. */
+  /**
+   * Up to k random live members other than `except`, those this peer is connected to first: asking one it must
+   * dial first waits out the dial (up to PROBE_DIAL_TIMEOUT_MS), and the check waits for every answer, so on a
+   * loaded machine one unconnected intermediary held a frozen peer's suspicion back by seconds.
+   */
   private pick (k: number, except: string): string[] {
     const pool = this.live().filter(p => p !== this.self && p !== except)
     for (let i = pool.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
       [pool[i], pool[j]] = [pool[j], pool[i]]
     }
-    return pool.slice(0, k)
+    const connected = pool.filter(p => this.libp2p.getConnections(this.id(p)).length > 0)
+    return [...connected, ...pool.filter(p => !connected.includes(p))].slice(0, k)
   }
 
   /** The probe loop runs only while there is someone to probe. */

@@ -16,6 +16,7 @@ import { corkTcpWrites } from './tcp-cork.ts'
 import { installEd25519KeyCache } from './ed25519-keys.ts'
 import { installLazyYamuxWindowUpdates } from './yamux-window.ts'
 import { boundDeliveryRecords, seenTtlMs } from './gossip-window.ts'
+import { foldScoreIntoHeartbeat } from './gossip-timers.ts'
 
 installLazyYamuxWindowUpdates()
 
@@ -166,23 +167,32 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
   keepFewerClosePeers(node)
   corkTcpWrites(node)
   boundDeliveryRecords(node.services.pubsub, seenTTL)
+  foldScoreIntoHeartbeat(node.services.pubsub, heartbeatMs)
   return node
 }
 
 /** Peers per DHT bucket, and the closest peers kept connected. */
 export const DHT_K = 8
 
-interface ClosestPeerTagger { peerSetSize?: number }
+interface ClosestPeerTagger { peerSetSize?: number, refreshInterval?: number }
+
+/**
+ * How often kad-dht re-tags its closest peers (its default 5 s). It only tags what changed since the last look,
+ * so at rest the look finds nothing, but it wakes the process: one of the few timers left on an idle peer.
+ */
+const CLOSE_PEER_TAG_INTERVAL_MS = 20_000
 
 /**
  * kad-dht tags the 20 closest peers it has pinged KEEP_ALIVE (the connection manager redials them), and its
  * init does not pass the set size through: 20 standing connections per peer, each ~1.3 MiB and handshakes to
  * keep. The same k as the buckets is enough to answer lookups for our own neighbourhood. Set before start
- * (the set is built in start()); if a kad-dht upgrade moves the field, the default stays and nothing breaks.
+ * (the set and the interval are made in start()); if a kad-dht upgrade moves the fields, the defaults stay and
+ * nothing breaks. The tags only keep those connections up, so a newly close peer tagged up to 20 s later is fine.
  */
 function keepFewerClosePeers (node: DflowLibp2p): void {
   const tagger = (node.services.dht as unknown as { routingTable?: { closestPeerTagger?: ClosestPeerTagger } }).routingTable?.closestPeerTagger
   if (tagger !== undefined && typeof tagger.peerSetSize === 'number') tagger.peerSetSize = DHT_K
+  if (tagger !== undefined && typeof tagger.refreshInterval === 'number') tagger.refreshInterval = CLOSE_PEER_TAG_INTERVAL_MS
 }
 
 /** gossipsub's fast duplicate check: the message's signature (it covers from, seqno, topic and data). */

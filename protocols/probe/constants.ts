@@ -6,6 +6,8 @@ export const MAX_UPDATES = 32
 /** Addresses an update may carry for its peer, and their length: 32 updates stay well under the message limit. */
 export const MAX_MEMBER_ADDRS = 2
 export const MAX_ADDR_LENGTH = 128
+/** Upper bound of a suspicion's age on the wire (ms): far above any suspicion time, below nonsense. */
+export const MAX_SUSPICION_AGE_MS = 60_000
 /** Upper bound a requester may ask an intermediary to wait for the target (ms). */
 export const MAX_INDIRECT_TIMEOUT_MS = 10_000
 /**

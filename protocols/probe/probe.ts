@@ -2,7 +2,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { MAX_ADDR_LENGTH, MAX_INDIRECT_TIMEOUT_MS, MAX_MEMBER_ADDRS, MAX_PROBE_MESSAGE_BYTES, MAX_UPDATES, PROBE_DIAL_TIMEOUT_MS, PROBE_PROTOCOL } from './constants.ts'
+import { MAX_ADDR_LENGTH, MAX_INDIRECT_TIMEOUT_MS, MAX_MEMBER_ADDRS, MAX_SUSPICION_AGE_MS, MAX_PROBE_MESSAGE_BYTES, MAX_UPDATES, PROBE_DIAL_TIMEOUT_MS, PROBE_PROTOCOL } from './constants.ts'
 import type { MemberUpdate, ProbeAnswer, ProbeMessage, ProbeTarget } from './index.ts'
 import { ProbeChannel } from './channel.ts'
 import type { Connection, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -36,6 +36,7 @@ function checkUpdates (up: unknown): string | undefined {
       if (!Array.isArray(m.addrs) || m.addrs.length > MAX_MEMBER_ADDRS) return `update.addrs must be a list of at most ${MAX_MEMBER_ADDRS}`
       if (!m.addrs.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= MAX_ADDR_LENGTH)) return `update.addrs must be multiaddrs of at most ${MAX_ADDR_LENGTH} characters`
     }
+    if (m.age !== undefined && (!nat(m.age) || (m.age as number) > MAX_SUSPICION_AGE_MS)) return `update.age must be 0-${MAX_SUSPICION_AGE_MS}`
   }
   return undefined
 }

@@ -80,10 +80,33 @@ describe('member table (SWIM update rules)', () => {
     // a new incarnation may listen elsewhere
     t.apply({ peer: B, inc: 2, ver: 0, state: 'alive', addrs: ['/ip4/10.0.0.7/tcp/2'] })
     expect(t.addrsOf(B)).toEqual(['/ip4/10.0.0.7/tcp/2'])
-    // a suspicion carries no addresses
+    // a suspicion carries no addresses (but its age)
     t.apply({ peer: B, inc: 2, ver: 0, state: 'suspect' })
-    expect(t.news().find(u => u.peer === B)).toEqual({ peer: B, inc: 2, ver: 0, state: 'suspect' })
+    expect(t.news().find(u => u.peer === B)).toMatchObject({ peer: B, inc: 2, ver: 0, state: 'suspect' })
+    expect(t.news().find(u => u.peer === B)?.addrs).toBeUndefined()
     expect(pickAddrs(['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/1', '/ip6/::1/tcp/2', '/ip4/1.2.3.4/tcp/3'])).toEqual(['/ip4/1.2.3.4/tcp/3', '/ip4/127.0.0.1/tcp/1'])
+  })
+
+  it('a suspicion travels with its age, so a peer that hears it late ends it when its first suspecter does', () => {
+    let now = 10_000
+    const t = new MemberTable(SELF, 100, () => now)
+    t.apply({ peer: A, inc: 1, ver: 0, state: 'alive' })
+    t.news(undefined, 100) // drain
+    now += 50
+    // heard 700 ms after it was raised elsewhere: it began at 9350 by our clock
+    expect(t.apply({ peer: A, inc: 1, ver: 0, state: 'suspect', age: 700 })).toMatchObject({ from: 'alive', to: 'suspect' })
+    expect(t.get(A)?.since).toBe(now - 700)
+    now += 300
+    expect(t.news().find(u => u.peer === A)).toEqual({ peer: A, inc: 1, ver: 0, state: 'suspect', age: 1000 })
+    // a suspicion raised here starts now; the verdict's time is when it was taken here
+    const C = '12D3KooWQ8BLTqAScW7pAB58F9bNKLseADFoWWCFqVzguYyD9qYZ'
+    t.apply({ peer: C, inc: 1, ver: 0, state: 'alive' })
+    t.apply({ peer: C, inc: 1, ver: 0, state: 'suspect' })
+    expect(t.news(undefined, 100).find(u => u.peer === C)).toMatchObject({ state: 'suspect', age: 0 })
+    now += 10
+    t.apply({ peer: C, inc: 1, ver: 0, state: 'dead' })
+    expect(t.get(C)).toMatchObject({ state: 'dead', since: now })
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [{ peer: A, inc: 1, ver: 0, state: 'suspect', age: -1 }] })).toMatch(/age/)
   })
 
   it('probes along a ring in peer-id order: the next member after self, wrapping around; watches the one before', () => {
