@@ -138,6 +138,11 @@ export class DflowClient {
     return this.call('POST', '/v1/blocks', 'bytes' in value ? { bytes: dagCbor.encode(value.bytes) } : value)
   }
 
+  /** DStore's counters (`GET /v1/store/stats`), e.g. `sharedBytes`: bytes moved from same-host peers without libp2p. */
+  async storeStats (): Promise<Record<string, number | boolean>> {
+    return this.call('GET', '/v1/store/stats')
+  }
+
   async traffic (): Promise<{ total: { sent: number, received: number }, peers: Record<string, { sent: number, received: number }>, protocols: Record<string, { sent: number, received: number }> }> {
     return this.call('GET', '/v1/metrics/traffic')
   }

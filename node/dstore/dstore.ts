@@ -107,6 +107,11 @@ export interface DStoreStats extends StoreStats {
   pushesSent: number
   /** blocks received from a same-host peer's shared directory instead of the stream */
   sharedBlocks: number
+  /**
+   * bytes moved from same-host peers without libp2p: shared blocks fetched or pushed (linked, not copied) and
+   * direct reads; libp2p's traffic counters (`/v1/metrics/traffic`) never see them
+   */
+  sharedBytes: number
   /** values read from a same-host holder's shared file, checked by their hash, with no message to the holder */
   directReads: number
   /** pushes to consumers left out because they read the value from this peer's shared file */
@@ -132,6 +137,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
   private hits = 0
   /** values read from a same-host holder's shared file with no message (readDirect) */
   private directReads = 0
+  private directReadBytes = 0
   /** pushTo calls left out because the receiver reads the value from this peer's shared file */
   private pushesSkipped = 0
   /** blocks read directly from a holder's shared file that did not hash to their CIDs */
@@ -395,6 +401,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       evictions: this.local.blocks.evictions,
       pushesSent: this.network?.pushesSent ?? 0,
       sharedBlocks: this.network?.sharedBlocks ?? 0,
+      sharedBytes: (this.network?.sharedBytes ?? 0) + this.directReadBytes,
       directReads: this.directReads,
       pushesSkipped: this.pushesSkipped,
       sharedStore: this.local.blocks.shared != null
@@ -470,6 +477,7 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
       }
       this.local.remember(blockKey(cid), null)
       this.directReads++
+      this.directReadBytes += bytes.byteLength
       return bytes
     }
     return undefined

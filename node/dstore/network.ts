@@ -41,6 +41,8 @@ export class StoreNetwork {
   verificationFailures = 0
   /** blocks taken from a same-host peer's shared directory instead of the stream */
   sharedBlocks = 0
+  /** their bytes: data that moved between peers without crossing libp2p (its traffic counters never see it) */
+  sharedBytes = 0
   /** pushes this peer started (any outcome) */
   pushesSent = 0
   /** values this peer produced or replicates, with their holders: what re-replication looks at */
@@ -194,6 +196,7 @@ export class StoreNetwork {
             this.local.remember(key, null)
           }
           this.sharedBlocks++
+          this.sharedBytes += file.size
         }
     }
   }

@@ -12,6 +12,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ComponentLogger, Metrics, PrivateKey } from '@libp2p/interface'
 import { EVENTS_TOPIC } from '../../protocols/events/constants.ts'
 import { cheapLengthPrefixEnd } from './lp-decoder.ts'
+import { freshXsalsa20Views } from './xsalsa20-memory.ts'
 import { corkTcpWrites } from './tcp-cork.ts'
 import { installEd25519KeyCache } from './ed25519-keys.ts'
 import { installLazyYamuxWindowUpdates } from './yamux-window.ts'
@@ -87,6 +88,7 @@ const EVENTS_TOPIC_SCORE = {
 export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<DflowLibp2p> {
   installEd25519KeyCache()
   cheapLengthPrefixEnd()
+  freshXsalsa20Views()
   const heartbeatMs = opts.gossipHeartbeatMs ?? 1000
   const seenTTL = seenTtlMs(heartbeatMs)
   const peerDiscovery = (opts.bootstrap ?? []).length > 0

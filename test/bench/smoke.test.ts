@@ -54,13 +54,14 @@ describe('dflow bench smoke', () => {
       expect(s.status, `${s.workflow} ${s.mode}: ${s.error ?? ''}`).toBe('ok')
       expect(s.latencyMs).toBeGreaterThan(0)
       expect(s.bytes).toBeGreaterThanOrEqual(0)
+      expect(s.sharedBytes).toBeGreaterThanOrEqual(0)
       expect(s.steps.length).toBeGreaterThan(0)
     }
     // each request was submitted with its own id and modes alternate within a workflow
     expect(new Set(samples.map(s => s.requestId)).size).toBe(samples.length)
     expect(samples.slice(0, 3).map(s => s.mode).sort()).toEqual(['central', 'control', 'dataflow'])
 
-    expect(results).toMatchObject({ peers: 2, slots: 2, timeScale: 0.01, sizeScale: 0.001, initMs: 0, loop: 'closed' })
+    expect(results).toMatchObject({ peers: 2, slots: 2, timeScale: 0.01, sizeScale: 0.001, initMs: 0, loop: 'closed', sharedStore: true })
     expect(results.rows).toHaveLength(6)
     for (const r of results.rows) {
       expect(r.requests).toBe(2)
@@ -78,7 +79,7 @@ describe('dflow bench smoke', () => {
     const json = JSON.parse(await readFile(file, 'utf8')) as BenchResults
     expect(Object.keys(json).slice(0, 9)).toEqual(['machine', 'date', 'commit', 'peers', 'slots', 'timeScale', 'sizeScale', 'initMs', 'rows'])
     for (const row of json.rows) {
-      for (const k of ['workflow', 'mode', 'postAt', 'requests', 'p50Ms', 'p99Ms', 'bytes', 'coldStartMs', 'criticalPathMs', 'lowerBoundMs']) expect(row).toHaveProperty(k)
+      for (const k of ['workflow', 'mode', 'postAt', 'requests', 'p50Ms', 'p99Ms', 'bytes', 'sharedBytes', 'coldStartMs', 'criticalPathMs', 'lowerBoundMs']) expect(row).toHaveProperty(k)
     }
 
     const t = tables(results)

@@ -8,7 +8,9 @@ import { DEFAULT_FACTORS, criticalPathMs, loadFacts } from '../../functions/benc
 import { chainPlan, fanPlan } from '../../testnet/bench/micro/shapes.ts'
 import { findDaskPython, runDaskYardstick } from '../../testnet/bench/dask/yardstick.ts'
 import { lowerBoundMs, shapeCriticalPathMs, shapeFromPlan, shapeTotalRuntimeMs } from '../../testnet/bench/shape.ts'
-import { parseBenchOptions } from '../../testnet/bench/options.ts'
+import { Command } from 'commander'
+import { parseBenchOptions, peerFlags, type BenchCliFlags } from '../../testnet/bench/options.ts'
+import { registerBenchCommand } from '../../node/cli/bench.ts'
 
 const flags = {
   peers: '4', workflows: 'genome', modes: 'dataflow,control', requests: '2', warmup: '1', seed: '1',
@@ -49,6 +51,27 @@ describe('bench flags', () => {
     expect(() => parseBenchOptions({ ...flags, idleInstance: 'soon' })).toThrow(expect.objectContaining({ name: 'BenchUsageError', message: expect.stringContaining('--idle-instance') }))
     expect(() => parseBenchOptions({ ...flags, yardstick: 'ray' })).toThrow(expect.objectContaining({ name: 'BenchUsageError', message: expect.stringContaining('--yardstick') }))
     expect(() => parseBenchOptions({ ...flags, workflows: '/nonexistent/trace.json' })).toThrow(expect.objectContaining({ name: 'BenchUsageError', message: expect.stringContaining('not found') }))
+  })
+})
+
+describe('bench --no-shared-store', () => {
+  const benchFlags = (argv: string[]): Record<string, unknown> => {
+    const program = new Command()
+    registerBenchCommand(program)
+    const bench = program.commands.find(c => c.name() === 'bench')!
+    bench.parseOptions(argv)
+    return bench.opts()
+  }
+
+  it('is off by default and reaches every peer as dflow peer --no-shared-store when given', () => {
+    const given = benchFlags(['--no-shared-store', '--idle-instance', '2s'])
+    expect(given.sharedStore).toBe(false)
+    const opts = parseBenchOptions({ ...flags, ...given } as unknown as BenchCliFlags)
+    expect(opts.sharedStore).toBe(false)
+    expect(peerFlags(opts)).toEqual(['--idle-instance', '2s', '--no-shared-store'])
+    const plain = parseBenchOptions({ ...flags, ...benchFlags([]) } as unknown as BenchCliFlags)
+    expect(plain.sharedStore).toBeUndefined()
+    expect(peerFlags(plain)).toEqual([])
   })
 })
 

@@ -46,10 +46,14 @@ describe('same-host fast path', () => {
     const value = randomBytes(MiB + 100_000, 3) // 5 chunks: 4 of 256 KiB and one of ~100 KB
     const { cid } = await a.store.put(value)
     const before = b.traffic.snapshot().protocols[FETCH_PROTOCOL]?.received ?? 0
-    const s0 = b.store.stats().sharedBlocks
+    const { sharedBlocks: s0, sharedBytes: sb0 } = b.store.stats()
     const got = await b.store.get(cid, { holders: [a.libp2p.peerId] })
     expect(equals(got as Uint8Array, value)).toBe(true)
     expect(b.store.stats().sharedBlocks - s0).toBe(5)
+    // the bytes the traffic counters do not see are counted here: the five chunks (the value and its few bytes of
+    // dag-cbor header); the root came as bytes
+    expect(b.store.stats().sharedBytes - sb0).toBeGreaterThan(value.byteLength)
+    expect(b.store.stats().sharedBytes - sb0).toBeLessThan(value.byteLength + 16)
     // the root (a few hundred bytes) and five shared frames crossed the stream, not the megabyte
     expect((b.traffic.snapshot().protocols[FETCH_PROTOCOL]?.received ?? 0) - before).toBeLessThan(4096)
     // the reader linked the holder's files: same inode, no copy
@@ -65,9 +69,12 @@ describe('same-host fast path', () => {
       const { cid } = await big.store.put(value)
       expect(await big.store.local.blockKeys(cid)).toHaveLength(1)
       const before = b.traffic.snapshot().total.sent + b.traffic.snapshot().total.received
-      const { directReads: d0, transfers: t0 } = b.store.stats()
+      const { directReads: d0, transfers: t0, sharedBytes: sb0 } = b.store.stats()
       expect(equals(await b.store.get(cid, { holders: [big.libp2p.peerId] }) as Uint8Array, value)).toBe(true)
       expect(b.store.stats().directReads - d0).toBe(1)
+      // the block: the byte string and its few bytes of dag-cbor header
+      expect(b.store.stats().sharedBytes - sb0).toBeGreaterThan(MiB)
+      expect(b.store.stats().sharedBytes - sb0).toBeLessThan(MiB + 16)
       expect(b.store.stats().transfers - t0).toBe(0)
       expect(b.traffic.snapshot().total.sent + b.traffic.snapshot().total.received - before).toBe(0)
       // linked, not copied; and b holds it now: a second get reads its own link

@@ -21,6 +21,8 @@ export interface BenchCliFlags {
   replicas: string
   requestTimeout: string
   idleInstance?: string
+  /** commander's `--no-shared-store`: false when given */
+  sharedStore?: boolean
   yardstick?: string
 }
 
@@ -43,6 +45,14 @@ export function parseLinkRate (text: string): number {
     throw new BenchUsageError(`--link-rate ${JSON.stringify(text)}: expected a rate like 50MB/s, 50MiB/s or 400mbit`)
   }
   return Math.round(Number(m[1]) * factor)
+}
+
+/** The `dflow peer` flags a bench passes to every peer it starts (besides slots and replicas). */
+export function peerFlags (opts: Pick<BenchOptions, 'idleInstance' | 'sharedStore'>): string[] {
+  return [
+    ...(opts.idleInstance !== undefined ? ['--idle-instance', opts.idleInstance] : []),
+    ...(opts.sharedStore === false ? ['--no-shared-store'] : [])
+  ]
 }
 
 export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
@@ -74,6 +84,7 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
     replicas: number('replicas', f.replicas, { integer: true }),
     requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 }),
     ...(f.idleInstance !== undefined ? { idleInstance: f.idleInstance } : {}),
+    ...(f.sharedStore === false ? { sharedStore: false } : {}),
     ...(f.yardstick !== undefined ? { yardstick: 'dask' as const } : {})
   }
 }

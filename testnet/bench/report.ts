@@ -18,7 +18,7 @@ const num = (x: number | null): string => x === null || !Number.isFinite(x) ? '-
 export function factorsLine (r: BenchResults): string {
   return `peers ${r.peers}, slots ${r.slots}, replicas ${r.replicas}, timeScale ${r.timeScale}, sizeScale ${r.sizeScale}, initMs ${r.initMs}, ` +
     `${r.loop === 'closed' ? 'closed loop' : `open loop ${r.ratePerMin}/min`}, link ${r.linkRate === null ? 'loopback (no limit)' : `${formatBytes(r.linkRate)}/s per link`}, ` +
-    `warm-up ${r.warmup}/workflow/mode, seed ${r.seed}`
+    `warm-up ${r.warmup}/workflow/mode, seed ${r.seed}${r.sharedStore === false ? ', same-host store off' : ''}`
 }
 
 export interface Table { title: string, header: string[], rows: string[][], /** leading text columns @default 2 */ textCols?: number }
@@ -32,8 +32,8 @@ export function tables (r: BenchResults): Table[] {
     const name = postAt === null ? 'example workflows (post at return)' : `postAt ${postAt}`
     out.push({
       title: `${name}: latency (client-measured, ms), bytes between peers and cold start per request`,
-      header: ['workflow', 'mode', 'n', 'p50', 'p99', 'mean', 'crit.path', 'p50/crit', 'LB', 'p50/LB', 'bytes', 'cold ms', 'cold steps'],
-      rows: rows.map(x => [x.workflow, x.mode, `${x.requests}${x.failed > 0 ? ` (+${x.failed} failed)` : ''}`, ms(x.p50Ms), ms(x.p99Ms), ms(x.meanMs), ms(x.criticalPathMs), num(x.overCriticalPath), ms(x.lowerBoundMs ?? null), num(x.overLowerBound ?? null), formatBytes(x.bytes), ms(x.coldStartMs), num(x.coldSteps)])
+      header: ['workflow', 'mode', 'n', 'p50', 'p99', 'mean', 'crit.path', 'p50/crit', 'LB', 'p50/LB', 'bytes', 'shm bytes', 'cold ms', 'cold steps'],
+      rows: rows.map(x => [x.workflow, x.mode, `${x.requests}${x.failed > 0 ? ` (+${x.failed} failed)` : ''}`, ms(x.p50Ms), ms(x.p99Ms), ms(x.meanMs), ms(x.criticalPathMs), num(x.overCriticalPath), ms(x.lowerBoundMs ?? null), num(x.overLowerBound ?? null), formatBytes(x.bytes), formatBytes(x.sharedBytes ?? 0), ms(x.coldStartMs), num(x.coldSteps)])
     })
     const others = r.modes.filter(m => m !== 'dataflow')
     if (!r.modes.includes('dataflow') || others.length === 0) continue

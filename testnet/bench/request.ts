@@ -32,6 +32,15 @@ export async function totalSent (clients: DflowClient[]): Promise<number> {
   return all.reduce((a, b) => a + b, 0)
 }
 
+/**
+ * Sum of every peer's bytes taken from same-host peers' shared files (DStore's `sharedBytes`): data that moved
+ * between peers without libp2p, so `totalSent` never sees it. 0 from peers that do not report it.
+ */
+export async function totalShared (clients: DflowClient[]): Promise<number> {
+  const all = await Promise.all(clients.map(async c => Number((await c.storeStats()).sharedBytes ?? 0)))
+  return all.reduce((a, b) => a + b, 0)
+}
+
 export interface RequestSpec {
   workflow: string
   postAt: number | null
@@ -46,7 +55,7 @@ export interface RequestSpec {
  * Submits and waits. `latencyMs` is client-measured (submit sent -> end seen); `onDone` runs right after the
  * end is seen and before the view is fetched (reading a view can move output values between peers).
  */
-export async function runRequest (client: DflowClient, spec: RequestSpec, timeoutMs: number, onDone?: () => Promise<void>): Promise<Omit<Sample, 'bytes'>> {
+export async function runRequest (client: DflowClient, spec: RequestSpec, timeoutMs: number, onDone?: () => Promise<void>): Promise<Omit<Sample, 'bytes' | 'sharedBytes'>> {
   const signal = AbortSignal.timeout(timeoutMs)
   const submittedAt = Date.now()
   const t0 = performance.now()

@@ -10,8 +10,9 @@ import { defaultLogger } from '@libp2p/logger'
 import { DflowClient } from '../../node/client.ts'
 import { credentialsFor } from '../clients.ts'
 import { loadWorkflow } from '../../node/workflow/index.ts'
-import { runRequest, totalSent, type RequestSpec } from './request.ts'
+import { runRequest, totalSent, totalShared, type RequestSpec } from './request.ts'
 import { startTarget, type BenchTarget } from './target.ts'
+import { peerFlags } from './options.ts'
 import { prepareJobs, type BenchJob } from './workflows.ts'
 import { summarise } from './stats.ts'
 import { describeMachine } from './machine.ts'
@@ -48,7 +49,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
   const { jobs, generatedDir } = prepareJobs(opts)
   let target: BenchTarget | undefined
   try {
-    const extraFlags = opts.idleInstance !== undefined ? ['--idle-instance', opts.idleInstance] : []
+    const extraFlags = peerFlags(opts)
     target = await startTarget({ peers: opts.peers, slots: opts.slots, replicas: opts.replicas, dir: opts.dir, linkRate: opts.linkRate, extraFlags, onProgress: detail => { onProgress({ phase: 'testnet', detail }) } })
     const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
     // load each workflow once; every peer gets the bundle so no first request pays a bundle fetch
@@ -101,10 +102,11 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
         if (!warmedUp.has(p.job)) { warmedUp.add(p.job); await warmUp(w => w.job === p.job) }
         opts.signal?.throwIfAborted()
         // a peer that went away fails the requests sent to it (counted), not the whole run; its bytes count as 0
-        const before = await totalSent(clients).catch(() => NaN)
+        const before = await counters(clients)
         let after = before
-        const s = await runOrFail(clients[p.peer], p, timeoutMs, async () => { after = await totalSent(clients).catch(() => NaN) })
-        record({ ...s, bytes: Number.isFinite(after - before) ? Math.max(0, after - before) : 0 })
+        const s = await runOrFail(clients[p.peer], p, timeoutMs, async () => { after = await counters(clients) })
+        const delta = (k: keyof Counters): number => Number.isFinite(after[k] - before[k]) ? Math.max(0, after[k] - before[k]) : 0
+        record({ ...s, bytes: delta('sent'), sharedBytes: delta('shared') })
         onProgress({ phase: 'measure', done: i + 1, total: measured.length, label: label(p), failed })
       }
     } else {
@@ -125,13 +127,15 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       ratePerMin: opts.ratePerMin ?? null,
       linkRate: opts.linkRate ?? null,
       idleInstance: opts.idleInstance ?? null,
+      sharedStore: opts.sharedStore !== false,
       warmup: opts.warmup,
       seed: opts.seed,
       durationMs: 0,
       idleBytesPerSec,
-      bytesMethod: opts.ratePerMin === undefined
+      bytesMethod: (opts.ratePerMin === undefined
         ? 'closed loop: sum over peers of libp2p bytes sent, read just before submit and just after the request ended (includes background gossip/heartbeats, about idleBytesPerSec x latency)'
-        : 'open loop: sum over peers of libp2p bytes sent per 1 s window, each window apportioned to the requests running in it by their overlap time (approximate)'
+        : 'open loop: sum over peers of libp2p bytes sent per 1 s window, each window apportioned to the requests running in it by their overlap time (approximate)') +
+        '; shm bytes: the same for the bytes peers took from same-host peers\' shared files (DStore sharedBytes), which never cross libp2p and are not in bytes'
     })
     results.durationMs = Date.now() - started
     return { results, samples, jobs }
@@ -159,7 +163,7 @@ export async function runYardstick (results: BenchResults, jobs: Array<{ workflo
 }
 
 /** A request that times out or cannot be submitted is a failed sample (counted, not timed); the run goes on. */
-async function runOrFail (client: DflowClient, p: RequestSpec, timeoutMs: number, onDone?: () => Promise<void>): Promise<Omit<Sample, 'bytes'>> {
+async function runOrFail (client: DflowClient, p: RequestSpec, timeoutMs: number, onDone?: () => Promise<void>): Promise<Omit<Sample, 'bytes' | 'sharedBytes'>> {
   const submittedAt = Date.now()
   try {
     return await runRequest(client, p, timeoutMs, onDone)
@@ -168,6 +172,14 @@ async function runOrFail (client: DflowClient, p: RequestSpec, timeoutMs: number
     await onDone?.().catch(() => {})
     return { workflow: p.workflow, mode: p.mode, postAt: p.postAt, requestId: p.requestId, status: 'failed', error: (err as Error).message, latencyMs: Date.now() - submittedAt, serverMs: null, coldStartMs: 0, coldSteps: 0, peer: p.peer, submittedAt, doneAt: Date.now(), steps: [] }
   }
+}
+
+interface Counters { sent: number, shared: number }
+
+/** libp2p bytes sent and same-host shared bytes taken, summed over peers (NaN where a peer did not answer). */
+async function counters (clients: DflowClient[]): Promise<Counters> {
+  const [sent, shared] = await Promise.all([totalSent(clients).catch(() => NaN), totalShared(clients).catch(() => NaN)])
+  return { sent, shared }
 }
 
 /** Background traffic with nothing running (gossip heartbeats, peer heartbeats), over 2 s. */
@@ -181,19 +193,19 @@ async function idleRate (clients: DflowClient[]): Promise<number> {
 
 /** Poisson arrivals at ratePerMin; bytes from 1 s traffic windows apportioned by overlap. */
 async function openLoop (measured: Planned[], clients: DflowClient[], ratePerMin: number, rand: () => number, timeoutMs: number, signal: AbortSignal | undefined, record: (s: Sample) => void, progress: (done: number, p: Planned) => void): Promise<void> {
-  const windows: Array<{ from: number, to: number, bytes: number }> = []
-  let last = { t: Date.now(), sent: await totalSent(clients) }
+  const windows: Array<{ from: number, to: number, bytes: number, shared: number }> = []
+  let last = { t: Date.now(), sent: await totalSent(clients), shared: await totalShared(clients) }
   let sampling = true
   const sampler = (async () => {
     while (sampling) {
       await sleep(1000)
-      const now = { t: Date.now(), sent: await totalSent(clients).catch(() => last.sent) }
-      windows.push({ from: last.t, to: now.t, bytes: Math.max(0, now.sent - last.sent) })
+      const now = { t: Date.now(), sent: await totalSent(clients).catch(() => last.sent), shared: await totalShared(clients).catch(() => last.shared) }
+      windows.push({ from: last.t, to: now.t, bytes: Math.max(0, now.sent - last.sent), shared: Math.max(0, now.shared - last.shared) })
       last = now
     }
   })()
   const pending: Array<Promise<void>> = []
-  const done: Array<Omit<Sample, 'bytes'>> = []
+  const done: Array<Omit<Sample, 'bytes' | 'sharedBytes'>> = []
   let count = 0
   for (const p of measured) {
     signal?.throwIfAborted()
@@ -206,12 +218,14 @@ async function openLoop (measured: Planned[], clients: DflowClient[], ratePerMin
   await sampler
   for (const s of done) {
     let bytes = 0
+    let shared = 0
     for (const w of windows) {
       const overlap = Math.min(w.to, s.doneAt) - Math.max(w.from, s.submittedAt)
       if (overlap <= 0) continue
       const weights = done.reduce((a, o) => a + Math.max(0, Math.min(w.to, o.doneAt) - Math.max(w.from, o.submittedAt)), 0)
       bytes += w.bytes * overlap / weights
+      shared += w.shared * overlap / weights
     }
-    record({ ...s, bytes: Math.round(bytes) })
+    record({ ...s, bytes: Math.round(bytes), sharedBytes: Math.round(shared) })
   }
 }

@@ -37,6 +37,7 @@ export function summarise (samples: Sample[], jobs: BenchJob[], head: Omit<Bench
         p99Ms: round(percentile(lat, 99)),
         meanMs: round(mean(lat)),
         bytes: Math.round(mean(ok.map(s => s.bytes))),
+        sharedBytes: Math.round(mean(ok.map(s => s.sharedBytes ?? 0))),
         coldStartMs: round(mean(ok.map(s => s.coldStartMs))),
         coldSteps: round(mean(ok.map(s => s.coldSteps)), 2),
         criticalPathMs: job.criticalPathMs,

@@ -37,6 +37,8 @@ export interface BenchOptions {
   requestTimeoutMs?: number
   /** peers stop a warm instance idle this long (`dflow peer --idle-instance`), e.g. "2s"; default: the peers' */
   idleInstance?: string
+  /** false: peers run with `dflow peer --no-shared-store` (values move over libp2p even on one host) @default true */
+  sharedStore?: boolean
   /** also run the same shapes on a central engine, side by side (after the dflow run, with the testnet stopped) */
   yardstick?: 'dask'
   /** aborts the run between requests (the testnet is still stopped) */
@@ -58,6 +60,8 @@ export interface Sample {
   serverMs: number | null
   /** bytes sent between peers while it ran (closed loop: exact delta; open loop: apportioned) */
   bytes: number
+  /** bytes peers took from same-host peers' shared files while it ran (DStore `sharedBytes`; not in `bytes`) */
+  sharedBytes: number
   /** sum over its steps of coldStartMs (time a step waited for its instance to start) */
   coldStartMs: number
   /** steps that found no warm instance (coldStartMs > 0) */
@@ -78,6 +82,8 @@ export interface ResultRow {
   p99Ms: number
   meanMs: number
   bytes: number
+  /** mean per request; 0 with the shared store off */
+  sharedBytes: number
   coldStartMs: number
   coldSteps: number
   criticalPathMs: number | null
@@ -113,6 +119,8 @@ export interface BenchResults {
   bytesMethod: string
   /** what the peers ran with as `--idle-instance` (null: the peers' default) */
   idleInstance: string | null
+  /** whether peers used the same-host fast path (false: `--no-shared-store`) */
+  sharedStore: boolean
   rows: ResultRow[]
   /** the central engine run on the same shapes (`--yardstick dask`): per workflow, or why it was skipped */
   yardstick?: YardstickSummary
