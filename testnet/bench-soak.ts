@@ -20,7 +20,8 @@
  * levels off), SETTLE_S (an extra reading that long after the last rest reading).
  */
 import './../node/util/polyfill.ts'
-import { mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { execSync } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadWorkflow } from '../node/workflow/index.ts'
@@ -40,6 +41,13 @@ const POLL_MS = 3000
  * heap snapshot after each rest reading (renamed after-<n>.heapsnapshot; it runs a GC of its own)
  */
 const SNAPSHOT_DIR = process.env.SNAPSHOT_DIR
+/**
+ * Diagnosis: each peer's /proc/PID/smaps after each rest reading, copied to $SMAPS_DIR/peer<i>-after-<n>.smaps; and
+ * REST_HOOK, a shell command run after each rest reading (and after the copies) with PIDS (space-separated) and N
+ * in its environment, e.g. to ask a peer's glibc through gdb how much of its heap is free
+ */
+const SMAPS_DIR = process.env.SMAPS_DIR
+const REST_HOOK = process.env.REST_HOOK
 
 async function snapshot (pid: number, name: string): Promise<void> {
   if (SNAPSHOT_DIR === undefined) return
@@ -175,6 +183,8 @@ async function main (): Promise<void> {
       if (n === REQUESTS) console.log(`trackedRequests right after the last request: ${(await tracked()).join(' ')}`)
       const { reading, how } = await rest()
       at.push({ n, seconds, load, rest: reading, how })
+      if (SMAPS_DIR !== undefined) await Promise.all(peers.map(async (p, i) => { await writeFile(join(SMAPS_DIR, `peer${i}-after-${n}.smaps`), await readFile(`/proc/${p.pid}/smaps`)) }))
+      if (REST_HOOK !== undefined) execSync(REST_HOOK, { stdio: 'inherit', env: { ...process.env, PIDS: peers.map(p => p.pid).join(' '), N: String(n) } })
       if (SNAPSHOT_DIR !== undefined) await snapshot(peers[0].pid, `after-${n}`)
       from = n
     }
