@@ -70,16 +70,8 @@ export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '-
  * mallocs its own arena, up to 8 per core; a peer's threads (libuv pool, V8's GC and compiler helpers) each grew one
  * and kept the freed memory of bursts in it: RSS at rest rose 6-20% over 1000 requests. Two arenas bound that
  * (1.03-1.11x at rest, `npm run bench:soak`) with no CPU cost measured (a 4-peer fan, docs/chaos.md).
- *
- * Fixed malloc thresholds (docs/benchmarks/soak.md): glibc raises its mmap threshold to the size of each large mmapped
- * chunk freed (up to 32 MiB) and its trim threshold to twice that, so later large buffers went to the arenas and
- * the freed tops stayed. Set, the dynamic adjustment is off. 64 KiB sends every socket read's 64 KiB buffer (libuv's
- * suggested size, shrunk to what was read) to its own mapping instead of the main arena, where buffers that garbage
- * held until a full GC left holes under the few allocations that outlived them: the main arena at rest grew 10 ->
- * 18-25 MiB over 1000 requests (6 MiB live both times), now 8-9 -> 13-14. 1 MiB of trim keeps the top of an arena
- * from being handed back and refaulted at every burst (128 KiB cost kernel CPU, docs/chaos.md).
  */
-export const PEER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '1048576' }
+export const PEER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
 
 /**
  * The tier-up flag exists in V8 11 (Node 20), not in V8 12 (Node 22 counts invocations instead, and a node given an
