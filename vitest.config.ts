@@ -1,15 +1,48 @@
 import { defineConfig } from 'vitest/config'
 
+/**
+ * In-process files that start no peer, no TCP listener and no child process, and assert nothing about time: they run
+ * two at a time first. Anything not listed here runs in the serial group, so a new test file is serial until
+ * someone shows it is light.
+ */
+const light = [
+  'test/workflow/{graph,parse,bundle}.test.ts',
+  'test/fuzz/{sync,streams,events,submit,http,bundles}.fuzz.test.ts',
+  'test/sync/{wiring,anti-entropy,event-log,codec,protocol}.test.ts',
+  'test/peer/{yamux-window,lp-decoder,ed25519-keys,config,gossip-window,guard,gossip-timers,api}.test.ts',
+  'test/obs/{loop-delay,status}.test.ts',
+  'test/dstore/{routes,local}.test.ts',
+  'test/dscheduler/{claims,inputs-ready,send-slack,events,state}.test.ts',
+  'test/functions/{examples,benchmarks}.test.ts',
+  'test/executor/typed-function.test.ts'
+]
+
+const shared = {
+  setupFiles: ['./node/util/polyfill.ts'],
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+  pool: 'forks' as const
+}
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'node/**/*.test.ts', 'protocols/**/*.test.ts', 'functions/**/*.test.ts', 'testnet/**/*.test.ts'],
-    setupFiles: ['./node/util/polyfill.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-    pool: 'forks',
-    // test files run one at a time: several of them start real peer processes, and on 2 cores two such files
-    // at once starve peers for seconds (leases lapse, timings stretch) - not the normal operation they test
-    fileParallelism: false,
-    maxWorkers: 2
+    projects: [
+      {
+        test: { ...shared, name: 'light', include: light, maxWorkers: 2, isolate: false, sequence: { groupOrder: 0 } }
+      },
+      {
+        test: {
+          ...shared,
+          name: 'serial',
+          include: ['test/**/*.test.ts', 'node/**/*.test.ts', 'protocols/**/*.test.ts', 'functions/**/*.test.ts', 'testnet/**/*.test.ts'],
+          exclude: [...light, '**/node_modules/**'],
+          // one file at a time: several start real peer processes, and on 2 cores two such files at once starve
+          // peers for seconds (leases lapse, timings stretch), which is not the normal operation they test
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 }
+        }
+      }
+    ]
   }
 })
