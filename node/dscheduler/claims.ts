@@ -97,18 +97,28 @@ export function inputBytes (s: RequestState, step: string, index: number | null,
       for (const h of ref.holders) add(h, ref.size)
     }
   }
+  for (const { rec, output } of pendingProducers(s, step, index)) {
+    const expected = history.expectedBytes(s.started.workflow, rec.step, output)
+    const peer = rec.winner?.peer
+    if (peer === undefined || expected === undefined) { out.complete = false; continue }
+    out.producers.add(peer)
+    out.total += expected
+    add(peer, expected)
+  }
+  return out
+}
+
+/**
+ * The producer instances whose outputs an instance reads and that have not produced them yet, once per output
+ * read (placement prices their future bytes, the queue model expects the instance's inputs when they end).
+ */
+export function pendingProducers (s: RequestState, step: string, index: number | null): Array<{ rec: InstanceRecord, output: string }> {
+  const out: Array<{ rec: InstanceRecord, output: string }> = []
   for (const ref of stepRefs(s, step)) {
     if (ref.kind !== 'step' || s.resolveRef(ref, step, index).state !== 'pending') continue
-    const expected = history.expectedBytes(s.started.workflow, ref.step, ref.output)
-    const producer = s.step(ref.step)
-    const recs = producer.foreach === undefined ? [s.instances.get(instanceKey(ref.step, null))] : s.instancesOf(ref.step)
+    const recs = s.step(ref.step).foreach === undefined ? [s.instances.get(instanceKey(ref.step, null))] : s.instancesOf(ref.step)
     for (const rec of recs) {
-      if (rec === undefined || rec.done !== undefined || s.hasOutput(ref.step, rec.index, ref.output)) continue
-      const peer = rec.winner?.peer
-      if (peer === undefined || expected === undefined) { out.complete = false; continue }
-      out.producers.add(peer)
-      out.total += expected
-      add(peer, expected)
+      if (rec !== undefined && rec.done === undefined && !s.hasOutput(ref.step, rec.index, ref.output)) out.push({ rec, output: ref.output })
     }
   }
   return out

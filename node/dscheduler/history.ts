@@ -32,8 +32,16 @@ export class WorkflowHistory {
     this.ema(this.of(workflow).bytes, `${step}.${output}`, size)
   }
 
+  /**
+   * A run of `step` took `ms`. Runs are timed on peers busy with other steps, so a long run is partly load: the
+   * estimate follows shorter runs quickly and longer ones slowly, and so stays near what the step costs on a
+   * free slot (an estimate swollen by load made waits look longer than moves, and consumers left their data).
+   */
   recordRun (workflow: string, step: string, ms: number): void {
-    if (Number.isFinite(ms) && ms >= 0) this.ema(this.of(workflow).ms, step, ms)
+    if (!Number.isFinite(ms) || ms < 0) return
+    const map = this.of(workflow).ms
+    const prev = map.get(step)
+    map.set(step, prev === undefined ? ms : prev + (ms < prev ? this.weight : this.weight / 3) * (ms - prev))
   }
 
   expectedBytes (workflow: string, step: string, output: string): number | undefined {

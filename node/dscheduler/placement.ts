@@ -61,11 +61,13 @@ export interface PlacementQuery {
   totalBytes: number
   /** peers holding the latest inputs: running there saves the event round trip of a hand-off */
   producers: Set<string>
-  /** expected run time of the step (learned), ms */
-  expectedMs: number
-  /** instances a peer already won and has not finished, plus those this pass placed there */
-  load: (peer: string) => number
-  slots: (peer: string) => number
+  /**
+   * expected wait for a slot on the peer once the instance's inputs exist, ms (queue-model.ts: only work ready
+   * before it counts, claims made ahead whose inputs come later do not)
+   */
+  queueMs: (peer: string) => number
+  /** work the peer holds or is expected to, per slot: a tie-break that spreads equal-cost siblings */
+  spread: (peer: string) => number
   /** link rate used to price moving bytes, bytes per ms */
   bytesPerMs: number
   /** what a hand-off to another peer costs on top of moving bytes (gossip + fetch round trip), ms */
@@ -74,16 +76,13 @@ export interface PlacementQuery {
 
 /**
  * Expected time until the instance's result exists if it ran on `peer`: moving the input bytes it lacks, the
- * queue wait behind the peer's running work, and the hand-off. A tiny load term spreads siblings with equal
- * cost over idle peers instead of stacking them on one.
+ * wait for a slot there once its inputs exist, and the hand-off. A tiny term spreads siblings with equal cost
+ * over idle peers instead of stacking them on one.
  */
 export function placementCost (q: PlacementQuery, peer: string): number {
-  const slots = Math.max(1, q.slots(peer))
-  const load = q.load(peer)
   const moveMs = Math.max(0, q.totalBytes - (q.bytesAt.get(peer) ?? 0)) / q.bytesPerMs
-  const queueMs = Math.max(0, load + 1 - slots) * q.expectedMs / slots
   const hop = q.producers.size > 0 && !q.producers.has(peer) ? q.hopMs : 0
-  return moveMs + queueMs + hop + (load / slots) * 0.25
+  return moveMs + q.queueMs(peer) + hop + q.spread(peer) * 0.25
 }
 
 /** The cheapest candidate; ties go to the highest rendezvous score (the same answer on every peer). */
@@ -109,52 +108,4 @@ export function rankCandidates (key: string, live: string[], localBytes: Map<str
   const scored = live.map(peer => ({ peer, bytes: localBytes.get(peer) ?? 0, score: rendezvousScore(peer, key) }))
   scored.sort((a, b) => b.bytes - a.bytes || b.score - a.score)
   return scored.map(s => s.peer)
-}
-
-/**
- * How busy each peer is, from the claims every peer hears: the instances it won and has not finished (running,
- * or waiting for data that comes soon: claims reach one level ahead of running producers). Kept incrementally
- * (an instance enters when it is won, leaves when it is done, failed, lost or its request finished), so reading
- * a peer's load costs nothing.
- */
-export class LoadBook {
-  private readonly byPeer = new Map<string, Set<string>>()
-  private readonly owner = new Map<string, string>()
-  private readonly slotsOf = new Map<string, number>()
-
-  constructor (private readonly defaultSlots: number) {}
-
-  /** `peer` runs (or will run) instance `gid` now; undefined when it runs nowhere. */
-  set (gid: string, peer: string | undefined): boolean {
-    const prev = this.owner.get(gid)
-    if (prev === peer) return false
-    if (prev !== undefined) {
-      const set = this.byPeer.get(prev)
-      set?.delete(gid)
-      if (set?.size === 0) this.byPeer.delete(prev)
-      this.owner.delete(gid)
-    }
-    if (peer !== undefined) {
-      this.owner.set(gid, peer)
-      let set = this.byPeer.get(peer)
-      if (set === undefined) { set = new Set(); this.byPeer.set(peer, set) }
-      set.add(gid)
-    }
-    return true
-  }
-
-  load (peer: string): number { return this.byPeer.get(peer)?.size ?? 0 }
-
-  learnSlots (peer: string, slots: number | undefined): void {
-    if (slots !== undefined && slots > 0) this.slotsOf.set(peer, slots)
-  }
-
-  slots (peer: string): number { return this.slotsOf.get(peer) ?? this.defaultSlots }
-
-  forgetPeer (peer: string): void { this.slotsOf.delete(peer) }
-
-  /** Per-peer loads, for the metrics route. */
-  snapshot (): Record<string, number> {
-    return Object.fromEntries([...this.byPeer].map(([p, s]) => [p, s.size]))
-  }
 }

@@ -42,6 +42,8 @@ export interface InstanceRecord {
   winner?: Claim & { peer: string }
   /** all its inputs exist (or it is eager and fired): it occupies a slot where it runs */
   runnable?: boolean
+  /** when it became runnable, as this peer saw it (the queue model's start of its run) */
+  runnableAt?: number
   /** the input (position in the step's inputs) found pending when last checked: checked first next time */
   pendingInput?: number
   /** the peer placement expects to claim it, and since when (a silent one is passed over after a while) */

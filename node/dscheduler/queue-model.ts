@@ -1,0 +1,160 @@
+import { pendingProducers } from './claims.ts'
+import type { InstanceRecord, RequestState } from './request-state.ts'
+import type { WorkflowHistory } from './history.ts'
+
+/** Expected run time of a step nobody has timed yet, ms. */
+export const DEFAULT_STEP_MS = 50
+
+/** Work a peer holds or will hold: when it can start (its inputs exist) and how long it runs, ms. */
+export interface Job { readyAt: number, ms: number }
+
+/**
+ * Expected wait of work ready at `readyAt` on a peer with `slots` slots that holds `jobs` (sorted by readyAt):
+ * a list schedule in order of readiness, as the peer's pool fires instances when their inputs exist. Only work
+ * ready no later than this one delays it: an instance claimed ahead whose inputs come later is no queue now
+ * (counting it was what made a peer holding the data look busy, and sent its consumers elsewhere).
+ */
+export function slotWait (jobs: readonly Job[], slots: number, readyAt: number, now: number): number {
+  const free = new Array<number>(Math.max(1, slots)).fill(-Infinity)
+  let min = 0
+  for (const j of jobs) {
+    if (j.readyAt > readyAt) break
+    min = 0
+    for (let i = 1; i < free.length; i++) if (free[i] < free[min]) min = i
+    // work that should have ended by now ends any moment: it runs late, not forever
+    free[min] = Math.max(Math.max(free[min], j.readyAt) + j.ms, now)
+  }
+  let earliest = free[0]
+  for (let i = 1; i < free.length; i++) earliest = Math.min(earliest, free[i])
+  return Math.max(0, earliest - Math.max(readyAt, now))
+}
+
+/** An instance a peer won and has not finished, with its request (its step times and inputs). */
+export interface Held { rec: InstanceRecord, s: RequestState }
+
+/**
+ * What each peer holds, from the claims every peer hears: the instances it won and has not finished (running,
+ * or waiting for data that comes soon: claims reach one level ahead of running producers). Kept incrementally
+ * (an instance enters when it is won, leaves when it is done, failed, lost or its request finished), so a
+ * peer's count costs nothing and its queue can be modelled from the records (QueueModel).
+ */
+export class LoadBook {
+  private readonly byPeer = new Map<string, Map<string, Held | null>>()
+  private readonly owner = new Map<string, string>()
+  private readonly slotsOf = new Map<string, number>()
+
+  constructor (private readonly defaultSlots: number) {}
+
+  /** `peer` runs (or will run) instance `gid` now; undefined when it runs nowhere. */
+  set (gid: string, peer: string | undefined, held?: Held): boolean {
+    const prev = this.owner.get(gid)
+    if (prev === peer) {
+      if (peer !== undefined && held !== undefined) this.byPeer.get(peer)?.set(gid, held)
+      return false
+    }
+    if (prev !== undefined) {
+      const map = this.byPeer.get(prev)
+      map?.delete(gid)
+      if (map?.size === 0) this.byPeer.delete(prev)
+      this.owner.delete(gid)
+    }
+    if (peer !== undefined) {
+      this.owner.set(gid, peer)
+      let map = this.byPeer.get(peer)
+      if (map === undefined) { map = new Map(); this.byPeer.set(peer, map) }
+      map.set(gid, held ?? null)
+    }
+    return true
+  }
+
+  load (peer: string): number { return this.byPeer.get(peer)?.size ?? 0 }
+
+  /** The instances `peer` holds (those entered without a record are counted by `load` only). */
+  * held (peer: string): Iterable<Held> {
+    for (const h of this.byPeer.get(peer)?.values() ?? []) if (h !== null) yield h
+  }
+
+  learnSlots (peer: string, slots: number | undefined): void {
+    if (slots !== undefined && slots > 0) this.slotsOf.set(peer, slots)
+  }
+
+  slots (peer: string): number { return this.slotsOf.get(peer) ?? this.defaultSlots }
+
+  forgetPeer (peer: string): void { this.slotsOf.delete(peer) }
+
+  /** Per-peer loads, for the metrics route. */
+  snapshot (): Record<string, number> {
+    return Object.fromEntries([...this.byPeer].map(([p, s]) => [p, s.size]))
+  }
+}
+
+/**
+ * Each peer's expected queue during one placement walk: the work it holds (from the load book), the work other
+ * placers will soon put on it (instances claimable now whose placer is that peer: their data is there, so
+ * they usually stay), and what this walk placed. A peer's jobs are read from the book when first needed, so a
+ * walk that places nothing pays nothing; every peer builds it from the same events, so every peer prices alike.
+ */
+export class QueueModel {
+  private readonly jobs = new Map<string, Job[]>()
+
+  constructor (
+    private readonly book: LoadBook,
+    private readonly history: WorkflowHistory,
+    readonly now = Date.now()
+  ) {}
+
+  /** Expected run time of an instance's step, ms (learned from earlier requests of its workflow). */
+  msOf (s: RequestState, step: string): number {
+    return this.history.expectedMs(s.started.workflow, step) ?? DEFAULT_STEP_MS
+  }
+
+  /**
+   * When an instance's inputs are expected to exist: now (or when they came) when it is runnable, else when its
+   * last pending producer is expected to end (a producer not running yet: a step time later than that).
+   */
+  readyAt (s: RequestState, rec: InstanceRecord): number {
+    if (rec.runnable === true) return Math.min(rec.runnableAt ?? this.now, this.now)
+    let at = this.now
+    for (const { rec: p } of pendingProducers(s, rec.step, rec.index)) {
+      const ms = this.msOf(s, p.step)
+      const end = p.runnable === true ? (p.runnableAt ?? this.now) + ms : this.now + 2 * ms
+      at = Math.max(at, end)
+    }
+    return at
+  }
+
+  private jobsOf (peer: string): Job[] {
+    let list = this.jobs.get(peer)
+    if (list !== undefined) return list
+    list = []
+    for (const { rec, s } of this.book.held(peer)) {
+      list.push({ readyAt: this.readyAt(s, rec), ms: this.msOf(s, rec.step) })
+    }
+    list.sort((a, b) => a.readyAt - b.readyAt)
+    this.jobs.set(peer, list)
+    return list
+  }
+
+  /**
+   * Work expected on `peer` that the load book does not show yet (another placer's soon work, or this walk's
+   * choice, added before its claim enters the book: the peer's jobs are read from the book first, so it counts once).
+   */
+  add (peer: string, job: Job): void {
+    const list = this.jobsOf(peer)
+    let i = list.length
+    while (i > 0 && list[i - 1].readyAt > job.readyAt) i--
+    list.splice(i, 0, job)
+  }
+
+  /** Expected wait of work ready at `readyAt` on `peer`, ms. */
+  waitOn (peer: string, readyAt: number): number {
+    return slotWait(this.jobsOf(peer), this.book.slots(peer), readyAt, this.now)
+  }
+
+  /** Everything `peer` holds or is expected to (a tie-break that spreads equal-cost siblings). */
+  count (peer: string): number {
+    return this.jobs.get(peer)?.length ?? this.book.load(peer)
+  }
+
+  slots (peer: string): number { return this.book.slots(peer) }
+}

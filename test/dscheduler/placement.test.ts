@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest'
+import { defaultLogger } from '@libp2p/logger'
+import { parseWorkflow } from '../../node/workflow/index.ts'
+import { LocalBus } from '../../node/dscheduler/bus.ts'
+import { DScheduler } from '../../node/dscheduler/scheduler.ts'
+import { RequestState, type InstanceRecord } from '../../node/dscheduler/request-state.ts'
+import { newTracked, type Tracked } from '../../node/dscheduler/tracked.ts'
+import { winnerOf } from '../../node/dscheduler/claims.ts'
+import { slotWait } from '../../node/dscheduler/queue-model.ts'
+import type { Membership } from '../../node/dscheduler/types.ts'
+import type { RequestStarted, ValueRef } from '../../protocols/events/index.ts'
+
+const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const OUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+const MB = 1_000_000
+
+/**
+ * cycles' shape: each baseline bN feeds two consumers (cN, fN) 1 MB each, a summary reads every cN; oN are
+ * unrelated steps that keep slots busy, qN producers whose consumers eN are claimed ahead of their data.
+ */
+const wf = parseWorkflow(`name: cyc
+inputs: [x]
+outputs: { s: s.z }
+steps:
+${[1, 2, 3, 4, 5].map(n => `  b${n}: { run: ./m.js#b, in: { x: inputs.x }, out: [d] }
+  c${n}: { run: ./m.js#c, in: { d: b${n}.d }, out: [z] }
+  f${n}: { run: ./m.js#f, in: { d: b${n}.d }, out: [z] }
+  o${n}: { run: ./m.js#o, in: { x: inputs.x }, out: [z] }
+  q${n}: { run: ./m.js#q, in: { x: inputs.x }, out: [d] }
+  e${n}: { run: ./m.js#e, in: { d: q${n}.d }, out: [z] }`).join('\n')}
+  s: { run: ./m.js#s, in: { ${[1, 2, 3, 4, 5].map(n => `c${n}: c${n}.z, f${n}: f${n}.z, e${n}: e${n}.z, o${n}: o${n}.z`).join(', ')} }, out: [z] }
+  a: { run: ./m.js#a, in: { x: inputs.x }, out: [y] }
+  m: { run: ./m.js#m, foreach: a.y, in: { v: $item }, out: [w] }
+`, 'cyc.yaml')
+
+/** Peer `self`'s scheduler with `peers` live, `slots` each, and 50 ms steps and 1 MB outputs learned. */
+function setup (self: string, peers: string[], slots: number): { sched: DScheduler, s: RequestState, t: Tracked, run: (step: string, peer: string, index?: number | null) => void, placed: (step: string, index?: number | null) => string | undefined } {
+  const membership: Membership = { live: () => peers, isLive: p => peers.includes(p), incarnation: 1, incarnationOf: () => 1, lastHeard: () => Date.now() }
+  const sched = new DScheduler({ self, bus: new LocalBus(), store: {} as never, pool: {} as never, loader: {} as never, membership, logger: defaultLogger() }, { slots })
+  // a claim made by the walk wins at once and enters the load book (no runner, no pool: placement alone)
+  sched.dispatcher.examine = (_t, st, rec) => {
+    rec.winner = winnerOf(rec.gid, rec, sched.claimRules)
+    sched.load.set(rec.gid, rec.winner?.peer, { rec, s: st })
+  }
+  const started: RequestStarted = { type: 'request-started', from: self, ts: 1, request: 'r', workflow: CID, inputs: { x: { cid: CID, size: 1, holders: [self], inline: new Uint8Array([1]) } }, mode: 'dataflow', store: 'distributed', submitter: self }
+  const s = new RequestState(wf, started)
+  const t = newTracked()
+  t.state = s
+  Object.keys(wf.steps).forEach((name, i) => t.order.set(name, i))
+  sched.requests.set('r', t)
+  for (const name of Object.keys(wf.steps)) sched.history.recordRun(CID, name, 50)
+  for (const n of [1, 2, 3, 4, 5]) { sched.history.recordOutput(CID, `b${n}`, 'd', MB); sched.history.recordOutput(CID, `q${n}`, 'd', MB) }
+  /** `step` runs on `peer` now (won, inputs there) */
+  const run = (step: string, peer: string, index: number | null = null): void => {
+    const rec = s.instance(step, index)
+    rec.winner = { peer, attempt: 0, incarnation: 1, ts: 1 }
+    rec.runnable = true
+    rec.runnableAt = Date.now()
+    sched.load.set(rec.gid, peer, { rec, s })
+  }
+  const placed = (step: string, index: number | null = null): string | undefined => s.instance(step, index).winner?.peer
+  return { sched, s, t, run, placed }
+}
+
+const unplace = (t: Tracked, recs: InstanceRecord[]): void => { for (const rec of recs) t.unplaced.add(rec) }
+
+describe('placement with a queue model', () => {
+  it('slot wait: work ready later (claims made ahead of their data) is no queue now; work ready before is', () => {
+    const now = 1000
+    const later = [1, 2, 3, 4].map(() => ({ readyAt: now + 200, ms: 50 }))
+    expect(slotWait(later, 4, now, now)).toBe(0)
+    const running = [1, 2, 3, 4].map(() => ({ readyAt: now - 10, ms: 50 }))
+    expect(slotWait(running, 4, now, now)).toBe(40)
+    // ready when the running ones end: their slots are free then
+    expect(slotWait(running, 4, now + 40, now)).toBe(0)
+    // late work ends any moment, not never
+    expect(slotWait([{ readyAt: now - 500, ms: 50 }], 1, now, now)).toBe(0)
+  })
+
+  it('cycles\' shape: consumers stay on the peer holding their 1 MB input when its slots free up as the data comes', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    // P1's 4 slots are all busy until the baselines end, and their data comes then
+    for (const step of ['b1', 'b2', 'o1', 'o2']) run(step, 'P1')
+    unplace(t, ['c1', 'f1', 'c2', 'f2'].map(n => s.instance(n, null)))
+    sched.dispatcher.place(t, s)
+    expect(['c1', 'f1', 'c2', 'f2'].map(n => placed(n))).toEqual(['P1', 'P1', 'P1', 'P1'])
+  })
+
+  it('a consumer moves when the wait at its data is longer than moving it', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    run('b1', 'P1')
+    // 8 other runnable instances queue on P1's 4 slots: 2 rounds of 50 ms before c1 could start there
+    for (const n of [1, 2, 3, 4, 5]) run(`o${n}`, 'P1')
+    for (const n of [1, 2, 3]) run(`q${n}`, 'P1')
+    unplace(t, [s.instance('c1', null)])
+    sched.dispatcher.place(t, s)
+    expect(placed('c1')).not.toBe('P1')
+    expect(placed('c1')).toBeDefined()
+  })
+
+  it('counts the work other placers will keep at home: no consumer is sent to a peer about to be full with its own', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2'], 4)
+    for (const n of [1, 2, 3]) run(`b${n}`, 'P1')
+    for (const step of ['b4', 'b5', 'o1', 'o2']) run(step, 'P2')
+    const consumers = [1, 2, 3, 4, 5].flatMap(n => [`c${n}`, `f${n}`])
+    unplace(t, consumers.map(n => s.instance(n, null)))
+    sched.dispatcher.place(t, s)
+    // P1 places its 6 (P2 places c4..f5, which it keeps: its 4 slots free up exactly for them), and keeps them all:
+    // 2 wait one round at their data rather than move 1 MB each to a peer as full
+    expect(['c1', 'f1', 'c2', 'f2', 'c3', 'f3'].map(n => placed(n))).toEqual(Array(6).fill('P1'))
+    expect(['c4', 'f4', 'c5', 'f5'].map(n => placed(n))).toEqual(Array(4).fill(undefined))
+  })
+
+  it('with idle peers, only the consumers that would queue at their data move', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    for (const n of [1, 2, 3]) run(`b${n}`, 'P1')
+    unplace(t, [1, 2, 3].flatMap(n => [`c${n}`, `f${n}`]).map(n => s.instance(n, null)))
+    sched.dispatcher.place(t, s)
+    const where = [1, 2, 3].flatMap(n => [`c${n}`, `f${n}`]).map(n => placed(n))
+    expect(where.filter(p => p === 'P1').length).toBe(4)
+    expect(where.filter(p => p !== 'P1' && p !== undefined).length).toBe(2)
+  })
+
+  it('claims made ahead, waiting for inputs that come later, do not count as queue', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    sched.history.recordRun(CID, 'q1', 400)
+    run('b1', 'P1')
+    // P1 won e1..e4 ahead of their data: their producers (on P2) end in ~400 ms
+    for (const n of [1, 2, 3, 4]) {
+      run(`q${n}`, 'P2')
+      const e = s.instance(`e${n}`, null)
+      e.winner = { peer: 'P1', attempt: 0, incarnation: 1, ts: 1 }
+      sched.load.set(e.gid, 'P1', { rec: e, s })
+    }
+    for (const n of [2, 3, 4]) sched.history.recordRun(CID, `q${n}`, 400)
+    unplace(t, [s.instance('c1', null)])
+    sched.dispatcher.place(t, s)
+    expect(placed('c1')).toBe('P1')
+  })
+
+  it('a foreach of 8 small-input items spreads over idle peers instead of queueing on one', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 2)
+    run('a', 'P1')
+    const list: ValueRef = { cid: OUT, size: 100, holders: ['P1'], length: 8 }
+    s.recordOutput('a', null, 'y', list)
+    s.instance('a', null).done = { type: 'step-done', from: 'P1', ts: 1, request: 'r', step: 'a', index: null, attempt: 0, incarnation: 1, streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt: 1 }
+    sched.load.set(s.instance('a', null).gid, undefined)
+    const items = [0, 1, 2, 3, 4, 5, 6, 7].map(i => s.instance('m', i))
+    unplace(t, items)
+    sched.dispatcher.place(t, s)
+    const per = new Map<string, number>()
+    for (let i = 0; i < 8; i++) { const p = placed('m', i) as string; per.set(p, (per.get(p) ?? 0) + 1) }
+    expect([...per.values()].sort()).toEqual([2, 2, 2, 2])
+  })
+})
