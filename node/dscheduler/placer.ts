@@ -59,6 +59,9 @@ export class Placer {
     const recs = [...t.unplaced].sort((a, b) => (t.order.get(a.step) ?? 0) - (t.order.get(b.step) ?? 0) || (a.index ?? -1) - (b.index ?? -1))
     let nextCheck = Infinity
     const walk: Array<{ rec: InstanceRecord, placer: string | undefined }> = []
+    // instances other peers place (or this peer expects another to claim): that peer's soon work, counted
+    // before this walk places anything, and only if it does
+    const soon: Array<{ peer: string, rec: InstanceRecord }> = []
     for (const rec of recs) {
       if (rec.winner !== undefined) { t.unplaced.delete(rec); continue }
       const placer = this.placerOf(s, rec, isLive)
@@ -67,7 +70,7 @@ export class Placer {
         const due = rec.awaitingPlacer.since + init.claimTimeoutMs
         if (due > now) {
           nextCheck = Math.min(nextCheck, due - now)
-          model.add(placer, { readyAt: model.readyAt(s, rec), ms: model.msOf(s, rec.step) })
+          soon.push({ peer: placer, rec })
           continue
         }
       }
@@ -75,12 +78,13 @@ export class Placer {
       // it counts as that peer's work, so a later walk (after this peer's own claims) does not hand it out again
       const kept = rec.expect
       if (placer !== self && kept !== undefined && kept.since + init.claimTimeoutMs > now && live.includes(kept.peer)) {
-        model.add(kept.peer, { readyAt: model.readyAt(s, rec), ms: model.msOf(s, rec.step) })
+        soon.push({ peer: kept.peer, rec })
         nextCheck = Math.min(nextCheck, kept.since + init.claimTimeoutMs - now)
         continue
       }
       walk.push({ rec, placer })
     }
+    if (walk.length > 0) for (const { peer, rec } of soon) model.add(peer, { readyAt: model.readyAt(s, rec), ms: model.msOf(s, rec.step) })
     for (const { rec, placer } of walk) {
       const bytes = inputBytes(s, rec.step, rec.index, history)
       const readyAt = model.readyAt(s, rec)
