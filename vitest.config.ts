@@ -9,7 +9,7 @@ const light = [
   'test/workflow/{graph,parse,bundle}.test.ts',
   'test/fuzz/{sync,streams,events,submit,http,bundles}.fuzz.test.ts',
   'test/sync/{wiring,anti-entropy,event-log,codec,protocol}.test.ts',
-  'test/peer/{yamux-window,lp-decoder,ed25519-keys,config,gossip-window,guard,gossip-timers,api}.test.ts',
+  'test/peer/{yamux-window,lp-decoder,ed25519-keys,config,gossip-window,guard,gossip-timers,api,malloc-trim}.test.ts',
   'test/obs/{loop-delay,status}.test.ts',
   'test/dstore/{routes,local}.test.ts',
   'test/dscheduler/{claims,inputs-ready,send-slack,events,state,placement}.test.ts',

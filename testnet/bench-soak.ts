@@ -107,11 +107,13 @@ async function main (): Promise<void> {
         const mib = (name: string): number => metric(text, name) / 2 ** 20
         const sched = JSON.parse(await getText(`${p.api}/v1/metrics/scheduler`)) as { pool: { instances: number } }
         const threads = Number(/Threads:\s+(\d+)/.exec(await readFile(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? NaN)
-        return { rss: await rssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i], instances: sched.pool.instances, threads }
+        // glibc's malloc_trim after each idle GC (node/util/malloc-trim.ts): calls so far, RSS given back, its CPU
+        const trim = `${metric(text, 'dflow_malloc_trim_runs_total')}/${mib('dflow_malloc_trim_released_bytes_total').toFixed(1)}/${(metric(text, 'dflow_malloc_trim_cpu_seconds_total') * 1000).toFixed(1)}`
+        return { rss: await rssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i], instances: sched.pool.instances, threads, trim }
       }))
       const col = (f: (x: typeof per[number]) => number, digits = 0): string => per.map(x => f(x).toFixed(digits)).join(' ')
       const split = await Promise.all(peers.map(async p => formatSplit(await memSplit(p.pid, p.api))))
-      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)}; function instances ${col(x => x.instances)}, threads ${col(x => x.threads)})` }
+      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)}; function instances ${col(x => x.instances)}, threads ${col(x => x.threads)}; malloc_trim calls/MiB given back/CPU ms ${per.map(x => x.trim).join(' ')})` }
     }
     const tracked = async (): Promise<number[]> => Promise.all(peers.map(async p => {
       const m = JSON.parse(await getText(`${p.api}/v1/metrics/scheduler`)) as { trackedRequests: number }

@@ -17,10 +17,11 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url))
 /** the environment variable bin/dflow.js reads: run `dflow peer` from this bundle */
 export const BUNDLE_ENV = 'DFLOW_PEER_BUNDLE'
 /**
- * Left external: esbuild finds its native binary relative to its own files, and tsx is a loader; neither
- * runs in a peer's start-up (esbuild is imported, its service started on the first function bundled).
+ * Left external: esbuild and koffi find their native binaries relative to their own files, and tsx is a loader;
+ * none runs in a peer's start-up (esbuild is imported, its service started on the first function bundled; koffi
+ * is required at the first malloc_trim, node/util/malloc-trim.ts).
  */
-const EXTERNAL = ['esbuild', 'tsx']
+const EXTERNAL = ['esbuild', 'koffi', 'tsx']
 
 let built: Promise<string | undefined> | undefined
 

@@ -32,6 +32,7 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     // loaded here, not at the top: every other dflow command would pay for importing the whole peer
     const { createDflowPeer } = await import('../dflow-peer.ts')
     const { IdleGc } = await import('../util/idle-gc.ts')
+    const { MallocTrim } = await import('../util/malloc-trim.ts')
     const { peer, services, observability } = await createDflowPeer(config)
     await peer.start()
     // a process-wide GC, so here and not in the peer (tests run many peers in one process): see idle-gc.ts
@@ -39,7 +40,11 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     const log = peer.logger.forComponent('dflow:idle-gc')
     // DFLOW_IDLE_GC_COMPACT=0: a plain full GC (A/B runs)
     const compact = process.env.DFLOW_IDLE_GC_COMPACT !== '0'
-    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log, compact })
+    // after each of its full GCs, glibc's free pages go back to the kernel (node/util/malloc-trim.ts);
+    // DFLOW_NO_MALLOC_TRIM=1 leaves them with the process (A/B runs)
+    const mallocTrim = new MallocTrim({ log: peer.logger.forComponent('dflow:malloc-trim') })
+    const afterGc = process.env.DFLOW_NO_MALLOC_TRIM === '1' ? undefined : () => { mallocTrim.trim() }
+    const idleGc = new IdleGc(process.env.DFLOW_NO_IDLE_GC === '1' ? { gc: () => {}, log } : { log, compact, afterGc })
     // how many full GCs it ran and when the last one was: a bench can tell a peer at rest from one that has not
     // collected yet (npm run bench:soak)
     const { Counter, Gauge } = await import('prom-client')
@@ -48,6 +53,12 @@ Config file keys: ${PEER_FLAGS.map(f => f.key).join(', ')}.`)
     new Counter({ name: 'dflow_idle_gc_runs_total', help: 'Full GCs run by the peer once quiet (node/util/idle-gc.ts)', registers, collect () { this.reset(); this.inc(idleGc.runs) } })
     // eslint-disable-next-line no-new
     new Gauge({ name: 'dflow_idle_gc_last_run_timestamp_seconds', help: 'When the last of them ran (Unix time; 0 before the first)', registers, collect () { this.set(idleGc.lastRunAt / 1000) } })
+    // eslint-disable-next-line no-new
+    new Counter({ name: 'dflow_malloc_trim_runs_total', help: 'glibc malloc_trim calls after the idle GC (node/util/malloc-trim.ts)', registers, collect () { this.reset(); this.inc(mallocTrim.runs) } })
+    // eslint-disable-next-line no-new
+    new Counter({ name: 'dflow_malloc_trim_released_bytes_total', help: 'RSS the malloc_trim calls gave back', registers, collect () { this.reset(); this.inc(mallocTrim.releasedBytes) } })
+    // eslint-disable-next-line no-new
+    new Counter({ name: 'dflow_malloc_trim_cpu_seconds_total', help: 'CPU time (user + system) the malloc_trim calls took', registers, collect () { this.reset(); this.inc(mallocTrim.cpuSeconds) } })
     const onIdle = (): void => { idleGc.arm() }
     services.scheduler.addEventListener('scheduler:idle', onIdle)
     idleGc.arm()

@@ -51,6 +51,14 @@ export interface IdleGcOptions {
   now?: () => number
   /** a line per look and per collection (the peer passes its debug logger, DEBUG=dflow:idle-gc) */
   log?: (format: string, ...args: unknown[]) => void
+  /**
+   * called afterGcDelayMs after each full GC (the peer passes glibc's malloc_trim: node/util/malloc-trim.ts). Not
+   * at once: V8 sweeps and unmaps the pages a full GC freed on background threads, and what they free only then
+   * reaches malloc's free lists
+   */
+  afterGc?: () => void
+  /** @default 1000 */
+  afterGcDelayMs?: number
 }
 
 export type GcFunction = (opts?: { type: 'minor' | 'major' }) => void
@@ -67,7 +75,8 @@ const SMALL_NEW_SPACE = 2 * 2 ** 20
 
 export class IdleGc {
   private timer: NodeJS.Timeout | undefined
-  private readonly opts: Required<Omit<IdleGcOptions, 'gc'>> & { gc: GcFunction | undefined }
+  private afterTimer: NodeJS.Timeout | undefined
+  private readonly opts: Required<Omit<IdleGcOptions, 'gc' | 'afterGc'>> & { gc: GcFunction | undefined, afterGc: (() => void) | undefined }
   private polls = 0
   private runsThisArm = 0
   private last: Look | undefined
@@ -97,7 +106,9 @@ export class IdleGc {
       scavenges: opts.scavenges ?? scavenges,
       oldGrowthBytes: opts.oldGrowthBytes ?? 4 * 2 ** 20,
       now: opts.now ?? Date.now,
-      log: opts.log ?? (() => {})
+      log: opts.log ?? (() => {}),
+      afterGc: opts.afterGc,
+      afterGcDelayMs: opts.afterGcDelayMs ?? 1000
     }
   }
 
@@ -115,6 +126,8 @@ export class IdleGc {
   stop (): void {
     clearTimeout(this.timer)
     this.timer = undefined
+    clearTimeout(this.afterTimer)
+    this.afterTimer = undefined
   }
 
   private schedule (): void {
@@ -177,6 +190,12 @@ export class IdleGc {
     this.runsThisArm++
     this.lastRunAt = this.opts.now()
     this.oldAfterGc = this.opts.oldUsed()
+    const afterGc = this.opts.afterGc
+    if (afterGc !== undefined) {
+      clearTimeout(this.afterTimer)
+      this.afterTimer = setTimeout(() => { this.afterTimer = undefined; afterGc() }, this.opts.afterGcDelayMs)
+      this.afterTimer.unref()
+    }
     return after.size <= SMALL_NEW_SPACE || this.runsThisArm >= this.opts.maxRuns
   }
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { getHeapSpaceStatistics } from 'node:v8'
-import { exposeGc, IdleGc } from '../../node/util/idle-gc.ts'
+import { exposeGc, IdleGc, type GcFunction } from '../../node/util/idle-gc.ts'
 
 const MiB = 2 ** 20
 
@@ -101,6 +101,36 @@ describe('IdleGc: one GC once the peer is quiet', () => {
     vi.advanceTimersByTime(20_000)
     expect(gc).not.toHaveBeenCalled()
     idle.stop()
+  })
+
+  it('calls afterGc (malloc_trim) afterGcDelayMs after each full GC, not after a scavenge; stop() cancels it', () => {
+    vi.useFakeTimers()
+    const { heap, gc } = fakeHeap({ shrinks: true })
+    const afterGc = vi.fn()
+    const newSpace = (): { size: number, used: number } => ({ size: heap.size, used: heap.used })
+    const idle = new IdleGc({ pollMs: 1000, maxPolls: 20, quietBytesPerMs: 500, maxRuns: 2, gc: gc as unknown as GcFunction, newSpace, now: () => Date.now(), oldUsed: () => heap.old, scavenges: () => heap.scavenges, random: () => 0.5, afterGc, afterGcDelayMs: 1000 })
+    idle.arm()
+    vi.advanceTimersByTime(3000)
+    expect(gc).toHaveBeenLastCalledWith({ type: 'minor' })
+    vi.advanceTimersByTime(4000)
+    expect(gc).toHaveBeenCalledTimes(1)
+    expect(afterGc).not.toHaveBeenCalled() // a scavenge frees nothing malloc holds
+    vi.advanceTimersByTime(1000)
+    expect(gc).toHaveBeenLastCalledWith(undefined)
+    expect(afterGc).not.toHaveBeenCalled() // not in the same tick: V8 sweeps on background threads first
+    vi.advanceTimersByTime(999)
+    expect(afterGc).not.toHaveBeenCalled()
+    vi.advanceTimersByTime(1)
+    expect(afterGc).toHaveBeenCalledTimes(1)
+    // another full GC (the old generation grew), then stop() before its delay ran out
+    heap.old += 8 * MiB
+    idle.arm()
+    vi.advanceTimersByTime(3000)
+    expect(idle.runs).toBe(2)
+    expect(afterGc).toHaveBeenCalledTimes(1)
+    idle.stop()
+    vi.advanceTimersByTime(5000)
+    expect(afterGc).toHaveBeenCalledTimes(1)
   })
 
   it('gives up after maxPolls and maxRuns; stop() cancels; arm() looks again', () => {
