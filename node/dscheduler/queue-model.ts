@@ -14,11 +14,11 @@ export interface Job { readyAt: number, ms: number }
  * ready no later than this one delays it: an instance claimed ahead whose inputs come later is no queue now
  * (counting it was what made a peer holding the data look busy, and sent its consumers elsewhere).
  */
-export function slotWait (jobs: readonly Job[], slots: number, readyAt: number, now: number): number {
+export function slotWait (jobs: readonly Job[], slots: number, readyAt: number, now: number, strictlyBefore = false): number {
   const free = new Array<number>(Math.max(1, slots)).fill(-Infinity)
   let min = 0
   for (const j of jobs) {
-    if (j.readyAt > readyAt) break
+    if (j.readyAt > readyAt || (strictlyBefore && j.readyAt === readyAt)) break
     min = 0
     for (let i = 1; i < free.length; i++) if (free[i] < free[min]) min = i
     // work that should have ended by now ends any moment: it runs late, not forever
@@ -96,6 +96,7 @@ export class LoadBook {
  */
 export class QueueModel {
   private readonly jobs = new Map<string, Job[]>()
+  private readonly building = new Set<string>()
 
   constructor (
     private readonly book: LoadBook,
@@ -115,21 +116,34 @@ export class QueueModel {
   readyAt (s: RequestState, rec: InstanceRecord): number {
     if (rec.runnable === true) return Math.min(rec.runnableAt ?? this.now, this.now)
     let at = this.now
-    for (const { rec: p } of pendingProducers(s, rec.step, rec.index)) {
-      const ms = this.msOf(s, p.step)
-      const end = p.runnable === true ? (p.runnableAt ?? this.now) + ms : this.now + 2 * ms
-      at = Math.max(at, end)
-    }
+    for (const { rec: p } of pendingProducers(s, rec.step, rec.index)) at = Math.max(at, this.endOf(s, p))
     return at
+  }
+
+  /**
+   * When a producer is expected to end: a runnable one starts when a slot of its peer frees behind the work
+   * ready before it (runnable is not running: a producer queued behind full slots ends a round later, and
+   * its consumers' data with it).
+   */
+  private endOf (s: RequestState, p: InstanceRecord): number {
+    const ms = this.msOf(s, p.step)
+    if (p.runnable !== true) return this.now + 2 * ms
+    const ready = Math.min(p.runnableAt ?? this.now, this.now)
+    const peer = p.winner?.peer
+    // a peer whose queue is being read right now (a chain of claims made ahead back to it) counts no wait
+    const wait = peer === undefined || this.building.has(peer) ? 0 : slotWait(this.jobsOf(peer), this.book.slots(peer), ready, this.now, true)
+    return (wait > 0 ? Math.max(ready, this.now) + wait : ready) + ms
   }
 
   private jobsOf (peer: string): Job[] {
     let list = this.jobs.get(peer)
     if (list !== undefined) return list
     list = []
+    this.building.add(peer)
     for (const { rec, s } of this.book.held(peer)) {
       list.push({ readyAt: this.readyAt(s, rec), ms: this.msOf(s, rec.step) })
     }
+    this.building.delete(peer)
     list.sort((a, b) => a.readyAt - b.readyAt)
     this.jobs.set(peer, list)
     return list

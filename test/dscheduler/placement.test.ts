@@ -121,6 +121,18 @@ describe('placement with a queue model', () => {
     expect(where.filter(p => p !== 'P1' && p !== undefined).length).toBe(2)
   })
 
+  it('a producer queued behind full slots delivers a round later: its consumer is not sent away from that round', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    const now = Date.now()
+    // o1..o4 run on P1's 4 slots; b1 and q1..q3 became runnable after them and wait for those slots
+    for (const n of [1, 2, 3, 4]) { run(`o${n}`, 'P1'); s.instance(`o${n}`, null).runnableAt = now - 10 }
+    for (const step of ['b1', 'q1', 'q2', 'q3']) { run(step, 'P1'); s.instance(step, null).runnableAt = now - 5 }
+    unplace(t, [s.instance('c1', null)])
+    sched.dispatcher.place(t, s)
+    // b1's data comes when b1 ends, a round after the o's: P1's slots are free by then
+    expect(placed('c1')).toBe('P1')
+  })
+
   it('claims made ahead, waiting for inputs that come later, do not count as queue', () => {
     const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
     sched.history.recordRun(CID, 'q1', 400)
