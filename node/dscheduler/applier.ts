@@ -1,4 +1,4 @@
-import { fromWinner, recordClaim } from './claims.ts'
+import { fromWinner, handoffSample, recordClaim } from './claims.ts'
 import { instanceKey, type InstanceRecord, type RequestState } from './request-state.ts'
 import type { RequestEvent } from '../../protocols/events/index.ts'
 import type { Tracked } from './tracked.ts'
@@ -103,6 +103,10 @@ export class EventApplier {
         }
         if (!s.recordDone(ev)) return
         this.sched.history.recordRun(wf, ev.step, ev.endAt - ev.startAt)
+        if (s.step(ev.step).trigger !== 'eager') {
+          const h = handoffSample(s, ev.step, ev.from, ev.readyAt)
+          if (h !== undefined) this.sched.history.recordHandoff(h.remote, h.ms)
+        }
         for (const output of Object.keys(ev.streams)) this.touchReaders(t, s, ev.step, output, null)
         if (s.started.mode === 'control') for (const name of s.readersOfStep(ev.step)) this.touchStep(t, s, name)
         t.outcomeDirty = true

@@ -2,7 +2,7 @@ import { claimWinner } from './placement.ts'
 import { instanceKey, type Claim, type InstanceRecord, type RequestState } from './request-state.ts'
 import type { WorkflowHistory } from './history.ts'
 import type { Membership } from './types.ts'
-import type { Fence } from '../../protocols/events/index.ts'
+import type { Fence, StepDone } from '../../protocols/events/index.ts'
 import type { Ref } from '../workflow/types.ts'
 
 /** What decides whether a claim still counts. */
@@ -157,4 +157,20 @@ export function consumersOf (s: RequestState, producer: string, output: string, 
     for (const rec of recs) if (rec?.winner !== undefined) peers.add(rec.winner.peer)
   }
   return [...peers]
+}
+
+/**
+ * A hand-off sample from a finished instance: how long after its last input's producer ended it became ready,
+ * and whether that producer ran on another peer (placement learns what running away from the data costs).
+ * Undefined when it tells nothing: no step input, or ready before the producer ended (outputs posted early).
+ */
+export function handoffSample (s: RequestState, step: string, from: string, readyAt: number): { remote: boolean, ms: number } | undefined {
+  let last: StepDone | undefined
+  for (const ref of stepRefs(s, step)) {
+    if (ref.kind !== 'step') continue
+    const recs = s.step(ref.step).foreach === undefined ? [s.instances.get(instanceKey(ref.step, null))] : s.instancesOf(ref.step)
+    for (const r of recs) if (r?.done !== undefined && (last === undefined || r.done.endAt > last.endAt)) last = r.done
+  }
+  if (last === undefined || readyAt < last.endAt) return undefined
+  return { remote: last.from !== from, ms: readyAt - last.endAt }
 }

@@ -44,6 +44,28 @@ export class WorkflowHistory {
     map.set(step, prev === undefined ? ms : prev + (ms < prev ? this.weight : this.weight / 3) * (ms - prev))
   }
 
+  /** Hand-offs seen (claims.ts handoffSample): from a producer's end to its consumer's readiness, ms. */
+  private readonly handoff: { local?: number, remote?: number } = {}
+
+  recordHandoff (remote: boolean, ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0 || ms > 10_000) return
+    const prev = remote ? this.handoff.remote : this.handoff.local
+    const next = prev === undefined ? ms : prev + this.weight * (ms - prev)
+    if (remote) this.handoff.remote = next
+    else this.handoff.local = next
+  }
+
+  /**
+   * What handing an instance to another peer than its data's costs over running it there, ms: learned from the
+   * hand-offs every peer sees alike (events, then a fetch, on a busy host tens of ms, not the link's 2), at
+   * least `floor`; `floor` until both kinds were seen.
+   */
+  hopMs (floor: number): number {
+    const { local, remote } = this.handoff
+    if (local === undefined || remote === undefined) return floor
+    return Math.min(Math.max(floor, remote - local), 500)
+  }
+
   expectedBytes (workflow: string, step: string, output: string): number | undefined {
     return this.workflows.get(workflow)?.bytes.get(`${step}.${output}`)
   }

@@ -97,7 +97,7 @@ export class Placer {
         queueMs: p => model.waitOn(p, readyAt),
         spread: p => model.count(p) / Math.max(1, model.slots(p)),
         bytesPerMs: init.linkMiBps * 1048.576,
-        hopMs: init.hopMs
+        hopMs: history.hopMs(init.hopMs)
       }
       const best = bestPeer(q, rec.excluded)
       if (best === undefined) continue

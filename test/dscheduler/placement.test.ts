@@ -5,7 +5,7 @@ import { LocalBus } from '../../node/dscheduler/bus.ts'
 import { DScheduler } from '../../node/dscheduler/scheduler.ts'
 import { RequestState, type InstanceRecord } from '../../node/dscheduler/request-state.ts'
 import { newTracked, type Tracked } from '../../node/dscheduler/tracked.ts'
-import { winnerOf } from '../../node/dscheduler/claims.ts'
+import { handoffSample, winnerOf } from '../../node/dscheduler/claims.ts'
 import { slotWait } from '../../node/dscheduler/queue-model.ts'
 import type { Membership } from '../../node/dscheduler/types.ts'
 import type { RequestStarted, ValueRef } from '../../protocols/events/index.ts'
@@ -148,6 +148,44 @@ describe('placement with a queue model', () => {
     unplace(t, [s.instance('c1', null)])
     sched.dispatcher.place(t, s)
     expect(placed('c1')).toBe('P1')
+  })
+
+  it('learns what a hand-off to another peer costs: a consumer waits at its data when that costs less', () => {
+    const place = (handoffs: boolean): string | undefined => {
+      const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+      // P1 holds c1's 1 KB input, its 4 slots busy for ~20 ms more
+      for (let i = 0; i < 20; i++) for (const n of [1, 2, 3, 4]) sched.history.recordRun(CID, `o${n}`, 20)
+      for (const n of [1, 2, 3, 4]) run(`o${n}`, 'P1')
+      s.recordOutput('b1', null, 'd', { cid: OUT, size: 1000, holders: ['P1'] })
+      const c1 = s.instance('c1', null)
+      c1.runnable = true
+      c1.runnableAt = Date.now()
+      if (handoffs) {
+        // consumers became ready ~5 ms after a producer on their own peer ended, ~40 ms after one elsewhere
+        for (const ms of [4, 5, 6]) sched.history.recordHandoff(false, ms)
+        for (const ms of [38, 40, 42]) sched.history.recordHandoff(true, ms)
+      }
+      unplace(t, [c1])
+      sched.dispatcher.place(t, s)
+      return placed('c1')
+    }
+    // the link's 2 ms: a free peer elsewhere wins
+    expect(place(false)).not.toBe('P1')
+    // a hand-off learned at ~35 ms costs more than the wait
+    expect(place(true)).toBe('P1')
+  })
+
+  it('a hand-off sample: from the last input\'s producer end to the consumer\'s readiness, local or remote', () => {
+    const { s } = setup('P1', ['P1', 'P2'], 4)
+    const done = (step: string, from: string, endAt: number): void => {
+      s.instance(step, null).done = { type: 'step-done', from, ts: endAt, request: 'r', step, index: null, attempt: 0, incarnation: 1, streams: {}, coldStartMs: 0, readyAt: 0, startAt: 0, endAt }
+    }
+    done('b1', 'P2', 100)
+    expect(handoffSample(s, 'c1', 'P1', 130)).toEqual({ remote: true, ms: 30 })
+    expect(handoffSample(s, 'c1', 'P2', 104)).toEqual({ remote: false, ms: 4 })
+    // ready before its producer ended (an output posted early): no sample
+    expect(handoffSample(s, 'c1', 'P1', 90)).toBeUndefined()
+    expect(handoffSample(s, 'o1', 'P1', 90)).toBeUndefined()
   })
 
   it('a foreach of 8 small-input items spreads over idle peers instead of queueing on one', () => {
