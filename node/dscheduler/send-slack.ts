@@ -8,8 +8,9 @@ import type { DScheduler } from './scheduler.ts'
  * sent, so that it shares one gossip message with the events that follow it (GossipBus): 0 when anybody may be
  * waiting on it. Asked after the event was applied here, and asked again while it waits, as what this peer knows
  * changes. Other peers need these events to keep their view, but not at once, unless
- * - the request is ending (the submitter publishes request-done when it hears the last one), or it is not this
- *   peer's winning run, or the mode is not dataflow (control places consumers when their producers returned);
+ * - the request is ending (the submitter publishes request-done when it hears the last one), or no step reads it
+ *   and this peer is not the submitter (which waits for it), or it is not this peer's winning run, or the mode is
+ *   not dataflow (control places consumers when their producers returned);
  * - a step reading the output has a `when`, is a foreach (its instances appear with elements, for a placer to
  *   place), or has an instance nobody won, or one that can run now (its inputs all here), or
  * - an instance reading it won by another peer still lacks inputs whose producers all run in this round.
@@ -29,8 +30,13 @@ export function sendSlack (sched: DScheduler, ev: DflowEvent): number {
   const w = rec?.winner
   if (rec === undefined || w === undefined || w.peer !== sched.self || w.attempt !== ev.attempt || w.incarnation !== ev.incarnation) return 0
   if (!s.surelyRunning() && s.outcome().status !== 'running') return 0
+  // a step no step reads (the workflow's outputs come from these) is waited on by the submitter, which finishes
+  // the request once it heard the last one: two such steps ending on two peers each held their done for the
+  // other's, the whole 50 ms cap (cycles: ~50 ms between its last step's end and request-done, 5 in control)
+  const readers = s.readersOfStep(ev.step)
+  if (readers.length === 0 && s.started.submitter !== sched.self) return 0
   let slack = Infinity
-  for (const name of s.readersOfStep(ev.step)) {
+  for (const name of readers) {
     const def = s.step(name)
     if (def.when !== undefined || def.foreach !== undefined) return 0
     if (s.skipped(name) === 'yes') continue

@@ -17,11 +17,11 @@ const ref: ValueRef = { cid: 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7
  * Peer A's view of a fan: src -> m0..m5 -> join (won by B), and near (reads m5 only). A runs m0..m4 (2 slots),
  * B runs m5. What A may hold back of its own step-done events depends on who waits on them.
  */
-async function fan (opts: { history?: boolean, nearAt?: string } = {}): Promise<{ sched: DScheduler, s: RequestState, done: (step: string) => DflowEvent }> {
+async function fan (opts: { history?: boolean, nearAt?: string, submitter?: string } = {}): Promise<{ sched: DScheduler, s: RequestState, done: (step: string) => DflowEvent }> {
   const file = await loadWorkflow(fileURLToPath(new URL('./fixtures/slack-fan.yaml', import.meta.url)))
   const membership: Membership = { live: () => [A, B], isLive: () => true, incarnation: 1, incarnationOf: () => 1, lastHeard: () => Date.now() }
   const sched = new DScheduler({ self: A, bus: new LocalBus(), store: {} as never, pool: {} as never, loader: {} as never, membership, logger: defaultLogger() }, { slots: 2 })
-  const started: RequestStarted = { type: 'request-started', from: A, ts: 1, request: 'r1', workflow: file.cid, inputs: { n: ref }, mode: 'dataflow', store: 'distributed', submitter: A }
+  const started: RequestStarted = { type: 'request-started', from: A, ts: 1, request: 'r1', workflow: file.cid, inputs: { n: ref }, mode: 'dataflow', store: 'distributed', submitter: opts.submitter ?? A }
   const s = new RequestState(file.workflow, started)
   const t = newTracked()
   t.state = s
@@ -72,6 +72,15 @@ describe('send slack: which own events may wait to share a message', () => {
     expect(local.sched.sendSlack(ev)).toBe(Infinity)
     local.s.instance('near', null).winner = undefined
     expect(local.sched.sendSlack(ev)).toBe(0)
+  })
+
+  it('a step nobody reads (a workflow output) never waits when the submitter is elsewhere: it waits for it to finish', async () => {
+    // near (read by no step) ends here while join still runs at B
+    const away = await fan({ submitter: B })
+    expect(away.sched.sendSlack(away.done('near'))).toBe(0)
+    // the submitter itself applied it already: it may wait
+    const home = await fan()
+    expect(home.sched.sendSlack(home.done('near'))).toBe(Infinity)
   })
 
   it('without learned step times nothing waits for a consumer elsewhere', async () => {
