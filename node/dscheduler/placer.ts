@@ -1,5 +1,5 @@
 import { bestPeer, type PlacementQuery } from './placement.ts'
-import { inputBytes } from './claims.ts'
+import { inputBytes, type InputBytes } from './claims.ts'
 import { QueueModel } from './queue-model.ts'
 import { instanceKey, type InstanceRecord, type RequestState } from './request-state.ts'
 import type { ClaimOut } from './claim-out.ts'
@@ -42,26 +42,26 @@ export class Placer {
   /**
    * Walks the unplaced instances in workflow order (the same on every peer) and places those this peer is the
    * placer of on the cheapest live peer: one steps-assigned message claims them all, for the peers chosen.
-   * Instances whose placer is another peer wait for its assignment, and count meanwhile as that placer's soon
-   * work (their data is there, so they usually stay): a placer that did not count them sent its own
-   * consumers to a peer that was about to keep its own, and both moved data. A placer silent for
-   * claimTimeoutMs (slow, or gone) is passed over, and then every peer walks its instances alike, each claiming
-   * what lands on itself; a peer picked that way but silent is passed over in turn.
+   * Instances whose placer is another peer wait for its assignment; this walk places them too, in the model
+   * only, as that placer will (same events, same costs), so that the peers it will use count as busy: a placer
+   * blind to them sent its consumers to a peer about to keep its own, and both moved data. Two rounds: first
+   * every instance whose cheapest peer holds (or makes) its data and can start it without a wait (a consumer
+   * that fits at its data stays, whoever places it), then the rest in workflow order. A placer silent for claimTimeoutMs (slow, or gone) is
+   * passed over, and then every peer walks its instances alike, each claiming what lands on itself; a peer
+   * picked that way but silent is passed over in turn.
    */
   place (t: Tracked, s: RequestState): void {
     if (t.unplaced.size === 0) return
-    const { self, load, history, init } = this.sched
+    const { self, init } = this.sched
     const membership = this.sched.c.membership
     const live = membership.live()
     const isLive = (p: string): boolean => p === self || membership.isLive(p)
     const now = Date.now()
-    const model = new QueueModel(load, history, now)
     const recs = [...t.unplaced].sort((a, b) => (t.order.get(a.step) ?? 0) - (t.order.get(b.step) ?? 0) || (a.index ?? -1) - (b.index ?? -1))
     let nextCheck = Infinity
-    const walk: Array<{ rec: InstanceRecord, placer: string | undefined }> = []
-    // instances other peers place (or this peer expects another to claim): that peer's soon work, counted
-    // before this walk places anything, and only if it does
-    const soon: Array<{ peer: string, rec: InstanceRecord }> = []
+    const walk: Entry[] = []
+    const kept: Array<{ peer: string, rec: InstanceRecord }> = []
+    let mine = 0
     for (const rec of recs) {
       if (rec.winner !== undefined) { t.unplaced.delete(rec); continue }
       const placer = this.placerOf(s, rec, isLive)
@@ -70,66 +70,102 @@ export class Placer {
         const due = rec.awaitingPlacer.since + init.claimTimeoutMs
         if (due > now) {
           nextCheck = Math.min(nextCheck, due - now)
-          soon.push({ peer: placer, rec })
+          walk.push({ rec, placer, mine: false })
           continue
         }
       }
       // an instance this peer already expects elsewhere stays there until that peer claims or its time is up:
       // it counts as that peer's work, so a later walk (after this peer's own claims) does not hand it out again
-      const kept = rec.expect
-      if (placer !== self && kept !== undefined && kept.since + init.claimTimeoutMs > now && live.includes(kept.peer)) {
-        soon.push({ peer: kept.peer, rec })
-        nextCheck = Math.min(nextCheck, kept.since + init.claimTimeoutMs - now)
+      const expected = rec.expect
+      if (placer !== self && expected !== undefined && expected.since + init.claimTimeoutMs > now && live.includes(expected.peer)) {
+        kept.push({ peer: expected.peer, rec })
+        nextCheck = Math.min(nextCheck, expected.since + init.claimTimeoutMs - now)
         continue
       }
-      walk.push({ rec, placer })
+      walk.push({ rec, placer, mine: true })
+      mine++
     }
-    if (walk.length > 0) for (const { peer, rec } of soon) model.add(peer, { readyAt: model.readyAt(s, rec), ms: model.msOf(s, rec.step) })
-    for (const { rec, placer } of walk) {
-      const bytes = inputBytes(s, rec.step, rec.index, history)
-      const readyAt = model.readyAt(s, rec)
-      const q: PlacementQuery = {
-        key: rec.gid,
-        candidates: live,
-        bytesAt: bytes.bytesAt,
-        totalBytes: bytes.total,
-        producers: bytes.producers,
-        queueMs: p => model.waitOn(p, readyAt),
-        spread: p => model.count(p) / Math.max(1, model.slots(p)),
-        bytesPerMs: init.linkMiBps * 1048.576,
-        hopMs: history.hopMs(init.hopMs)
+    if (mine > 0) {
+      const model = new QueueModel(this.sched.load, this.sched.history, now)
+      for (const { peer, rec } of kept) model.add(peer, { readyAt: model.readyAt(s, rec), ms: model.msOf(s, rec.step) })
+      const later: Entry[] = []
+      for (const e of walk) {
+        const best = this.choose(s, e, model, live)
+        if (best === undefined) continue
+        if (!this.startsHome(e, best, model)) { later.push(e); continue }
+        nextCheck = Math.min(nextCheck, this.commit(t, s, e, best, model, now))
       }
-      const best = bestPeer(q, rec.excluded)
-      if (best === undefined) continue
-      // counted before the claim enters the load book (claim -> examine), so it counts once
-      model.add(best, { readyAt, ms: model.msOf(s, rec.step) })
-      if (placer === self) {
-        const incarnation = best === self ? membership.incarnation : membership.incarnationOf(best)
-        if (incarnation !== undefined) {
-          this.out.claim(t, s, rec, best, incarnation, best === self && this.out.mayStayQuiet(rec, bytes.producers))
-          if (this.out.full) this.out.flush(s)
-          continue
-        }
+      for (const e of later) {
+        const best = this.choose(s, e, model, live)
+        if (best !== undefined) nextCheck = Math.min(nextCheck, this.commit(t, s, e, best, model, now))
       }
-      if (best === self) {
-        this.out.claim(t, s, rec, self, membership.incarnation, this.out.mayStayQuiet(rec, bytes.producers))
-        if (this.out.full) this.out.flush(s)
-        continue
-      }
-      if (rec.expect?.peer !== best) rec.expect = { peer: best, since: now }
-      const due = rec.expect.since + init.claimTimeoutMs
-      if (due <= now) {
-        // the chosen peer never claimed: pass it over for this instance and place again at once
-        ;(rec.excluded ??= new Set()).add(best)
-        rec.expect = undefined
-        nextCheck = 0
-      } else nextCheck = Math.min(nextCheck, due - now)
+      this.out.flush(s)
     }
-    this.out.flush(s)
     if (nextCheck !== Infinity) {
       clearTimeout(t.timer)
       t.timer = setTimeout(() => { this.sched.pump(s.id) }, nextCheck + 5)
       t.timer.unref()
     }
   }
+
+  /** Whether `best` holds or makes some of the entry's inputs (or it reads none) and can start it without a wait. */
+  private startsHome (e: Entry, best: string, model: QueueModel): boolean {
+    const producers = (e.bytes as InputBytes).producers
+    return (producers.size === 0 || producers.has(best)) && model.waitOn(best, e.readyAt as number) <= 0
+  }
+
+  /** The cheapest peer for an entry now (placement.ts), its inputs and readiness read once per walk. */
+  private choose (s: RequestState, e: Entry, model: QueueModel, live: string[]): string | undefined {
+    const { history, init } = this.sched
+    e.bytes ??= inputBytes(s, e.rec.step, e.rec.index, history)
+    const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
+    const q: PlacementQuery = {
+      key: e.rec.gid,
+      candidates: live,
+      bytesAt: e.bytes.bytesAt,
+      totalBytes: e.bytes.total,
+      producers: e.bytes.producers,
+      queueMs: p => model.waitOn(p, readyAt),
+      spread: p => model.count(p) / Math.max(1, model.slots(p)),
+      bytesPerMs: init.linkMiBps * 1048.576,
+      hopMs: history.hopMs(init.hopMs)
+    }
+    return bestPeer(q, e.rec.excluded)
+  }
+
+  /**
+   * Places an entry on `best`: in the model (before a claim enters the load book, so it counts once), and for
+   * this peer's own entries, the claim (or the expectation that `best` claims). Answers when to look again.
+   */
+  private commit (t: Tracked, s: RequestState, e: Entry, best: string, model: QueueModel, now: number): number {
+    const { self, init } = this.sched
+    const membership = this.sched.c.membership
+    const { rec, placer } = e
+    model.add(best, { readyAt: e.readyAt as number, ms: model.msOf(s, rec.step) })
+    if (!e.mine) return Infinity
+    const producers = (e.bytes as InputBytes).producers
+    if (placer === self) {
+      const incarnation = best === self ? membership.incarnation : membership.incarnationOf(best)
+      if (incarnation !== undefined) {
+        this.out.claim(t, s, rec, best, incarnation, best === self && this.out.mayStayQuiet(rec, producers))
+        if (this.out.full) this.out.flush(s)
+        return Infinity
+      }
+    }
+    if (best === self) {
+      this.out.claim(t, s, rec, self, membership.incarnation, this.out.mayStayQuiet(rec, producers))
+      if (this.out.full) this.out.flush(s)
+      return Infinity
+    }
+    if (rec.expect?.peer !== best) rec.expect = { peer: best, since: now }
+    const due = rec.expect.since + init.claimTimeoutMs
+    if (due > now) return due - now
+    // the chosen peer never claimed: pass it over for this instance and place again at once
+    ;(rec.excluded ??= new Set()).add(best)
+    rec.expect = undefined
+    return 0
+  }
 }
+
+/** An unplaced instance in a walk: this peer's to place (`mine`), or another placer's, placed in the model only. */
+interface Entry { rec: InstanceRecord, placer: string | undefined, mine: boolean, bytes?: InputBytes, readyAt?: number }
