@@ -46,9 +46,9 @@ export class Placer {
    * only, as that placer will (same events, same costs), so that the peers it will use count as busy: a placer
    * blind to them sent its consumers to a peer about to keep its own, and both moved data. Two rounds: first
    * every instance whose cheapest peer holds (or makes) its data and can start it without a wait (a consumer
-   * that fits at its data stays, whoever places it), then the rest in workflow order. A placer silent for claimTimeoutMs (slow, or gone) is
-   * passed over, and then every peer walks its instances alike, each claiming what lands on itself; a peer
-   * picked that way but silent is passed over in turn.
+   * that fits at its data stays, whoever places it), then the rest in workflow order. A placer silent for
+   * claimTimeoutMs (slow, or gone) is passed over, and then every peer walks its instances alike, each claiming
+   * what lands on itself; a peer picked that way but silent is passed over in turn.
    */
   place (t: Tracked, s: RequestState): void {
     if (t.unplaced.size === 0) return
