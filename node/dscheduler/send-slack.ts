@@ -32,7 +32,7 @@ export function sendSlack (sched: DScheduler, ev: DflowEvent): number {
   if (!s.surelyRunning() && s.outcome().status !== 'running') return 0
   // a step no step reads (the workflow's outputs come from these) is waited on by the submitter, which finishes
   // the request once it heard the last one: two such steps ending on two peers each held their done for the
-  // other's, the whole 50 ms cap (cycles: ~50 ms between its last step's end and request-done, 5 in control)
+  // other's, the whole 50 ms cap (cycles: 60-70 ms between its last step's end and request-done, 5-20 in control)
   const readers = s.readersOfStep(ev.step)
   if (readers.length === 0 && s.started.submitter !== sched.self) return 0
   let slack = Infinity
