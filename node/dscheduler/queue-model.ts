@@ -150,7 +150,7 @@ export class QueueModel {
   }
 
   /**
-   * Work expected on `peer` that the load book does not show yet (another placer's soon work, or this walk's
+   * Work expected on `peer` that the load book does not show yet (another placer's instance where it will go, or this walk's
    * choice, added before its claim enters the book: the peer's jobs are read from the book first, so it counts once).
    */
   add (peer: string, job: Job): void {
