@@ -1,4 +1,6 @@
 /** One bench request: submit, wait for its end (server-sent events, polling as fallback), read its view. */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { DflowClient } from '../../node/client.ts'
 import { authHeaderFor } from '../clients.ts'
 import type { RequestView } from '../../node/dscheduler/types.ts'
@@ -19,10 +21,26 @@ async function waitDoneEvents (api: string, id: string, signal: AbortSignal): Pr
   let tail = ''
   let done = false
   const decoder = new TextDecoder()
+  // DFLOW_BENCH_EVENTS_DIR=DIR: every request's events as the submitting peer applied them, one JSON line each
+  // with the time this client received it (`at`), in DIR/<request>.jsonl, to trace slow requests step by step
+  const dir = process.env.DFLOW_BENCH_EVENTS_DIR
+  const lines: string[] = []
+  let pending = ''
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096)
+    const text = decoder.decode(chunk, { stream: true })
+    tail = (tail + text).slice(-4096)
     if (tail.includes('event: request-done')) done = true
+    if (dir !== undefined) {
+      const at = Date.now()
+      const parts = (pending + text).split('\n\n')
+      pending = parts.pop() ?? ''
+      for (const part of parts) {
+        const data = /^data: (.*)$/m.exec(part)?.[1]
+        if (data !== undefined) lines.push(`{"at":${at},"event":${data}}`)
+      }
+    }
   }
+  if (dir !== undefined) await writeFile(join(dir, `${id}.jsonl`), lines.join('\n') + '\n')
   return done
 }
 
