@@ -90,6 +90,8 @@ export class Placer {
       for (const { peer, rec } of kept) model.add(peer, { readyAt: model.readyAt(s, rec), ms: model.msOf(s, rec.step) })
       const later: Entry[] = []
       for (const e of walk) {
+        // no peer holding its data can start it at once: round two (skips pricing every peer twice)
+        if (!this.homeFree(s, e, model)) { later.push(e); continue }
         const best = this.choose(s, e, model, live)
         if (best === undefined) continue
         if (!this.startsHome(e, best, model)) { later.push(e); continue }
@@ -106,6 +108,15 @@ export class Placer {
       t.timer = setTimeout(() => { this.sched.pump(s.id) }, nextCheck + 5)
       t.timer.unref()
     }
+  }
+
+  /** Whether some peer holding or making the entry's inputs can start it without a wait (or it reads none). */
+  private homeFree (s: RequestState, e: Entry, model: QueueModel): boolean {
+    e.bytes ??= inputBytes(s, e.rec.step, e.rec.index, this.sched.history)
+    const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
+    if (e.bytes.producers.size === 0) return true
+    for (const p of e.bytes.producers) if (model.waitOn(p, readyAt) <= 0) return true
+    return false
   }
 
   /** Whether `best` holds or makes some of the entry's inputs (or it reads none) and can start it without a wait. */

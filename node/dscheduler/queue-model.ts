@@ -16,17 +16,25 @@ export interface Job { readyAt: number, ms: number }
  */
 export function slotWait (jobs: readonly Job[], slots: number, readyAt: number, now: number, strictlyBefore = false): number {
   const free = new Array<number>(Math.max(1, slots)).fill(-Infinity)
-  let min = 0
   for (const j of jobs) {
     if (j.readyAt > readyAt || (strictlyBefore && j.readyAt === readyAt)) break
-    min = 0
-    for (let i = 1; i < free.length; i++) if (free[i] < free[min]) min = i
-    // work that should have ended by now ends any moment: it runs late, not forever
-    free[min] = Math.max(Math.max(free[min], j.readyAt) + j.ms, now)
+    schedule(free, j, now)
   }
-  let earliest = free[0]
-  for (let i = 1; i < free.length; i++) earliest = Math.min(earliest, free[i])
-  return Math.max(0, earliest - Math.max(readyAt, now))
+  return Math.max(0, earliest(free) - Math.max(readyAt, now))
+}
+
+/** Puts a job on the slot that frees first (`free`: when each slot frees). */
+function schedule (free: number[], j: Job, now: number): void {
+  let min = 0
+  for (let i = 1; i < free.length; i++) if (free[i] < free[min]) min = i
+  // work that should have ended by now ends any moment: it runs late, not forever
+  free[min] = Math.max(Math.max(free[min], j.readyAt) + j.ms, now)
+}
+
+function earliest (free: number[]): number {
+  let e = free[0]
+  for (let i = 1; i < free.length; i++) e = Math.min(e, free[i])
+  return e
 }
 
 /** An instance a peer won and has not finished, with its request (its step times and inputs). */
@@ -96,6 +104,11 @@ export class LoadBook {
  */
 export class QueueModel {
   private readonly jobs = new Map<string, Job[]>()
+  /**
+   * per peer, when each slot frees once all its jobs ran: a query or a job ready no earlier than the peer's last
+   * job (a walk's usual case: siblings ready together) is answered from it, not by a new schedule
+   */
+  private readonly tail = new Map<string, number[]>()
   private readonly building = new Set<string>()
 
   constructor (
@@ -155,14 +168,29 @@ export class QueueModel {
    */
   add (peer: string, job: Job): void {
     const list = this.jobsOf(peer)
+    const free = this.tail.get(peer)
+    if (list.length === 0 || list[list.length - 1].readyAt <= job.readyAt) {
+      list.push(job)
+      if (free !== undefined) schedule(free, job, this.now)
+      return
+    }
     let i = list.length
     while (i > 0 && list[i - 1].readyAt > job.readyAt) i--
     list.splice(i, 0, job)
+    this.tail.delete(peer)
   }
 
   /** Expected wait of work ready at `readyAt` on `peer`, ms. */
   waitOn (peer: string, readyAt: number): number {
-    return slotWait(this.jobsOf(peer), this.book.slots(peer), readyAt, this.now)
+    const list = this.jobsOf(peer)
+    if (list.length > 0 && list[list.length - 1].readyAt > readyAt) return slotWait(list, this.book.slots(peer), readyAt, this.now)
+    let free = this.tail.get(peer)
+    if (free === undefined) {
+      free = new Array<number>(Math.max(1, this.book.slots(peer))).fill(-Infinity)
+      for (const j of list) schedule(free, j, this.now)
+      this.tail.set(peer, free)
+    }
+    return Math.max(0, earliest(free) - Math.max(readyAt, this.now))
   }
 
   /** Everything `peer` holds or is expected to (a tie-break that spreads equal-cost siblings). */
