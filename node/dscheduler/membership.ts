@@ -1,13 +1,17 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { PROBE_PROTOCOL, ProbeProtocol, type MemberUpdate } from '../../protocols/probe/index.ts'
+import { PROBE_PROTOCOL, ProbeProtocol, type MemberUpdate, type ProbeTarget } from '../../protocols/probe/index.ts'
 import { MemberTable, type MemberChange } from './member-table.ts'
+import { ProbePace } from './probe-pace.ts'
 import type { Membership } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import { GREET_TIMEOUT_MS, type MembershipEvents, type MembershipInit, type MembershipView } from './membership-types.ts'
 import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interface'
 
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
+
+/** What the membership sends probes with: the probe protocol, or a simulated network in tests. */
+export type ProbeSender = Pick<ProbeProtocol, 'start' | 'stop' | 'ping' | 'pingThrough'>
 
 /** how fast a slow round trip is forgotten (see stretch) */
 const RTT_HALF_LIFE_MS = 2000
@@ -24,13 +28,15 @@ const RTT_HALF_LIFE_MS = 2000
  * time is dead. News (joins, suspicions, deaths, refutations, new incarnations) rides on the probes and, while
  * there is any, on one extra ping a period to a random member this peer is already connected to; suspicions and
  * deaths this peer finds itself it also tells every member at once. A closed connection triggers an immediate
- * probe, so a killed peer is dead within a round trip. Members are the peers that speak the probe protocol
+ * probe, so a killed peer is dead within a round trip. The period is `restIntervalMs` (2 s) in a settled network
+ * and `probeIntervalMs` (1 s) while there is news, a suspect or a stranger (probe-pace.ts); the suspicion time is
+ * what is left of `failureTimeoutMs` after a rest period and both timeouts, so detection stays within it. Members are the peers that speak the probe protocol
  * (learned from identify or from their own probes), so only dflow peers count.
  */
 export class ProbeMembership extends TypedEventEmitter<MembershipEvents> implements Membership {
   readonly incarnation = Date.now()
   private readonly table: MemberTable
-  private readonly probe: ProbeProtocol
+  private readonly probe: ProbeSender
   private readonly controller = new AbortController()
   private readonly inflight = new Set<string>()
   private readonly suspicions = new Map<string, NodeJS.Timeout>()
@@ -39,8 +45,9 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   /** when each member last spoke for itself (its ping, or its answer to ours) */
   private readonly heardAt = new Map<string, number>()
   private startedAt = 0
-  private timer?: NodeJS.Timeout
+  private readonly pace: ProbePace
   private started = false
+  private readonly restMs: number
   private readonly directMs: number
   private readonly indirectMs: number
   private readonly suspicionMs: number
@@ -54,21 +61,26 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   /** parsed peer ids: parsing one (base58, multihash, key) on every probe was a visible share of an idle peer's CPU */
   private readonly ids = new Map<string, PeerId>()
 
-  constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger) {
+  /** `sender`: what probes go out with (tests pass a simulated network); the probe protocol over `libp2p` by default */
+  constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger, sender?: (target: ProbeTarget) => ProbeSender) {
     super()
     const p = init.probeIntervalMs
     this.table = new MemberTable(self, this.incarnation)
-    this.probe = new ProbeProtocol(libp2p, {
+    const target: ProbeTarget = {
       own: () => this.table.own(),
       addrs: peer => this.table.addrsOf(peer),
       rtt: ms => { this.sampleRtt(ms) },
       news: to => this.table.news(to),
       heard: (from, up, own) => { this.heard(from, up, own) }
-    }, log)
+    }
+    this.probe = sender?.(target) ?? new ProbeProtocol(libp2p, target, log)
     this.directMs = Math.max(100, Math.min(p / 2, 1000))
     this.indirectMs = Math.max(200, Math.min(p, 2000))
-    // detection ≈ wait for a probe (~p) + direct + indirect + suspicion; keep the sum near failureTimeout
-    this.suspicionMs = Math.max(p, init.failureTimeoutMs - 2 * p - this.directMs - this.indirectMs)
+    // detection <= a rest period (the wait for the probe) + direct + indirect + suspicion: the rest period is capped
+    // so that a suspicion time of at least one busy period fits in failureTimeout (defaults: 2 + 0.5 + 1 + 1.5 = 5 s)
+    this.restMs = Math.max(p, Math.min(init.restIntervalMs ?? 2 * p, init.failureTimeoutMs - this.directMs - this.indirectMs - p))
+    this.suspicionMs = Math.max(p, init.failureTimeoutMs - this.restMs - this.directMs - this.indirectMs)
+    this.pace = new ProbePace(p, this.restMs, () => { this.tick() })
   }
 
   private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => {
@@ -104,12 +116,14 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     // peers connected before the probe protocol was served here: greet them (they learn us from the ping)
     for (const conn of this.libp2p.getConnections()) this.onConnect(new CustomEvent('peer:connect', { detail: conn.remotePeer }))
+    // members may have pinged us between the protocol's start and now (their news did not arm the loop: not started)
+    this.schedule()
   }
 
   async stop (): Promise<void> {
     this.started = false
     this.controller.abort()
-    clearTimeout(this.timer)
+    this.pace.stop()
     for (const t of this.suspicions.values()) clearTimeout(t)
     this.suspicions.clear()
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
@@ -309,14 +323,20 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     return [...connected, ...pool.filter(p => !connected.includes(p))].slice(0, k)
   }
 
-  /** The probe loop runs only while there is someone to probe. */
+  /**
+   * The probe loop runs only while there is someone to probe, fast while there is news to spread (it rides on
+   * the probes), a suspicion to confirm or refute, or a connected peer not yet a member; every call with such
+   * news brings a pending rest round forward (probe-pace.ts).
+   */
   private schedule (): void {
-    if (this.timer !== undefined || !this.started) return
+    if (!this.started) return
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
-    const delay = this.init.probeIntervalMs * this.stretch()
-    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, delay)
-    this.timer.unref()
+    this.pace.arm(this.busy(), this.stretch())
+  }
+
+  private busy (): boolean {
+    return this.table.hasNews || this.suspicions.size > 0 || this.strangers.size > 0
   }
 
   private tick (): void {
@@ -325,7 +345,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const now = Date.now()
     const { successor, predecessor } = ringNeighbours(this.self, live)
     if (successor !== undefined) void this.check(successor)
-    if (predecessor !== undefined && predecessor !== successor && now - (this.heardAt.get(predecessor) ?? this.startedAt) > 3 * this.init.probeIntervalMs * this.stretch()) {
+    if (predecessor !== undefined && predecessor !== successor && now - (this.heardAt.get(predecessor) ?? this.startedAt) > 3 * this.restMs * this.stretch()) {
       void this.check(predecessor)
     }
     // news also goes to a random member this peer is connected to, so it spreads in O(log N) periods rather than
