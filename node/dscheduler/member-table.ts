@@ -50,6 +50,9 @@ export class MemberTable {
   /** whether some news still waits to be piggybacked */
   get hasNews (): boolean { return this.queue.size > 0 }
 
+  /** how many pieces of news wait to be piggybacked */
+  get newsCount (): number { return this.queue.size }
+
   /** Where `peer` listens, when known. */
   addrsOf (peer: string): string[] | undefined { return this.addrs.get(peer) }
 

@@ -29,6 +29,9 @@ export interface MembershipView {
   health: number
   /** how much its probe timeouts, suspicion time and period stretch now (health, or the measured round trip) */
   stretch: number
+  /** whether the probe period is the busy one now (news to spread, a suspect, a stranger), and how much news waits */
+  busy: boolean
+  news: number
   /** `since`: epoch ms this peer's view of the member took its state (a bench reads detection times from it, so it need not poll fast) */
   members: Array<{ peerId: string, state: string, incarnation: number, version: number, since: number }>
 }

@@ -163,6 +163,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       incarnation: this.incarnation,
       health: this.health,
       stretch: Math.round(this.stretch() * 100) / 100,
+      busy: this.busy(),
+      news: this.table.newsCount,
       members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver, since: m.since })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
