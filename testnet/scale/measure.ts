@@ -8,7 +8,7 @@ import { loadWorkflow } from '../../node/workflow/index.ts'
 import { DFLOW_BIN } from '../launcher.ts'
 import { openTestnet, type Testnet } from '../index.ts'
 import { percentile } from '../bench/stats.ts'
-import { cpuMs, rssBytes } from './proc.ts'
+import { cpuMs, rssBytes, wakeups } from './proc.ts'
 import type { ScaleRow } from './types.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -60,15 +60,17 @@ async function eventCounters (testnet: Testnet): Promise<{ published: number, re
 }
 
 /** Idle CPU, traffic and RSS of every peer: wait idleWaitMs after up, then a window of idleWindowMs. */
-async function idle (testnet: Testnet, clients: DflowClient[], o: MeasureOptions): Promise<Pick<ScaleRow, 'idleCpuPct' | 'idleBytesPerSec' | 'idleByProtocol' | 'rssMiB' | 'loadAvg'>> {
+async function idle (testnet: Testnet, clients: DflowClient[], o: MeasureOptions): Promise<Pick<ScaleRow, 'idleCpuPct' | 'idleWakeupsPerSec' | 'idleBytesPerSec' | 'idleByProtocol' | 'rssMiB' | 'loadAvg'>> {
   await sleep(o.idleWaitMs)
   const pids = testnet.manifest.peers.map(p => p.pid)
   const rss = pids.map(rssBytes)
   const cpu0 = pids.map(cpuMs)
+  const wake0 = pids.map(wakeups)
   const t0 = performance.now()
   const tr0 = await traffic(clients)
   await sleep(o.idleWindowMs)
   const cpu1 = pids.map(cpuMs)
+  const wake1 = pids.map(wakeups)
   const tr1 = await traffic(clients)
   const secs = (performance.now() - t0) / 1000
   const byProtocol: Record<string, number> = {}
@@ -81,6 +83,7 @@ async function idle (testnet: Testnet, clients: DflowClient[], o: MeasureOptions
   for (const k of Object.keys(byProtocol)) if (byProtocol[k] < 0.5) delete byProtocol[k]
   return {
     idleCpuPct: stats(cpu1.map((c, i) => (c - cpu0[i]) / (secs * 1000) * 100)),
+    idleWakeupsPerSec: stats(wake1.map((w, i) => (w - wake0[i]) / secs)),
     idleBytesPerSec: stats(tr1.map((t, i) => (t.total.sent - tr0[i].total.sent) / secs)),
     idleByProtocol: Object.fromEntries(Object.entries(byProtocol).map(([k, v]) => [k, Math.round(v)])),
     rssMiB: stats(rss.map(b => b / MiB)),
@@ -179,7 +182,7 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
     // generous: on a busy machine a 32-peer testnet answers slowly, and a timeout here would be the tool's failure
     const clients = await testnet.clients({ timeoutMs: 120_000 })
     Object.assign(row, await idle(testnet, clients, o))
-    o.log(`${o.peers} peers: idle cpu ${row.idleCpuPct?.mean.toFixed(2)}% per peer, ${row.idleBytesPerSec?.mean.toFixed(0)} B/s, rss ${row.rssMiB?.mean.toFixed(0)} MiB; small workflow x${o.requests}`)
+    o.log(`${o.peers} peers: idle cpu ${row.idleCpuPct?.mean.toFixed(2)}% per peer, ${row.idleWakeupsPerSec?.mean.toFixed(1)} wake-ups/s, ${row.idleBytesPerSec?.mean.toFixed(0)} B/s, rss ${row.rssMiB?.mean.toFixed(0)} MiB; small workflow x${o.requests}`)
     Object.assign(row, await small(testnet, clients, o))
     if (o.fan > 0) {
       o.log(`${o.peers} peers: fan of ${o.fan}`)
