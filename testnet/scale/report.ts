@@ -37,9 +37,8 @@ export function formatMarkdown (r: ScaleResults, notes: string[]): string {
     `Measured with \`npm run bench:scale -- --peers ${r.rows.map(x => x.peers).join(',')}\` on ${r.machine}; commit ${r.commit}; ${r.date}.`,
     `Formation is the wall time of \`dflow testnet up --peers N\`, start-up included. Idle figures: ${r.idleWaitMs / 1000} s after \`up\` returned,`,
     `over ${r.idleWindowMs / 1000} s: utime+stime of each peer process from /proc, wake-ups (voluntary context switches of its main thread),`,
-    'libp2p bytes sent (`/v1/metrics/traffic`), VmRSS at the
-    'start of the window. Events per request: gossip events published / received summed over all peers, per request of',
-    'a small workflow (`testnet/scale/small.yaml`, 6 instances). The fan is `testnet/scale/fan.yaml` (one instance per element).',
+    'libp2p bytes sent (`/v1/metrics/traffic`), VmRSS at the start of the window. Events per request: gossip events',
+    'published / received summed over all peers, per request of a small workflow (`testnet/scale/small.yaml`, 6 instances). The fan is `testnet/scale/fan.yaml` (one instance per element).',
     'Failure detection: the last peer is frozen with SIGSTOP (its TCP connections linger, as in a partition), then the one',
     'before it is killed with SIGKILL; time until every other peer\'s `/v1/membership` holds it dead.',
     '',
