@@ -11,7 +11,7 @@ import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interfa
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
 
 /** What the membership sends probes with: the probe protocol, or a simulated network in tests. */
-export type ProbeSender = Pick<ProbeProtocol, 'start' | 'stop' | 'ping' | 'pingThrough'>
+export type ProbeSender = Pick<ProbeProtocol, 'start' | 'stop' | 'ping' | 'beat' | 'pingThrough'>
 
 /** how fast a slow round trip is forgotten (see stretch) */
 const RTT_HALF_LIFE_MS = 2000
@@ -48,6 +48,11 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   private readonly pace: ProbePace
   private started = false
   private readonly restMs: number
+  /** how late a predecessor's heartbeat may be before it is checked (its timer's and the delivery's jitter) */
+  private readonly graceMs: number
+  private watchTimer?: NodeJS.Timeout
+  /** when the watch last checked a member itself (a check in flight is not repeated) */
+  private readonly watchedAt = new Map<string, number>()
   private readonly directMs: number
   private readonly indirectMs: number
   private readonly suspicionMs: number
@@ -76,10 +81,13 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.probe = sender?.(target) ?? new ProbeProtocol(libp2p, target, log)
     this.directMs = Math.max(100, Math.min(p / 2, 1000))
     this.indirectMs = Math.max(200, Math.min(p, 2000))
-    // detection <= a rest period (the wait for the probe) + direct + indirect + suspicion: the rest period is capped
-    // so that a suspicion time of at least one busy period fits in failureTimeout (defaults: 2 + 0.5 + 1 + 1.5 = 5 s)
-    this.restMs = Math.max(p, Math.min(init.restIntervalMs ?? 2 * p, init.failureTimeoutMs - this.directMs - this.indirectMs - p))
-    this.suspicionMs = Math.max(p, init.failureTimeoutMs - this.restMs - this.directMs - this.indirectMs)
+    // detection <= a rest period and its grace (the watcher waits that long for a heartbeat) + direct + indirect +
+    // suspicion: the rest period is capped so that a suspicion time of at least one busy period fits in
+    // failureTimeout (defaults: 2 + 0.2 + 0.5 + 1 + 1.3 = 5 s)
+    const rest = Math.min(init.restIntervalMs ?? 2 * p, (init.failureTimeoutMs - this.directMs - this.indirectMs - p) / 1.1)
+    this.restMs = Math.max(p, rest)
+    this.graceMs = this.restMs / 10
+    this.suspicionMs = Math.max(p, init.failureTimeoutMs - this.restMs - this.graceMs - this.directMs - this.indirectMs)
     this.pace = new ProbePace(p, this.restMs, () => { this.tick() })
   }
 
@@ -124,6 +132,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.started = false
     this.controller.abort()
     this.pace.stop()
+    clearTimeout(this.watchTimer)
+    this.watchTimer = undefined
     for (const t of this.suspicions.values()) clearTimeout(t)
     this.suspicions.clear()
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
@@ -335,6 +345,42 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
     this.pace.arm(this.busy(), this.stretch())
+    this.watch()
+  }
+
+  /** The member before this one on the ring: the one whose heartbeats this peer watches. */
+  private predecessor (): string | undefined {
+    return ringNeighbours(this.self, this.live().filter(p => p !== this.self)).predecessor
+  }
+
+  /** When this peer last had word from `peer` itself, or checked it (a member never heard from: since it was learned). */
+  private lastWord (peer: string): number {
+    const heard = this.heardAt.get(peer) ?? Math.max(this.startedAt, this.table.get(peer)?.since ?? 0)
+    return Math.max(heard, this.watchedAt.get(peer) ?? 0)
+  }
+
+  /**
+   * Watches the predecessor's heartbeats: at rest a peer only tells its successor it is alive (a `quiet` ping, no
+   * answer), so it is the successor that notices the silence, after a rest period and its grace, and checks the
+   * predecessor as a prober would (direct, then indirect, then suspicion). Half the messages of a ping and an
+   * ack each way. One timer, re-armed lazily when it fires (a heartbeat that came in time just moves it on).
+   */
+  private watch (): void {
+    if (this.watchTimer !== undefined || !this.started) return
+    const pred = this.predecessor()
+    if (pred === undefined) return
+    const due = this.lastWord(pred) + this.restMs * this.stretch() + this.graceMs
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = undefined
+      if (!this.started) return
+      const p = this.predecessor()
+      if (p !== undefined && Date.now() >= this.lastWord(p) + this.restMs * this.stretch() + this.graceMs) {
+        this.watchedAt.set(p, Date.now())
+        void this.check(p)
+      }
+      this.watch()
+    }, Math.max(0, due - Date.now()))
+    this.watchTimer.unref()
   }
 
   private busy (): boolean {
@@ -346,9 +392,11 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const live = this.live().filter(p => p !== this.self)
     const now = Date.now()
     const { successor, predecessor } = ringNeighbours(this.self, live)
-    if (successor !== undefined) void this.check(successor)
-    if (predecessor !== undefined && predecessor !== successor && now - (this.heardAt.get(predecessor) ?? this.startedAt) > 3 * this.restMs * this.stretch()) {
-      void this.check(predecessor)
+    // while there is news (it rides on the answers too) or a doubt, a full probe; at rest a one-way heartbeat,
+    // and the successor watches for it (watch())
+    if (successor !== undefined) {
+      if (this.busy()) void this.check(successor)
+      else void this.probe.beat(this.id(successor), this.directMs, this.controller.signal)
     }
     // news also goes to a random member this peer is connected to, so it spreads in O(log N) periods rather than
     // one hop of the ring a period; a settled network has none, and sends nothing more

@@ -17,6 +17,8 @@ class SimNet {
   readonly frozen = new Set<string>()
   /** direct pings sent: who, to whom, when (fake epoch ms) */
   readonly pings: Array<{ from: string, to: string, at: number }> = []
+  /** one-way heartbeats sent */
+  readonly beats: Array<{ from: string, to: string, at: number }> = []
 
   sender (self: string): (target: ProbeTarget) => ProbeSender {
     return target => {
@@ -25,6 +27,7 @@ class SimNet {
         start: async () => {},
         stop: async () => {},
         ping: async (peer: PeerId, timeoutMs: number) => await this.ping(self, peer.toString(), timeoutMs),
+        beat: async (peer: PeerId) => { await this.beat(self, peer.toString()); return true },
         pingThrough: async (via: PeerId, to: string, timeoutMs: number) => await this.through(self, via.toString(), to, timeoutMs)
       }
     }
@@ -45,6 +48,16 @@ class SimNet {
     const own = b.own()
     a.heard(to, b.news(from), own)
     return own
+  }
+
+  async beat (from: string, to: string): Promise<void> {
+    if (this.frozen.has(from)) return
+    this.beats.push({ from, to, at: Date.now() })
+    const a = this.targets.get(from)
+    const b = this.targets.get(to)
+    if (a === undefined || b === undefined || this.frozen.has(to)) return
+    await Promise.resolve()
+    b.heard(from, a.news(to), a.own())
   }
 
   async through (from: string, via: string, to: string, timeoutMs: number): Promise<'ack' | 'nack' | 'none'> {
@@ -98,28 +111,32 @@ describe('membership pace (simulated network, fake timers)', () => {
 
   const peers = (): string[] => [...ids.keys()].sort()
   const successor = (p: string): string => ringNeighbours(p, peers().filter(o => o !== p)).successor as string
-  /** gaps between one peer's successive probes of its successor since `from` */
+  /** what one peer sent its successor since `from` (pings and one-way heartbeats), in time order */
+  const rounds = (p: string, from: number): number[] =>
+    [...net.pings, ...net.beats].filter(x => x.from === p && x.to === successor(p) && x.at >= from).map(x => x.at).sort((a, b) => a - b)
+  /** gaps between one peer's successive rounds since `from` */
   const gaps = (p: string, from: number): number[] => {
-    const at = net.pings.filter(x => x.from === p && x.to === successor(p) && x.at >= from).map(x => x.at)
+    const at = rounds(p, from)
     return at.slice(1).map((t, i) => t - at[i])
   }
 
-  it('probes every 2 s at rest, and nothing else', async () => {
+  it('at rest, a one-way heartbeat to the successor every 2 s, and nothing else', async () => {
     const from = Date.now()
     await vi.advanceTimersByTimeAsync(20_000)
     for (const p of peers()) {
       expect(gaps(p, from).length).toBeGreaterThanOrEqual(9)
       expect(new Set(gaps(p, from))).toEqual(new Set([2000]))
     }
-    // one probe per peer per rest period: no news pings, no greetings
-    expect(net.pings.filter(x => x.at >= from).length).toBeLessThanOrEqual(5 * 11)
+    // no ping (each wants an answer), no greeting, no news ping: every watcher got its heartbeats in time
+    expect(net.pings.filter(x => x.at >= from)).toEqual([])
+    expect(net.beats.filter(x => x.at >= from).length).toBeLessThanOrEqual(5 * 11)
   })
 
   it('news brings the next probe forward, and probes run every 1 s while a suspect or news exists', async () => {
     const [p] = peers()
-    // wait for one of p's rest probes, then 300 ms
-    const before = net.pings.length
-    while (!net.pings.slice(before).some(x => x.from === p)) await vi.advanceTimersByTimeAsync(50)
+    // wait for one of p's rest heartbeats, then 300 ms
+    const before = net.beats.length
+    while (!net.beats.slice(before).some(x => x.from === p)) await vi.advanceTimersByTimeAsync(50)
     const last = Date.now()
     await vi.advanceTimersByTimeAsync(300)
     // news: a peer joined (one nobody can reach: it will be suspected, then buried, all of it news)
@@ -127,13 +144,15 @@ describe('membership pace (simulated network, fake timers)', () => {
     net.targets.get(p)?.heard(successor(p), [{ peer: ghost, inc: 1, ver: 0, state: 'alive' }])
     await vi.advanceTimersByTimeAsync(800)
     // at rest p's next probe would be at last + 2000; the news brought it to last + 1000
+    // (a full ping: news rides on the answers too)
     const next = net.pings.find(x => x.from === p && x.at > last)
     expect(next?.at).toBe(last + 1000)
-    // while the ghost is news, then a suspect, then news again (dead): 1 s between rounds
+    expect(net.beats.filter(x => x.from === p && x.at > last)).toEqual([])
+    // while the ghost is news, then a suspect, then news again (dead): 1 s between rounds, each a full ping
     const from = Date.now()
     await vi.advanceTimersByTimeAsync(4000)
-    const rounds = net.pings.filter(x => x.from === p && x.at >= from && x.to === successor(p)).length
-    expect(rounds).toBeGreaterThanOrEqual(4)
+    const pinged = net.pings.filter(x => x.from === p && x.at >= from && x.to === successor(p)).length
+    expect(pinged).toBeGreaterThanOrEqual(4)
     expect(members.get(p)?.view().members.find(m => m.peerId === ghost)?.state).toBe('dead')
     // and back to rest once the news is spent
     await vi.advanceTimersByTimeAsync(60_000)
@@ -142,20 +161,20 @@ describe('membership pace (simulated network, fake timers)', () => {
     expect(new Set(gaps(p, settled))).toEqual(new Set([2000]))
   })
 
-  it('a frozen peer is dead at every other within 5 s, whatever the phase of its prober', async () => {
+  it('a frozen peer is dead at every other within 5 s, whatever the phase of its heartbeats', async () => {
     const victim = peers()[2]
-    const prober = peers()[1] // the victim's predecessor: successor(prober) === victim
-    expect(successor(prober)).toBe(victim)
-    // the worst phase: frozen just after the prober's probe answered, so the next one is a whole rest period away
-    const before = net.pings.length
-    while (!net.pings.slice(before).some(x => x.from === prober && x.to === victim)) await vi.advanceTimersByTimeAsync(10)
+    const watcher = peers()[3] // the victim's successor, which watches its heartbeats
+    expect(successor(victim)).toBe(watcher)
+    // the worst phase: frozen just after a heartbeat reached its watcher, so the silence starts a whole rest period later
+    const before = net.beats.length
+    while (!net.beats.slice(before).some(x => x.from === victim && x.to === watcher)) await vi.advanceTimersByTimeAsync(10)
     const frozenAt = Date.now()
     net.frozen.add(victim)
     await vi.advanceTimersByTimeAsync(8000)
     const verdicts = peers().filter(p => p !== victim).map(p => deadAt.get(`${p} ${victim}`))
     expect(verdicts.every(t => t !== undefined)).toBe(true)
     const worst = Math.max(...verdicts.map(t => (t as number) - frozenAt))
-    // a rest period (2 s) + direct timeout (0.5 s) + indirect timeout (1 s) + suspicion (1.5 s); the fake clock adds
+    // a rest period and its grace (2.2 s) + direct timeout (0.5 s) + indirect timeout (1 s) + suspicion (1.3 s); the fake clock adds
     // 1 ms to a zero-delay timer set while timers run (the verdict's setImmediate)
     expect(worst).toBeLessThanOrEqual(5000 + 5)
     expect(worst).toBeGreaterThan(4000)
