@@ -59,15 +59,26 @@ async function eventCounters (testnet: Testnet): Promise<{ published: number, re
   return { published: all.reduce((a, e) => a + e.published, 0), received: all.reduce((a, e) => a + e.received, 0) }
 }
 
-/** How many peers' membership probes at its busy pace (news to spread, a suspect, a stranger) rather than at rest. */
-async function busyPeers (testnet: Testnet): Promise<number> {
-  const busy = await Promise.all(testnet.manifest.peers.filter(p => p.pid > 0).map(async p => {
+interface PaceView { busy?: boolean, health?: number, stretch?: number }
+
+async function paces (testnet: Testnet): Promise<PaceView[]> {
+  return await Promise.all(testnet.manifest.peers.filter(p => p.pid > 0).map(async p => {
     try {
       const res = await fetch(`${p.api}/v1/membership`, { signal: AbortSignal.timeout(5000) })
-      return (await res.json() as { busy?: boolean }).busy === true
-    } catch { return false }
+      return await res.json() as PaceView
+    } catch { return {} }
   }))
-  return busy.filter(Boolean).length
+}
+
+/** How many peers' membership probes at its busy pace (news to spread, a suspect, a stranger) rather than at rest. */
+async function busyPeers (testnet: Testnet): Promise<number> {
+  return (await paces(testnet)).filter(v => v.busy === true).length
+}
+
+/** The largest local health and stretch of the peers' memberships (each stretches its timeouts and watch by it). */
+async function stretches (testnet: Testnet): Promise<string> {
+  const views = await paces(testnet)
+  return `max health ${Math.max(0, ...views.map(v => v.health ?? 0))}, max stretch ${Math.max(0, ...views.map(v => v.stretch ?? 0))}, busy ${views.filter(v => v.busy === true).length}`
 }
 
 /** Idle CPU, traffic and RSS of every peer: wait idleWaitMs after up, then a window of idleWindowMs. */
@@ -206,6 +217,7 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
       // detection of a failure in a settled network, as the idle figures: right after the fan, 32 peers on 2 cores
       // are still finishing it (load 15-50), and every peer's probe timeouts are stretched by its slow round trips
       await sleep(o.idleWaitMs)
+      o.log(`${o.peers} peers: before the failures, membership ${await stretches(testnet)}`)
       const stopped = await detect(testnet, o.peers - 1, 'SIGSTOP')
       const killed = await detect(testnet, o.peers - 2, 'SIGKILL')
       row.detectMs = { stopped, killed }
