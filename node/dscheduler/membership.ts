@@ -372,6 +372,10 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const pred = this.predecessor()
     if (pred === undefined) return
     const due = this.lastWord(pred) + this.restMs * this.stretch() + this.graceMs
+    // looked at again within an unstretched rest period at most: a due stretched under load (up to 9x, ~18 s)
+    // stayed armed after the load was gone, and a peer frozen then went unnoticed for seconds (8.1 s at 32, the
+    // bench's freeze 10 s after the fan); at rest (stretch 1) the due is never further, and nothing wakes more
+    const wait = Math.min(due - Date.now(), this.restMs + this.graceMs)
     this.watchTimer = setTimeout(() => {
       this.watchTimer = undefined
       if (!this.started) return
@@ -381,7 +385,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
         void this.check(p)
       }
       this.watch()
-    }, Math.max(0, due - Date.now()))
+    }, Math.max(0, wait))
     this.watchTimer.unref()
   }
 

@@ -153,8 +153,12 @@ describe('membership pace (simulated network, fake timers)', () => {
     await vi.advanceTimersByTimeAsync(4000)
     // over the 3 s the ghost is surely a suspect or fresh news (p's successor is the ghost in its own view until it
     // is dead): rounds are full pings 1 s apart; at rest this would be one or two heartbeats and no ping
-    const busy = (x: { from: string, at: number }): boolean => x.from === p && x.at >= from && x.at < from + 3000
-    expect(net.pings.filter(x => busy(x) && (x.to === successor(p) || x.to === ghost)).length).toBeGreaterThanOrEqual(3)
+    // until the ghost is dead here (and after, while that news is spent), p is busy: full pings, no heartbeat
+    const ghostView = (): { state: string, since: number } | undefined => members.get(p)?.view().members.find(m => m.peerId === ghost)
+    expect(ghostView()?.state).toBe('dead')
+    const deadAt = ghostView()?.since as number
+    const busy = (x: { from: string, at: number }): boolean => x.from === p && x.at >= from && x.at <= deadAt
+    expect(net.pings.filter(x => busy(x) && (x.to === successor(p) || x.to === ghost)).length).toBeGreaterThanOrEqual(Math.floor((deadAt - from) / 1000))
     expect(net.beats.filter(busy)).toEqual([])
     expect(members.get(p)?.view().members.find(m => m.peerId === ghost)?.state).toBe('dead')
     // and back to rest once the news is spent
@@ -180,6 +184,24 @@ describe('membership pace (simulated network, fake timers)', () => {
     await vi.advanceTimersByTimeAsync(10_000)
     expect(net.pings.filter(x => x.from === p && x.at >= settled)).toEqual([])
     expect(new Set(gaps(p, settled))).toEqual(new Set([2000]))
+  })
+
+  it('a watcher whose timeouts were stretched by slow round trips watches at the rest pace again once they are gone', async () => {
+    const victim = peers()[2]
+    const watcher = peers()[3]
+    // a burst of load: a 5 s round trip stretches the watcher's timeouts 9x; it halves every 2 s
+    net.targets.get(watcher)?.rtt?.(5000)
+    expect(members.get(watcher)?.view().stretch).toBe(9)
+    await vi.advanceTimersByTimeAsync(12_000)
+    expect(members.get(watcher)?.view().stretch).toBe(1)
+    const before = net.beats.length
+    while (!net.beats.slice(before).some(x => x.from === victim && x.to === watcher)) await vi.advanceTimersByTimeAsync(10)
+    const frozenAt = Date.now()
+    net.frozen.add(victim)
+    await vi.advanceTimersByTimeAsync(10_000)
+    const verdicts = peers().filter(p => p !== victim).map(p => deadAt.get(`${p} ${victim}`))
+    expect(verdicts.every(t => t !== undefined)).toBe(true)
+    expect(Math.max(...verdicts.map(t => (t as number) - frozenAt))).toBeLessThanOrEqual(4700 + 5)
   })
 
   it('a frozen peer is dead at every other within 5 s, whatever the phase of its heartbeats', async () => {
