@@ -50,6 +50,9 @@ export class MemberTable {
   /** whether some news still waits to be piggybacked */
   get hasNews (): boolean { return this.queue.size > 0 }
 
+  /** how many pieces of news wait to be piggybacked */
+  get newsCount (): number { return this.queue.size }
+
   /** Where `peer` listens, when known. */
   addrsOf (peer: string): string[] | undefined { return this.addrs.get(peer) }
 
@@ -137,9 +140,13 @@ export class MemberTable {
   /**
    * Up to `max` queued updates, the least-sent first; each one sent counts down. The first message to a peer
    * also carries the live members (as many as fit): a joiner learns the network from its first contact
-   * instead of one piggybacked update at a time.
+   * instead of one piggybacked update at a time. As many as a message holds by default: every piece of news is
+   * sent the same number of times however it is batched, so bigger batches cost no more bytes, and they empty
+   * the queue in fewer messages: with 8 a message, the joins of a 32-peer network (32 x 18 sends, 8 a message, a
+   * few messages a second) kept a peer at its busy probe pace, a ping and an ack each way a second, for about
+   * 20 s after it formed, by count.
    */
-  news (to?: string, max = 8): MemberUpdate[] {
+  news (to?: string, max = MAX_UPDATES): MemberUpdate[] {
     const picked = this.queue.size === 0 ? [] : [...this.queue.values()].sort((a, b) => b.left - a.left).slice(0, max)
     for (const item of picked) {
       if (--item.left <= 0) this.queue.delete(item.up.peer)

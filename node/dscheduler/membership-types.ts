@@ -3,8 +3,14 @@
 export const GREET_TIMEOUT_MS = 5000
 
 export interface MembershipInit {
-  /** one peer is probed per period @default 1000 */
+  /** the probe period while there is news to spread, a suspect, or a peer not yet a member @default 1000 */
   probeIntervalMs: number
+  /**
+   * the probe period at rest (nothing to spread or decide): half the probe messages of a settled network. Capped
+   * so that a probe period, the direct and indirect timeouts and a suspicion time of at least `probeIntervalMs`
+   * still fit in `failureTimeoutMs`. @default 2 × probeIntervalMs (2000)
+   */
+  restIntervalMs?: number
   /** a failed peer is presumed dead within about this long @default 5000 */
   failureTimeoutMs: number
   /** peers asked to probe a silent peer before it is suspected @default 3 */
@@ -23,6 +29,9 @@ export interface MembershipView {
   health: number
   /** how much its probe timeouts, suspicion time and period stretch now (health, or the measured round trip) */
   stretch: number
+  /** whether the probe period is the busy one now (news to spread, a suspect, a stranger), and how much news waits */
+  busy: boolean
+  news: number
   /** `since`: epoch ms this peer's view of the member took its state (a bench reads detection times from it, so it need not poll fast) */
   members: Array<{ peerId: string, state: string, incarnation: number, version: number, since: number }>
 }

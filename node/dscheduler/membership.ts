@@ -1,13 +1,17 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { PROBE_PROTOCOL, ProbeProtocol, type MemberUpdate } from '../../protocols/probe/index.ts'
+import { PROBE_PROTOCOL, ProbeProtocol, type MemberUpdate, type ProbeTarget } from '../../protocols/probe/index.ts'
 import { MemberTable, type MemberChange } from './member-table.ts'
+import { ProbePace } from './probe-pace.ts'
 import type { Membership } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import { GREET_TIMEOUT_MS, type MembershipEvents, type MembershipInit, type MembershipView } from './membership-types.ts'
 import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interface'
 
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
+
+/** What the membership sends probes with: the probe protocol, or a simulated network in tests. */
+export type ProbeSender = Pick<ProbeProtocol, 'start' | 'stop' | 'ping' | 'beat' | 'pingThrough'>
 
 /** how fast a slow round trip is forgotten (see stretch) */
 const RTT_HALF_LIFE_MS = 2000
@@ -24,13 +28,15 @@ const RTT_HALF_LIFE_MS = 2000
  * time is dead. News (joins, suspicions, deaths, refutations, new incarnations) rides on the probes and, while
  * there is any, on one extra ping a period to a random member this peer is already connected to; suspicions and
  * deaths this peer finds itself it also tells every member at once. A closed connection triggers an immediate
- * probe, so a killed peer is dead within a round trip. Members are the peers that speak the probe protocol
+ * probe, so a killed peer is dead within a round trip. The period is `restIntervalMs` (2 s) in a settled network
+ * and `probeIntervalMs` (1 s) while there is news, a suspect or a stranger (probe-pace.ts); the suspicion time is
+ * what is left of `failureTimeoutMs` after a rest period and both timeouts, so detection stays within it. Members are the peers that speak the probe protocol
  * (learned from identify or from their own probes), so only dflow peers count.
  */
 export class ProbeMembership extends TypedEventEmitter<MembershipEvents> implements Membership {
   readonly incarnation = Date.now()
   private readonly table: MemberTable
-  private readonly probe: ProbeProtocol
+  private readonly probe: ProbeSender
   private readonly controller = new AbortController()
   private readonly inflight = new Set<string>()
   private readonly suspicions = new Map<string, NodeJS.Timeout>()
@@ -39,8 +45,14 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   /** when each member last spoke for itself (its ping, or its answer to ours) */
   private readonly heardAt = new Map<string, number>()
   private startedAt = 0
-  private timer?: NodeJS.Timeout
+  private readonly pace: ProbePace
   private started = false
+  private readonly restMs: number
+  /** how late a predecessor's heartbeat may be before it is checked (its timer's and the delivery's jitter) */
+  private readonly graceMs: number
+  private watchTimer?: NodeJS.Timeout
+  /** when the watch last checked a member itself (a check in flight is not repeated) */
+  private readonly watchedAt = new Map<string, number>()
   private readonly directMs: number
   private readonly indirectMs: number
   private readonly suspicionMs: number
@@ -54,21 +66,31 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
   /** parsed peer ids: parsing one (base58, multihash, key) on every probe was a visible share of an idle peer's CPU */
   private readonly ids = new Map<string, PeerId>()
 
-  constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger) {
+  /** `sender`: what probes go out with (tests pass a simulated network); the probe protocol over `libp2p` by default */
+  constructor (private readonly self: string, private readonly libp2p: DflowLibp2p, private readonly init: MembershipInit, private readonly log: Logger, sender?: (target: ProbeTarget) => ProbeSender) {
     super()
     const p = init.probeIntervalMs
     this.table = new MemberTable(self, this.incarnation)
-    this.probe = new ProbeProtocol(libp2p, {
+    const target: ProbeTarget = {
       own: () => this.table.own(),
       addrs: peer => this.table.addrsOf(peer),
       rtt: ms => { this.sampleRtt(ms) },
       news: to => this.table.news(to),
       heard: (from, up, own) => { this.heard(from, up, own) }
-    }, log)
+    }
+    this.probe = sender?.(target) ?? new ProbeProtocol(libp2p, target, log)
     this.directMs = Math.max(100, Math.min(p / 2, 1000))
     this.indirectMs = Math.max(200, Math.min(p, 2000))
-    // detection ≈ wait for a probe (~p) + direct + indirect + suspicion; keep the sum near failureTimeout
-    this.suspicionMs = Math.max(p, init.failureTimeoutMs - 2 * p - this.directMs - this.indirectMs)
+    // detection <= a rest period and its grace (the watcher waits that long for a heartbeat) + direct + indirect +
+    // suspicion + what timers and deliveries run late (6% of failureTimeout kept for it: with nothing kept, the
+    // bench measured 4.9 s of the 5 at 4 peers): the rest period is capped so that a suspicion time of at least one
+    // busy period fits (defaults: 2 + 0.2 + 0.5 + 1 + 1 = 4.7 s, 0.3 s kept)
+    const budget = init.failureTimeoutMs * 0.94
+    const rest = Math.min(init.restIntervalMs ?? 2 * p, (budget - this.directMs - this.indirectMs - p) / 1.1)
+    this.restMs = Math.max(p, rest)
+    this.graceMs = this.restMs / 10
+    this.suspicionMs = Math.max(p, budget - this.restMs - this.graceMs - this.directMs - this.indirectMs)
+    this.pace = new ProbePace(p, this.restMs, () => { this.tick() })
   }
 
   private readonly onIdentify = (ev: CustomEvent<IdentifyResult>): void => {
@@ -104,12 +126,16 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     // peers connected before the probe protocol was served here: greet them (they learn us from the ping)
     for (const conn of this.libp2p.getConnections()) this.onConnect(new CustomEvent('peer:connect', { detail: conn.remotePeer }))
+    // members may have pinged us between the protocol's start and now (their news did not arm the loop: not started)
+    this.schedule()
   }
 
   async stop (): Promise<void> {
     this.started = false
     this.controller.abort()
-    clearTimeout(this.timer)
+    this.pace.stop()
+    clearTimeout(this.watchTimer)
+    this.watchTimer = undefined
     for (const t of this.suspicions.values()) clearTimeout(t)
     this.suspicions.clear()
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
@@ -149,6 +175,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       incarnation: this.incarnation,
       health: this.health,
       stretch: Math.round(this.stretch() * 100) / 100,
+      busy: this.busy(),
+      news: this.table.newsCount,
       members: [...this.table.entries()].map(([peerId, m]) => ({ peerId, state: m.state, incarnation: m.inc, version: m.ver, since: m.since })).sort((a, b) => a.peerId.localeCompare(b.peerId))
     }
   }
@@ -309,14 +337,66 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     return [...connected, ...pool.filter(p => !connected.includes(p))].slice(0, k)
   }
 
-  /** The probe loop runs only while there is someone to probe. */
+  /**
+   * The probe loop runs only while there is someone to probe, fast while there is news to spread (it rides on
+   * the probes), a suspicion to confirm or refute, or a connected peer not yet a member; every call with such
+   * news brings a pending rest round forward (probe-pace.ts).
+   */
   private schedule (): void {
-    if (this.timer !== undefined || !this.started) return
+    if (!this.started) return
     const anyone = this.live().length > 1 || this.deadRetry.size > 0 || this.strangers.size > 0
     if (!anyone) return
-    const delay = this.init.probeIntervalMs * this.stretch()
-    this.timer = setTimeout(() => { this.timer = undefined; this.tick() }, delay)
-    this.timer.unref()
+    this.pace.arm(this.busy(), this.stretch())
+    this.watch()
+  }
+
+  /** The member before this one on the ring: the one whose heartbeats this peer watches. */
+  private predecessor (): string | undefined {
+    return ringNeighbours(this.self, this.live().filter(p => p !== this.self)).predecessor
+  }
+
+  /** When this peer last had word from `peer` itself, or checked it (a member never heard from: since it was learned). */
+  private lastWord (peer: string): number {
+    const heard = this.heardAt.get(peer) ?? Math.max(this.startedAt, this.table.get(peer)?.since ?? 0)
+    return Math.max(heard, this.watchedAt.get(peer) ?? 0)
+  }
+
+  /**
+   * Watches the predecessor's heartbeats: at rest a peer only tells its successor it is alive (a `quiet` ping, no
+   * answer), so it is the successor that notices the silence, after a rest period and its grace, and checks the
+   * predecessor as a prober would (direct, then indirect, then suspicion). Half the messages of a ping and an
+   * ack each way. One timer, re-armed lazily when it fires (a heartbeat that came in time just moves it on).
+   */
+  private watch (): void {
+    if (this.watchTimer !== undefined || !this.started) return
+    const pred = this.predecessor()
+    if (pred === undefined) return
+    const due = this.lastWord(pred) + this.restMs * this.stretch() + this.graceMs
+    // looked at again within an unstretched rest period at most: a due stretched under load (up to 9x, ~18 s)
+    // stayed armed after the load was gone, and a peer frozen then went unnoticed for seconds (8.1 s at 32, the
+    // bench's freeze 10 s after the fan); at rest (stretch 1) the due is never further, and nothing wakes more
+    const wait = Math.min(due - Date.now(), this.restMs + this.graceMs)
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = undefined
+      if (!this.started) return
+      const p = this.predecessor()
+      if (p !== undefined && Date.now() >= this.lastWord(p) + this.restMs * this.stretch() + this.graceMs) {
+        this.watchedAt.set(p, Date.now())
+        void this.check(p)
+      }
+      this.watch()
+    }, Math.max(0, wait))
+    this.watchTimer.unref()
+  }
+
+  /**
+   * Busy: news to spread, a suspicion to settle, a stranger, or a doubt about itself (health above 0: it falls only
+   * with answered probes, and one-way heartbeats get no answers, so a peer that had a bad moment under load
+   * kept its timeouts and its watch stretched for good; a 32-peer bench measured 9.3 s to detect a frozen peer
+   * after a fan before full pings came back while health > 0).
+   */
+  private busy (): boolean {
+    return this.table.hasNews || this.suspicions.size > 0 || this.strangers.size > 0 || this.health > 0
   }
 
   private tick (): void {
@@ -324,9 +404,11 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     const live = this.live().filter(p => p !== this.self)
     const now = Date.now()
     const { successor, predecessor } = ringNeighbours(this.self, live)
-    if (successor !== undefined) void this.check(successor)
-    if (predecessor !== undefined && predecessor !== successor && now - (this.heardAt.get(predecessor) ?? this.startedAt) > 3 * this.init.probeIntervalMs * this.stretch()) {
-      void this.check(predecessor)
+    // while there is news (it rides on the answers too) or a doubt, a full probe; at rest a one-way heartbeat,
+    // and the successor watches for it (watch())
+    if (successor !== undefined) {
+      if (this.busy()) void this.check(successor)
+      else void this.probe.beat(this.id(successor), this.directMs, this.controller.signal)
     }
     // news also goes to a random member this peer is connected to, so it spreads in O(log N) periods rather than
     // one hop of the ring a period; a settled network has none, and sends nothing more

@@ -17,7 +17,7 @@ import { corkTcpWrites } from './tcp-cork.ts'
 import { installEd25519KeyCache } from './ed25519-keys.ts'
 import { installLazyYamuxWindowUpdates } from './yamux-window.ts'
 import { boundDeliveryRecords, seenTtlMs } from './gossip-window.ts'
-import { foldScoreIntoHeartbeat } from './gossip-timers.ts'
+import { foldScoreIntoHeartbeat, restHeartbeatWhenQuiet } from './gossip-timers.ts'
 
 installLazyYamuxWindowUpdates()
 
@@ -85,6 +85,10 @@ const EVENTS_TOPIC_SCORE = {
  * Kademlia DHT that keeps loopback addresses (the default mapper strips them and the routing table stays
  * empty on a one-machine testnet), and gossipsub tuned for many peers on one IP.
  */
+/** gossipsub's heartbeat at rest, in (fast) heartbeats, and how long nothing must happen before it slows down */
+const GOSSIP_REST_HEARTBEATS = 5
+const GOSSIP_QUIET_HEARTBEATS = 10
+
 export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<DflowLibp2p> {
   installEd25519KeyCache()
   cheapLengthPrefixEnd()
@@ -170,6 +174,8 @@ export async function createDflowLibp2p (opts: CreateLibp2pOptions): Promise<Dfl
   corkTcpWrites(node)
   boundDeliveryRecords(node.services.pubsub, seenTTL)
   foldScoreIntoHeartbeat(node.services.pubsub, heartbeatMs)
+  // 5 heartbeats apart at rest, fast again on any message, subscription, graft, prune or connection (gossip-timers.ts)
+  restHeartbeatWhenQuiet(node.services.pubsub, node, { fastMs: heartbeatMs, restMs: GOSSIP_REST_HEARTBEATS * heartbeatMs, quietMs: GOSSIP_QUIET_HEARTBEATS * heartbeatMs })
   return node
 }
 

@@ -64,6 +64,12 @@ export class ProbeChannel {
     }
   }
 
+  /** Sends one message that wants no answer (a quiet ping); a send that fails closes the channel. */
+  send (message: unknown): void {
+    if (this.closed) return
+    void this.lp.write(dagCbor.encode(message)).catch((err: Error) => { this.close(err) })
+  }
+
   close (err?: Error): void {
     if (this.closed) return
     this.closed = true

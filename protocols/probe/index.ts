@@ -2,7 +2,8 @@
  * `/dflow/probe/1.0.0`: length-prefixed dag-cbor messages on one long-lived stream per pair of peers (opened
  * by the prober, reopened when it ends); every message has a `seq` its answer echoes, so probes and answers
  * may interleave.
- * - `ping`: the sender's own incarnation and version, plus membership news; answered by `ack` (the receiver's own).
+ * - `ping`: the sender's own incarnation and version, plus membership news; answered by `ack` (the receiver's own),
+ *   unless `quiet` (a one-way heartbeat: peers that do not know the flag answer it, which does no harm).
  * - `req`: "ping `target` for me" (SWIM's indirect probe); answered by the target's `ack` or by `nack`.
  * Every message carries `up`, piggybacked membership updates, so news spreads with the probes.
  */
@@ -31,7 +32,8 @@ export interface MemberUpdate {
 }
 
 export type ProbeMessage =
-  | { t: 'ping', seq: number, inc: number, ver: number, up: MemberUpdate[] }
+  /** `quiet`: a heartbeat that wants no answer (the receiver only learns the sender is alive, and its news) */
+  | { t: 'ping', seq: number, inc: number, ver: number, up: MemberUpdate[], quiet?: boolean }
   | { t: 'req', seq: number, target: string, timeoutMs: number, up: MemberUpdate[] }
 
 export type ProbeAnswer =

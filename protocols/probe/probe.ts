@@ -46,7 +46,10 @@ export function checkProbeMessage (msg: unknown): string | undefined {
   if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return 'message is not a map'
   const m = msg as Record<string, unknown>
   if (!nat(m.seq)) return 'seq must be a non-negative integer'
-  if (m.t === 'ping') return nat(m.inc) && nat(m.ver) ? checkUpdates(m.up) : 'ping needs inc and ver'
+  if (m.t === 'ping') {
+    if (m.quiet !== undefined && typeof m.quiet !== 'boolean') return 'ping.quiet must be a boolean'
+    return nat(m.inc) && nat(m.ver) ? checkUpdates(m.up) : 'ping needs inc and ver'
+  }
   if (m.t === 'req') {
     if (typeof m.target !== 'string' || !PEER_ID.test(m.target)) return 'req.target is not a peer id'
     if (!nat(m.timeoutMs) || (m.timeoutMs as number) < 1 || (m.timeoutMs as number) > MAX_INDIRECT_TIMEOUT_MS) return `req.timeoutMs must be 1-${MAX_INDIRECT_TIMEOUT_MS}`
@@ -182,6 +185,21 @@ export class ProbeProtocol {
   }
 
   /**
+   * A one-way heartbeat (a `quiet` ping) on the open channel to `peer`: it learns we are alive, and our news; no
+   * answer, no timer. Without an open channel it is a full ping (which opens one); true when it went out, or
+   * (a full ping) was answered.
+   */
+  async beat (peer: PeerId, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const id = peer.toString()
+    const open = this.open.get(id)
+    if (open !== undefined && !open.closed && signal?.aborted !== true && !this.controller.signal.aborted) {
+      open.send({ t: 'ping', seq: ++this.seq, ...this.target.own(), up: this.target.news(id), quiet: true })
+      return true
+    }
+    return await this.ping(peer, timeoutMs, signal) !== undefined
+  }
+
+  /**
    * Asks `via` to ping `target`: 'ack' when the target answered it, 'nack' when `via` answered that it did not,
    * 'none' when `via` did not answer either (then the trouble may well be ours).
    */
@@ -220,9 +238,11 @@ export class ProbeProtocol {
         const msg = dagCbor.decode<unknown>((await lp.read({ signal: this.controller.signal })).subarray())
         const bad = checkProbeMessage(msg)
         if (bad !== undefined) throw new ProbeMessageError(`bad probe message from ${from}: ${bad}`)
+        const m = msg as ProbeMessage
+        if (m.t === 'ping' && m.quiet === true) { this.target.heard(from, m.up, { inc: m.inc, ver: m.ver }); continue }
         if (inFlight >= MAX_IN_FLIGHT) continue
         inFlight++
-        void this.answer(msg as ProbeMessage, from)
+        void this.answer(m, from)
           // a small answer only waits when the stream's send window is full (a peer that stopped reading): then the
           // answers in flight reach MAX_IN_FLIGHT and later messages are dropped until the stream ends; no timer per answer
           .then(async answer => { await lp.write(dagCbor.encode(answer), { signal: this.controller.signal }) })

@@ -120,6 +120,8 @@ describe('member table (SWIM update rules)', () => {
 
   it('rejects malformed probe messages', () => {
     expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [] })).toBeUndefined()
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [], quiet: true })).toBeUndefined()
+    expect(checkProbeMessage({ t: 'ping', seq: 1, inc: 1, ver: 0, up: [], quiet: 'yes' })).toMatch(/quiet/)
     expect(checkProbeMessage({ t: 'ping', seq: 1, inc: -1, ver: 0, up: [] })).toMatch(/inc/)
     expect(checkProbeMessage({ t: 'req', seq: 1, target: 'nope', timeoutMs: 100, up: [] })).toMatch(/target/)
     expect(checkProbeMessage({ t: 'req', seq: 1, target: A, timeoutMs: 10 ** 9, up: [] })).toMatch(/timeoutMs/)
@@ -179,6 +181,16 @@ describe('probe membership over libp2p (3 peers in one process)', () => {
     await lp.write(dagCbor.encode({ t: 'ping', seq: 'x' }))
     await expect(lp.read({ signal: AbortSignal.timeout(5000) })).rejects.toThrow()
     expect(members[0].isLive(nodes[1].peerId.toString())).toBe(true)
+  })
+
+  it('a quiet ping (a one-way heartbeat) gets no answer; the next ping on the stream does', async () => {
+    const stream = await nodes[1].dialProtocol(nodes[0].peerId, PROBE_PROTOCOL)
+    const lp = lpStream(stream)
+    await lp.write(dagCbor.encode({ t: 'ping', seq: 1, inc: members[1].incarnation, ver: 0, up: [], quiet: true }))
+    await lp.write(dagCbor.encode({ t: 'ping', seq: 2, inc: members[1].incarnation, ver: 0, up: [] }))
+    const answer = dagCbor.decode<{ t: string, seq: number }>((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+    expect(answer).toMatchObject({ t: 'ack', seq: 2 })
+    await stream.close()
   })
 
   it('a stopped peer is declared dead by every other, and stays dead', async () => {

@@ -8,7 +8,7 @@ import { loadWorkflow } from '../../node/workflow/index.ts'
 import { DFLOW_BIN } from '../launcher.ts'
 import { openTestnet, type Testnet } from '../index.ts'
 import { percentile } from '../bench/stats.ts'
-import { cpuMs, rssBytes } from './proc.ts'
+import { cpuMs, rssBytes, wakeups } from './proc.ts'
 import type { ScaleRow } from './types.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -59,17 +59,43 @@ async function eventCounters (testnet: Testnet): Promise<{ published: number, re
   return { published: all.reduce((a, e) => a + e.published, 0), received: all.reduce((a, e) => a + e.received, 0) }
 }
 
+interface PaceView { busy?: boolean, health?: number, stretch?: number }
+
+async function paces (testnet: Testnet): Promise<PaceView[]> {
+  return await Promise.all(testnet.manifest.peers.filter(p => p.pid > 0).map(async p => {
+    try {
+      const res = await fetch(`${p.api}/v1/membership`, { signal: AbortSignal.timeout(5000) })
+      return await res.json() as PaceView
+    } catch { return {} }
+  }))
+}
+
+/** How many peers' membership probes at its busy pace (news to spread, a suspect, a stranger) rather than at rest. */
+async function busyPeers (testnet: Testnet): Promise<number> {
+  return (await paces(testnet)).filter(v => v.busy === true).length
+}
+
+/** The largest local health and stretch of the peers' memberships (each stretches its timeouts and watch by it). */
+async function stretches (testnet: Testnet): Promise<string> {
+  const views = await paces(testnet)
+  return `max health ${Math.max(0, ...views.map(v => v.health ?? 0))}, max stretch ${Math.max(0, ...views.map(v => v.stretch ?? 0))}, busy ${views.filter(v => v.busy === true).length}`
+}
+
 /** Idle CPU, traffic and RSS of every peer: wait idleWaitMs after up, then a window of idleWindowMs. */
-async function idle (testnet: Testnet, clients: DflowClient[], o: MeasureOptions): Promise<Pick<ScaleRow, 'idleCpuPct' | 'idleBytesPerSec' | 'idleByProtocol' | 'rssMiB' | 'loadAvg'>> {
+async function idle (testnet: Testnet, clients: DflowClient[], o: MeasureOptions): Promise<Pick<ScaleRow, 'idleCpuPct' | 'idleWakeupsPerSec' | 'idleBusyPeers' | 'idleBytesPerSec' | 'idleByProtocol' | 'rssMiB' | 'loadAvg'>> {
   await sleep(o.idleWaitMs)
+  const busy0 = await busyPeers(testnet)
   const pids = testnet.manifest.peers.map(p => p.pid)
   const rss = pids.map(rssBytes)
   const cpu0 = pids.map(cpuMs)
+  const wake0 = pids.map(wakeups)
   const t0 = performance.now()
   const tr0 = await traffic(clients)
   await sleep(o.idleWindowMs)
   const cpu1 = pids.map(cpuMs)
+  const wake1 = pids.map(wakeups)
   const tr1 = await traffic(clients)
+  const busy1 = await busyPeers(testnet)
   const secs = (performance.now() - t0) / 1000
   const byProtocol: Record<string, number> = {}
   for (let i = 0; i < clients.length; i++) {
@@ -81,6 +107,8 @@ async function idle (testnet: Testnet, clients: DflowClient[], o: MeasureOptions
   for (const k of Object.keys(byProtocol)) if (byProtocol[k] < 0.5) delete byProtocol[k]
   return {
     idleCpuPct: stats(cpu1.map((c, i) => (c - cpu0[i]) / (secs * 1000) * 100)),
+    idleBusyPeers: { start: busy0, end: busy1 },
+    idleWakeupsPerSec: stats(wake1.map((w, i) => (w - wake0[i]) / secs)),
     idleBytesPerSec: stats(tr1.map((t, i) => (t.total.sent - tr0[i].total.sent) / secs)),
     idleByProtocol: Object.fromEntries(Object.entries(byProtocol).map(([k, v]) => [k, Math.round(v)])),
     rssMiB: stats(rss.map(b => b / MiB)),
@@ -179,7 +207,7 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
     // generous: on a busy machine a 32-peer testnet answers slowly, and a timeout here would be the tool's failure
     const clients = await testnet.clients({ timeoutMs: 120_000 })
     Object.assign(row, await idle(testnet, clients, o))
-    o.log(`${o.peers} peers: idle cpu ${row.idleCpuPct?.mean.toFixed(2)}% per peer, ${row.idleBytesPerSec?.mean.toFixed(0)} B/s, rss ${row.rssMiB?.mean.toFixed(0)} MiB; small workflow x${o.requests}`)
+    o.log(`${o.peers} peers: idle cpu ${row.idleCpuPct?.mean.toFixed(2)}% per peer, ${row.idleWakeupsPerSec?.mean.toFixed(1)} wake-ups/s, membership busy on ${row.idleBusyPeers?.start} -> ${row.idleBusyPeers?.end} peers, ${row.idleBytesPerSec?.mean.toFixed(0)} B/s, rss ${row.rssMiB?.mean.toFixed(0)} MiB; small workflow x${o.requests}`)
     Object.assign(row, await small(testnet, clients, o))
     if (o.fan > 0) {
       o.log(`${o.peers} peers: fan of ${o.fan}`)
@@ -189,6 +217,7 @@ export async function measureSize (o: MeasureOptions): Promise<ScaleRow> {
       // detection of a failure in a settled network, as the idle figures: right after the fan, 32 peers on 2 cores
       // are still finishing it (load 15-50), and every peer's probe timeouts are stretched by its slow round trips
       await sleep(o.idleWaitMs)
+      o.log(`${o.peers} peers: before the failures, membership ${await stretches(testnet)}`)
       const stopped = await detect(testnet, o.peers - 1, 'SIGSTOP')
       const killed = await detect(testnet, o.peers - 2, 'SIGKILL')
       row.detectMs = { stopped, killed }

@@ -27,3 +27,13 @@ export function rssBytes (pid: number): number {
   if (m == null) throw new Error(`no VmRSS in /proc/${pid}/status`)
   return Number(m[1]) * 1024
 }
+
+/**
+ * Voluntary context switches of a process's main thread: each is a wait in the event loop (epoll) that ended, so
+ * at rest it counts the wake-ups (timers, messages), which cost an idle peer more than the work they bring.
+ */
+export function wakeups (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)
+  return m == null ? 0 : Number(m[1])
+}

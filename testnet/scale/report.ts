@@ -10,6 +10,7 @@ export function tableRows (rows: ScaleRow[]): string[][] {
     String(r.peers),
     r.formationMs == null ? `did not form` : f(r.formationMs / 1000),
     mm(r.idleCpuPct, 2),
+    mm(r.idleWakeupsPerSec ?? null, 1),
     mm(r.idleBytesPerSec == null ? null : { mean: r.idleBytesPerSec.mean / 1024, max: r.idleBytesPerSec.max / 1024 }, 2),
     mm(r.rssMiB, 0),
     r.eventsPerRequest == null ? '-' : `${f(r.eventsPerRequest.published)} / ${f(r.eventsPerRequest.received)}`,
@@ -20,7 +21,7 @@ export function tableRows (rows: ScaleRow[]): string[][] {
   ])
 }
 
-export const HEADERS = ['peers', 'formation s', 'idle CPU % of a core per peer', 'idle KB/s sent per peer', 'RSS MiB per peer', 'events pub / recv per request', 'small p50 ms', 'detect s frozen / killed', 'fan', 'load avg']
+export const HEADERS = ['peers', 'formation s', 'idle CPU % of a core per peer', 'idle wake-ups/s per peer', 'idle KB/s sent per peer', 'RSS MiB per peer', 'events pub / recv per request', 'small p50 ms', 'detect s frozen / killed', 'fan', 'load avg']
 
 export function formatText (rows: ScaleRow[]): string {
   const all = [HEADERS, ...tableRows(rows)]
@@ -35,9 +36,9 @@ export function formatMarkdown (r: ScaleResults, notes: string[]): string {
     '',
     `Measured with \`npm run bench:scale -- --peers ${r.rows.map(x => x.peers).join(',')}\` on ${r.machine}; commit ${r.commit}; ${r.date}.`,
     `Formation is the wall time of \`dflow testnet up --peers N\`, start-up included. Idle figures: ${r.idleWaitMs / 1000} s after \`up\` returned,`,
-    `over ${r.idleWindowMs / 1000} s: utime+stime of each peer process from /proc, libp2p bytes sent (\`/v1/metrics/traffic\`), VmRSS at the`,
-    'start of the window. Events per request: gossip events published / received summed over all peers, per request of',
-    'a small workflow (`testnet/scale/small.yaml`, 6 instances). The fan is `testnet/scale/fan.yaml` (one instance per element).',
+    `over ${r.idleWindowMs / 1000} s: utime+stime of each peer process from /proc, wake-ups (voluntary context switches of its main thread),`,
+    'libp2p bytes sent (`/v1/metrics/traffic`), VmRSS at the start of the window. Events per request: gossip events',
+    'published / received summed over all peers, per request of a small workflow (`testnet/scale/small.yaml`, 6 instances). The fan is `testnet/scale/fan.yaml` (one instance per element).',
     'Failure detection: the last peer is frozen with SIGSTOP (its TCP connections linger, as in a partition), then the one',
     'before it is killed with SIGKILL; time until every other peer\'s `/v1/membership` holds it dead.',
     '',

@@ -6,6 +6,10 @@ export interface ScaleRow {
   formationError?: string
   /** utime+stime per peer over the idle window, as % of one core: mean and max over peers */
   idleCpuPct: { mean: number, max: number } | null
+  /** main-thread wake-ups (voluntary context switches) per peer per second over the idle window: mean and max */
+  idleWakeupsPerSec?: { mean: number, max: number } | null
+  /** peers whose membership probed at its busy pace (news, suspects, strangers) at the start and the end of the window */
+  idleBusyPeers?: { start: number, end: number }
   /** libp2p bytes sent per peer per second over the idle window: mean and max */
   idleBytesPerSec: { mean: number, max: number } | null
   /** idle bytes sent per peer per second, by protocol (mean over peers) */

@@ -1,0 +1,226 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { defaultLogger } from '@libp2p/logger'
+import { ProbeMembership, ringNeighbours, type ProbeSender } from '../../node/dscheduler/membership.ts'
+import type { DflowLibp2p } from '../../node/network/libp2p.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { ProbeTarget } from '../../protocols/probe/index.ts'
+
+/**
+ * The membership's pace and failure detection on a simulated network under fake timers: every exchange is
+ * answered at once (a microtask), a frozen peer never answers (the prober's timer runs out), so every time below
+ * is the protocol's own arithmetic, not this machine's speed.
+ */
+class SimNet {
+  readonly targets = new Map<string, ProbeTarget>()
+  readonly frozen = new Set<string>()
+  /** direct pings sent: who, to whom, when (fake epoch ms) */
+  readonly pings: Array<{ from: string, to: string, at: number }> = []
+  /** one-way heartbeats sent */
+  readonly beats: Array<{ from: string, to: string, at: number }> = []
+
+  sender (self: string): (target: ProbeTarget) => ProbeSender {
+    return target => {
+      this.targets.set(self, target)
+      return {
+        start: async () => {},
+        stop: async () => {},
+        ping: async (peer: PeerId, timeoutMs: number) => await this.ping(self, peer.toString(), timeoutMs),
+        beat: async (peer: PeerId) => { await this.beat(self, peer.toString()); return true },
+        pingThrough: async (via: PeerId, to: string, timeoutMs: number) => await this.through(self, via.toString(), to, timeoutMs)
+      }
+    }
+  }
+
+  private async silence<T> (ms: number, value: T): Promise<T> {
+    return await new Promise(resolve => setTimeout(() => { resolve(value) }, ms))
+  }
+
+  async ping (from: string, to: string, timeoutMs: number): Promise<{ inc: number, ver: number } | undefined> {
+    if (this.frozen.has(from)) return await new Promise(() => {})
+    this.pings.push({ from, to, at: Date.now() })
+    const a = this.targets.get(from)
+    const b = this.targets.get(to)
+    if (a === undefined || b === undefined || this.frozen.has(to)) return await this.silence(timeoutMs, undefined)
+    await Promise.resolve()
+    b.heard(from, b === a ? [] : a.news(to), a.own())
+    const own = b.own()
+    a.heard(to, b.news(from), own)
+    return own
+  }
+
+  async beat (from: string, to: string): Promise<void> {
+    if (this.frozen.has(from)) return
+    this.beats.push({ from, to, at: Date.now() })
+    const a = this.targets.get(from)
+    const b = this.targets.get(to)
+    if (a === undefined || b === undefined || this.frozen.has(to)) return
+    await Promise.resolve()
+    b.heard(from, a.news(to), a.own())
+  }
+
+  async through (from: string, via: string, to: string, timeoutMs: number): Promise<'ack' | 'nack' | 'none'> {
+    const a = this.targets.get(from)
+    const v = this.targets.get(via)
+    if (a === undefined || v === undefined || this.frozen.has(via)) return await this.silence(timeoutMs + 500, 'none')
+    v.heard(from, a.news(via))
+    const acked = await this.ping(via, to, timeoutMs)
+    a.heard(via, [...(acked === undefined ? [] : [{ peer: to, ...acked, state: 'alive' as const }]), ...v.news(from)])
+    return acked === undefined ? 'nack' : 'ack'
+  }
+}
+
+/** A libp2p that only answers what the membership asks of it: every simulated peer is connected to every other. */
+function fakeLibp2p (self: string, net: SimNet, ids: Map<string, PeerId>): DflowLibp2p {
+  const others = (): PeerId[] => [...ids.values()].filter(id => id.toString() !== self && net.targets.has(id.toString()))
+  return {
+    addEventListener: () => {},
+    removeEventListener: () => {},
+    getConnections: (peer?: PeerId) => peer === undefined ? others().map(remotePeer => ({ remotePeer })) : (ids.has(peer.toString()) ? [{ remotePeer: peer }] : [])
+  } as unknown as DflowLibp2p
+}
+
+describe('membership pace (simulated network, fake timers)', () => {
+  const net = new SimNet()
+  let ids: Map<string, PeerId>
+  let members: Map<string, ProbeMembership>
+  const deadAt = new Map<string, number>()
+
+  beforeEach(async () => {
+    const keys = await Promise.all(Array.from({ length: 5 }, async () => await generateKeyPair('Ed25519')))
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'Date'] })
+    net.targets.clear(); net.frozen.clear(); net.pings.length = 0; deadAt.clear()
+    ids = new Map(keys.map(k => { const id = peerIdFromPrivateKey(k); return [id.toString(), id] }))
+    members = new Map()
+    for (const self of ids.keys()) {
+      const m = new ProbeMembership(self, fakeLibp2p(self, net, ids), { probeIntervalMs: 1000, failureTimeoutMs: 5000 }, defaultLogger().forComponent('test:pace'), net.sender(self))
+      m.addEventListener('membership:peer-dead', ev => { deadAt.set(`${self} ${ev.detail}`, Date.now()) })
+      members.set(self, m)
+    }
+    for (const m of members.values()) await m.start()
+    // formation, then long enough for every piece of join news to be spent: a settled network
+    await vi.advanceTimersByTimeAsync(60_000)
+    for (const m of members.values()) expect(m.live()).toHaveLength(5)
+  })
+
+  afterEach(async () => {
+    for (const m of members.values()) await m.stop()
+    vi.useRealTimers()
+  })
+
+  const peers = (): string[] => [...ids.keys()].sort()
+  const successor = (p: string): string => ringNeighbours(p, peers().filter(o => o !== p)).successor as string
+  /** what one peer sent its successor since `from` (pings and one-way heartbeats), in time order */
+  const rounds = (p: string, from: number): number[] =>
+    [...net.pings, ...net.beats].filter(x => x.from === p && x.to === successor(p) && x.at >= from).map(x => x.at).sort((a, b) => a - b)
+  /** gaps between one peer's successive rounds since `from` */
+  const gaps = (p: string, from: number): number[] => {
+    const at = rounds(p, from)
+    return at.slice(1).map((t, i) => t - at[i])
+  }
+
+  it('at rest, a one-way heartbeat to the successor every 2 s, and nothing else', async () => {
+    const from = Date.now()
+    await vi.advanceTimersByTimeAsync(20_000)
+    for (const p of peers()) {
+      expect(gaps(p, from).length).toBeGreaterThanOrEqual(9)
+      expect(new Set(gaps(p, from))).toEqual(new Set([2000]))
+    }
+    // no ping (each wants an answer), no greeting, no news ping: every watcher got its heartbeats in time
+    expect(net.pings.filter(x => x.at >= from)).toEqual([])
+    expect(net.beats.filter(x => x.at >= from).length).toBeLessThanOrEqual(5 * 11)
+  })
+
+  it('news brings the next probe forward, and probes run every 1 s while a suspect or news exists', async () => {
+    const [p] = peers()
+    // wait for one of p's rest heartbeats, then 300 ms
+    const before = net.beats.length
+    while (!net.beats.slice(before).some(x => x.from === p)) await vi.advanceTimersByTimeAsync(50)
+    const last = Date.now()
+    await vi.advanceTimersByTimeAsync(300)
+    // news: a peer joined (one nobody can reach: it will be suspected, then buried, all of it news)
+    const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    net.targets.get(p)?.heard(successor(p), [{ peer: ghost, inc: 1, ver: 0, state: 'alive' }])
+    await vi.advanceTimersByTimeAsync(800)
+    // at rest p's next probe would be at last + 2000; the news brought it to last + 1000
+    // (a full ping: news rides on the answers too)
+    const next = net.pings.find(x => x.from === p && x.at > last)
+    expect(next?.at).toBe(last + 1000)
+    expect(net.beats.filter(x => x.from === p && x.at > last)).toEqual([])
+    // while the ghost is news, then a suspect, then news again (dead): 1 s between rounds, each a full ping
+    const from = Date.now()
+    await vi.advanceTimersByTimeAsync(4000)
+    // over the 3 s the ghost is surely a suspect or fresh news (p's successor is the ghost in its own view until it
+    // is dead): rounds are full pings 1 s apart; at rest this would be one or two heartbeats and no ping
+    // until the ghost is dead here (and after, while that news is spent), p is busy: full pings, no heartbeat
+    const ghostView = (): { state: string, since: number } | undefined => members.get(p)?.view().members.find(m => m.peerId === ghost)
+    expect(ghostView()?.state).toBe('dead')
+    const deadAt = ghostView()?.since as number
+    const busy = (x: { from: string, at: number }): boolean => x.from === p && x.at >= from && x.at <= deadAt
+    expect(net.pings.filter(x => busy(x) && (x.to === successor(p) || x.to === ghost)).length).toBeGreaterThanOrEqual(Math.floor((deadAt - from) / 1000))
+    expect(net.beats.filter(busy)).toEqual([])
+    expect(members.get(p)?.view().members.find(m => m.peerId === ghost)?.state).toBe('dead')
+    // and back to rest once the news is spent
+    await vi.advanceTimersByTimeAsync(60_000)
+    const settled = Date.now()
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(new Set(gaps(p, settled))).toEqual(new Set([2000]))
+  })
+
+  it('a peer that doubts itself (local health above 0) probes with full pings until answers bring it back to 0, then rests', async () => {
+    const [p] = peers()
+    const m = members.get(p) as ProbeMembership
+    // as a peer is left after a burst of load (its probes unanswered even through others, or suspected itself),
+    // once the news of it is spent: at rest, with nothing else to make it busy
+    ;(m as unknown as { health: number }).health = 3
+    expect(m.view().health).toBe(3)
+    const from = Date.now()
+    await vi.advanceTimersByTimeAsync(20_000)
+    expect(m.view().health).toBe(0)
+    expect(net.pings.filter(x => x.from === p && x.to === successor(p) && x.at >= from).length).toBeGreaterThan(0)
+    await vi.advanceTimersByTimeAsync(30_000)
+    const settled = Date.now()
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(net.pings.filter(x => x.from === p && x.at >= settled)).toEqual([])
+    expect(new Set(gaps(p, settled))).toEqual(new Set([2000]))
+  })
+
+  it('a watcher whose timeouts were stretched by slow round trips watches at the rest pace again once they are gone', async () => {
+    const victim = peers()[2]
+    const watcher = peers()[3]
+    // a burst of load: a 5 s round trip stretches the watcher's timeouts 9x; it halves every 2 s
+    net.targets.get(watcher)?.rtt?.(5000)
+    expect(members.get(watcher)?.view().stretch).toBe(9)
+    await vi.advanceTimersByTimeAsync(12_000)
+    expect(members.get(watcher)?.view().stretch).toBe(1)
+    const before = net.beats.length
+    while (!net.beats.slice(before).some(x => x.from === victim && x.to === watcher)) await vi.advanceTimersByTimeAsync(10)
+    const frozenAt = Date.now()
+    net.frozen.add(victim)
+    await vi.advanceTimersByTimeAsync(10_000)
+    const verdicts = peers().filter(p => p !== victim).map(p => deadAt.get(`${p} ${victim}`))
+    expect(verdicts.every(t => t !== undefined)).toBe(true)
+    expect(Math.max(...verdicts.map(t => (t as number) - frozenAt))).toBeLessThanOrEqual(4700 + 5)
+  })
+
+  it('a frozen peer is dead at every other within 5 s, whatever the phase of its heartbeats', async () => {
+    const victim = peers()[2]
+    const watcher = peers()[3] // the victim's successor, which watches its heartbeats
+    expect(successor(victim)).toBe(watcher)
+    // the worst phase: frozen just after a heartbeat reached its watcher, so the silence starts a whole rest period later
+    const before = net.beats.length
+    while (!net.beats.slice(before).some(x => x.from === victim && x.to === watcher)) await vi.advanceTimersByTimeAsync(10)
+    const frozenAt = Date.now()
+    net.frozen.add(victim)
+    await vi.advanceTimersByTimeAsync(8000)
+    const verdicts = peers().filter(p => p !== victim).map(p => deadAt.get(`${p} ${victim}`))
+    expect(verdicts.every(t => t !== undefined)).toBe(true)
+    const worst = Math.max(...verdicts.map(t => (t as number) - frozenAt))
+    // a rest period and its grace (2.2 s) + direct timeout (0.5 s) + indirect timeout (1 s) + suspicion (1 s): 4.7 s,
+    // 0.3 s of the 5 s failure timeout kept for late timers; the fake clock adds 1 ms to a zero-delay timer set while
+    // timers run (the verdict's setImmediate)
+    expect(worst).toBeLessThanOrEqual(4700 + 5)
+    expect(worst).toBeGreaterThan(4000)
+  })
+})
