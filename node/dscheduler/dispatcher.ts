@@ -92,7 +92,7 @@ export class Dispatcher {
       runner.fence = { attempt: w.attempt, incarnation: w.incarnation, start: s.startId }
       t.runners.set(key, runner)
       this.sched.metrics.claims++
-      if (s.started.mode === 'dataflow') runner.prewarm()
+      if (s.started.mode === 'dataflow') this.sched.prewarmer.claimed(s, runner.spec)
     }
     if (runner.fired || s.skipped(rec.step) !== 'no') return
     if (rec.runnable === true) runner.readyAt ??= Date.now()
