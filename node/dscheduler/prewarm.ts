@@ -150,9 +150,13 @@ export class Prewarmer {
     }
   }
 
-  /** This peer claimed an instance: one instance of its module at least, held for the request. */
-  claimed (s: RequestState, spec: InstanceSpec): void {
-    this.pool.prewarm(spec, 1, s.id).catch(err => { this.log('prewarm for %s failed: %s', s.id, (err as Error).message) })
+  /**
+   * This peer claimed an instance: `waiting` of the request's instances here (this one included) will want an
+   * instance of its module when they fire, so that many are warm or warming, held for the request. A peer that
+   * gets more than earlier requests taught starts the extra instance now, a level before its step can fire.
+   */
+  claimed (s: RequestState, spec: InstanceSpec, waiting = 1): void {
+    this.pool.prewarm(spec, Math.min(this.slots, Math.max(1, waiting)), s.id).catch(err => { this.log('prewarm for %s failed: %s', s.id, (err as Error).message) })
   }
 
   /**

@@ -133,6 +133,11 @@ describe('pre-warming: what a finished request teaches', () => {
     onS.start(new RequestState(chain.workflow, { ...started, request: 'r2' }), chain)
     new Prewarmer(pool, h, 'A', 4, () => {}).start(new RequestState(chain.workflow, { ...started, request: 'r2' }), chain)
     expect(calls.map(c => [c.count, c.holder])).toEqual([[1, 'r2'], [1, 'r2']])
+    // a peer that claims more instances of a module than it warmed starts the extra ones at the claim (up to slots)
+    calls.length = 0
+    onS.claimed(s, { code: { cid: './m.js', code: '' }, memoryMb: 128 }, 3)
+    onS.claimed(s, { code: { cid: './m.js', code: '' }, memoryMb: 128 }, 9)
+    expect(calls.map(c => [c.count, c.holder])).toEqual([[3, 'r1'], [4, 'r1']])
     // control requests place differently and warm nothing ahead: they teach nothing
     const control = new RequestState(chain.workflow, { ...started, request: 'r3', mode: 'control' })
     done(control, 'a', null, 'S', 0, 10)
