@@ -4,6 +4,7 @@ import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { Instance, failureToError } from './instance.ts'
 import { PoolStoppedError, StepCancelledError, StepTimeoutError, type StepLocation } from './errors.ts'
 import { CodeCache } from './code-cache.ts'
+import { InstanceHolds } from './holds.ts'
 import type { Isolation } from './channels.ts'
 import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
 import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
@@ -78,11 +79,8 @@ export class WorkerPool {
   private readonly idleSince = new Map<Instance, { at: number, timer: ReturnType<typeof setTimeout> }>()
   /** prewarmed instances still loading that no invocation has claimed yet */
   private readonly unclaimed = new Map<string, Instance[]>()
-  /**
-   * key -> holder -> count: instances a holder (a request) prewarmed and still wants. Up to that many live
-   * instances of the key are not retired for idleness while it holds them (see prewarm).
-   */
-  private readonly holds = new Map<string, Map<string, number>>()
+  /** instances holders (requests) pre-warmed and still want: not retired for idleness while held (see prewarm) */
+  private readonly holds = new InstanceHolds()
   /** idle instances whose idle timer fired while held: looked at again when a hold of their key goes */
   private readonly overdue = new Set<Instance>()
   private instanceStarts = 0
@@ -119,11 +117,7 @@ export class WorkerPool {
     if (this.stopped) return
     if (this.limits.maxMemoryMb !== undefined && spec.memoryMb > this.limits.maxMemoryMb) return
     const key = instanceKey(spec)
-    if (holder !== undefined && count > 0) {
-      const h = this.holds.get(key) ?? new Map<string, number>()
-      h.set(holder, Math.max(count, h.get(holder) ?? 0))
-      this.holds.set(key, h)
-    }
+    if (holder !== undefined) this.holds.add(key, holder, count)
     const have = (this.idle.get(key)?.length ?? 0) + (this.unclaimed.get(key)?.length ?? 0)
     let total = 0
     for (const inst of this.all) if (inst.key === key && inst.alive) total++
@@ -201,11 +195,7 @@ export class WorkerPool {
    * idle for idleMs already is retired now (the hold protected it while the request ran, not beyond).
    */
   release (holder: string): void {
-    for (const [key, h] of this.holds) {
-      if (!h.delete(holder)) continue
-      if (h.size === 0) this.holds.delete(key)
-      for (const inst of [...this.overdue]) if (inst.key === key) this.expire(inst)
-    }
+    for (const key of this.holds.release(holder)) for (const inst of [...this.overdue]) if (inst.key === key) this.expire(inst)
   }
 
   stats (): PoolStats {
@@ -342,10 +332,8 @@ export class WorkerPool {
 
   /** Whether holds of the key want at least as many instances as are alive (so none of them may go). */
   private held (key: string): boolean {
-    const h = this.holds.get(key)
-    if (h === undefined) return false
-    let want = 0
-    for (const n of h.values()) want += n
+    const want = this.holds.want(key)
+    if (want === 0) return false
     let live = 0
     for (const inst of this.all) if (inst.key === key && inst.usable) live++
     return live <= Math.min(want, this.slots)
