@@ -120,7 +120,8 @@ export class WorkerPool {
     if (holder !== undefined) this.holds.add(key, holder, count)
     const have = (this.idle.get(key)?.length ?? 0) + (this.unclaimed.get(key)?.length ?? 0)
     let total = 0
-    for (const inst of this.all) if (inst.key === key && inst.alive) total++
+    // instances being retired do not count: they will never run anything
+    for (const inst of this.all) if (inst.key === key && inst.usable) total++
     const started: Instance[] = []
     for (let i = have; i < count && total < this.slots; i++, total++) {
       const inst = this.spawn(spec)
