@@ -81,13 +81,16 @@ export function moduleWidths (loaded: LoadedWorkflow): Map<string, ModuleDemand>
 
 /**
  * How many instances of each module this peer warms for a request: what earlier requests ran at once on a peer
- * of this role, else the module's width; never more than the slots (more could not run at once here).
+ * of this role (one more on a peer that is not the start peer), else the module's width; never more than the
+ * slots (more could not run at once here).
  */
 export function prewarmCounts (loaded: LoadedWorkflow, history: Pick<WorkflowHistory, 'expectedConcurrency'>, startPeer: boolean, slots: number): Array<{ spec: InstanceSpec, count: number }> {
   const out: Array<{ spec: InstanceSpec, count: number }> = []
   for (const m of moduleWidths(loaded).values()) {
     const learned = history.expectedConcurrency(loaded.cid, m.key)
-    const want = learned === undefined ? m.width : startPeer ? learned.start : learned.other
+    // the roots are placed on the start peer alike every time; which other peer gets the most varies, and a missing
+    // instance costs a whole cold start where an extra one costs a share of the CPU the others start with: one more
+    const want = learned === undefined ? m.width : startPeer ? learned.start : learned.other > 0 ? learned.other + 1 : 0
     const count = Math.min(slots, want)
     if (count > 0) out.push({ spec: m.spec, count })
   }

@@ -64,7 +64,8 @@ describe('pre-warming: how many instances a peer warms for a request', () => {
     h.recordConcurrency(fan.cid, k, { start: 3, other: 1 })
     const count = (start: boolean): number | undefined => prewarmCounts(fan, h, start, 4).find(c => c.spec.code.cid === './q.js')?.count
     expect(count(true)).toBe(3)
-    expect(count(false)).toBe(1)
+    // one more than the busiest other peer ran: which other peer gets the most varies between requests
+    expect(count(false)).toBe(2)
     // the most of the last few requests (placement varies), and the slots still bound it
     h.recordConcurrency(fan.cid, k, { start: 1, other: 6 })
     expect([count(true), count(false)]).toEqual([3, 4])
@@ -128,11 +129,11 @@ describe('pre-warming: what a finished request teaches', () => {
     expect(h.expectedConcurrency(chain.cid, key(chain, 'a'))).toBeUndefined()
     onS.end(s, chain, true)
     expect(h.expectedConcurrency(chain.cid, key(chain, 'a'))).toEqual({ start: 1, other: 1 })
-    // the next request warms what was learned: one instance here, and one on a peer that is not its start
+    // the next request warms what was learned: one instance here, and two on a peer that is not its start
     calls.length = 0
     onS.start(new RequestState(chain.workflow, { ...started, request: 'r2' }), chain)
     new Prewarmer(pool, h, 'A', 4, () => {}).start(new RequestState(chain.workflow, { ...started, request: 'r2' }), chain)
-    expect(calls.map(c => [c.count, c.holder])).toEqual([[1, 'r2'], [1, 'r2']])
+    expect(calls.map(c => [c.count, c.holder])).toEqual([[1, 'r2'], [2, 'r2']])
     // a peer that claims more instances of a module than it warmed starts the extra ones at the claim (up to slots)
     calls.length = 0
     onS.claimed(s, { code: { cid: './m.js', code: '' }, memoryMb: 128 }, 3)
