@@ -143,6 +143,11 @@ export class DflowClient {
     return this.call('GET', '/v1/store/stats')
   }
 
+  /** The scheduler's, sync's and worker pool's counters (`GET /v1/metrics/scheduler`), e.g. `pool.instanceStarts`. */
+  async schedulerMetrics (): Promise<Record<string, unknown> & { pool?: Record<string, number> }> {
+    return this.call('GET', '/v1/metrics/scheduler')
+  }
+
   async traffic (): Promise<{ total: { sent: number, received: number }, peers: Record<string, { sent: number, received: number }>, protocols: Record<string, { sent: number, received: number }> }> {
     return this.call('GET', '/v1/metrics/traffic')
   }

@@ -83,7 +83,13 @@ export class Dispatcher {
       runner.fence = { attempt: w.attempt, incarnation: w.incarnation, start: s.startId }
       t.runners.set(key, runner)
       this.sched.metrics.claims++
-      if (s.started.mode === 'dataflow') runner.prewarm()
+      if (s.started.mode === 'dataflow') {
+        // every instance claimed here and not fired yet will want an instance of its module: warm that many
+        const { code, memoryMb } = runner.spec
+        let waiting = 0
+        for (const r of t.runners.values()) if (!r.fired && !r.finished && r.spec.memoryMb === memoryMb && r.spec.code.cid === code.cid) waiting++
+        this.sched.prewarmer.claimed(s, runner.spec, waiting)
+      }
     }
     if (runner.fired || s.skipped(rec.step) !== 'no') return
     if (rec.runnable === true) runner.readyAt ??= Date.now()

@@ -8,7 +8,8 @@ import type { Tracked } from './tracked.ts'
 import type { DScheduler } from './scheduler.ts'
 
 /**
- * The end of a request, the same on every peer: its runners stop, claims leave the load book, the submitter
+ * The end of a request, the same on every peer: its runners stop, claims leave the load book, the instances
+ * pre-warmed for it are released (prewarm.ts), the submitter
  * (or, if it died, the best-ranked live peer) publishes `request-done` with the outputs, intermediates are
  * released, and after the retention the state goes too (a durable record stays, reader.ts).
  */
@@ -39,6 +40,8 @@ export class Finisher {
       if (!r.fired) r.finished = true
     }
     for (const rec of s.instances.values()) this.sched.load.set(rec.gid, undefined)
+    // what was warmed for the request may retire again; a success teaches the next request's pre-warming
+    this.sched.prewarmer.end(s, t.loaded, error === undefined && t.done?.status !== 'failed')
     t.unplaced.clear()
     t.dirty.clear()
     void this.publishDone(t, s, error).finally(() => {

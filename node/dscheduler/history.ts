@@ -1,22 +1,28 @@
+/** How many instances of one module ran at once on the request's start peer, and on the busiest other peer. */
+export interface ModuleConcurrency { start: number, other: number }
+
+/** Concurrency samples kept per module: the expectation is their maximum (placement varies between requests). */
+const CONCURRENCY_SAMPLES = 4
+
 /**
- * What earlier requests of a workflow taught: how large each output usually is and how long each step
- * runs. Placement prices data that does not exist yet with it (a consumer is placed where most of its
+ * What earlier requests of a workflow taught: how large each output usually is, how long each step
+ * runs, and how many instances of each module a peer ran at once (pre-warming, prewarm.ts). Placement prices data that does not exist yet with it (a consumer is placed where most of its
  * future input bytes will be, not where the first small one happened to land). Every peer learns from the
  * same events, so every peer prices alike. Bounded: the least recently used workflows are forgotten.
  */
 export class WorkflowHistory {
-  private readonly workflows = new Map<string, { bytes: Map<string, number>, ms: Map<string, number> }>()
+  private readonly workflows = new Map<string, Learned>()
 
   constructor (private readonly maxWorkflows = 64, private readonly weight = 0.3) {}
 
-  private of (workflow: string): { bytes: Map<string, number>, ms: Map<string, number> } {
+  private of (workflow: string): Learned {
     let h = this.workflows.get(workflow)
     if (h !== undefined) {
       this.workflows.delete(workflow)
       this.workflows.set(workflow, h)
       return h
     }
-    h = { bytes: new Map(), ms: new Map() }
+    h = { bytes: new Map(), ms: new Map(), concurrency: new Map() }
     this.workflows.set(workflow, h)
     if (this.workflows.size > this.maxWorkflows) this.workflows.delete(this.workflows.keys().next().value as string)
     return h
@@ -74,5 +80,27 @@ export class WorkflowHistory {
     return this.workflows.get(workflow)?.ms.get(step)
   }
 
+  /** One finished request ran at most `sample.start` instances of `module` at once on its start peer, `sample.other` on another. */
+  recordConcurrency (workflow: string, module: string, sample: ModuleConcurrency): void {
+    const m = this.of(workflow).concurrency
+    const list = m.get(module) ?? []
+    list.push(sample)
+    if (list.length > CONCURRENCY_SAMPLES) list.shift()
+    m.set(module, list)
+  }
+
+  expectedConcurrency (workflow: string, module: string): ModuleConcurrency | undefined {
+    const list = this.workflows.get(workflow)?.concurrency.get(module)
+    if (list === undefined || list.length === 0) return undefined
+    return { start: Math.max(...list.map(c => c.start)), other: Math.max(...list.map(c => c.other)) }
+  }
+
   knows (workflow: string): boolean { return this.workflows.has(workflow) }
+}
+
+interface Learned {
+  bytes: Map<string, number>
+  ms: Map<string, number>
+  /** module key (code cid:memory) -> the last few requests' concurrency */
+  concurrency: Map<string, ModuleConcurrency[]>
 }

@@ -8,6 +8,7 @@ import { CID } from 'multiformats/cid'
 import { LostValueError, materialize, storeValue } from './materialize.ts'
 import type { RequestState, Resolved } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
+import type { InstanceSpec } from '../executor/types.ts'
 
 /** What a runner needs from its scheduler (kept narrow so the runner can be read on its own). */
 export interface RunnerHost {
@@ -28,7 +29,7 @@ export interface RunnerHost {
 }
 
 /**
- * One step instance this peer has won: pre-warm, fire, invoke (with retries), post outputs as they come
+ * One step instance this peer has won: fire, invoke (with retries), post outputs as they come
  * (dataflow) or at return (control), then report done or failed.
  */
 export class InstanceRunner {
@@ -51,11 +52,9 @@ export class InstanceRunner {
     setMaxListeners(10_000, this.controller.signal)
   }
 
-  prewarm (): void {
-    const { code } = this.loaded.functionOf(this.stepName)
-    this.host.pool.prewarm({ code, memoryMb: this.step.memoryMb }).catch(err => {
-      this.host.log('prewarm of %s failed: %s', this.stepName, (err as Error).message)
-    })
+  /** what the step runs in: its module under its heap limit (the pool's instance key) */
+  get spec (): InstanceSpec {
+    return { code: this.loaded.functionOf(this.stepName).code, memoryMb: this.step.memoryMb }
   }
 
   abort (reason: string): void {
@@ -253,26 +252,6 @@ export class InstanceRunner {
     await host.publish({ type: 'step-failed', from: host.self, ts: Date.now(), request: state.id, step: this.stepName, index: this.index, ...this.fence, error: lastError })
   }
 }
-
-/**
- * Dataflow starts every function instance at request start. Which peer runs a step is settled only once its
- * first data exists, so every peer warms the workflow's modules at once (one instance per module and heap size
- * per step using it, a foreach step counting for all slots, never more than the slots): whoever claims later
- * finds them warm.
- */
-export function prewarmModules (pool: LoadedPool, loaded: LoadedWorkflow, slots: number): void {
-  const wanted = new Map<string, { spec: { code: { cid: string, code: string }, memoryMb: number }, steps: number }>()
-  for (const [name, step] of Object.entries(loaded.workflow.steps)) {
-    const { code } = loaded.functionOf(name)
-    const key = `${code.cid}:${step.memoryMb}`
-    const entry = wanted.get(key) ?? { spec: { code, memoryMb: step.memoryMb }, steps: 0 }
-    entry.steps += step.foreach === undefined ? 1 : slots
-    wanted.set(key, entry)
-  }
-  for (const { spec, steps } of wanted.values()) pool.prewarm(spec, Math.min(steps, slots)).catch(() => {})
-}
-
-type LoadedPool = Pick<FunctionPool, 'prewarm'>
 
 const RETRY_FETCH_MS = 500
 /** How long a posted output waits for its function to return, so that it can ride in the step-done, ms. */

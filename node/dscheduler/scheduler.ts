@@ -11,7 +11,8 @@ import { newTracked, type Tracked } from './tracked.ts'
 import { LoadBook } from './queue-model.ts'
 import { claimValid, type ClaimRules } from './claims.ts'
 import { RequestState } from './request-state.ts'
-import { prewarmModules, type RunnerHost } from './runner.ts'
+import type { RunnerHost } from './runner.ts'
+import { Prewarmer } from './prewarm.ts'
 import { WorkflowHistory } from './history.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { EventApplier } from './applier.ts'
@@ -82,6 +83,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   readonly claimRules: ClaimRules
   readonly load: LoadBook
   readonly history = new WorkflowHistory()
+  readonly prewarmer: Prewarmer
   readonly runnerHost: RunnerHost
   readonly dispatcher: Dispatcher
   readonly finisher: Finisher
@@ -97,6 +99,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.log = components.logger.forComponent('dflow:dscheduler')
     this.claimRules = { membership: components.membership, leaseMs: this.init.leaseMs }
     this.load = new LoadBook(this.init.slots)
+    this.prewarmer = new Prewarmer(components.pool, this.history, this.self, this.init.slots, this.log)
     this.runnerHost = makeRunnerHost(this)
     this.applier = new EventApplier(this)
     this.dispatcher = new Dispatcher(this)
@@ -236,7 +239,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
       }, started.ts + started.deadlineMs - Date.now())
     }
-    if (started.mode === 'dataflow') prewarmModules(this.c.pool, t.loaded, this.init.slots)
+    if (started.mode === 'dataflow') this.prewarmer.start(s, t.loaded)
     for (const name of Object.keys(s.workflow.steps)) {
       if (s.step(name).foreach === undefined) s.instance(name, null)
       for (const rec of s.instancesOf(name)) t.dirty.add(rec)
@@ -345,6 +348,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     clearTimeout(t.timer)
     clearTimeout(t.quietClaimsTimer)
     t.deadline?.clear()
+    this.c.pool.release?.(request)
     this.requests.delete(request)
     this.safeDispatch('scheduler:forgotten', request)
     if (this.requests.size === 0) this.safeDispatch('scheduler:idle', null)

@@ -5,8 +5,12 @@ import type { Value } from '../values/codec.ts'
 
 /** The part of the worker pool the scheduler uses. */
 export interface FunctionPool {
-  /** make sure `count` instances of the spec are warm or warming (bounded by the pool's slots) */
-  prewarm: (spec: InstanceSpec, count?: number) => Promise<void>
+  /**
+   * make sure `count` instances of the spec are warm or warming (bounded by the pool's slots); with a holder (a
+   * request id), up to `count` of them are not retired for idleness until `release(holder)`
+   */
+  prewarm: (spec: InstanceSpec, count?: number, holder?: string) => Promise<void>
+  release?: (holder: string) => void
   invoke: (opts: InvokeOptions) => Promise<InvokeResult>
 }
 

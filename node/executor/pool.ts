@@ -4,6 +4,7 @@ import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { Instance, failureToError } from './instance.ts'
 import { PoolStoppedError, StepCancelledError, StepTimeoutError, type StepLocation } from './errors.ts'
 import { CodeCache } from './code-cache.ts'
+import { InstanceHolds } from './holds.ts'
 import type { Isolation } from './channels.ts'
 import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
 import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
@@ -43,6 +44,10 @@ export interface PoolStats {
   abortsKept: number
   /** timed-out or cancelled invocations that cost their instance (the function overstayed the grace, or it was loading and hung) */
   abortsTerminated: number
+  /** instances started since the pool was made (prewarmed or not) */
+  instanceStarts: number
+  /** instances kept from retirement by holds (idle past idleMs while a holder still wants them) */
+  heldIdle: number
 }
 
 interface Waiter {
@@ -74,6 +79,11 @@ export class WorkerPool {
   private readonly idleSince = new Map<Instance, { at: number, timer: ReturnType<typeof setTimeout> }>()
   /** prewarmed instances still loading that no invocation has claimed yet */
   private readonly unclaimed = new Map<string, Instance[]>()
+  /** instances holders (requests) pre-warmed and still want: not retired for idleness while held (see prewarm) */
+  private readonly holds = new InstanceHolds()
+  /** idle instances whose idle timer fired while held: looked at again when a hold of their key goes */
+  private readonly overdue = new Set<Instance>()
+  private instanceStarts = 0
   private readonly queue: Waiter[] = []
   private running = 0
   private coldStarts = 0
@@ -98,14 +108,20 @@ export class WorkerPool {
    * or loading unclaimed, without ever holding more than `slots` instances of one spec (more could never run at
    * once, and every extra worker costs a V8 isolate of CPU on a small machine). Resolves when they are ready;
    * never rejects (a module that fails to load fails the invocation that takes the instance, or is only logged).
+   *
+   * With a `holder` (a request id), up to `count` live instances of the spec are also kept from retirement for
+   * idleness until `release(holder)`: an instance warmed at a request's start for a step that fires seconds later
+   * would otherwise be retired by a short idleMs first, and the step would meet the cold start anyway.
    */
-  async prewarm (spec: InstanceSpec, count = 1): Promise<void> {
+  async prewarm (spec: InstanceSpec, count = 1, holder?: string): Promise<void> {
     if (this.stopped) return
     if (this.limits.maxMemoryMb !== undefined && spec.memoryMb > this.limits.maxMemoryMb) return
     const key = instanceKey(spec)
+    if (holder !== undefined) this.holds.add(key, holder, count)
     const have = (this.idle.get(key)?.length ?? 0) + (this.unclaimed.get(key)?.length ?? 0)
     let total = 0
-    for (const inst of this.all) if (inst.key === key && inst.alive) total++
+    // instances being retired do not count: they will never run anything
+    for (const inst of this.all) if (inst.key === key && inst.usable) total++
     const started: Instance[] = []
     for (let i = have; i < count && total < this.slots; i++, total++) {
       const inst = this.spawn(spec)
@@ -175,6 +191,14 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * The holder no longer needs what it prewarmed: its holds go, and an instance kept only by them that has been
+   * idle for idleMs already is retired now (the hold protected it while the request ran, not beyond).
+   */
+  release (holder: string): void {
+    for (const key of this.holds.release(holder)) for (const inst of [...this.overdue]) if (inst.key === key) this.expire(inst)
+  }
+
   stats (): PoolStats {
     let idle = 0
     for (const l of this.idle.values()) idle += l.length
@@ -184,7 +208,7 @@ export class WorkerPool {
     for (const l of this.unclaimed.values()) starting += l.length
     return {
       instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts,
-      abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated
+      abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated, instanceStarts: this.instanceStarts, heldIdle: this.overdue.size
     }
   }
 
@@ -196,6 +220,8 @@ export class WorkerPool {
     this.idleSince.clear()
     this.idle.clear()
     this.unclaimed.clear()
+    this.holds.clear()
+    this.overdue.clear()
     await Promise.all([...this.all].map(async i => { await i.terminate() }))
     await this.codeCache.close()
   }
@@ -213,6 +239,7 @@ export class WorkerPool {
       log: (line) => { this.log('[%s] %s', spec.code.cid, line) }
     })
     this.all.add(inst)
+    this.instanceStarts++
     void inst.exited.then(() => {
       this.all.delete(inst)
       this.unIdle(inst)
@@ -284,7 +311,7 @@ export class WorkerPool {
     if (this.stopped || !inst.usable) { void inst.terminate(); return }
     inst.setRef(false)
     listOf(this.idle, inst.key).push(inst)
-    const timer = setTimeout(() => { this.retire(inst) }, this.idleMs)
+    const timer = setTimeout(() => { this.expire(inst) }, this.idleMs)
     timer.unref()
     this.idleSince.set(inst, { at: performance.now(), timer })
     while (this.idleSince.size > this.maxIdle) {
@@ -296,10 +323,28 @@ export class WorkerPool {
     }
   }
 
+  /** An idle instance's idle time is up: retired, unless a hold on its key still wants it (then overdue). */
+  private expire (inst: Instance): void {
+    this.overdue.delete(inst)
+    if (!this.idleSince.has(inst)) return
+    if (this.held(inst.key)) { this.overdue.add(inst); return }
+    this.retire(inst)
+  }
+
+  /** Whether holds of the key want at least as many instances as are alive (so none of them may go). */
+  private held (key: string): boolean {
+    const want = this.holds.want(key)
+    if (want === 0) return false
+    let live = 0
+    for (const inst of this.all) if (inst.key === key && inst.usable) live++
+    return live <= Math.min(want, this.slots)
+  }
+
   private unIdle (inst: Instance): void {
     const s = this.idleSince.get(inst)
     if (s !== undefined) clearTimeout(s.timer)
     this.idleSince.delete(inst)
+    this.overdue.delete(inst)
     remove(this.idle, inst.key, inst)
   }
 

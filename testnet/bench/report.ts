@@ -118,7 +118,8 @@ export function renderText (r: BenchResults): string {
     `machine: ${r.machine}`,
     `factors: ${factorsLine(r)}`,
     `idle traffic: ${formatBytes(r.idleBytesPerSec)}/s (all peers; included in bytes)`,
-    `duration: ${(r.durationMs / 1000).toFixed(0)} s`
+    `duration: ${(r.durationMs / 1000).toFixed(0)} s`,
+    ...(r.instanceStarts != null ? [`function instances started: ${r.instanceStarts} (all peers, all modes, warm-ups included)`] : [])
   ]
   return [head.join('\n'), ...tables(r).map(t => `${textTable(t)}\n  (${factorsLine(r)})`)].join('\n\n')
 }

@@ -113,6 +113,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       await warmUp(() => true)
       await openLoop(measured, clients, opts.ratePerMin, rand, timeoutMs, opts.signal, record, (done, p) => { onProgress({ phase: 'measure', done, total: measured.length, label: label(p), failed }) })
     }
+    const instanceStarts = await totalInstanceStarts(clients)
     const results = summarise(samples, jobs, {
       ...machine,
       peers: opts.peers,
@@ -132,6 +133,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       seed: opts.seed,
       durationMs: 0,
       idleBytesPerSec,
+      instanceStarts,
       bytesMethod: (opts.ratePerMin === undefined
         ? 'closed loop: sum over peers of libp2p bytes sent, read just before submit and just after the request ended (includes background gossip/heartbeats, about idleBytesPerSec x latency)'
         : 'open loop: sum over peers of libp2p bytes sent per 1 s window, each window apportioned to the requests running in it by their overlap time (approximate)') +
@@ -180,6 +182,16 @@ interface Counters { sent: number, shared: number }
 async function counters (clients: DflowClient[]): Promise<Counters> {
   const [sent, shared] = await Promise.all([totalSent(clients).catch(() => NaN), totalShared(clients).catch(() => NaN)])
   return { sent, shared }
+}
+
+/** Function instances every peer's pool started so far, summed; null when a peer does not answer or say. */
+async function totalInstanceStarts (clients: DflowClient[]): Promise<number | null> {
+  try {
+    const all = await Promise.all(clients.map(async c => (await c.schedulerMetrics()).pool?.instanceStarts))
+    return all.every(n => typeof n === 'number') ? (all as number[]).reduce((a, b) => a + b, 0) : null
+  } catch {
+    return null
+  }
 }
 
 /** Background traffic with nothing running (gossip heartbeats, peer heartbeats), over 2 s. */

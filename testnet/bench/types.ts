@@ -121,6 +121,8 @@ export interface BenchResults {
   idleInstance: string | null
   /** whether peers used the same-host fast path (false: `--no-shared-store`) */
   sharedStore: boolean
+  /** function instances the peers started over the whole run, warm-ups included (null: a peer did not say) */
+  instanceStarts?: number | null
   rows: ResultRow[]
   /** the central engine run on the same shapes (`--yardstick dask`): per workflow, or why it was skipped */
   yardstick?: YardstickSummary
