@@ -133,14 +133,16 @@ describe('membership pace (simulated network, fake timers)', () => {
   })
 
   it('news brings the next probe forward, and probes run every 1 s while a suspect or news exists', async () => {
-    const [p] = peers()
+    // news: a peer joined (one nobody can reach: it will be suspected, then buried, all of it news). p is the
+    // peer right before it on the ring, so p's own probes suspect it and p stays busy until it is dead (another
+    // peer would spend the join news and rest while a third suspects the ghost)
+    const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const p = ringNeighbours(ghost, peers()).predecessor as string
     // wait for one of p's rest heartbeats, then 300 ms
     const before = net.beats.length
     while (!net.beats.slice(before).some(x => x.from === p)) await vi.advanceTimersByTimeAsync(50)
     const last = Date.now()
     await vi.advanceTimersByTimeAsync(300)
-    // news: a peer joined (one nobody can reach: it will be suspected, then buried, all of it news)
-    const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
     net.targets.get(p)?.heard(successor(p), [{ peer: ghost, inc: 1, ver: 0, state: 'alive' }])
     await vi.advanceTimersByTimeAsync(800)
     // at rest p's next probe would be at last + 2000; the news brought it to last + 1000
