@@ -1,7 +1,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DflowLibp2p } from './network/libp2p.ts'
 import type { Logger, PeerId } from '@libp2p/interface'
-import { timeoutSignal } from '../protocols/util/timeout-signal.ts'
+import { anyWithTimeout } from '../protocols/util/timeout-signal.ts'
 
 export interface DiscoveryOptions {
   bootstrap: string[]
@@ -60,7 +60,7 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
       if (libp2p.getConnections().length === 0 && opts.bootstrap.length > 0) {
         await Promise.all(opts.bootstrap.map(async ma => {
           try {
-            await libp2p.dial(multiaddr(ma), { signal: AbortSignal.any([controller.signal, timeoutSignal(5000)]) })
+            await libp2p.dial(multiaddr(ma), { signal: anyWithTimeout([controller.signal], 5000) })
           } catch (err) {
             opts.log('bootstrap dial %s failed: %s', ma, (err as Error).message)
           }
@@ -69,7 +69,7 @@ export function startDiscovery (libp2p: DflowLibp2p, opts: DiscoveryOptions): ()
       const connections = libp2p.getConnections().length
       const joined = (connections >= (opts.enoughConnections ?? 4) || settled) && delay < max
       if (connections > 0 && !joined) {
-        const signal = AbortSignal.any([controller.signal, timeoutSignal(10_000)])
+        const signal = anyWithTimeout([controller.signal], 10_000)
         const met = new Set([...seen, ...libp2p.getConnections().map(c => c.remotePeer.toString())])
         let found = 0
         let news = 0

@@ -13,7 +13,7 @@ import type { SubmitProtocol, LogLine } from '../../protocols/submit/index.ts'
 import type { RequestEvent, RequestStarted, SignedBy } from '../../protocols/events/index.ts'
 import type { Value } from '../values/codec.ts'
 import type { ServerResponse } from 'node:http'
-import { timeoutSignal } from '../../protocols/util/timeout-signal.ts'
+import { anyWithTimeout } from '../../protocols/util/timeout-signal.ts'
 
 export interface RequestRoutesComponents {
   self: string
@@ -168,7 +168,7 @@ export function requestRoutes (c: RequestRoutesComponents): Route[] {
           const onClose = (): void => { gone.abort() }
           req.raw.once('close', onClose)
           try {
-            await c.scheduler.waitFinished(id, AbortSignal.any([timeoutSignal(waitMs), gone.signal]))
+            await c.scheduler.waitFinished(id, anyWithTimeout([gone.signal], waitMs))
           } catch {
             // timed out or the client left: answer the view as it is
           } finally {

@@ -63,7 +63,8 @@ export class Dispatcher {
     if (rec.runnable !== wasRunnable) rec.runnableAt = rec.runnable ? Date.now() : undefined
     // consumers are claimed one level ahead of producers that run: this one starting may make them claimable
     if (rec.runnable && !wasRunnable && s.started.mode === 'dataflow') for (const name of s.readersOfStep(rec.step)) this.sched.applier.touchStep(t, s, name)
-    if (load.set(rec.gid, rec.winner?.peer, { rec, s })) this.loadChanged()
+    // a finished request's instances hold no slot (a claim heard after the finish would keep its whole state alive)
+    if (load.set(rec.gid, t.finishing === true ? undefined : rec.winner?.peer, { rec, s })) this.loadChanged()
     if (rec.winner !== undefined) {
       t.unplaced.delete(rec)
       if (rec.winner.peer === self) this.drive(t, s, rec)

@@ -349,6 +349,8 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     clearTimeout(t.quietClaimsTimer)
     t.deadline?.clear()
     this.c.pool.release?.(request)
+    // the load book holds instance records with their request's state: none may outlive the request
+    for (const rec of t.state?.instances.values() ?? []) this.load.set(rec.gid, undefined)
     this.requests.delete(request)
     this.safeDispatch('scheduler:forgotten', request)
     if (this.requests.size === 0) this.safeDispatch('scheduler:idle', null)

@@ -9,7 +9,7 @@ import type { ValueMeta } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { AbortOptions, Logger, PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { timeoutSignal } from '../../protocols/util/timeout-signal.ts'
+import { anyWithTimeout } from '../../protocols/util/timeout-signal.ts'
 
 export interface NetworkHooks {
   acceptPush?: (meta: ValueMeta, from: PeerId) => boolean
@@ -115,7 +115,7 @@ export class StoreNetwork {
   }
 
   async provide (cid: CID): Promise<void> {
-    const signal = AbortSignal.any([this.signal, timeoutSignal(this.cfg.dhtTimeoutMs)])
+    const signal = anyWithTimeout([this.signal], this.cfg.dhtTimeoutMs)
     try {
       await this.libp2p.contentRouting.provide(cid, { signal })
     } catch (err) {
@@ -141,7 +141,7 @@ export class StoreNetwork {
 
   /** Sends a held value to `peer`. Resolves with the receiver's answer; rejects on transport/verification failure. */
   async push (peer: PeerId, cid: CID, meta: ValueMeta, callerSignal?: AbortSignal, holders?: string[], provide?: boolean): Promise<PushOutcome> {
-    const signal = AbortSignal.any([this.signal, timeoutSignal(this.cfg.fetchTimeoutMs), ...(callerSignal != null ? [callerSignal] : [])])
+    const signal = anyWithTimeout([this.signal, ...(callerSignal != null ? [callerSignal] : [])], this.cfg.fetchTimeoutMs)
     const plan = await this.reader.plan?.(cid, { signal })
     if (plan == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
     this.pushesSent++
@@ -266,7 +266,7 @@ export class StoreNetwork {
       const got = await attempt(peer)
       if (got != null) return got.bytes
     }
-    const signal = AbortSignal.any([this.signal, timeoutSignal(this.cfg.dhtTimeoutMs)])
+    const signal = anyWithTimeout([this.signal], this.cfg.dhtTimeoutMs)
     try {
       for await (const provider of this.libp2p.contentRouting.findProviders(cid, { signal })) {
         if (tried.has(provider.id.toString())) continue
@@ -294,7 +294,7 @@ export class StoreNetwork {
       clearTimeout(idleTimer)
       idleTimer = setTimeout(() => { idle.abort(new Error(`no block from ${peer.toString()} for ${FETCH_IDLE_MS} ms`)) }, FETCH_IDLE_MS)
     }
-    const signal = AbortSignal.any([this.signal, idle.signal, timeoutSignal(Math.max(this.cfg.fetchTimeoutMs, FETCH_MAX_MS))])
+    const signal = anyWithTimeout([this.signal, idle.signal], Math.max(this.cfg.fetchTimeoutMs, FETCH_MAX_MS))
     const releases: Array<() => void> = []
     const t0 = Date.now()
     const host = sameHost ? this.tokenFor(peer) : undefined

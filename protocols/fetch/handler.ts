@@ -8,7 +8,7 @@ import type { BlockReader, BlockWriter, FetchProtocolInit } from './index.ts'
 import type { Logger, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { CID } from 'multiformats/cid'
-import { timeoutSignal } from '../util/timeout-signal.ts'
+import { anyWithTimeout } from '../util/timeout-signal.ts'
 
 export function fetchInit (init: FetchProtocolInit = {}): Required<FetchProtocolInit> {
   return {
@@ -36,7 +36,7 @@ export async function handleFetch (stream: Stream, reader: BlockReader, init: Fe
   let served = 0
   try {
     while (true) {
-      const options = { signal: AbortSignal.any([signal, timeoutSignal(cfg.timeoutMs)]) }
+      const options = { signal: anyWithTimeout([signal], cfg.timeoutMs) }
       // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
       setMaxListeners(Infinity, options.signal)
       let request
@@ -138,7 +138,7 @@ export async function fetchBlocks (stream: Stream, cid: CID, writer: BlockWriter
  */
 export async function fetchOn (session: FetchSession, cid: CID, writer: BlockWriter, init: FetchProtocolInit, signal: AbortSignal, opts: ReceiveOptions & { host?: Uint8Array, more?: boolean } = {}): Promise<ReceiveResult & { more: boolean }> {
   const cfg = fetchInit(init)
-  const options = { signal: AbortSignal.any([signal, timeoutSignal(cfg.timeoutMs)]) }
+  const options = { signal: anyWithTimeout([signal], cfg.timeoutMs) }
   // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
   setMaxListeners(Infinity, options.signal)
   const { stream, lp } = session

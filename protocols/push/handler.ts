@@ -9,7 +9,7 @@ import type { ValueMeta } from '../../node/dstore/types.ts'
 import type { BlockReader } from '../fetch/index.ts'
 import type { Logger, PeerId, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { timeoutSignal } from '../util/timeout-signal.ts'
+import { anyWithTimeout } from '../util/timeout-signal.ts'
 
 function errorMessage (err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
@@ -18,7 +18,7 @@ function errorMessage (err: unknown): string {
 /** Receiver side of one push stream. Never throws; answers errors with an error status. */
 export async function handlePush (stream: Stream, from: PeerId, receiver: PushReceiver, init: PushProtocolInit, signal: AbortSignal, log: Logger): Promise<void> {
   const cfg = fetchInit(init)
-  const options = { signal: AbortSignal.any([signal, timeoutSignal(cfg.timeoutMs)]) }
+  const options = { signal: anyWithTimeout([signal], cfg.timeoutMs) }
   // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
   setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * (cfg.window + 2) })
@@ -68,7 +68,7 @@ export type PushOutcome = 'ok' | 'have' | 'reject'
 export async function pushBlocks (stream: Stream, cid: CID, meta: ValueMeta, reader: BlockReader, plan: SendPlan, init: PushProtocolInit, signal: AbortSignal, extra: { host?: Uint8Array, holders?: string[], provide?: boolean } = {}): Promise<PushOutcome> {
   const host = extra.host
   const cfg = fetchInit(init)
-  const options = { signal: AbortSignal.any([signal, timeoutSignal(cfg.timeoutMs)]) }
+  const options = { signal: anyWithTimeout([signal], cfg.timeoutMs) }
   // every read, write and block write of the transfer listens on it (many at once in a pipelined receive)
   setMaxListeners(Infinity, options.signal)
   const lp = lpStream(stream, { maxDataLength: cfg.maxMessageBytes, maxBufferSize: cfg.maxMessageBytes * 2 })

@@ -3,7 +3,7 @@ import { lpStream } from '@libp2p/utils'
 import { MAX_STATUS_MESSAGE_BYTES, STATUS_PROTOCOL, STATUS_TIMEOUT_MS } from './constants.ts'
 import type { PeerStatusInfo, StatusLibp2p, StatusSource } from './index.ts'
 import type { Logger, PeerId, Stream } from '@libp2p/interface'
-import { timeoutSignal } from '../util/timeout-signal.ts'
+import { anyWithTimeout } from '../util/timeout-signal.ts'
 
 /** A peer's status answer was not a status (wrong shape, types or ranges). */
 export class StatusAnswerError extends Error {
@@ -46,7 +46,7 @@ export class StatusProtocol {
   }
 
   private async serve (stream: Stream): Promise<void> {
-    const options = { signal: AbortSignal.any([this.controller.signal, timeoutSignal(STATUS_TIMEOUT_MS)]) }
+    const options = { signal: anyWithTimeout([this.controller.signal], STATUS_TIMEOUT_MS) }
     const lp = lpStream(stream, { maxDataLength: MAX_STATUS_MESSAGE_BYTES })
     try {
       const msg = dagCbor.decode<unknown>((await lp.read(options)).subarray())
@@ -61,7 +61,7 @@ export class StatusProtocol {
 
   /** Ask `peer` for its status; rejects on timeout (STATUS_TIMEOUT_MS), abort or a malformed answer. */
   async ask (peer: PeerId, signal?: AbortSignal): Promise<PeerStatusInfo> {
-    const options = { signal: AbortSignal.any([this.controller.signal, timeoutSignal(STATUS_TIMEOUT_MS), ...(signal !== undefined ? [signal] : [])]) }
+    const options = { signal: anyWithTimeout([this.controller.signal, ...(signal !== undefined ? [signal] : [])], STATUS_TIMEOUT_MS) }
     const stream = await this.libp2p.dialProtocol(peer, STATUS_PROTOCOL, options)
     const lp = lpStream(stream, { maxDataLength: MAX_STATUS_MESSAGE_BYTES })
     try {

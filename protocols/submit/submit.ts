@@ -5,7 +5,7 @@ import type { DflowLibp2p } from '../../node/network/libp2p.ts'
 import type { Connection, Logger, PeerId, Stream } from '@libp2p/interface'
 import { decodeEvent } from '../events/index.ts'
 import { decodeSubmitAnswer, decodeSubmitMessage, encodeSubmitAnswer, encodeSubmitMessage, SubmitMessageError } from './codec.ts'
-import { timeoutSignal } from '../util/timeout-signal.ts'
+import { anyWithTimeout } from '../util/timeout-signal.ts'
 
 export class SubmitRemoteError extends Error {
   static readonly NAME = 'SubmitRemoteError'
@@ -51,7 +51,7 @@ export class SubmitProtocol {
   }
 
   private async serve (stream: Stream, from: PeerId): Promise<void> {
-    const options = { signal: AbortSignal.any([this.controller.signal, timeoutSignal(SUBMIT_TIMEOUT_MS)]) }
+    const options = { signal: anyWithTimeout([this.controller.signal], SUBMIT_TIMEOUT_MS) }
     const lp = lpStream(stream, { maxDataLength: MAX_SUBMIT_MESSAGE_BYTES })
     try {
       let answer: SubmitAnswer
@@ -71,7 +71,7 @@ export class SubmitProtocol {
 
   /** Ask `peer`; throws SubmitRemoteError for a non-ok answer. */
   async call (peer: PeerId, msg: SubmitMessage, signal?: AbortSignal): Promise<SubmitAnswer & { status: 'ok' }> {
-    const options = { signal: AbortSignal.any([signal ?? this.controller.signal, timeoutSignal(SUBMIT_TIMEOUT_MS)]) }
+    const options = { signal: anyWithTimeout([signal ?? this.controller.signal], SUBMIT_TIMEOUT_MS) }
     const stream = await this.libp2p.dialProtocol(peer, SUBMIT_PROTOCOL, options)
     const lp = lpStream(stream, { maxDataLength: MAX_SUBMIT_MESSAGE_BYTES })
     try {

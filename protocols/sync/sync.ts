@@ -8,7 +8,7 @@ import {
 } from './constants.ts'
 import type { SyncProtocolInit, SyncResult, SyncSource } from './index.ts'
 import type { Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
-import { timeoutSignal } from '../util/timeout-signal.ts'
+import { anyWithTimeout } from '../util/timeout-signal.ts'
 
 /** The other side answered with an error message instead of its next message. */
 export class SyncRemoteError extends Error {
@@ -27,7 +27,7 @@ function session (stream: Stream, options: SessionOptions): Session {
 }
 
 async function read<T extends SyncMessage['type']> (s: Session, type: T): Promise<SyncMessage & { type: T }> {
-  const bytes = await s.lp.read({ signal: AbortSignal.any([s.signal, timeoutSignal(s.readTimeoutMs)]) })
+  const bytes = await s.lp.read({ signal: anyWithTimeout([s.signal], s.readTimeoutMs) })
   const msg = decodeSyncMessage(bytes.subarray())
   if (msg.type === 'error') throw new SyncRemoteError(msg.message)
   if (msg.type !== type) throw new SyncMessageError(`expected a ${type} message, got ${msg.type}`)
@@ -183,7 +183,7 @@ export class SyncProtocol {
   }
 
   private signal (signal?: AbortSignal): AbortSignal {
-    return AbortSignal.any([this.controller.signal, timeoutSignal(this.exchangeTimeoutMs), ...(signal !== undefined ? [signal] : [])])
+    return anyWithTimeout([this.controller.signal, ...(signal !== undefined ? [signal] : [])], this.exchangeTimeoutMs)
   }
 
   private count (r: SyncResult): void {
