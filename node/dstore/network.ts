@@ -141,7 +141,7 @@ export class StoreNetwork {
 
   /** Sends a held value to `peer`. Resolves with the receiver's answer; rejects on transport/verification failure. */
   async push (peer: PeerId, cid: CID, meta: ValueMeta, callerSignal?: AbortSignal, holders?: string[], provide?: boolean): Promise<PushOutcome> {
-    const signal = anyWithTimeout([this.signal, ...(callerSignal != null ? [callerSignal] : [])], this.cfg.fetchTimeoutMs)
+    const signal = anyWithTimeout([this.signal, callerSignal], this.cfg.fetchTimeoutMs)
     const plan = await this.reader.plan?.(cid, { signal })
     if (plan == null) throw new ValueNotFoundError(`cannot push ${cid}: not held`)
     this.pushesSent++

@@ -61,7 +61,7 @@ export class StatusProtocol {
 
   /** Ask `peer` for its status; rejects on timeout (STATUS_TIMEOUT_MS), abort or a malformed answer. */
   async ask (peer: PeerId, signal?: AbortSignal): Promise<PeerStatusInfo> {
-    const options = { signal: anyWithTimeout([this.controller.signal, ...(signal !== undefined ? [signal] : [])], STATUS_TIMEOUT_MS) }
+    const options = { signal: anyWithTimeout([this.controller.signal, signal], STATUS_TIMEOUT_MS) }
     const stream = await this.libp2p.dialProtocol(peer, STATUS_PROTOCOL, options)
     const lp = lpStream(stream, { maxDataLength: MAX_STATUS_MESSAGE_BYTES })
     try {

@@ -183,7 +183,7 @@ export class SyncProtocol {
   }
 
   private signal (signal?: AbortSignal): AbortSignal {
-    return anyWithTimeout([this.controller.signal, ...(signal !== undefined ? [signal] : [])], this.exchangeTimeoutMs)
+    return anyWithTimeout([this.controller.signal, signal], this.exchangeTimeoutMs)
   }
 
   private count (r: SyncResult): void {
