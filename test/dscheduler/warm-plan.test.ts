@@ -1,4 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { defaultLogger } from '@libp2p/logger'
+import { LocalBus } from '../../node/dscheduler/bus.ts'
+import { DScheduler } from '../../node/dscheduler/scheduler.ts'
+import { newTracked } from '../../node/dscheduler/tracked.ts'
+import { winnerOf } from '../../node/dscheduler/claims.ts'
+import type { Membership } from '../../node/dscheduler/types.ts'
 import { parseWorkflow } from '../../node/workflow/index.ts'
 import { RequestState } from '../../node/dscheduler/request-state.ts'
 import { WorkflowHistory } from '../../node/dscheduler/history.ts'
@@ -154,5 +160,45 @@ describe('placement follows the warm plan', () => {
     h.recordColdStart('wf', 600)
     h.recordColdStart('wf', 900)
     expect(h.expectedColdMs('wf')).toBeCloseTo(690)
+  })
+})
+
+describe('the placer follows the warm plan', () => {
+  const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+  /** P1's placer after `root` ran on P1 (1 MB outputs learned, 600 ms cold starts learned), with `plan` as the request's warm plan. */
+  function placeLevel1 (plan: Map<string, string> | undefined): Map<string, string | undefined> {
+    const peers = ['P1', 'P2', 'P3', 'P4']
+    const membership: Membership = { live: () => peers, isLive: p => peers.includes(p), incarnation: 1, incarnationOf: () => 1, lastHeard: () => Date.now() }
+    const sched = new DScheduler({ self: 'P1', bus: new LocalBus(), store: {} as never, pool: {} as never, loader: {} as never, membership, logger: defaultLogger() }, { slots: 4 })
+    // a claim made by the walk wins at once and enters the load book (no runner, no pool: placement alone)
+    sched.dispatcher.examine = (_t, st, rec) => {
+      rec.winner = winnerOf(rec.gid, rec, sched.claimRules)
+      sched.load.set(rec.gid, rec.winner?.peer, { rec, s: st })
+    }
+    const started: RequestStarted = { type: 'request-started', from: 'P1', ts: 1, request: 'r', workflow: CID, inputs: { x: { cid: CID, size: 1, holders: ['P1'], inline: new Uint8Array([1]) } }, mode: 'dataflow', store: 'distributed', submitter: 'P1' }
+    const s = new RequestState(perStep.workflow, started)
+    const t = newTracked()
+    t.state = s
+    if (plan !== undefined) t.warmPlan = plan
+    Object.keys(perStep.workflow.steps).forEach((name, i) => t.order.set(name, i))
+    sched.requests.set('r', t)
+    for (const name of Object.keys(perStep.workflow.steps)) { sched.history.recordRun(CID, name, 50); sched.history.recordOutput(CID, name, 'z', 1_000_000) }
+    sched.history.recordColdStart(CID, 600)
+    const root = s.instance('root', null)
+    root.winner = { peer: 'P1', attempt: 0, incarnation: 1, ts: 1 }
+    root.runnable = true
+    root.runnableAt = Date.now()
+    sched.load.set(root.gid, 'P1', { rec: root, s })
+    const level1 = [1, 2, 3].map(i => s.instance(`p${i}`, null))
+    for (const rec of level1) t.unplaced.add(rec)
+    sched.dispatcher.place(t, s)
+    return new Map(level1.map(rec => [rec.step, rec.winner?.peer]))
+  }
+
+  it('without a plan, consumers stay with their data; with one, each goes where its module is warm', () => {
+    expect([...placeLevel1(undefined).values()]).toEqual(['P1', 'P1', 'P1'])
+    const plan = new Map([['p1', 'P3'], ['p2', 'P1'], ['p3', 'P4']])
+    expect(placeLevel1(plan)).toEqual(plan)
   })
 })
