@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import { LocalBus } from '../../node/dscheduler/bus.ts'
 import { DScheduler } from '../../node/dscheduler/scheduler.ts'
@@ -9,7 +9,7 @@ import { parseWorkflow } from '../../node/workflow/index.ts'
 import { RequestState } from '../../node/dscheduler/request-state.ts'
 import { WorkflowHistory } from '../../node/dscheduler/history.ts'
 import { moduleKey, Prewarmer } from '../../node/dscheduler/prewarm.ts'
-import { singleStepModules, startOffsets, warmPlan } from '../../node/dscheduler/warm-plan.ts'
+import { singleStepModules, warmPlan } from '../../node/dscheduler/warm-plan.ts'
 import { bestPeer, placementCost, type PlacementQuery } from '../../node/dscheduler/placement.ts'
 import type { LoadedWorkflow } from '../../node/dscheduler/types.ts'
 import type { InstanceSpec } from '../../node/executor/types.ts'
@@ -200,41 +200,5 @@ describe('the placer follows the warm plan', () => {
     expect([...placeLevel1(undefined).values()]).toEqual(['P1', 'P1', 'P1'])
     const plan = new Map([['p1', 'P3'], ['p2', 'P1'], ['p3', 'P4']])
     expect(placeLevel1(plan)).toEqual(plan)
-  })
-})
-
-describe('planned instances start as their steps come near', () => {
-  afterEach(() => { vi.useRealTimers() })
-  const started: RequestStarted = { type: 'request-started', from: 'S', ts: 0, request: 'r1', workflow: 'wf', inputs: {}, mode: 'dataflow', store: 'distributed', submitter: 'S' }
-  const learned = (): WorkflowHistory => {
-    const h = new WorkflowHistory()
-    h.recordRun(perStep.cid, 'root', 200)
-    for (const name of Object.keys(perStep.workflow.steps)) if (name !== 'root') h.recordRun(perStep.cid, name, 50)
-    return h
-  }
-
-  it('startOffsets: the longest chain of learned step times before a step; unknown while a step time is', () => {
-    expect(startOffsets(perStep, new WorkflowHistory())).toBeUndefined()
-    const at = startOffsets(perStep, learned())!
-    expect([at.get('root'), at.get('p1'), at.get('q6'), at.get('join')]).toEqual([0, 200, 250, 300])
-  })
-
-  it('the roots\' instances start at once, the others half their offset later; the request\'s end cancels what has not started', () => {
-    vi.useFakeTimers()
-    const calls: string[] = []
-    const pool = { prewarm: async (spec: InstanceSpec) => { calls.push(spec.code.cid) }, release: () => {} }
-    const onS = new Prewarmer(pool, learned(), 'S', 4, () => {})
-    const s = new RequestState(perStep.workflow, started)
-    const plan = onS.start(s, perStep, peers, four)
-    const mine = (steps: string[]): string[] => steps.filter(x => plan.get(x) === 'S').map(x => `./${x}.js`)
-    expect(calls).toEqual(['./root.js'])
-    vi.advanceTimersByTime(99)
-    expect(calls).toEqual(['./root.js'])
-    vi.advanceTimersByTime(1)
-    expect(calls.slice(1).sort()).toEqual(mine(['p1', 'p2', 'p3', 'p4', 'p5', 'p6']).sort())
-    const before = calls.length
-    onS.end(s, perStep, false)
-    vi.advanceTimersByTime(1000)
-    expect(calls).toHaveLength(before)
   })
 })
