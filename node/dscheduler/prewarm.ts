@@ -15,15 +15,7 @@ import type { StepDef, Workflow } from '../workflow/types.ts'
 import type { ModuleConcurrency, WorkflowHistory } from './history.ts'
 import type { RequestState } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
-import { startOffsets, warmPlan } from './warm-plan.ts'
-
-/**
- * A planned module whose step can fire only `offset` ms of upstream runtime after the roots start is started
- * STAGGER x offset later than the roots' (at least 10 ms later, else at once): every instance of a request boots at
- * once otherwise, and on a small host the roots' boots share the CPU with all the others (45 at once: the first is
- * ready after ~870 ms, alone after ~550). Half the offset leaves the later instance the rest as margin.
- */
-export const STAGGER = 0.5
+import { warmPlan } from './warm-plan.ts'
 
 /** One module as the pool keys instances: code and heap size. */
 export interface ModuleDemand {
@@ -38,7 +30,7 @@ export function moduleKey (cid: string, memoryMb: number): string {
 }
 
 /** The step names a step reads (inputs, foreach source, `when`): its edges in the DAG. */
-export function reads (def: StepDef): string[] {
+function reads (def: StepDef): string[] {
   const out: string[] = []
   const sources = [...Object.values(def.in), ...(def.foreach !== undefined ? [def.foreach] : [])]
   for (const src of sources) for (const ref of src.kind === 'oneOf' ? src.refs : [src]) if (ref.kind === 'step') out.push(ref.step)
@@ -155,9 +147,6 @@ export function maxOverlap (spans: Array<[number, number]>): number {
 
 /** The scheduler's pre-warming: warm and hold at request start, release at its end, learn from it. */
 export class Prewarmer {
-  /** per request: the planned instances still waiting for their start time (cleared when the request ends here) */
-  private readonly later = new Map<string, Array<ReturnType<typeof setTimeout>>>()
-
   constructor (private readonly pool: Pick<FunctionPool, 'prewarm' | 'release'>, private readonly history: WorkflowHistory,
     private readonly self: string, private readonly slots: number, private readonly log: (line: string, ...args: unknown[]) => void) {}
 
@@ -169,19 +158,11 @@ export class Prewarmer {
   start (s: RequestState, loaded: LoadedWorkflow, live: readonly string[] = [this.self], slotsOf: (peer: string) => number = () => this.slots): Map<string, string> {
     const plan = warmPlan(loaded, s.id, s.started.from, live, slotsOf)
     const planned = new Set<string>()
-    const offsets = plan.size > 0 ? startOffsets(loaded, this.history) : undefined
     for (const [step, peer] of plan) {
       const def = loaded.workflow.steps[step]
       const spec: InstanceSpec = { code: loaded.functionOf(step).code, memoryMb: def.memoryMb }
       planned.add(moduleKey(spec.code.cid, spec.memoryMb))
-      if (peer !== this.self) continue
-      const delay = STAGGER * (offsets?.get(step) ?? 0)
-      if (delay < 10) { this.warm(s, spec, 1); continue }
-      const timer = setTimeout(() => { this.warm(s, spec, 1) }, delay)
-      timer.unref?.()
-      const timers = this.later.get(s.id) ?? []
-      timers.push(timer)
-      this.later.set(s.id, timers)
+      if (peer === this.self) this.warm(s, spec, 1)
     }
     for (const { spec, count } of prewarmCounts(loaded, this.history, s.started.from === this.self, this.slots, planned)) this.warm(s, spec, count)
     return plan
@@ -205,8 +186,6 @@ export class Prewarmer {
    * many instances a peer ran at once (every peer learns alike from the same events).
    */
   end (s: RequestState, loaded: LoadedWorkflow | undefined, ok: boolean): void {
-    for (const timer of this.later.get(s.id) ?? []) clearTimeout(timer)
-    this.later.delete(s.id)
     this.pool.release?.(s.id)
     if (!ok || loaded === undefined || s.started.mode !== 'dataflow') return
     for (const [key, c] of observedConcurrency(s, loaded)) this.history.recordConcurrency(loaded.cid, key, c)

@@ -15,8 +15,7 @@
  */
 import type { StepDef } from '../workflow/types.ts'
 import { rendezvousScore } from './placement.ts'
-import { depths, moduleKey, reads } from './prewarm.ts'
-import type { WorkflowHistory } from './history.ts'
+import { depths, moduleKey } from './prewarm.ts'
 import type { LoadedWorkflow } from './types.ts'
 
 /** The first step a step reads (its placer's producer, as placer.ts names it), or undefined for a root. */
@@ -75,33 +74,5 @@ export function warmPlan (loaded: LoadedWorkflow, request: string, startPeer: st
     used.set(`${peer}\n${d}`, usedAt(peer, d) + 1)
     if (planned.has(name)) out.set(name, peer)
   }
-  return out
-}
-
-/**
- * Per step: how long after the roots start it can fire at the earliest, ms: the longest chain of learned step
- * times over the steps it reads through (roots 0). Undefined while any step's time is unknown.
- */
-export function startOffsets (loaded: LoadedWorkflow, history: Pick<WorkflowHistory, 'expectedMs'>): Map<string, number> | undefined {
-  const steps = loaded.workflow.steps
-  const ms = new Map<string, number>()
-  for (const name of Object.keys(steps)) {
-    const m = history.expectedMs(loaded.cid, name)
-    if (m === undefined) return undefined
-    ms.set(name, m)
-  }
-  const out = new Map<string, number>()
-  const visit = (name: string, seen: Set<string>): number => {
-    const known = out.get(name)
-    if (known !== undefined) return known
-    // the validator refuses cycles; the guard only keeps a bad workflow from recursing for ever
-    if (seen.has(name) || steps[name] === undefined) return 0
-    seen.add(name)
-    let at = 0
-    for (const p of reads(steps[name])) at = Math.max(at, visit(p, seen) + (ms.get(p) ?? 0))
-    out.set(name, at)
-    return at
-  }
-  for (const name of Object.keys(steps)) visit(name, new Set())
   return out
 }
