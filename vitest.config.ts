@@ -12,7 +12,7 @@ const light = [
   'test/peer/{yamux-window,lp-decoder,ed25519-keys,config,gossip-window,guard,gossip-timers,api,malloc-trim}.test.ts',
   'test/obs/{loop-delay,status}.test.ts',
   'test/dstore/{routes,local}.test.ts',
-  'test/dscheduler/{claims,inputs-ready,send-slack,events,state,placement,prewarm}.test.ts',
+  'test/dscheduler/{claims,inputs-ready,send-slack,events,state,placement,prewarm,warm-plan}.test.ts',
   'test/functions/{examples,benchmarks}.test.ts',
   'test/executor/typed-function.test.ts'
 ]

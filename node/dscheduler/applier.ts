@@ -103,6 +103,7 @@ export class EventApplier {
         }
         if (!s.recordDone(ev)) return
         this.sched.history.recordRun(wf, ev.step, ev.endAt - ev.startAt)
+        if (ev.coldStartMs > 0) this.sched.history.recordColdStart(wf, ev.coldStartMs)
         if (s.step(ev.step).trigger !== 'eager') {
           const h = handoffSample(s, ev.step, ev.from, ev.readyAt)
           if (h !== undefined) this.sched.history.recordHandoff(h.remote, h.ms)

@@ -96,6 +96,18 @@ export class WorkflowHistory {
   }
 
   knows (workflow: string): boolean { return this.workflows.has(workflow) }
+
+  /** A step of the workflow met a cold start of `ms` (its instance was not warm when it fired). */
+  recordColdStart (workflow: string, ms: number): void {
+    if (!Number.isFinite(ms) || ms <= 0) return
+    const h = this.of(workflow)
+    h.coldMs = h.coldMs === undefined ? ms : h.coldMs + this.weight * (ms - h.coldMs)
+  }
+
+  /** What a cold start of the workflow's steps usually costs, ms (placement prices a peer with no warm instance with it). */
+  expectedColdMs (workflow: string): number | undefined {
+    return this.workflows.get(workflow)?.coldMs
+  }
 }
 
 interface Learned {
@@ -103,4 +115,6 @@ interface Learned {
   ms: Map<string, number>
   /** module key (code cid:memory) -> the last few requests' concurrency */
   concurrency: Map<string, ModuleConcurrency[]>
+  /** cold starts met by the workflow's steps, ms (moving average) */
+  coldMs?: number
 }

@@ -72,17 +72,22 @@ export interface PlacementQuery {
   bytesPerMs: number
   /** what a hand-off to another peer costs on top of moving bytes (gossip + fetch round trip), ms */
   hopMs: number
+  /**
+   * the cold start the instance would meet on the peer, ms: its module is warmed for it on one peer only
+   * (warm-plan.ts), elsewhere it starts when it fires; absent: the same everywhere
+   */
+  coldMs?: (peer: string) => number
 }
 
 /**
  * Expected time until the instance's result exists if it ran on `peer`: moving the input bytes it lacks, the
- * wait for a slot there once its inputs exist, and the hand-off. A tiny term spreads siblings with equal cost
+ * wait for a slot there once its inputs exist, the hand-off, and a cold start where its module is not warmed. A tiny term spreads siblings with equal cost
  * over idle peers instead of stacking them on one.
  */
 export function placementCost (q: PlacementQuery, peer: string): number {
   const moveMs = Math.max(0, q.totalBytes - (q.bytesAt.get(peer) ?? 0)) / q.bytesPerMs
   const hop = q.producers.size > 0 && !q.producers.has(peer) ? q.hopMs : 0
-  return moveMs + q.queueMs(peer) + hop + q.spread(peer) * 0.25
+  return moveMs + q.queueMs(peer) + hop + (q.coldMs?.(peer) ?? 0) + q.spread(peer) * 0.25
 }
 
 /** The cheapest candidate; ties go to the highest rendezvous score (the same answer on every peer). */

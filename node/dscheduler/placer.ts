@@ -92,13 +92,13 @@ export class Placer {
       for (const e of walk) {
         // no peer holding its data can start it at once: round two (skips pricing every peer twice)
         if (!this.homeFree(s, e, model)) { later.push(e); continue }
-        const best = this.choose(s, e, model, live)
+        const best = this.choose(t, s, e, model, live)
         if (best === undefined) continue
         if (!this.startsHome(e, best, model)) { later.push(e); continue }
         nextCheck = Math.min(nextCheck, this.commit(t, s, e, best, model, now))
       }
       for (const e of later) {
-        const best = this.choose(s, e, model, live)
+        const best = this.choose(t, s, e, model, live)
         if (best !== undefined) nextCheck = Math.min(nextCheck, this.commit(t, s, e, best, model, now))
       }
       this.out.flush(s)
@@ -126,10 +126,13 @@ export class Placer {
   }
 
   /** The cheapest peer for an entry now (placement.ts), its inputs and readiness read once per walk. */
-  private choose (s: RequestState, e: Entry, model: QueueModel, live: string[]): string | undefined {
+  private choose (t: Tracked, s: RequestState, e: Entry, model: QueueModel, live: string[]): string | undefined {
     const { history, init } = this.sched
     e.bytes ??= inputBytes(s, e.rec.step, e.rec.index, history)
     const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
+    // a single-step module is warm only where the request's warm plan put its step: elsewhere it starts cold
+    const warmAt = t.warmPlan?.get(e.rec.step)
+    const cold = warmAt !== undefined ? history.expectedColdMs(s.started.workflow) ?? DEFAULT_COLD_MS : 0
     const q: PlacementQuery = {
       key: e.rec.gid,
       candidates: live,
@@ -139,7 +142,8 @@ export class Placer {
       queueMs: p => model.waitOn(p, readyAt),
       spread: p => model.count(p) / Math.max(1, model.slots(p)),
       bytesPerMs: init.linkMiBps * 1048.576,
-      hopMs: history.hopMs(init.hopMs)
+      hopMs: history.hopMs(init.hopMs),
+      ...(warmAt !== undefined ? { coldMs: (p: string) => p === warmAt ? 0 : cold } : {})
     }
     return bestPeer(q, e.rec.excluded)
   }
@@ -177,6 +181,9 @@ export class Placer {
     return 0
   }
 }
+
+/** What a cold start costs before one was seen for the workflow, ms: a process instance's boot on a busy host. */
+export const DEFAULT_COLD_MS = 100
 
 /** An unplaced instance in a walk: this peer's to place (`mine`), or another placer's, placed in the model only. */
 interface Entry { rec: InstanceRecord, placer: string | undefined, mine: boolean, bytes?: InputBytes, readyAt?: number }

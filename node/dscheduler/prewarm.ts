@@ -6,13 +6,16 @@
  * request's start peer, which places the root steps, or any other peer, counted as the busiest of them), or,
  * for a workflow not seen yet, the module's width in the DAG. The instances are held for the request (the pool
  * does not retire them for idleness until the request ends here), so a step that fires seconds later still
- * finds its instance warm under a short `--idle-instance`.
+ * finds its instance warm under a short `--idle-instance`. A module that only one step runs (one function per
+ * module) is warmed on one peer only, the one the request's warm plan names for its step (warm-plan.ts), and
+ * placement sends the step there.
  */
 import type { InstanceSpec } from '../executor/types.ts'
 import type { StepDef, Workflow } from '../workflow/types.ts'
 import type { ModuleConcurrency, WorkflowHistory } from './history.ts'
 import type { RequestState } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
+import { warmPlan } from './warm-plan.ts'
 
 /** One module as the pool keys instances: code and heap size. */
 export interface ModuleDemand {
@@ -82,11 +85,12 @@ export function moduleWidths (loaded: LoadedWorkflow): Map<string, ModuleDemand>
 /**
  * How many instances of each module this peer warms for a request: what earlier requests ran at once on a peer
  * of this role (one more on a peer that is not the start peer), else the module's width; never more than the
- * slots (more could not run at once here).
+ * slots (more could not run at once here). Modules in `skip` (the warm plan's) are left out.
  */
-export function prewarmCounts (loaded: LoadedWorkflow, history: Pick<WorkflowHistory, 'expectedConcurrency'>, startPeer: boolean, slots: number): Array<{ spec: InstanceSpec, count: number }> {
+export function prewarmCounts (loaded: LoadedWorkflow, history: Pick<WorkflowHistory, 'expectedConcurrency'>, startPeer: boolean, slots: number, skip: ReadonlySet<string> = new Set()): Array<{ spec: InstanceSpec, count: number }> {
   const out: Array<{ spec: InstanceSpec, count: number }> = []
   for (const m of moduleWidths(loaded).values()) {
+    if (skip.has(m.key)) continue
     const learned = history.expectedConcurrency(loaded.cid, m.key)
     // the roots are placed on the start peer alike every time; which other peer gets the most varies, and a missing
     // instance costs a whole cold start where an extra one costs a share of the CPU the others start with: one more
@@ -146,11 +150,26 @@ export class Prewarmer {
   constructor (private readonly pool: Pick<FunctionPool, 'prewarm' | 'release'>, private readonly history: WorkflowHistory,
     private readonly self: string, private readonly slots: number, private readonly log: (line: string, ...args: unknown[]) => void) {}
 
-  /** A dataflow request started (its workflow is loaded here): warm its modules and hold them for it. */
-  start (s: RequestState, loaded: LoadedWorkflow): void {
-    for (const { spec, count } of prewarmCounts(loaded, this.history, s.started.from === this.self, this.slots)) {
-      this.pool.prewarm(spec, count, s.id).catch(err => { this.log('prewarm for %s failed: %s', s.id, (err as Error).message) })
+  /**
+   * A dataflow request started (its workflow is loaded here): warm its modules and hold them for it. Single-step
+   * modules are warmed where the warm plan puts their step (`live`: the live peers, self included, `slots` of
+   * each); the plan is answered so that placement follows it.
+   */
+  start (s: RequestState, loaded: LoadedWorkflow, live: readonly string[] = [this.self], slotsOf: (peer: string) => number = () => this.slots): Map<string, string> {
+    const plan = warmPlan(loaded, s.id, s.started.from, live, slotsOf)
+    const planned = new Set<string>()
+    for (const [step, peer] of plan) {
+      const def = loaded.workflow.steps[step]
+      const spec: InstanceSpec = { code: loaded.functionOf(step).code, memoryMb: def.memoryMb }
+      planned.add(moduleKey(spec.code.cid, spec.memoryMb))
+      if (peer === this.self) this.warm(s, spec, 1)
     }
+    for (const { spec, count } of prewarmCounts(loaded, this.history, s.started.from === this.self, this.slots, planned)) this.warm(s, spec, count)
+    return plan
+  }
+
+  private warm (s: RequestState, spec: InstanceSpec, count: number): void {
+    this.pool.prewarm(spec, count, s.id).catch(err => { this.log('prewarm for %s failed: %s', s.id, (err as Error).message) })
   }
 
   /**
@@ -159,7 +178,7 @@ export class Prewarmer {
    * gets more than earlier requests taught starts the extra instance now, a level before its step can fire.
    */
   claimed (s: RequestState, spec: InstanceSpec, waiting = 1): void {
-    this.pool.prewarm(spec, Math.min(this.slots, Math.max(1, waiting)), s.id).catch(err => { this.log('prewarm for %s failed: %s', s.id, (err as Error).message) })
+    this.warm(s, spec, Math.min(this.slots, Math.max(1, waiting)))
   }
 
   /**

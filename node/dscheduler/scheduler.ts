@@ -239,7 +239,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
         }
       }, started.ts + started.deadlineMs - Date.now())
     }
-    if (started.mode === 'dataflow') this.prewarmer.start(s, t.loaded)
+    if (started.mode === 'dataflow') t.warmPlan = this.prewarmer.start(s, t.loaded, this.c.membership.live(), p => this.load.slots(p))
     for (const name of Object.keys(s.workflow.steps)) {
       if (s.step(name).foreach === undefined) s.instance(name, null)
       for (const rec of s.instancesOf(name)) t.dirty.add(rec)

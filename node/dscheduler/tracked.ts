@@ -62,6 +62,8 @@ export interface Tracked {
   logs: LogLine[]
   /** the runs this peer made */
   runs: RunRecord[]
+  /** dataflow: step -> the peer its single-step module is warmed on for this request (warm-plan.ts) */
+  warmPlan?: Map<string, string>
 }
 
 export function newTracked (): Tracked {

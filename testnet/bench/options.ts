@@ -2,6 +2,7 @@
 import { BenchUsageError, parseWorkflowList } from './workflows.ts'
 import { MODES, type BenchMode, type BenchOptions } from './types.ts'
 import { parseDuration } from '../../node/config.ts'
+import { MODULE_LAYOUTS, type ModuleLayout } from '../../functions/benchmarks/generate.ts'
 
 export interface BenchCliFlags {
   peers: string
@@ -21,6 +22,7 @@ export interface BenchCliFlags {
   replicas: string
   requestTimeout: string
   idleInstance?: string
+  modules?: string
   /** commander's `--no-shared-store`: false when given */
   sharedStore?: boolean
   yardstick?: string
@@ -65,6 +67,9 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
     try { ms = parseDuration(f.idleInstance, '--idle-instance') } catch (err) { throw new BenchUsageError((err as Error).message) }
     if (!(ms > 0)) throw new BenchUsageError(`--idle-instance ${JSON.stringify(f.idleInstance)}: expected a duration > 0 like 2s or 500ms`)
   }
+  const modules = (f.modules ?? 'per-workflow').split(',').map(s => s.trim()).filter(s => s !== '')
+  for (const m of modules) if (!(MODULE_LAYOUTS as readonly string[]).includes(m)) throw new BenchUsageError(`--modules: unknown layout "${m}" (${MODULE_LAYOUTS.join(', ')})`)
+  if (modules.length === 0) throw new BenchUsageError('--modules: no layout named')
   const postAt = f.postAt.split(',').map(s => number('post-at', s.trim(), { max: 1 }))
   return {
     peers: number('peers', f.peers, { integer: true, min: 1 }),
@@ -84,6 +89,7 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
     replicas: number('replicas', f.replicas, { integer: true }),
     requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 }),
     ...(f.idleInstance !== undefined ? { idleInstance: f.idleInstance } : {}),
+    modules: [...new Set(modules)] as ModuleLayout[],
     ...(f.sharedStore === false ? { sharedStore: false } : {}),
     ...(f.yardstick !== undefined ? { yardstick: 'dask' as const } : {})
   }

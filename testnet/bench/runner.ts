@@ -128,6 +128,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       ratePerMin: opts.ratePerMin ?? null,
       linkRate: opts.linkRate ?? null,
       idleInstance: opts.idleInstance ?? null,
+      modules: opts.modules ?? ['per-workflow'],
       sharedStore: opts.sharedStore !== false,
       warmup: opts.warmup,
       seed: opts.seed,

@@ -1,4 +1,5 @@
 /** Shared shapes of `dflow bench`: options, samples, result rows, results.json. */
+import type { ModuleLayout } from '../../functions/benchmarks/generate.ts'
 
 export const MODES = ['dataflow', 'control', 'central'] as const
 export type BenchMode = typeof MODES[number]
@@ -37,6 +38,11 @@ export interface BenchOptions {
   requestTimeoutMs?: number
   /** peers stop a warm instance idle this long (`dflow peer --idle-instance`), e.g. "2s"; default: the peers' */
   idleInstance?: string
+  /**
+   * module layouts of the benchmark workflows, each a set of jobs: per-workflow (all steps in one module, the
+   * default) and/or per-step (one module per step, as one function per container; jobs named `<name>/per-step`)
+   */
+  modules?: ModuleLayout[]
   /** false: peers run with `dflow peer --no-shared-store` (values move over libp2p even on one host) @default true */
   sharedStore?: boolean
   /** also run the same shapes on a central engine, side by side (after the dflow run, with the testnet stopped) */
@@ -119,6 +125,8 @@ export interface BenchResults {
   bytesMethod: string
   /** what the peers ran with as `--idle-instance` (null: the peers' default) */
   idleInstance: string | null
+  /** module layouts run (`--modules`; per-step jobs are named `<name>/per-step`) */
+  modules?: ModuleLayout[]
   /** whether peers used the same-host fast path (false: `--no-shared-store`) */
   sharedStore: boolean
   /** function instances the peers started over the whole run, warm-ups included (null: a peer did not say) */

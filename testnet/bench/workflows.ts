@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { BENCHMARK_NAMES, DEFAULT_FACTORS, benchmarkInputs, benchmarkWorkflows, criticalPathMs, exampleWorkflows, loadFacts } from '../../functions/benchmarks/index.ts'
-import { generate } from '../../functions/benchmarks/generate.ts'
+import { generate, type ModuleLayout } from '../../functions/benchmarks/generate.ts'
 import { buildPlan } from '../../functions/benchmarks/plan.ts'
 import { importWfFormat } from '../../functions/benchmarks/wfformat/write.ts'
 import { shapeCriticalPathMs, shapeFromPlan, type DagShape } from './shape.ts'
@@ -65,34 +65,44 @@ function salted (inputs: Record<string, unknown>, seed: string): Record<string, 
   return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, typeof v === 'string' ? `${v}\n${seed}` : v]))
 }
 
+/** A job's name in tables and results: the workflow's, with the module layout when it is not the default. */
+export function jobLabel (name: string, layout: ModuleLayout): string {
+  return layout === 'per-workflow' ? name : `${name}/${layout}`
+}
+
 /**
- * Builds the jobs. The committed workflows are used when the factors are the defaults (postAt 1); any other
- * factors are generated into a temporary directory (returned so the caller can remove it).
+ * Builds the jobs, one per workflow, postAt and module layout (`modules`, default per-workflow: all steps in one
+ * module; per-step: one module per step, labelled `<name>/per-step`). The committed workflows are used when the
+ * factors are the defaults (postAt 1, per-workflow); anything else is generated into a temporary directory
+ * (returned so the caller can remove it).
  */
-export function prepareJobs (opts: Pick<BenchOptions, 'workflows' | 'timeScale' | 'sizeScale' | 'initMs' | 'postAt'>): { jobs: BenchJob[], generatedDir?: string } {
+export function prepareJobs (opts: Pick<BenchOptions, 'workflows' | 'timeScale' | 'sizeScale' | 'initMs' | 'postAt' | 'modules'>): { jobs: BenchJob[], generatedDir?: string } {
   const jobs: BenchJob[] = []
   let generatedDir: string | undefined
   const benchNames = opts.workflows.filter(w => !w.startsWith(EXAMPLE_PREFIX) && !isTracePath(w))
   const traces = opts.workflows.filter(isTracePath)
   const committed = opts.timeScale === DEFAULT_FACTORS.timeScale && opts.sizeScale === DEFAULT_FACTORS.sizeScale && opts.initMs === DEFAULT_FACTORS.initMs
   for (const postAt of opts.postAt) {
-    let dir: string | undefined
-    if (benchNames.length > 0 && !(committed && postAt === DEFAULT_FACTORS.postAt)) {
-      generatedDir ??= mkdtempSync(join(tmpdir(), 'dflow-bench-wf-'))
-      dir = join(generatedDir, `post-at-${postAt}`)
-      generate({ timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs, postAt }, dir)
-    }
-    for (const name of benchNames) {
-      const path = dir === undefined ? benchmarkWorkflows.find(b => b.name === name)!.path : join(dir, name, 'workflow.yaml')
-      const shape = shapeFromPlan(buildPlan(loadFacts().workflows[name], { ...DEFAULT_FACTORS, timeScale: opts.timeScale, sizeScale: opts.sizeScale }))
-      jobs.push({ workflow: name, postAt, path, criticalPathMs: criticalPathMs(name, opts.timeScale), shape, inputs: seed => benchmarkInputs(seed) })
-    }
-    for (const trace of traces) {
-      // imported at the bench's factors, with a seed input so every request makes values of its own
-      generatedDir ??= mkdtempSync(join(tmpdir(), 'dflow-bench-wf-'))
-      const r = importWfFormat(trace, join(generatedDir, `post-at-${postAt}`, 'wfformat'), { timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs, postAt, seed: true, name: basename(trace).replace(/\.json$/i, '') })
-      const shape = shapeFromPlan(r.plan)
-      jobs.push({ workflow: r.name, postAt, path: r.yaml, criticalPathMs: shapeCriticalPathMs(shape), shape, inputs: seed => benchmarkInputs(seed) })
+    for (const layout of opts.modules ?? ['per-workflow']) {
+      const sub = layout === 'per-workflow' ? `post-at-${postAt}` : join(`post-at-${postAt}`, layout)
+      let dir: string | undefined
+      if (benchNames.length > 0 && !(committed && postAt === DEFAULT_FACTORS.postAt && layout === 'per-workflow')) {
+        generatedDir ??= mkdtempSync(join(tmpdir(), 'dflow-bench-wf-'))
+        dir = join(generatedDir, sub)
+        generate({ timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs, postAt }, dir, layout)
+      }
+      for (const name of benchNames) {
+        const path = dir === undefined ? benchmarkWorkflows.find(b => b.name === name)!.path : join(dir, name, 'workflow.yaml')
+        const shape = shapeFromPlan(buildPlan(loadFacts().workflows[name], { ...DEFAULT_FACTORS, timeScale: opts.timeScale, sizeScale: opts.sizeScale }))
+        jobs.push({ workflow: jobLabel(name, layout), postAt, path, criticalPathMs: criticalPathMs(name, opts.timeScale), shape, inputs: seed => benchmarkInputs(seed) })
+      }
+      for (const trace of traces) {
+        // imported at the bench's factors, with a seed input so every request makes values of its own
+        generatedDir ??= mkdtempSync(join(tmpdir(), 'dflow-bench-wf-'))
+        const r = importWfFormat(trace, join(generatedDir, sub, 'wfformat'), { timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs, postAt, seed: true, name: basename(trace).replace(/\.json$/i, ''), layout })
+        const shape = shapeFromPlan(r.plan)
+        jobs.push({ workflow: jobLabel(r.name, layout), postAt, path: r.yaml, criticalPathMs: shapeCriticalPathMs(shape), shape, inputs: seed => benchmarkInputs(seed) })
+      }
     }
   }
   for (const name of opts.workflows.filter(w => w.startsWith(EXAMPLE_PREFIX))) {

@@ -3,7 +3,7 @@
  * benchmark function), so the workflow runs from any location.
  */
 import { readFileSync } from 'node:fs'
-import { writeSelfContained } from '../generate.ts'
+import { writeSelfContained, type ModuleLayout } from '../generate.ts'
 import type { Factors } from '../plan.ts'
 import { parseWfFormat, WfFormatError } from './parse.ts'
 import { planFromTrace, type ImportOptions, type ImportSummary } from './plan.ts'
@@ -11,8 +11,8 @@ import type { Plan } from '../plan.ts'
 
 export interface ImportResult { name: string, yaml: string, module: string, plan: Plan, summary: ImportSummary, schemaVersion: string }
 
-/** Reads, converts and writes one trace (initMs and postAt as the bench's, else 0 and 1). */
-export function importWfFormat (file: string, outDir: string, opts: ImportOptions & { initMs?: number, postAt?: number }): ImportResult {
+/** Reads, converts and writes one trace (initMs and postAt as the bench's, else 0 and 1; one module unless `layout` says per step). */
+export function importWfFormat (file: string, outDir: string, opts: ImportOptions & { initMs?: number, postAt?: number, layout?: ModuleLayout }): ImportResult {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -22,7 +22,7 @@ export function importWfFormat (file: string, outDir: string, opts: ImportOption
   const trace = parseWfFormat(text, file)
   const { plan, summary } = planFromTrace(trace, file, opts)
   const factors: Factors = { timeScale: opts.timeScale, sizeScale: opts.sizeScale, initMs: opts.initMs ?? 0, postAt: opts.postAt ?? 1 }
-  const { yaml, module } = writeSelfContained(plan, factors, outDir)
+  const { yaml, module } = writeSelfContained(plan, factors, outDir, opts.layout)
   return { name: plan.name, yaml, module, plan, summary, schemaVersion: trace.schemaVersion }
 }
 
