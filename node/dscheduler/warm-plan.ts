@@ -30,7 +30,9 @@ export function singleStepModules (loaded: LoadedWorkflow): Set<string> {
   const steps = new Map<string, string[]>()
   for (const [name, def] of Object.entries(loaded.workflow.steps)) {
     const key = moduleKey(loaded.functionOf(name).code.cid, def.memoryMb)
-    steps.set(key, [...(steps.get(key) ?? []), name])
+    const names = steps.get(key)
+    if (names === undefined) steps.set(key, [name])
+    else names.push(name)
   }
   const out = new Set<string>()
   for (const names of steps.values()) if (names.length === 1 && loaded.workflow.steps[names[0]].foreach === undefined) out.add(names[0])
@@ -47,8 +49,8 @@ export function warmPlan (loaded: LoadedWorkflow, request: string, startPeer: st
   if (planned.size === 0 || live.length === 0) return out
   const peers = [...new Set(live)].sort()
   const depth = depths(loaded.workflow)
-  const order = Object.keys(loaded.workflow.steps)
-  const steps = [...order].sort((a, b) => (depth.get(a) ?? 0) - (depth.get(b) ?? 0) || order.indexOf(a) - order.indexOf(b))
+  // by depth; within a depth the stable sort keeps workflow order (runs at every request start on every peer)
+  const steps = Object.keys(loaded.workflow.steps).sort((a, b) => (depth.get(a) ?? 0) - (depth.get(b) ?? 0))
   // every step is placed in the plan (a chain through a shared module still carries its data's peer), but only
   // the single-step modules are answered
   const at = new Map<string, string>()
