@@ -6,6 +6,7 @@ import type { Tracked } from './tracked.ts'
 import type { DScheduler } from './scheduler.ts'
 import type { LoadedWorkflow } from './types.ts'
 import { ClaimOut } from './claim-out.ts'
+import { tryFollow } from './follow.ts'
 import { Placer } from './placer.ts'
 
 /**
@@ -92,9 +93,15 @@ export class Dispatcher {
         this.sched.prewarmer.claimed(s, runner.spec, waiting)
       }
     }
-    if (runner.fired || s.skipped(rec.step) !== 'no') return
+    if (runner.fired) {
+      // queued behind its producer, but its inputs exist already (posted mid-run): it need not wait for the return
+      if (rec.runnable === true && runner.linked) runner.unlink()
+      return
+    }
+    if (s.skipped(rec.step) !== 'no') return
     if (rec.runnable === true) runner.readyAt ??= Date.now()
     if (rec.runnable === true || (s.step(rec.step).trigger === 'eager' && s.started.mode === 'dataflow')) runner.fire()
+    else tryFollow(t, s, rec)
   }
 
   /** A peer's load changed: requests with instances waiting for placement look again. */

@@ -1,4 +1,5 @@
 import { consumersOf } from './claims.ts'
+import { followersOf } from './follow.ts'
 import { MAX_LOG_LINES, type RunRecord } from './tracked.ts'
 import type { DflowEvent } from '../../protocols/events/index.ts'
 import type { RequestState } from './request-state.ts'
@@ -23,6 +24,10 @@ export function makeRunnerHost (sched: DScheduler): RunnerHost {
     }),
     consumersOf: (s: RequestState, step: string, output: string, element: number | null) => consumersOf(s, step, output, element),
     isLive: (peer: string) => sched.c.membership.isLive(peer),
+    running: (runner: InstanceRunner) => {
+      const t = sched.requests.get(runner.state.id)
+      if (t !== undefined && t.finishing !== true) followersOf(t, runner.state, runner)
+    },
     log: (line: string, ...args: unknown[]) => { sched.log(line, ...args) },
     logLine: (request: string, step: string, index: number | null, line: string) => {
       const entry = { request, step, index, peer: sched.self, line }

@@ -8,7 +8,8 @@ import { CID } from 'multiformats/cid'
 import { LostValueError, materialize, storeValue } from './materialize.ts'
 import type { RequestState, Resolved } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
-import type { InstanceSpec } from '../executor/types.ts'
+import type { FollowFn, InstanceSpec, InvokeOptions, InvokeResult } from '../executor/types.ts'
+import { ChainDroppedError } from '../executor/errors.ts'
 
 /** What a runner needs from its scheduler (kept narrow so the runner can be read on its own). */
 export interface RunnerHost {
@@ -22,6 +23,8 @@ export interface RunnerHost {
   consumersOf: (state: RequestState, step: string, output: string, element: number | null) => string[]
   /** whether membership holds a peer alive (a value is lost only when every holder is dead) */
   isLive: (peer: string) => boolean
+  /** this runner's function started in an instance: consumers won here may follow it there (follow.ts) */
+  running?: (runner: InstanceRunner) => void
   /** a run started or ended here (for the request's run record) */
   ran: (runner: InstanceRunner, outcome: 'running' | 'done' | 'failed' | 'aborted') => void
   log: (line: string, ...args: unknown[]) => void
@@ -44,6 +47,10 @@ export class InstanceRunner {
   superseded = false
   private posting: Promise<void> = Promise.resolve()
   private readonly held: Array<() => Promise<void>> = []
+  /** while the function runs in an instance: queues a follower there (executor FollowFn) */
+  private followFn?: FollowFn
+  /** queued behind its producer, until the producer's instance starts it or gives it back */
+  private link?: { cancel: () => void }
 
   constructor (private readonly host: RunnerHost, readonly state: RequestState, private readonly loaded: LoadedWorkflow,
     readonly stepName: string, readonly index: number | null) {
@@ -70,12 +77,47 @@ export class InstanceRunner {
   /** Fire once; the promise settles when the instance is done or failed and the event is published. */
   fire (): void {
     if (this.fired) return
-    this.fired = true
     this.readyAt ??= Date.now()
+    this.start()
+  }
+
+  private start (lead?: { follow: FollowFn, from: Record<string, string> }): void {
+    this.fired = true
     this.host.ran(this, 'running')
-    void this.run().then(() => {
+    void this.run(lead).then(() => {
       this.host.ran(this, this.superseded || this.controller.signal.aborted ? 'aborted' : this.failed ? 'failed' : 'done')
     })
+  }
+
+  /** whether a consumer may be queued behind this runner's function now (follow.ts) */
+  get canLead (): boolean {
+    return this.followFn !== undefined && !this.leads && !this.finished && !this.superseded && this.index === null
+  }
+
+  /** a consumer was queued behind this invocation (one at most: the instance runs one after the other) */
+  private leads = false
+
+  /** whether this runner waits behind its producer, queued in the producer's instance */
+  get linked (): boolean {
+    return this.link !== undefined
+  }
+
+  /**
+   * Fires queued behind `producer` in its instance, with inputs `from` its outputs (input name -> output name).
+   * If the link does not hold (the producer fails, another instance is needed), it is invoked as usual.
+   */
+  follow (producer: InstanceRunner, from: Record<string, string>): void {
+    const follow = producer.followFn
+    const a = producer.spec
+    const b = this.spec
+    if (this.fired || !producer.canLead || follow === undefined || a.code.cid !== b.code.cid || a.memoryMb !== b.memoryMb) return
+    producer.leads = true
+    this.start({ follow, from })
+  }
+
+  /** Its inputs exist another way now: stop waiting behind the producer (it fires as usual if the link is dropped). */
+  unlink (): void {
+    this.link?.cancel()
   }
 
   private failed = false
@@ -188,14 +230,37 @@ export class InstanceRunner {
     }
   }
 
-  private async run (): Promise<void> {
+  private async inputsExist (): Promise<void> {
+    const signal = this.controller.signal
+    const pending = (): boolean => Object.values(this.step.in).some(src => this.state.resolve(src, this.stepName, this.index).state === 'pending')
+    while (pending()) {
+      await this.host.changed(this.state.id, signal)
+      signal.throwIfAborted()
+    }
+    this.readyAt = Date.now()
+  }
+
+  /** The first attempt, queued behind the producer; undefined when the link did not hold (nothing ran). */
+  private async afterProducer (lead: { follow: FollowFn, from: Record<string, string> }, opts: InvokeOptions): Promise<InvokeResult | undefined> {
+    const h = lead.follow({ ...opts, preloaded: await this.preloaded() }, lead.from)
+    if (h === undefined) return undefined
+    this.link = h
+    try {
+      return await h.result.finally(() => { this.link = undefined })
+    } catch (err) {
+      if (err instanceof ChainDroppedError) return undefined
+      throw err
+    }
+  }
+
+  private async run (lead?: { follow: FollowFn, from: Record<string, string> }): Promise<void> {
     const { host, state } = this
     const { code, exportName } = this.loaded.functionOf(this.stepName)
     const attempts = this.step.retries + 1
     let lastError = ''
     for (let attempt = 1; attempt <= attempts && !this.controller.signal.aborted; attempt++) {
       try {
-        const result = await host.pool.invoke({
+        const opts: InvokeOptions = {
           spec: { code, memoryMb: this.step.memoryMb },
           exportName,
           request: { id: state.id, workflow: this.loaded.cid },
@@ -203,7 +268,6 @@ export class InstanceRunner {
           outputs: this.step.out,
           timeoutMs: this.step.timeoutMs,
           signal: this.controller.signal,
-          preloaded: await this.preloaded(),
           input: async (name: string) => this.input(name),
           inputReady: (name: string) => {
             const src = this.step.in[name]
@@ -211,8 +275,24 @@ export class InstanceRunner {
           },
           onOutput: (name: string, value: Value) => { this.enqueue(name, value, null) },
           onEmit: (name: string, element: number, value: Value) => { this.enqueue(name, value, element) },
-          onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) }
-        })
+          onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) },
+          onRunning: (follow: FollowFn) => {
+            this.followFn = follow
+            this.leads = false
+            host.running?.(this)
+          }
+        }
+        let result: InvokeResult | undefined
+        try {
+          if (lead !== undefined && attempt === 1) {
+            result = await this.afterProducer(lead, opts)
+            // the link did not hold: fire as if it never was, once the inputs exist (no instance held meanwhile)
+            if (result === undefined) await this.inputsExist()
+          }
+          result ??= await host.pool.invoke({ ...opts, preloaded: await this.preloaded() })
+        } finally {
+          this.followFn = undefined
+        }
         this.returned = true
         for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
         await this.posting

@@ -121,3 +121,15 @@ export class PoolStoppedError extends Error {
     this.name = PoolStoppedError.NAME
   }
 }
+
+/**
+ * A follower did not run after its producer in the producer's instance (the producer failed or was aborted, had
+ * returned before the link arrived, or the link was taken back): nothing ran, the caller invokes it as usual.
+ */
+export class ChainDroppedError extends Error {
+  static readonly NAME = 'ChainDroppedError'
+  constructor (message = 'the follower did not run after its producer') {
+    super(message)
+    this.name = ChainDroppedError.NAME
+  }
+}

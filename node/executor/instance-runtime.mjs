@@ -5,11 +5,17 @@
 // Plain JavaScript on purpose: neither a worker nor a child inherits tsx's loader, and a clean one starts faster.
 // Protocol (all messages carry the invocation id `inv` except ready/load-error/stray/crash):
 //   host -> instance: invoke {inv, exportName, request, step, outputs, inputs?}, input-result {inv, req, ok, value|message},
-//                     abort {inv, reason}
+//                     abort {inv, reason}, then {inv, next: {inv, exportName, request, step, outputs, inputs?, from}},
+//                     unthen {inv} (inv: the follower's)
 //   instance -> host: ready, load-error {message, stack}, input {inv, req, name}, output {inv, name, value},
 //                     emit {inv, name, index, value}, log {inv, line}, done {inv, startedAt, endedAt, streams},
 //                     fail {inv, kind: 'function'|'output'|'load', message, stack?, output?}, stray {line},
-//                     crash {message} (process isolation only: an uncaught error, just before the process exits)
+//                     crash {message} (process isolation only: an uncaught error, just before the process exits),
+//                     chained {inv} (the follower starts now, right after its producer's done), unchained {inv}
+// A `then` names the invocation to run in this instance as soon as the running one returns successfully, its
+// inputs `from` the running one's value outputs (input name -> output name): a chain on one peer then skips the
+// host's round trip. Every `then` is answered once, by `chained` or by `unchained` (the running one failed, was
+// aborted, had returned already, lacked an output, or the host took the link back with `unthen`).
 import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
@@ -162,6 +168,8 @@ function makeContext (msg, state) {
       if (prev === 'value') violate('produced twice', name)
       if (prev === 'stream') violate('ctx.output after ctx.emit (a stream output is closed when the function returns)', name)
       state.produced.set(name, 'value')
+      // a copy as posted: the function may change the object afterwards, the host has what it was
+      state.values.set(name, canonicalCopy(value))
       post({ type: 'output', inv, name, value })
     },
     emit (name, value) {
@@ -215,7 +223,11 @@ async function invoke (msg) {
     produced: new Map(),
     streams: {},
     violation: undefined,
-    returned: false
+    returned: false,
+    /** value outputs posted so far (a follower's inputs) */
+    values: new Map(),
+    /** the invocation to run next in this instance (a `then` from the host) */
+    then: undefined
   }
   current = state
   const fn = msg.exportName === 'default' ? mod.default : mod[msg.exportName]
@@ -235,6 +247,7 @@ async function invoke (msg) {
     flushPartial()
     state.returned = true
     current = undefined
+    unchain(state)
     if (state.violation !== undefined) {
       post({ type: 'fail', inv, kind: 'output', message: state.violation.message, output: state.violation.output })
     } else {
@@ -250,11 +263,57 @@ async function invoke (msg) {
   try {
     posts = finish(ret, state, declared)
   } catch (err) {
+    unchain(state)
     post({ type: 'fail', inv, kind: 'output', message: err.message, output: err.output })
     return
   }
-  for (const [name, value] of posts) post({ type: 'output', inv, name, value })
+  for (const [name, value] of posts) {
+    if (state.then !== undefined) state.values.set(name, canonicalCopy(value))
+    post({ type: 'output', inv, name, value })
+  }
   post({ type: 'done', inv, startedAt, endedAt, streams: state.streams })
+  follow(state)
+}
+
+/** The running invocation will not be followed: its follower is given back to the host. */
+function unchain (state) {
+  const next = state.then
+  state.then = undefined
+  if (next !== undefined) post({ type: 'unchained', inv: next.inv })
+}
+
+/** Starts the follower of an invocation that returned, with its producer's values as inputs. */
+function follow (state) {
+  const next = state.then
+  if (next === undefined) return
+  state.then = undefined
+  const inputs = { ...(next.inputs ?? {}) }
+  const used = new Set()
+  for (const [input, output] of Object.entries(next.from ?? {})) {
+    if (!state.values.has(output)) { post({ type: 'unchained', inv: next.inv }); return }
+    // stored as copies already; an output read by two inputs gives each its own
+    inputs[input] = used.has(output) ? canonicalCopy(state.values.get(output)) : state.values.get(output)
+    used.add(output)
+  }
+  post({ type: 'chained', inv: next.inv })
+  void invoke({ ...next, type: 'invoke', inputs })
+}
+
+/**
+ * The value as the follower would have had it through the store (encoded as DAG-CBOR and decoded): a copy (the
+ * producer keeps its own), map keys in DAG-CBOR's order (shorter first, then by bytes), plain Uint8Arrays, no -0.
+ */
+function canonicalCopy (value) {
+  if (value === null || typeof value !== 'object') return Object.is(value, -0) ? 0 : value
+  if (value instanceof Uint8Array) return new Uint8Array(value)
+  if (Array.isArray(value)) return value.map(canonicalCopy)
+  const keys = Object.keys(value).sort((a, b) => {
+    const x = Buffer.from(a); const y = Buffer.from(b)
+    return x.length - y.length || Buffer.compare(x, y)
+  })
+  const out = {}
+  for (const k of keys) out[k] = canonicalCopy(value[k])
+  return out
 }
 
 function onMessage (msg) {
@@ -270,8 +329,18 @@ function onMessage (msg) {
       else p.reject(new Error(msg.message))
       break
     }
+    case 'then': {
+      // a follower for the running invocation; one that came too late is given back at once
+      if (current?.inv === msg.inv && !current.returned && current.then === undefined && msg.next != null) current.then = msg.next
+      else if (msg.next != null) post({ type: 'unchained', inv: msg.next.inv })
+      break
+    }
+    case 'unthen':
+      if (current?.then?.inv === msg.inv) unchain(current)
+      break
     case 'abort': {
       if (current?.inv !== msg.inv) return
+      unchain(current)
       const reason = new Error(msg.message)
       reason.name = msg.reason
       current.controller.abort(reason)

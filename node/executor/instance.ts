@@ -3,7 +3,7 @@ import type { CodeCache } from './code-cache.ts'
 import { RunGuard } from './run-guard.ts'
 import type { InstanceSpec, InvokeOptions } from './types.ts'
 import {
-  FunctionError, ModuleLoadError, OutputError, StepCancelledError, StepCrashedError, StepOutOfMemoryError, StepTimeoutError,
+  ChainDroppedError, FunctionError, ModuleLoadError, OutputError, StepCancelledError, StepCrashedError, StepOutOfMemoryError, StepTimeoutError,
   type StepError, type StepLocation
 } from './errors.ts'
 
@@ -44,14 +44,25 @@ interface Running {
   guard: RunGuard
   loc: StepLocation
   resolve: (r: RunResult) => void
-  reject: (e: StepError) => void
+  reject: (e: Error) => void
   /** set once the run was timed out or cancelled; the run then ends when the worker exits */
   abortError?: StepError
   timers: Array<ReturnType<typeof setTimeout>>
   unlisten?: () => void
+  /** a follower: called when it starts (its producer returned) */
+  started?: () => void
 }
 
 let nextInv = 0
+
+/** The invocation as the instance gets it. */
+function invocation (r: Running): Record<string, unknown> {
+  const { opts } = r
+  return {
+    inv: r.inv, exportName: opts.exportName, request: opts.request, step: opts.step, outputs: opts.outputs,
+    ...(opts.preloaded !== undefined ? { inputs: opts.preloaded } : {})
+  }
+}
 
 // Promise.withResolvers is not in Node 20 without the polyfill; the executor should not depend on load order
 function defer<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e: unknown) => void } {
@@ -76,6 +87,8 @@ export class Instance {
   private channel?: InstanceChannel
   private readonly options: InstanceOptions
   private running?: Running
+  /** a follower queued behind the running invocation (follow()), until the instance says chained or unchained */
+  private next?: Running
   private terminating = false
   private ref = true
   private readonly onReady: (f: InstanceFailure | undefined) => void
@@ -132,11 +145,18 @@ export class Instance {
     this.onReady(this.failure)
     const r = this.running
     if (r !== undefined) this.settle(r, r.abortError ?? failureToError(this.failure, r.loc, this.spec))
+    this.dropNext()
     this.onExited()
   }
 
+  /** the id of the invocation running now (follow() names it) */
+  get runningInvocation (): number | undefined {
+    return this.running?.inv
+  }
+
+  /** running an invocation, or holding a follower for the running one */
   get busy (): boolean {
-    return this.running !== undefined
+    return this.running !== undefined || this.next !== undefined
   }
 
   /** alive and not being terminated: only such an instance may take another invocation */
@@ -169,10 +189,48 @@ export class Instance {
     const r: Running = { inv: ++nextInv, opts, guard: new RunGuard(opts.outputs), loc, resolve, reject, timers: [] }
     this.running = r
     this.setRef(true)
-    this.post({
-      type: 'invoke', inv: r.inv, exportName: opts.exportName, request: opts.request, step: opts.step, outputs: opts.outputs,
-      ...(opts.preloaded !== undefined ? { inputs: opts.preloaded } : {})
-    })
+    this.post({ type: 'invoke', ...invocation(r) })
+    this.begin(r)
+    return promise
+  }
+
+  /**
+   * Queues `opts` to run here right after the running invocation returns successfully, with inputs `from` its
+   * value outputs (input name -> output name); the instance says which way it went (instance-runtime.mjs).
+   * undefined unless invocation `after` (runningInvocation) still runs here and has no follower yet.
+   */
+  follow (after: number, opts: InvokeOptions, from: Record<string, string>, started: () => void): { result: Promise<RunResult>, cancel: () => void } | undefined {
+    const p = this.running
+    if (!this.usable || p === undefined || p.inv !== after || p.abortError !== undefined || this.next !== undefined) return undefined
+    const { promise, resolve, reject } = defer<RunResult>()
+    const loc = { step: opts.step.name, index: opts.step.index }
+    const r: Running = { inv: ++nextInv, opts, guard: new RunGuard(opts.outputs), loc, resolve, reject, timers: [], started }
+    this.next = r
+    this.post({ type: 'then', inv: p.inv, next: { ...invocation(r), from } })
+    const cancel = (): void => { if (this.next === r) this.post({ type: 'unthen', inv: r.inv }) }
+    const signal = opts.signal
+    if (signal !== undefined) {
+      if (signal.aborted) cancel()
+      else {
+        signal.addEventListener('abort', cancel, { once: true })
+        r.unlisten = () => { signal.removeEventListener('abort', cancel) }
+      }
+    }
+    return { result: promise, cancel }
+  }
+
+  /** The follower did not run: its caller invokes it elsewhere (or, cancelled, not at all). */
+  private dropNext (): void {
+    const n = this.next
+    if (n === undefined) return
+    this.next = undefined
+    n.unlisten?.()
+    n.reject(n.opts.signal?.aborted === true ? new StepCancelledError(n.loc) : new ChainDroppedError())
+  }
+
+  /** Timeout and cancel of a run that started. */
+  private begin (r: Running): void {
+    const { opts, loc } = r
     r.timers.push(setTimeout(() => { this.abort(r, new StepTimeoutError(loc, opts.timeoutMs)) }, opts.timeoutMs))
     const signal = opts.signal
     if (signal !== undefined) {
@@ -183,7 +241,6 @@ export class Instance {
         r.unlisten = () => { signal.removeEventListener('abort', onAbort) }
       }
     }
-    return promise
   }
 
   /** ctx.signal aborts in the worker; after the grace period (or as soon as the function ends) the worker goes */
@@ -224,6 +281,7 @@ export class Instance {
     }
     if (msg.type === 'stray') { this.options.log(RunGuard.line(msg.line)); return }
     if (msg.type === 'crash') { this.failure ??= { kind: 'crash', message: RunGuard.text(msg.message) }; return }
+    if (msg.type === 'chained' || msg.type === 'unchained') { this.chained(msg.type, msg.inv); return }
     const r = this.running
     if (r === undefined || msg.inv !== r.inv) return
     const { opts, loc, guard } = r
@@ -266,6 +324,23 @@ export class Instance {
         } else this.settle(r, new FunctionError(loc, RunGuard.text(msg.message), typeof msg.stack === 'string' ? RunGuard.text(msg.stack) : undefined))
         break
     }
+  }
+
+  /**
+   * The instance's answer to a follow(). A follower starts only once its producer has settled here (its done
+   * comes first): a `chained` before that is not the runtime's and is ignored.
+   */
+  private chained (type: 'chained' | 'unchained', inv: unknown): void {
+    const n = this.next
+    if (n === undefined || inv !== n.inv) return
+    if (type === 'unchained') { this.dropNext(); return }
+    if (this.running !== undefined) return
+    this.next = undefined
+    n.unlisten?.()
+    n.unlisten = undefined
+    this.running = n
+    this.begin(n)
+    this.callback('started', () => { n.started?.() })
   }
 
   private answerInput (r: Running, req: number, name: string): void {

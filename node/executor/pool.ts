@@ -7,7 +7,7 @@ import { CodeCache } from './code-cache.ts'
 import { InstanceHolds } from './holds.ts'
 import type { Isolation } from './channels.ts'
 import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
-import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
+import type { FollowFn, InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
 
 export interface WorkerPoolOptions {
   /** max concurrently running invocations; more wait in a FIFO queue. @default 4 */
@@ -48,6 +48,8 @@ export interface PoolStats {
   instanceStarts: number
   /** instances kept from retirement by holds (idle past idleMs while a holder still wants them) */
   heldIdle: number
+  /** invocations that started in their producer's instance right after it returned (InvokeOptions.onRunning) */
+  chainedStarts: number
 }
 
 interface Waiter {
@@ -90,6 +92,12 @@ export class WorkerPool {
   private warmStarts = 0
   private abortsKept = 0
   private abortsTerminated = 0
+  private chainedStarts = 0
+  /**
+   * per instance, the follower queued or running there; `owed`: the invocation before it ended and left it its
+   * slot (a chain holds one slot from its first step to its last)
+   */
+  private readonly followers = new Map<Instance, { settled: boolean, owed: boolean }>()
   private stopped = false
 
   constructor (opts: WorkerPoolOptions = {}) {
@@ -142,6 +150,7 @@ export class WorkerPool {
     checkInvokeLimits(opts, this.limits)
     await this.acquireSlot(opts.signal, loc)
     let holding = true
+    let ran: Instance | undefined
     const ready = opts.inputReady
     if (ready !== undefined) {
       const input = opts.input
@@ -175,7 +184,10 @@ export class WorkerPool {
         coldStartMs = performance.now() - t0
       }
       try {
-        const r = await inst.run(opts)
+        ran = inst
+        const running = inst.run(opts)
+        if (opts.onRunning !== undefined) this.callOnRunning(opts, inst)
+        const r = await running
         return { coldStartMs, ...r }
       } catch (err) {
         if (err instanceof StepCancelledError || err instanceof StepTimeoutError) {
@@ -187,8 +199,49 @@ export class WorkerPool {
         if (inst.usable && !inst.busy) this.makeIdle(inst)
       }
     } finally {
-      if (holding) this.releaseSlot()
+      if (holding) this.passSlot(ran)
     }
+  }
+
+  private callOnRunning (opts: InvokeOptions, inst: Instance): void {
+    try {
+      opts.onRunning?.(this.followOn(inst))
+    } catch (err) {
+      this.log.error('onRunning callback threw: %s', (err as Error).message)
+    }
+  }
+
+  /** How a caller queues a follower behind the invocation running on `inst` (InvokeOptions.onRunning). */
+  private followOn (inst: Instance): FollowFn {
+    const after = inst.runningInvocation ?? -1
+    return (opts, from) => {
+      if (this.stopped || instanceKey(opts.spec) !== inst.key) return undefined
+      try { checkInvokeLimits(opts, this.limits) } catch { return undefined }
+      const rec = { settled: false, owed: false }
+      const h = inst.follow(after, opts, from, () => {
+        this.warmStarts++
+        this.chainedStarts++
+        if (opts.onRunning !== undefined) this.callOnRunning(opts, inst)
+      })
+      if (h === undefined) return undefined
+      this.followers.set(inst, rec)
+      const result = h.result.then(r => ({ coldStartMs: 0, ...r }))
+      const end = (): void => {
+        rec.settled = true
+        if (this.followers.get(inst) === rec) this.followers.delete(inst)
+        if (rec.owed) this.passSlot(inst)
+        if (inst.usable && !inst.busy) this.makeIdle(inst)
+      }
+      result.then(end, end)
+      return { result, cancel: h.cancel }
+    }
+  }
+
+  /** An invocation on `inst` ended: its slot passes to the follower queued or running there, else it is free. */
+  private passSlot (inst: Instance | undefined): void {
+    const f = inst === undefined ? undefined : this.followers.get(inst)
+    if (f !== undefined && !f.settled && !f.owed) f.owed = true
+    else this.releaseSlot()
   }
 
   /**
@@ -208,7 +261,8 @@ export class WorkerPool {
     for (const l of this.unclaimed.values()) starting += l.length
     return {
       instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts,
-      abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated, instanceStarts: this.instanceStarts, heldIdle: this.overdue.size
+      abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated, instanceStarts: this.instanceStarts, heldIdle: this.overdue.size,
+      chainedStarts: this.chainedStarts
     }
   }
 
@@ -309,6 +363,8 @@ export class WorkerPool {
 
   private makeIdle (inst: Instance): void {
     if (this.stopped || !inst.usable) { void inst.terminate(); return }
+    // an invocation and the follower dropped behind it can both end in one tick and both find it free
+    if (this.idleSince.has(inst) || inst.busy) return
     inst.setRef(false)
     listOf(this.idle, inst.key).push(inst)
     const timer = setTimeout(() => { this.expire(inst) }, this.idleMs)

@@ -40,7 +40,19 @@ export interface InvokeOptions {
   /** one element of a stream output (ctx.emit) */
   onEmit: (name: string, index: number, value: Value) => void
   onLog: (line: string) => void
+  /**
+   * called once the function runs in an instance, with a way to queue a follower there: it runs right after this
+   * invocation returns successfully, its inputs `from` this one's value outputs (input name -> output name)
+   */
+  onRunning?: (follow: FollowFn) => void
 }
+
+/**
+ * Queues `opts` to run in the running invocation's instance right after it (same module and memory limit).
+ * undefined: it cannot be queued now. The result rejects with ChainDroppedError when the follower did not run
+ * there (the caller then invokes it as usual); `cancel` takes the link back unless the follower started already.
+ */
+export type FollowFn = (opts: InvokeOptions, from: Record<string, string>) => { result: Promise<InvokeResult>, cancel: () => void } | undefined
 
 export interface InvokeResult {
   /** time spent waiting for an instance to be ready (worker start + module load); 0 when warm */
