@@ -34,6 +34,24 @@ describe('DScheduler on one embedded peer', () => {
     expect(step(v, 'consume').startMs as number).toBeGreaterThanOrEqual(step(v, 'produce').endMs as number)
   })
 
+  it('dataflow: a consumer on the producer\'s peer starts in its instance (follow.ts), with the values the store gives', async () => {
+    // a consumer is claimed one level ahead only once an earlier request taught the workflow's output sizes
+    await peer.run(fixture('chain.yaml'), { n: 0 }, { mode: 'dataflow' })
+    const before = peer.pool.stats().chainedStarts
+    const v = await peer.run(fixture('chain.yaml'), { n: 1 }, { mode: 'dataflow' })
+    expect(v.status, v.error).toBe('ok')
+    // key order as DAG-CBOR has it, as in control mode below, where the value comes from the store
+    expect(v.outputs).toEqual({ result: 4, keys: [['a', 'b', 'nested'], ['y', 'zz']] })
+    // b after a, c after b, k after o: each producer works 300 ms, its consumer is queued long before it returns
+    expect(peer.pool.stats().chainedStarts - before).toBe(3)
+    for (const [p, c] of [['a', 'b'], ['b', 'c'], ['o', 'k']]) expect(step(v, c).startMs as number).toBeGreaterThanOrEqual(step(v, p).endMs as number)
+
+    const mid = peer.pool.stats().chainedStarts
+    const ctl = await peer.run(fixture('chain.yaml'), { n: 1 }, { mode: 'control' })
+    expect(ctl.outputs).toEqual(v.outputs)
+    expect(peer.pool.stats().chainedStarts).toBe(mid)
+  })
+
   it('foreach over a stream and over another foreach pipelines element by element', async () => {
     const v = await peer.run(fixture('pipeline.yaml'), { n: 5 }, { mode: 'dataflow' })
     expect(v.status).toBe('ok')
