@@ -2,6 +2,9 @@ import { instanceKey, type InstanceRecord, type RequestState } from './request-s
 import type { InstanceRunner } from './runner.ts'
 import type { Tracked } from './tracked.ts'
 
+/** DFLOW_FOLLOW=0 turns the hand-off off (A/B runs of one build). */
+const FOLLOW_OFF = process.env.DFLOW_FOLLOW === '0'
+
 /**
  * Same-peer hand-off. A consumer this peer won, whose every missing input is a whole value output of one step
  * running here in the same module, is queued behind that producer in the producer's instance: it starts there the
@@ -12,7 +15,7 @@ import type { Tracked } from './tracked.ts'
  * posted it mid-run), the link is taken back and the consumer fires as usual, on another instance at once.
  */
 export function followLink (t: Tracked, s: RequestState, rec: InstanceRecord): { producer: InstanceRunner, from: Record<string, string> } | undefined {
-  if (s.started.mode !== 'dataflow' || rec.index !== null) return undefined
+  if (s.started.mode !== 'dataflow' || rec.index !== null || FOLLOW_OFF) return undefined
   const def = s.step(rec.step)
   if (def.foreach !== undefined || def.when !== undefined || def.trigger === 'eager' || s.skipped(rec.step) !== 'no') return undefined
   let producer: string | undefined

@@ -97,7 +97,7 @@ export class WorkerPool {
    * per instance, the follower queued or running there; `owed`: the invocation before it ended and left it its
    * slot (a chain holds one slot from its first step to its last)
    */
-  private readonly followers = new Map<Instance, { settled: boolean, owed: boolean }>()
+  private readonly followers = new Map<Instance, { settled: boolean, owed: boolean, cancel: () => void }>()
   private stopped = false
 
   constructor (opts: WorkerPoolOptions = {}) {
@@ -215,15 +215,17 @@ export class WorkerPool {
   private followOn (inst: Instance): FollowFn {
     const after = inst.runningInvocation ?? -1
     return (opts, from) => {
-      if (this.stopped || instanceKey(opts.spec) !== inst.key) return undefined
+      // a follower keeps its producer's slot: while invocations wait for one, it would overtake them (FIFO)
+      if (this.stopped || this.queue.length > 0 || instanceKey(opts.spec) !== inst.key) return undefined
       try { checkInvokeLimits(opts, this.limits) } catch { return undefined }
-      const rec = { settled: false, owed: false }
+      const rec = { settled: false, owed: false, cancel: () => {} }
       const h = inst.follow(after, opts, from, () => {
         this.warmStarts++
         this.chainedStarts++
         if (opts.onRunning !== undefined) this.callOnRunning(opts, inst)
       })
       if (h === undefined) return undefined
+      rec.cancel = h.cancel
       this.followers.set(inst, rec)
       const result = h.result.then(r => ({ coldStartMs: 0, ...r }))
       const end = (): void => {
@@ -425,6 +427,8 @@ export class WorkerPool {
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.queue.push(w)
+      // the slots are all taken: queued followers go back to their callers and take their turn in the queue
+      for (const f of this.followers.values()) if (!f.settled) f.cancel()
     })
   }
 

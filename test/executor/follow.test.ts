@@ -137,16 +137,36 @@ describe.each(ISOLATIONS)('executor (%s isolation): a follower queued behind its
     expect(pool.stats()).toMatchObject({ chainedStarts: 0, busy: 0, queued: 0 })
   })
 
-  it('a chain holds one slot: with one slot, an invocation queued meanwhile runs after the follower', async () => {
+  it('a chain holds one slot: with one slot, an invocation asked for once the follower runs waits for its end', async () => {
     const pool = make({ slots: 1 })
     const s = spec(CODE + ' // follow-slot')
     const { p, follow } = await producer(pool, s, 'ok')
+    let started!: () => void
+    const running = new Promise<void>(resolve => { started = resolve })
     // the follower runs long enough for a second instance to start, had the slot been free
-    const h = follow(followerOpts(s, [], { preloaded: { ms: 250 } }), { x: 'out' })
+    const h = follow(followerOpts(s, [], { preloaded: { ms: 250 }, onRunning: () => { started() } }), { x: 'out' })
+    await running
     const other = run(pool, s, ['y'], { step: { name: 'x', index: null } })
     const [, cr, or] = await Promise.all([p.result, h!.result, other.result])
     expect(pool.stats().chainedStarts).toBe(1)
     expect(or.startedAt).toBeGreaterThanOrEqual(cr.endedAt)
     expect(pool.stats()).toMatchObject({ busy: 0, queued: 0 })
+  })
+
+  it('a follower does not overtake invocations waiting for a slot: it is given back when one queues', async () => {
+    const pool = make({ slots: 1 })
+    const s = spec(CODE + ' // follow-fifo')
+    const { p, follow } = await producer(pool, s, 'slow')
+    const logs: string[] = []
+    const h = follow(followerOpts(s, logs), { x: 'out' })
+    expect(h).toBeDefined()
+    const other = run(pool, s, ['y'], { step: { name: 'x', index: null } })
+    expect((await failure(h!.result)).name).toBe('ChainDroppedError')
+    // and while one waits, no new link is made
+    expect(follow(followerOpts(s, []), { x: 'out' })).toBeUndefined()
+    const [pr, or] = await Promise.all([p.result, other.result])
+    expect(or.startedAt).toBeGreaterThanOrEqual(pr.endedAt)
+    expect(logs).toEqual([])
+    expect(pool.stats()).toMatchObject({ chainedStarts: 0, busy: 0, queued: 0 })
   })
 })
