@@ -68,9 +68,18 @@ export function recordClaim (rec: InstanceRecord, peer: string, claim: Claim): b
 }
 
 /** The step outputs an input source reads. */
-export function stepRefs (s: RequestState, step: string): Ref[] {
-  return Object.values(s.step(step).in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]).filter(r => r.kind === 'step')
+export function stepRefs (s: RequestState, step: string): readonly Ref[] {
+  const def = s.step(step)
+  let refs = stepRefsOf.get(def)
+  if (refs === undefined) {
+    refs = Object.values(def.in).flatMap(src => src.kind === 'oneOf' ? src.refs : [src]).filter(r => r.kind === 'step')
+    stepRefsOf.set(def, refs)
+  }
+  return refs
 }
+
+/** per step definition (fixed once loaded): asked per event for every consumer a runner event may wake (send-slack.ts) */
+const stepRefsOf = new WeakMap<object, Ref[]>()
 
 export interface InputBytes {
   bytesAt: Map<string, number>
