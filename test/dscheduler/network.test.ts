@@ -93,6 +93,31 @@ describe('DScheduler across 4 peer processes', () => {
     for (const v of await runs('control')) expect(step(v, 'consume').startMs!).toBeGreaterThanOrEqual(step(v, 'produce').endMs!)
   })
 
+  it('same-peer hand-off: only consumers placed with their producer start in its instance; results as in control mode', async () => {
+    const chained = async (): Promise<number> => {
+      let n = 0
+      for (const c of clients) n += (await c.schedulerMetrics()).pool?.chainedStarts ?? 0
+      return n
+    }
+    const before = await chained()
+    const views: RequestView[] = []
+    // the first request teaches the workflow's output sizes: consumers are claimed one level ahead from the second on
+    for (let i = 0; i < 5; i++) views.push(await clients[i % 4].wait(await submit(fixture('chain.yaml'), { n: i }, i % 4)))
+    const ctl = await clients[1].wait(await submit(fixture('chain.yaml'), { n: 4 }, 1, { mode: 'control' }))
+    expect(ctl.outputs).toEqual(views[4].outputs)
+    let samePeer = 0
+    for (const [i, v] of views.entries()) {
+      expect(v.status, v.error).toBe('ok')
+      expect(v.outputs).toEqual({ result: i + 3, keys: [['a', 'b', 'nested'], ['y', 'zz']] })
+      const peerOf = (name: string): string | null | undefined => v.steps.find(s => s.name === name)?.peer
+      for (const [p, c] of [['a', 'b'], ['b', 'c'], ['o', 'k']]) if (peerOf(p) === peerOf(c)) samePeer++
+    }
+    const delta = await chained() - before
+    // the producers work 300 ms, so a consumer placed with one is queued behind it; never one on another peer
+    expect(delta).toBeGreaterThan(0)
+    expect(delta).toBeLessThanOrEqual(samePeer)
+  })
+
   it('central store: every value goes through the submitter and results match', async () => {
     const ex = exampleWorkflows[0]
     const id = await submit(ex.path, ex.inputs, 2, { mode: 'control', store: 'central' })
