@@ -89,7 +89,8 @@ export class Dispatcher {
         // every instance claimed here and not fired yet will want an instance of its module: warm that many
         const { code, memoryMb } = runner.spec
         let waiting = 0
-        for (const r of t.runners.values()) if (!r.fired && !r.finished && r.spec.memoryMb === memoryMb && r.spec.code.cid === code.cid) waiting++
+        // (one queued behind its producer counts too: if the link does not hold it wants an instance of its own)
+        for (const r of t.runners.values()) if ((!r.fired || r.linked) && !r.finished && r.spec.memoryMb === memoryMb && r.spec.code.cid === code.cid) waiting++
         this.sched.prewarmer.claimed(s, runner.spec, waiting)
       }
     }

@@ -168,8 +168,9 @@ function makeContext (msg, state) {
       if (prev === 'value') violate('produced twice', name)
       if (prev === 'stream') violate('ctx.output after ctx.emit (a stream output is closed when the function returns)', name)
       state.produced.set(name, 'value')
-      // a copy as posted: the function may change the object afterwards, the host has what it was
-      state.values.set(name, canonicalCopy(value))
+      // kept for a follower only (one linked after this post is given back: the value is missing), as a copy: the
+      // function may change the object afterwards, and the host has it as it was
+      if (state.then !== undefined) state.values.set(name, canonicalCopy(value))
       post({ type: 'output', inv, name, value })
     },
     emit (name, value) {
@@ -224,7 +225,7 @@ async function invoke (msg) {
     streams: {},
     violation: undefined,
     returned: false,
-    /** value outputs posted so far (a follower's inputs) */
+    /** value outputs posted while a follower is linked (its inputs) */
     values: new Map(),
     /** the invocation to run next in this instance (a `then` from the host) */
     then: undefined

@@ -333,7 +333,13 @@ export class Instance {
   private chained (type: 'chained' | 'unchained', inv: unknown): void {
     const n = this.next
     if (n === undefined || inv !== n.inv) return
-    if (type === 'unchained') { this.dropNext(); return }
+    if (type === 'unchained') {
+      // the runtime forgets a link before it says so; should user code have said it instead, the link goes now,
+      // so the instance cannot start the follower behind the host's back
+      if (this.running !== undefined) this.post({ type: 'unthen', inv })
+      this.dropNext()
+      return
+    }
     if (this.running !== undefined) return
     this.next = undefined
     n.unlisten?.()

@@ -1,9 +1,9 @@
-import { describe, it, expect, afterEach } from 'vitest'
-import { WorkerPool } from '../../node/executor/pool.ts'
+import { describe, it, expect } from 'vitest'
+import type { WorkerPool } from '../../node/executor/pool.ts'
 import { ISOLATIONS } from '../../node/executor/channels.ts'
 import type { FollowFn, InvokeOptions } from '../../node/executor/types.ts'
 import type { Value } from '../../node/values/codec.ts'
-import { failure, run, spec } from './helpers.ts'
+import { failure, run, spec, usePools } from './helpers.ts'
 
 // p posts an object, changes it afterwards, and works on for `ms`; c answers what it got; x is anything else
 const CODE = `
@@ -47,18 +47,7 @@ function followerOpts (s: ReturnType<typeof spec>, logs: string[], extra: Partia
 }
 
 describe.each(ISOLATIONS)('executor (%s isolation): a follower queued behind its producer', (isolation) => {
-  const pools: WorkerPool[] = []
-  const make = (opts: ConstructorParameters<typeof WorkerPool>[0] = {}): WorkerPool => {
-    const p = new WorkerPool({ isolation, ...opts })
-    pools.push(p)
-    return p
-  }
-  afterEach(async () => {
-    for (const p of pools.splice(0)) {
-      await p.stop()
-      expect(p.stats().instances).toBe(0)
-    }
-  })
+  const make = usePools({ isolation })
 
   /** Starts p (outputs out and, for mode stream, s) and answers its follow function once it runs. */
   async function producer (pool: WorkerPool, s: ReturnType<typeof spec>, mode: string, extra: Partial<InvokeOptions> = {}) {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { Value } from '../../node/values/codec.ts'
 import type { InstanceSpec, InvokeOptions, InvokeResult } from '../../node/executor/types.ts'
-import type { WorkerPool } from '../../node/executor/pool.ts'
+import { afterEach, expect } from 'vitest'
+import { WorkerPool, type WorkerPoolOptions } from '../../node/executor/pool.ts'
 
 export function spec (code: string, memoryMb = 64): InstanceSpec {
   return { code: { cid: 'test-' + createHash('sha256').update(code).digest('hex').slice(0, 32), code }, memoryMb }
@@ -48,4 +49,23 @@ export async function failure (p: Promise<unknown>): Promise<Error & Record<stri
     return err as Error & Record<string, any>
   }
   throw new Error('expected the invocation to fail, but it succeeded')
+}
+
+/**
+ * Inside a describe: `make(opts)` builds a pool with `defaults` under `opts`; after each test every pool made is
+ * stopped and must have left no instance behind.
+ */
+export function usePools (defaults: WorkerPoolOptions): (opts?: WorkerPoolOptions) => WorkerPool {
+  const pools: WorkerPool[] = []
+  afterEach(async () => {
+    for (const p of pools.splice(0)) {
+      await p.stop()
+      expect(p.stats().instances).toBe(0)
+    }
+  })
+  return (opts = {}) => {
+    const p = new WorkerPool({ ...defaults, ...opts })
+    pools.push(p)
+    return p
+  }
 }

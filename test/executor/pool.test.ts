@@ -1,24 +1,12 @@
-import { describe, it, expect, afterEach } from 'vitest'
-import { WorkerPool } from '../../node/executor/pool.ts'
+import { describe, it, expect } from 'vitest'
 import { ISOLATIONS } from '../../node/executor/channels.ts'
-import { run, failure, spec } from './helpers.ts'
+import { run, failure, spec, usePools } from './helpers.ts'
 
 const TRIVIAL = 'export default async (ctx) => ({ v: 1 })'
 const sleep = async (ms: number): Promise<void> => { await new Promise(r => setTimeout(r, ms)) }
 
 describe.each(ISOLATIONS)('executor (%s isolation): the pool', (isolation) => {
-  const pools: WorkerPool[] = []
-  const make = (opts: ConstructorParameters<typeof WorkerPool>[0] = {}): WorkerPool => {
-    const p = new WorkerPool({ isolation, ...opts })
-    pools.push(p)
-    return p
-  }
-  afterEach(async () => {
-    for (const p of pools.splice(0)) {
-      await p.stop()
-      expect(p.stats().instances).toBe(0)
-    }
-  })
+  const make = usePools({ isolation })
 
   it('reuses a warm instance (coldStartMs 0) after a cold start (> 0)', async () => {
     const pool = make()
