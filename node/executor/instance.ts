@@ -183,7 +183,7 @@ export class Instance {
   }
 
   run (opts: InvokeOptions): Promise<RunResult> {
-    if (!this.alive || this.running !== undefined) throw new Error('instance is not available')
+    if (!this.alive || this.busy) throw new Error('instance is not available')
     const { promise, resolve, reject } = defer<RunResult>()
     const loc = { step: opts.step.name, index: opts.step.index }
     const r: Running = { inv: ++nextInv, opts, guard: new RunGuard(opts.outputs), loc, resolve, reject, timers: [] }

@@ -184,8 +184,8 @@ export class WorkerPool {
         coldStartMs = performance.now() - t0
       }
       try {
-        ran = inst
         const running = inst.run(opts)
+        ran = inst
         if (opts.onRunning !== undefined) this.callOnRunning(opts, inst)
         const r = await running
         return { coldStartMs, ...r }
