@@ -7,7 +7,8 @@ import { CodeCache } from './code-cache.ts'
 import { InstanceHolds } from './holds.ts'
 import type { Isolation } from './channels.ts'
 import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
-import type { FollowFn, InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
+import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
+import { Followers } from './followers.ts'
 
 export interface WorkerPoolOptions {
   /** max concurrently running invocations; more wait in a FIFO queue. @default 4 */
@@ -92,12 +93,8 @@ export class WorkerPool {
   private warmStarts = 0
   private abortsKept = 0
   private abortsTerminated = 0
-  private chainedStarts = 0
-  /**
-   * per instance, the follower queued or running there; `owed`: the invocation before it ended and left it its
-   * slot (a chain holds one slot from its first step to its last)
-   */
-  private readonly followers = new Map<Instance, { settled: boolean, owed: boolean, cancel: () => void }>()
+  /** followers queued behind running invocations (followers.ts) */
+  private readonly followers: Followers
   private stopped = false
 
   constructor (opts: WorkerPoolOptions = {}) {
@@ -109,6 +106,15 @@ export class WorkerPool {
     this.isolation = opts.isolation ?? 'thread'
     this.limits = opts.limits ?? {}
     this.log = (opts.logger ?? defaultLogger()).forComponent('dflow:executor')
+    this.followers = new Followers({
+      // a follower keeps its producer's slot: while invocations wait for one, it would overtake them (FIFO)
+      closed: () => this.stopped || this.queue.length > 0,
+      limits: this.limits,
+      releaseSlot: () => { this.releaseSlot() },
+      ended: inst => { if (inst.usable && !inst.busy) this.makeIdle(inst) },
+      keyOf: o => instanceKey(o.spec),
+      log: this.log
+    })
   }
 
   /**
@@ -186,7 +192,7 @@ export class WorkerPool {
       try {
         const running = inst.run(opts)
         ran = inst
-        if (opts.onRunning !== undefined) this.callOnRunning(opts, inst)
+        if (opts.onRunning !== undefined) this.followers.running(opts, inst)
         const r = await running
         return { coldStartMs, ...r }
       } catch (err) {
@@ -199,52 +205,10 @@ export class WorkerPool {
         if (inst.usable && !inst.busy) this.makeIdle(inst)
       }
     } finally {
-      if (holding) this.passSlot(ran)
+      if (holding) this.followers.passSlot(ran)
     }
   }
 
-  private callOnRunning (opts: InvokeOptions, inst: Instance): void {
-    try {
-      opts.onRunning?.(this.followOn(inst))
-    } catch (err) {
-      this.log.error('onRunning callback threw: %s', (err as Error).message)
-    }
-  }
-
-  /** How a caller queues a follower behind the invocation running on `inst` (InvokeOptions.onRunning). */
-  private followOn (inst: Instance): FollowFn {
-    const after = inst.runningInvocation ?? -1
-    return (opts, from) => {
-      // a follower keeps its producer's slot: while invocations wait for one, it would overtake them (FIFO)
-      if (this.stopped || this.queue.length > 0 || instanceKey(opts.spec) !== inst.key) return undefined
-      try { checkInvokeLimits(opts, this.limits) } catch { return undefined }
-      const rec = { settled: false, owed: false, cancel: () => {} }
-      const h = inst.follow(after, opts, from, () => {
-        this.warmStarts++
-        this.chainedStarts++
-        if (opts.onRunning !== undefined) this.callOnRunning(opts, inst)
-      })
-      if (h === undefined) return undefined
-      rec.cancel = h.cancel
-      this.followers.set(inst, rec)
-      const result = h.result.then(r => ({ coldStartMs: 0, ...r }))
-      const end = (): void => {
-        rec.settled = true
-        if (this.followers.get(inst) === rec) this.followers.delete(inst)
-        if (rec.owed) this.passSlot(inst)
-        if (inst.usable && !inst.busy) this.makeIdle(inst)
-      }
-      result.then(end, end)
-      return { result, cancel: h.cancel }
-    }
-  }
-
-  /** An invocation on `inst` ended: its slot passes to the follower queued or running there, else it is free. */
-  private passSlot (inst: Instance | undefined): void {
-    const f = inst === undefined ? undefined : this.followers.get(inst)
-    if (f !== undefined && !f.settled && !f.owed) f.owed = true
-    else this.releaseSlot()
-  }
 
   /**
    * The holder no longer needs what it prewarmed: its holds go, and an instance kept only by them that has been
@@ -262,9 +226,9 @@ export class WorkerPool {
     let starting = 0
     for (const l of this.unclaimed.values()) starting += l.length
     return {
-      instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts,
+      instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts + this.followers.started,
       abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated, instanceStarts: this.instanceStarts, heldIdle: this.overdue.size,
-      chainedStarts: this.chainedStarts
+      chainedStarts: this.followers.started
     }
   }
 
@@ -427,8 +391,7 @@ export class WorkerPool {
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.queue.push(w)
-      // the slots are all taken: queued followers go back to their callers and take their turn in the queue
-      for (const f of this.followers.values()) if (!f.settled) f.cancel()
+      this.followers.giveBack()
     })
   }
 
