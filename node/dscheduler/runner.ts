@@ -6,7 +6,7 @@ import type { Value } from '../values/codec.ts'
 import type { StepDef } from '../workflow/types.ts'
 import { CID } from 'multiformats/cid'
 import { LostValueError, materialize, storeValue } from './materialize.ts'
-import type { RequestState, Resolved } from './request-state.ts'
+import { instanceKey, type RequestState, type Resolved } from './request-state.ts'
 import type { FunctionPool, LoadedWorkflow } from './types.ts'
 import type { FollowFn, InstanceSpec, InvokeOptions, InvokeResult } from '../executor/types.ts'
 import { ChainDroppedError } from '../executor/errors.ts'
@@ -232,8 +232,8 @@ export class InstanceRunner {
 
   private async inputsExist (): Promise<void> {
     const signal = this.controller.signal
-    const pending = (): boolean => Object.values(this.step.in).some(src => this.state.resolve(src, this.stepName, this.index).state === 'pending')
-    while (pending()) {
+    const rec = this.state.instances.get(instanceKey(this.stepName, this.index))
+    while (rec !== undefined && !this.state.inputsReady(rec)) {
       await this.host.changed(this.state.id, signal)
       signal.throwIfAborted()
     }

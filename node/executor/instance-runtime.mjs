@@ -308,12 +308,11 @@ function canonicalCopy (value) {
   if (value === null || typeof value !== 'object') return Object.is(value, -0) ? 0 : value
   if (value instanceof Uint8Array) return new Uint8Array(value)
   if (Array.isArray(value)) return value.map(canonicalCopy)
-  const keys = Object.keys(value).sort((a, b) => {
-    const x = Buffer.from(a); const y = Buffer.from(b)
-    return x.length - y.length || Buffer.compare(x, y)
-  })
+  // each key encoded once, not in the comparator
+  const keys = Object.keys(value).map(k => ({ k, b: Buffer.from(k) }))
+  keys.sort((x, y) => x.b.length - y.b.length || Buffer.compare(x.b, y.b))
   const out = {}
-  for (const k of keys) out[k] = canonicalCopy(value[k])
+  for (const { k } of keys) out[k] = canonicalCopy(value[k])
   return out
 }
 
