@@ -94,7 +94,7 @@ export class Placer {
         if (!this.homeFree(s, e, model)) { later.push(e); continue }
         const best = this.choose(t, s, e, model, live)
         if (best === undefined) continue
-        if (!this.startsHome(e, best, model)) { later.push(e); continue }
+        if (!this.startsHome(s, e, best, model)) { later.push(e); continue }
         nextCheck = Math.min(nextCheck, this.commit(t, s, e, best, model, now))
       }
       for (const e of later) {
@@ -115,14 +115,15 @@ export class Placer {
     e.bytes ??= inputBytes(s, e.rec.step, e.rec.index, this.sched.history)
     const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
     if (e.bytes.producers.size === 0) return true
-    for (const p of e.bytes.producers) if (model.waitOn(p, readyAt) <= 0) return true
+    const ms = model.msOf(s, e.rec.step)
+    for (const p of e.bytes.producers) if (model.waitOn(p, readyAt, ms) <= 0) return true
     return false
   }
 
   /** Whether `best` holds or makes some of the entry's inputs (or it reads none) and can start it without a wait. */
-  private startsHome (e: Entry, best: string, model: QueueModel): boolean {
+  private startsHome (s: RequestState, e: Entry, best: string, model: QueueModel): boolean {
     const producers = (e.bytes as InputBytes).producers
-    return (producers.size === 0 || producers.has(best)) && model.waitOn(best, e.readyAt as number) <= 0
+    return (producers.size === 0 || producers.has(best)) && model.waitOn(best, e.readyAt as number, model.msOf(s, e.rec.step)) <= 0
   }
 
   /** The cheapest peer for an entry now (placement.ts), its inputs and readiness read once per walk. */
@@ -132,6 +133,7 @@ export class Placer {
     const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
     // a single-step module is warm only where the request's warm plan put its step: elsewhere it starts cold
     const warmAt = t.warmPlan?.get(e.rec.step)
+    const ms = model.msOf(s, e.rec.step)
     const cold = warmAt !== undefined ? history.expectedColdMs(s.started.workflow) ?? DEFAULT_COLD_MS : 0
     const q: PlacementQuery = {
       key: e.rec.gid,
@@ -139,7 +141,7 @@ export class Placer {
       bytesAt: e.bytes.bytesAt,
       totalBytes: e.bytes.total,
       producers: e.bytes.producers,
-      queueMs: p => model.waitOn(p, readyAt),
+      queueMs: p => model.waitOn(p, readyAt, ms),
       spread: p => model.count(p) / Math.max(1, model.slots(p)),
       bytesPerMs: init.linkMiBps * 1048.576,
       hopMs: history.hopMs(init.hopMs),

@@ -23,12 +23,39 @@ export function slotWait (jobs: readonly Job[], slots: number, readyAt: number, 
   return Math.max(0, earliest(free) - Math.max(readyAt, now))
 }
 
-/** Puts a job on the slot that frees first (`free`: when each slot frees). */
-function schedule (free: number[], j: Job, now: number): void {
+/**
+ * What adding a job ready at `readyAt` for `ms` costs a peer holding `jobs` (sorted by readyAt) that are ready
+ * later than it: its own wait, plus the most it delays one of them (it takes a slot they would have had). The
+ * wait alone missed that: each of six siblings placed one by one on a 4-slot peer found a slot free, since the
+ * ones placed before it were ready a few ms later and so were not counted, and two of them then waited a whole
+ * step for a slot (epigenomics' lanes, 50 ms on the critical path) while three peers idled.
+ */
+export function insertionCost (jobs: readonly Job[], slots: number, readyAt: number, ms: number, now: number): number {
+  const without = new Array<number>(Math.max(1, slots)).fill(-Infinity)
+  const within = new Array<number>(Math.max(1, slots)).fill(-Infinity)
+  let own: number | undefined
+  let worst = 0
+  for (const j of jobs) {
+    if (own === undefined && j.readyAt > readyAt) {
+      own = Math.max(0, earliest(within) - Math.max(readyAt, now))
+      schedule(within, { readyAt, ms }, now)
+    }
+    const a = schedule(without, j, now)
+    const b = schedule(within, j, now)
+    if (own !== undefined) worst = Math.max(worst, b - a)
+  }
+  if (own === undefined) own = Math.max(0, earliest(within) - Math.max(readyAt, now))
+  return own + worst
+}
+
+/** Puts a job on the slot that frees first (`free`: when each slot frees); answers when it starts. */
+function schedule (free: number[], j: Job, now: number): number {
   let min = 0
   for (let i = 1; i < free.length; i++) if (free[i] < free[min]) min = i
+  const start = Math.max(free[min], j.readyAt)
   // work that should have ended by now ends any moment: it runs late, not forever
-  free[min] = Math.max(Math.max(free[min], j.readyAt) + j.ms, now)
+  free[min] = Math.max(start + j.ms, now)
+  return start
 }
 
 function earliest (free: number[]): number {
@@ -180,10 +207,15 @@ export class QueueModel {
     this.tail.delete(peer)
   }
 
-  /** Expected wait of work ready at `readyAt` on `peer`, ms. */
-  waitOn (peer: string, readyAt: number): number {
+  /**
+   * Expected wait of work ready at `readyAt` on `peer`, ms; with its run time `ms`, plus the most it would delay
+   * work the peer holds that is ready later (insertionCost).
+   */
+  waitOn (peer: string, readyAt: number, ms?: number): number {
     const list = this.jobsOf(peer)
-    if (list.length > 0 && list[list.length - 1].readyAt > readyAt) return slotWait(list, this.book.slots(peer), readyAt, this.now)
+    if (list.length > 0 && list[list.length - 1].readyAt > readyAt) {
+      return ms === undefined ? slotWait(list, this.book.slots(peer), readyAt, this.now) : insertionCost(list, this.book.slots(peer), readyAt, ms, this.now)
+    }
     let free = this.tail.get(peer)
     if (free === undefined) {
       free = new Array<number>(Math.max(1, this.book.slots(peer))).fill(-Infinity)

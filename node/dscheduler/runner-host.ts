@@ -28,6 +28,11 @@ export function makeRunnerHost (sched: DScheduler): RunnerHost {
       const t = sched.requests.get(runner.state.id)
       if (t !== undefined && t.finishing !== true) followersOf(t, runner.state, runner)
     },
+    startBy: (runner: InstanceRunner) => {
+      const t = sched.requests.get(runner.state.id)
+      const at = t?.latestStart?.get(runner.stepName)
+      return t === undefined || at === undefined ? undefined : t.createdAt + at
+    },
     log: (line: string, ...args: unknown[]) => { sched.log(line, ...args) },
     logLine: (request: string, step: string, index: number | null, line: string) => {
       const entry = { request, step, index, peer: sched.self, line }

@@ -25,6 +25,8 @@ export interface RunnerHost {
   isLive: (peer: string) => boolean
   /** this runner's function started in an instance: consumers won here may follow it there (follow.ts) */
   running?: (runner: InstanceRunner) => void
+  /** when this runner's invocation should start at the latest (InvokeOptions.startBy), epoch ms */
+  startBy?: (runner: InstanceRunner) => number | undefined
   /** a run started or ended here (for the request's run record) */
   ran: (runner: InstanceRunner, outcome: 'running' | 'done' | 'failed' | 'aborted') => void
   log: (line: string, ...args: unknown[]) => void
@@ -268,6 +270,7 @@ export class InstanceRunner {
           outputs: this.step.out,
           timeoutMs: this.step.timeoutMs,
           signal: this.controller.signal,
+          startBy: host.startBy?.(this),
           input: async (name: string) => this.input(name),
           inputReady: (name: string) => {
             const src = this.step.in[name]

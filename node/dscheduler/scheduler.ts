@@ -8,12 +8,13 @@ import type { EventBus } from './bus.ts'
 import { evaluateConditions } from './conditions.ts'
 import { checkRequestId, startRequest } from './submission.ts'
 import { newTracked, type Tracked } from './tracked.ts'
-import { LoadBook } from './queue-model.ts'
+import { DEFAULT_STEP_MS, LoadBook } from './queue-model.ts'
 import { claimValid, type ClaimRules } from './claims.ts'
 import { RequestState } from './request-state.ts'
 import type { RunnerHost } from './runner.ts'
 import { Prewarmer } from './prewarm.ts'
 import { WorkflowHistory } from './history.ts'
+import { latestStarts } from './urgency.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { EventApplier } from './applier.ts'
 import { makeRunnerHost } from './runner-host.ts'
@@ -22,6 +23,9 @@ import { setLongTimeout } from '../util/long-timer.ts'
 import type { FunctionPool, Membership, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
 import { SchedulerReader } from './reader.ts'
 import { sendSlack } from './send-slack.ts'
+
+/** DFLOW_URGENCY=0: the pool serves waiting invocations first come first served (A/B runs of one build). */
+const URGENCY_OFF = process.env.DFLOW_URGENCY === '0'
 
 export interface SchedulerEvents {
   'scheduler:event': CustomEvent<RequestEvent>
@@ -229,6 +233,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     const s = new RequestState(t.loaded.workflow, started)
     t.state = s
     Object.keys(s.workflow.steps).forEach((name, i) => t.order.set(name, i))
+    if (!URGENCY_OFF) t.latestStart = latestStarts(s, step => this.history.expectedMs(started.workflow, step) ?? DEFAULT_STEP_MS)
     this.metrics.requestsSeen++
     if (started.deadlineMs !== undefined) {
       t.deadline = setLongTimeout(() => {

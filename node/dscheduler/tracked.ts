@@ -62,6 +62,8 @@ export interface Tracked {
   logs: LogLine[]
   /** the runs this peer made */
   runs: RunRecord[]
+  /** step -> when it should start at the latest, ms after `createdAt` (urgency.ts; pool order) */
+  latestStart?: Map<string, number>
   /** dataflow: step -> the peer its single-step module is warmed on for this request (warm-plan.ts) */
   warmPlan?: Map<string, string>
 }

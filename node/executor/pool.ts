@@ -11,7 +11,7 @@ import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
 import { Followers } from './followers.ts'
 
 export interface WorkerPoolOptions {
-  /** max concurrently running invocations; more wait in a FIFO queue. @default 4 */
+  /** max concurrently running invocations; more wait in a queue (earliest InvokeOptions.startBy first, else FIFO). @default 4 */
   slots?: number
   /** idle instances are retired after this long. @default 60000 */
   idleMs?: number
@@ -56,6 +56,8 @@ export interface PoolStats {
 interface Waiter {
   resolve: () => void
   reject: (err: Error) => void
+  /** InvokeOptions.startBy (Infinity without): the queue is kept in this order, FIFO among equal */
+  startBy: number
 }
 
 export function instanceKey (spec: InstanceSpec): string {
@@ -154,7 +156,7 @@ export class WorkerPool {
     const loc: StepLocation = { step: opts.step.name, index: opts.step.index }
     if (this.stopped) throw new PoolStoppedError()
     checkInvokeLimits(opts, this.limits)
-    await this.acquireSlot(opts.signal, loc)
+    await this.acquireSlot(opts.signal, loc, opts.startBy)
     let holding = true
     let ran: Instance | undefined
     const ready = opts.inputReady
@@ -170,7 +172,7 @@ export class WorkerPool {
           try {
             return await input(name)
           } finally {
-            await this.acquireSlot(opts.signal, loc)
+            await this.acquireSlot(opts.signal, loc, opts.startBy)
             holding = true
           }
         }
@@ -376,7 +378,7 @@ export class WorkerPool {
     void inst.terminate()
   }
 
-  private async acquireSlot (signal: AbortSignal | undefined, loc: StepLocation): Promise<void> {
+  private async acquireSlot (signal: AbortSignal | undefined, loc: StepLocation, startBy = Infinity): Promise<void> {
     if (this.running < this.slots && this.queue.length === 0) { this.running++; return }
     if (signal?.aborted === true) throw new StepCancelledError(loc, 'cancelled while waiting for a slot')
     await new Promise<void>((resolve, reject) => {
@@ -387,17 +389,21 @@ export class WorkerPool {
       }
       const w: Waiter = {
         resolve: () => { signal?.removeEventListener('abort', onAbort); resolve() },
-        reject: (err) => { signal?.removeEventListener('abort', onAbort); reject(err) }
+        reject: (err) => { signal?.removeEventListener('abort', onAbort); reject(err) },
+        startBy: Number.isFinite(startBy) ? startBy : Infinity
       }
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.queue.push(w)
+      // behind every waiter due no later than this one (a short queue: at most the request's width)
+      let at = this.queue.length
+      while (at > 0 && this.queue[at - 1].startBy > w.startBy) at--
+      this.queue.splice(at, 0, w)
       this.followers.giveBack()
     })
   }
 
   private releaseSlot (): void {
     const next = this.queue.shift()
-    // the slot passes straight to the next waiter, so a newcomer cannot overtake the FIFO
+    // the slot passes straight to the next waiter, so a newcomer cannot overtake the queue
     if (next !== undefined) next.resolve()
     else this.running--
   }

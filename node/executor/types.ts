@@ -45,6 +45,12 @@ export interface InvokeOptions {
    * invocation returns successfully, its inputs `from` this one's value outputs (input name -> output name)
    */
   onRunning?: (follow: FollowFn) => void
+  /**
+   * when this invocation should start at the latest for its request to end on time (epoch ms): while the pool's
+   * slots are all taken, a freed slot goes to the waiting invocation with the earliest `startBy`, first come
+   * first served among equal ones; one without comes after all that have one
+   */
+  startBy?: number
 }
 
 /**

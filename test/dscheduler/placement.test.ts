@@ -6,7 +6,7 @@ import { DScheduler } from '../../node/dscheduler/scheduler.ts'
 import { RequestState, type InstanceRecord } from '../../node/dscheduler/request-state.ts'
 import { newTracked, type Tracked } from '../../node/dscheduler/tracked.ts'
 import { handoffSample, winnerOf } from '../../node/dscheduler/claims.ts'
-import { slotWait } from '../../node/dscheduler/queue-model.ts'
+import { insertionCost, slotWait } from '../../node/dscheduler/queue-model.ts'
 import type { Membership } from '../../node/dscheduler/types.ts'
 import type { RequestStarted, ValueRef } from '../../protocols/events/index.ts'
 
@@ -77,6 +77,32 @@ describe('placement with a queue model', () => {
     expect(slotWait([{ readyAt: now - 500, ms: 50 }], 1, now, now)).toBe(0)
   })
 
+  it('insertion cost: a job ready before work the peer already holds pays for the slot it takes from that work', () => {
+    const now = 1000
+    // 4 slots: two jobs run until now + 100, two siblings are ready at now + 53 and take the two free slots
+    const held = [{ readyAt: now - 10, ms: 110 }, { readyAt: now - 10, ms: 110 }, { readyAt: now + 53, ms: 50 }, { readyAt: now + 53, ms: 50 }]
+    // one more ready at now + 51 finds a slot free (the wait alone says 0), but then a sibling waits until now + 100
+    expect(slotWait(held, 4, now + 51, now)).toBe(0)
+    expect(insertionCost(held, 4, now + 51, 50, now)).toBe(47)
+    // with a slot to spare it delays nobody
+    expect(insertionCost(held, 5, now + 51, 50, now)).toBe(0)
+    // ready after all of them: its own wait only, as slotWait
+    expect(insertionCost(held, 4, now + 60, 50, now)).toBe(slotWait(held, 4, now + 60, now))
+  })
+
+  it('siblings ready a few ms apart: no more of them stay at their data than its slots can start at once', () => {
+    const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    const now = Date.now()
+    // b1 ends last: its consumers, walked first, are ready after those of b2 and b3 (epigenomics' lanes)
+    for (const [n, ago] of [[1, 0], [2, 5], [3, 10]] as const) { run(`b${n}`, 'P1'); s.instance(`b${n}`, null).runnableAt = now - ago }
+    const consumers = [1, 2, 3].flatMap(n => [`c${n}`, `f${n}`])
+    unplace(t, consumers.map(n => s.instance(n, null)))
+    sched.dispatcher.place(t, s)
+    const where = consumers.map(n => placed(n))
+    expect(where.filter(p => p === 'P1').length).toBe(4)
+    expect(where.filter(p => p !== 'P1' && p !== undefined).length).toBe(2)
+  })
+
   it('cycles\' shape: consumers stay on the peer holding their 1 MB input when its slots free up as the data comes', () => {
     const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
     // P1's 4 slots are all busy until the baselines end, and their data comes then
@@ -135,7 +161,8 @@ describe('placement with a queue model', () => {
 
   it('claims made ahead, waiting for inputs that come later, do not count as queue', () => {
     const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
-    sched.history.recordRun(CID, 'q1', 400)
+    // longer runs are learned slowly (history.ts): enough of them that the q's are known to take ~400 ms
+    for (let i = 0; i < 60; i++) for (const n of [1, 2, 3, 4]) sched.history.recordRun(CID, `q${n}`, 400)
     run('b1', 'P1')
     // P1 won e1..e4 ahead of their data: their producers (on P2) end in ~400 ms
     for (const n of [1, 2, 3, 4]) {
@@ -144,7 +171,6 @@ describe('placement with a queue model', () => {
       e.winner = { peer: 'P1', attempt: 0, incarnation: 1, ts: 1 }
       sched.load.set(e.gid, 'P1', { rec: e, s })
     }
-    for (const n of [2, 3, 4]) sched.history.recordRun(CID, `q${n}`, 400)
     unplace(t, [s.instance('c1', null)])
     sched.dispatcher.place(t, s)
     expect(placed('c1')).toBe('P1')

@@ -75,6 +75,23 @@ describe.each(ISOLATIONS)('executor (%s isolation): the pool', (isolation) => {
     expect(pool.stats()).toMatchObject({ instances: 2, queued: 0, busy: 0 })
   })
 
+  it('a freed slot goes to the waiting invocation with the earliest startBy; FIFO among equal, none last', async () => {
+    const pool = make({ slots: 1 })
+    const s = spec(TRIVIAL + ' // startBy')
+    await pool.prewarm(s)
+    let open = (): void => {}
+    const gate = new Promise<number>(resolve => { open = () => { resolve(1) } })
+    // holds the only slot until the gate opens (an input it waits for without giving the slot back)
+    const blocker = run(pool, 'export default async (ctx) => ({ v: await ctx.input("g") })', ['v'], { input: async () => await gate }).result
+    const order: string[] = []
+    const queued = ([['a', 300], ['b', undefined], ['c', 100], ['d', 300]] as const).map(([label, startBy]) =>
+      run(pool, s, ['v'], startBy === undefined ? {} : { startBy }).result.then(r => { order.push(label); return r }))
+    expect(pool.stats().queued).toBe(4)
+    open()
+    await Promise.all([blocker, ...queued])
+    expect(order).toEqual(['c', 'a', 'd', 'b'])
+  })
+
   it('a queued invocation can be cancelled while it waits for a slot', async () => {
     const pool = make({ slots: 1 })
     const s = spec('export default async () => { await new Promise(r => setTimeout(r, 500)) }')
