@@ -28,6 +28,13 @@ export function makeRunnerHost (sched: DScheduler): RunnerHost {
       const t = sched.requests.get(runner.state.id)
       if (t !== undefined && t.finishing !== true) followersOf(t, runner.state, runner)
     },
+    awaitedHere: (s: RequestState, step: string, output: string) => {
+      const t = sched.requests.get(s.id)
+      const readers = s.readers.get(`${step}.${output}`)
+      if (t === undefined || readers === undefined) return false
+      for (const r of t.runners.values()) if (!r.fired && !r.finished && readers.includes(r.stepName)) return true
+      return false
+    },
     startBy: (runner: InstanceRunner) => {
       const t = sched.requests.get(runner.state.id)
       const at = t?.latestStart?.get(runner.stepName)

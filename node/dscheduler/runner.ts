@@ -25,6 +25,8 @@ export interface RunnerHost {
   isLive: (peer: string) => boolean
   /** this runner's function started in an instance: consumers won here may follow it there (follow.ts) */
   running?: (runner: InstanceRunner) => void
+  /** whether an instance this peer won, not fired yet, reads `step.output` (runner-host.ts) */
+  awaitedHere?: (s: RequestState, step: string, output: string) => boolean
   /** when this runner's invocation should start at the latest (InvokeOptions.startBy), epoch ms */
   startBy?: (runner: InstanceRunner) => number | undefined
   /** a run started or ended here (for the request's run record) */
@@ -156,6 +158,10 @@ export class InstanceRunner {
    */
   private announce (output: string, ref: ValueRef): void {
     this.unannounced.push({ output, ref })
+    // a consumer this peer won waits for it: it starts now, not after the coalescing timer (which fired 4-8 ms later
+    // on an idle testnet peer, most of a local hand-off of a mid-run post). Not while a consumer is queued behind this
+    // function (follow.ts): seeing the value now would take it back from the instance that runs it next (cycles: +25%)
+    if (!this.leads && this.host.awaitedHere?.(this.state, this.stepName, output) === true) { this.flushAnnounced(); return }
     if (this.announcing) return
     this.announcing = true
     setTimeout(() => {

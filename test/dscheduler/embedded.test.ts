@@ -52,6 +52,26 @@ describe('DScheduler on one embedded peer', () => {
     expect(peer.pool.stats().chainedStarts).toBe(mid)
   })
 
+  it('dataflow: an output a consumer claimed here waits for is announced at once, not folded into the step-done', async () => {
+    // the consumer is claimed one level ahead (so it waits here while its producer runs) once sizes are learned
+    await peer.run(fixture('early.yaml'), { n: 1 }, { mode: 'dataflow' })
+    const events: Array<{ type: string, step?: string, output?: string, outputs?: Record<string, unknown> }> = []
+    const listen = (e: Event): void => { events.push((e as CustomEvent).detail) }
+    peer.scheduler.addEventListener('scheduler:event', listen)
+    try {
+      const v = await peer.run(fixture('early.yaml'), { n: 2 }, { mode: 'dataflow' })
+      expect(v.status, v.error).toBe('ok')
+      expect(v.outputs).toEqual({ r: 5 })
+    } finally {
+      peer.scheduler.removeEventListener('scheduler:event', listen)
+    }
+    const ready = events.findIndex(e => e.type === 'output-ready' && e.step === 'p' && e.output === 'v')
+    const done = events.findIndex(e => e.type === 'step-done' && e.step === 'p')
+    expect(ready).toBeGreaterThanOrEqual(0)
+    expect(ready).toBeLessThan(done)
+    expect(events[done].outputs?.v).toBeUndefined()
+  })
+
   it('foreach over a stream and over another foreach pipelines element by element', async () => {
     const v = await peer.run(fixture('pipeline.yaml'), { n: 5 }, { mode: 'dataflow' })
     expect(v.status).toBe('ok')
