@@ -115,7 +115,7 @@ export class Placer {
     e.bytes ??= inputBytes(s, e.rec.step, e.rec.index, this.sched.history)
     const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
     if (e.bytes.producers.size === 0) return true
-    const ms = model.msOf(s, e.rec.step)
+    const ms = e.ms ??= model.msOf(s, e.rec.step)
     for (const p of e.bytes.producers) if (model.waitOn(p, readyAt, ms) <= 0) return true
     return false
   }
@@ -123,7 +123,7 @@ export class Placer {
   /** Whether `best` holds or makes some of the entry's inputs (or it reads none) and can start it without a wait. */
   private startsHome (s: RequestState, e: Entry, best: string, model: QueueModel): boolean {
     const producers = (e.bytes as InputBytes).producers
-    return (producers.size === 0 || producers.has(best)) && model.waitOn(best, e.readyAt as number, model.msOf(s, e.rec.step)) <= 0
+    return (producers.size === 0 || producers.has(best)) && model.waitOn(best, e.readyAt as number, e.ms ??= model.msOf(s, e.rec.step)) <= 0
   }
 
   /** The cheapest peer for an entry now (placement.ts), its inputs and readiness read once per walk. */
@@ -133,7 +133,7 @@ export class Placer {
     const readyAt = e.readyAt ??= model.readyAt(s, e.rec)
     // a single-step module is warm only where the request's warm plan put its step: elsewhere it starts cold
     const warmAt = t.warmPlan?.get(e.rec.step)
-    const ms = model.msOf(s, e.rec.step)
+    const ms = e.ms ??= model.msOf(s, e.rec.step)
     const cold = warmAt !== undefined ? history.expectedColdMs(s.started.workflow) ?? DEFAULT_COLD_MS : 0
     const q: PlacementQuery = {
       key: e.rec.gid,
@@ -158,7 +158,7 @@ export class Placer {
     const { self, init } = this.sched
     const membership = this.sched.c.membership
     const { rec, placer } = e
-    model.add(best, { readyAt: e.readyAt as number, ms: model.msOf(s, rec.step) })
+    model.add(best, { readyAt: e.readyAt as number, ms: e.ms ??= model.msOf(s, rec.step) })
     if (!e.mine) return Infinity
     const producers = (e.bytes as InputBytes).producers
     if (placer === self) {
@@ -188,4 +188,4 @@ export class Placer {
 export const DEFAULT_COLD_MS = 100
 
 /** An unplaced instance in a walk: this peer's to place (`mine`), or another placer's, placed in the model only. */
-interface Entry { rec: InstanceRecord, placer: string | undefined, mine: boolean, bytes?: InputBytes, readyAt?: number }
+interface Entry { rec: InstanceRecord, placer: string | undefined, mine: boolean, bytes?: InputBytes, readyAt?: number, ms?: number }

@@ -7,9 +7,10 @@ import type { RequestState } from './request-state.ts'
  *
  * A peer's pool hands free slots to waiting invocations earliest `startBy` first (InvokeOptions.startBy is the
  * request's start here plus this offset). Within a request that is the step with the longest way still ahead
- * first (a FIFO let side branches take the slots the critical lane needed: epigenomics' longest lane waited
- * 50-100 ms for its first slot); across requests an older request's steps come first once their latest start is
- * reached, so a stream of new requests cannot starve an old one's tail.
+ * first, where a FIFO would let a side branch take the slot a longer path needs; across requests an older
+ * request's steps come first once their latest start is reached, so a stream of new requests cannot starve an
+ * old one's tail. (On the FaaSFlow DAGs its effect was within noise: their competing siblings have equal ranks;
+ * epigenomics' lane waits were placement's, see queue-model.ts insertionCost.)
  */
 export function latestStarts (s: RequestState, msOf: (step: string) => number): Map<string, number> {
   const rank = new Map<string, number>()
