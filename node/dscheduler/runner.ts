@@ -191,19 +191,26 @@ export class InstanceRunner {
   }
 
   /**
-   * The inputs that exist now and need no fetch (inline values, literals, lists of them), decoded: they go
-   * out with the invocation. Others (large values, inputs still pending) are asked for by ctx.input as before.
+   * The inputs that exist now and need no message to read (inline values, literals, values held here or in a
+   * shared file on this host, lists of them), decoded: they go out with the invocation. Asked for by ctx.input,
+   * each cost a round trip through the instance's channel, which on a busy host took longer than the read
+   * (bench cycles: 5 ms p50 child -> peer, then the value back). Others (values elsewhere, inputs still pending,
+   * beyond PRELOAD_BYTES in all) are asked for by ctx.input as before.
    */
   private async preloaded (): Promise<Record<string, Value> | undefined> {
     let out: Record<string, Value> | undefined
+    let budget = PRELOAD_BYTES
     for (const [name, src] of Object.entries(this.step.in)) {
       const r = this.state.resolve(src, this.stepName, this.index)
-      if (r.state === 'skipped') (out ??= {})[name] = null
-      else if (r.state === 'ready' && inlineOnly(r.value)) {
-        // inline only: materialize decodes without the store; a bad foreach source fails later in ctx.input,
-        // as the function asks for it, like any other input error
-        try { (out ??= {})[name] = await materialize(this.host.store, r.value, {}) } catch {}
-      }
+      if (r.state === 'skipped') { (out ??= {})[name] = null; continue }
+      if (r.state !== 'ready') continue
+      const bytes = bytesToRead(this.host.store, r.value)
+      if (bytes !== 0 && !preloadNearby()) continue
+      if (bytes === undefined || bytes > budget) continue
+      budget -= bytes
+      // a failed read (lost, a bad foreach source) is left to ctx.input, which retries, asks for a re-run or
+      // fails the step as the function asks for it, like any other input error
+      try { (out ??= {})[name] = await materialize(this.host.store, r.value, { signal: this.controller.signal, pin: this.state.id }) } catch {}
     }
     return out
   }
@@ -355,13 +362,36 @@ async function sleep (ms: number, signal: AbortSignal): Promise<void> {
   signal.throwIfAborted()
 }
 
-/** Whether a resolved input can be had without the store: literals and inline values only. */
-function inlineOnly (r: Resolved): boolean {
+/** what preloading may read for one invocation, in all (a larger input is asked for when the function reads it) */
+const PRELOAD_BYTES = 16 * 1024 * 1024
+/** DFLOW_PRELOAD=0 preloads inline values only, as before (A/B runs) */
+const preloadNearby = (): boolean => process.env.DFLOW_PRELOAD !== '0'
+
+/**
+ * The bytes the store reads to give a resolved input with no message (0 for literals and inline values);
+ * undefined when some part of it is only elsewhere.
+ */
+function bytesToRead (store: DStore, r: Resolved): number | undefined {
+  const ofRef = (ref: ValueRef): number | undefined => {
+    if (ref.inline !== undefined) return 0
+    if (store.nearby === undefined) return undefined
+    let cid: CID
+    try { cid = CID.parse(ref.cid) } catch { return undefined }
+    return store.nearby(cid, ref.holders) ? ref.size : undefined
+  }
   switch (r.kind) {
-    case 'literal': return true
-    case 'ref': return r.ref.inline !== undefined
-    case 'element': return r.of.inline !== undefined
-    case 'list': return r.items.every(inlineOnly)
+    case 'literal': return 0
+    case 'ref': return ofRef(r.ref)
+    case 'element': return ofRef(r.of)
+    case 'list': {
+      let sum = 0
+      for (const item of r.items) {
+        const n = bytesToRead(store, item)
+        if (n === undefined) return undefined
+        sum += n
+      }
+      return sum
+    }
   }
 }
 

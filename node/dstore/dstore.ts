@@ -285,6 +285,12 @@ export class DStoreService extends TypedEventEmitter<DStoreEvents> implements DS
     return this.local.hasValue(cid)
   }
 
+  nearby (cid: CID, holders: readonly string[]): boolean {
+    if (this.local.hasValue(cid)) return true
+    const dir = this.local.blocks.shared?.dir
+    return dir != null && cid.code === dagCbor.code && holders.some(h => dir.sameHost(h))
+  }
+
   pushTo (peer: PeerId, cid: CID, meta: ValueMeta): void {
     const network = this.network
     if (network == null) { this.log('pushTo %p ignored: no network', peer); return }

@@ -57,6 +57,11 @@ export interface DStore {
   /** Local when held, else fetched from holders / providers and verified block by block. */
   get: (cid: CID, opts?: GetOptions) => Promise<Value>
   has: (cid: CID) => Promise<boolean>
+  /**
+   * Whether `get` would find the value without a message: held here, or (a value of one block) in the shared
+   * file of a holder on this host. A guess for planning, not a promise: the file may be gone by the read.
+   */
+  nearby?: (cid: CID, holders: readonly string[]) => boolean
   /** Deliver a value to a peer ahead of its request (it claimed a consumer). Background; never throws. */
   pushTo: (peer: PeerId, cid: CID, meta: ValueMeta) => void
   unpinRequest: (request: string, keep?: CID[]) => Promise<void>

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
+import { widenSendBuffer } from './channel-buffer.ts'
 import type { CodeFile } from './code-cache.ts'
 import { processLaunch, RssReader } from './sandbox.ts'
 
@@ -88,6 +89,7 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'advanced'
   })
+  widenSendBuffer((child.channel as { fd?: number } | null | undefined)?.fd)
   let tail = ''
   child.stderr?.setEncoding('utf8')
   child.stderr?.on('data', (s: string) => { tail = (tail + s).slice(-STDERR_TAIL) })

@@ -72,6 +72,33 @@ describe('DScheduler on one embedded peer', () => {
     expect(events[done].outputs?.v).toBeUndefined()
   })
 
+  it('a value held here goes out with the invocation: the consumer\'s ctx.input does not ask the peer for it', async () => {
+    const n = 64 * 1024 // beyond the 16 KiB an event carries inline: the value is read from the store
+    let expected = 0
+    for (let i = 0; i < n; i++) expected = (expected + ((i * 7 + n) & 255)) % 65521
+    const asked: string[] = []
+    const preloaded: string[] = []
+    const invoke = peer.pool.invoke.bind(peer.pool)
+    peer.pool.invoke = async opts => {
+      if (opts.step.name !== 'c') return await invoke(opts)
+      preloaded.push(...Object.keys(opts.preloaded ?? {}))
+      return await invoke({ ...opts, input: async name => { asked.push(name); return await opts.input(name) } })
+    }
+    try {
+      for (const mode of ['control', 'dataflow'] as const) {
+        const v = await peer.run(fixture('preload.yaml'), { n }, { mode })
+        expect(v.status, v.error).toBe('ok')
+        expect(v.outputs).toEqual({ r: { length: n, sum: expected } })
+      }
+    } finally {
+      peer.pool.invoke = invoke
+    }
+    // control fires c after p returned; dataflow once p's output is ready (c is not claimed ahead: no sizes
+    // learned for this workflow before the first request, and no follower without them)
+    expect(preloaded).toEqual(['v', 'v'])
+    expect(asked).toEqual([])
+  })
+
   it('foreach over a stream and over another foreach pipelines element by element', async () => {
     const v = await peer.run(fixture('pipeline.yaml'), { n: 5 }, { mode: 'dataflow' })
     expect(v.status).toBe('ok')
