@@ -77,7 +77,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
       sharedStore: !config.noSharedStore,
       networkId: networkIdOf(config.swarmKey)
     },
-    livePeers: () => members.live().filter(p => p !== self).map(p => peerIdFromString(p)),
+    livePeers: () => members.live().flatMap(p => p === self ? [] : [members.id(p)]),
     acceptPush: meta => scheduler?.wantsPush(meta.request) ?? false
   })
   const limits = { maxMemoryMb: config.maxMemoryMb, maxTimeoutMs: config.maxTimeoutMs, maxRetries: config.maxRetries }

@@ -196,7 +196,8 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     try { await this.probe.ping(peerId, GREET_TIMEOUT_MS, this.controller.signal) } finally { this.inflight.delete(peer) }
   }
 
-  private id (peer: string): PeerId {
+  /** The parsed id of `peer`, parsed once (throws on a string that is not a peer id). */
+  id (peer: string): PeerId {
     let id = this.ids.get(peer)
     if (id === undefined) {
       id = peerIdFromString(peer)

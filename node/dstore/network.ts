@@ -103,12 +103,15 @@ export class StoreNetwork {
 
   /** The `replicas` peers chosen to hold `cid` besides `exclude` (the producer / sender) and this peer. */
   replicasFor (cid: CID, exclude: PeerId[] = []): PeerId[] {
+    // no copies kept (`--replicas 0`): nothing to rank, and listing the live peers costs a parse per peer per put
+    if (this.cfg.replicas <= 0) return []
     const self = this.libp2p.peerId
     const skip = new Set([self, ...exclude].map(p => p.toString()))
     return closestPeers(cid, this.peers().filter(p => !skip.has(p.toString())), this.cfg.replicas)
   }
 
   private isReplica (cid: CID, from: PeerId): boolean {
+    if (this.cfg.replicas <= 0) return false
     const self = this.libp2p.peerId
     const candidates = [self, ...this.peers().filter(p => !p.equals(from))]
     return closestPeers(cid, candidates, this.cfg.replicas).some(p => p.equals(self))
