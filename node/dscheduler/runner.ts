@@ -195,17 +195,18 @@ export class InstanceRunner {
    * shared file on this host, lists of them), decoded: they go out with the invocation. Asked for by ctx.input,
    * each cost a round trip through the instance's channel, which on a busy host took longer than the read
    * (bench cycles: 5 ms p50 child -> peer, then the value back). Others (values elsewhere, inputs still pending,
-   * beyond PRELOAD_BYTES in all) are asked for by ctx.input as before.
+   * beyond PRELOAD_BYTES in all) are asked for by ctx.input as before. `inline`: literals, inline values and
+   * skipped inputs only (no store read); `stored`: the others only.
    */
-  private async preloaded (): Promise<Record<string, Value> | undefined> {
+  private async preloaded (what: 'inline' | 'stored' | 'all'): Promise<Record<string, Value> | undefined> {
     let out: Record<string, Value> | undefined
     let budget = PRELOAD_BYTES
     for (const [name, src] of Object.entries(this.step.in)) {
       const r = this.state.resolve(src, this.stepName, this.index)
-      if (r.state === 'skipped') { (out ??= {})[name] = null; continue }
+      if (r.state === 'skipped') { if (what !== 'stored') (out ??= {})[name] = null; continue }
       if (r.state !== 'ready') continue
       const bytes = bytesToRead(this.host.store, r.value)
-      if (bytes !== 0 && !preloadNearby()) continue
+      if (bytes === 0 ? what === 'stored' : what === 'inline' || !preloadNearby()) continue
       if (bytes === undefined || bytes > budget) continue
       budget -= bytes
       // a failed read (lost, a bad foreach source) is left to ctx.input, which retries, asks for a re-run or
@@ -257,7 +258,8 @@ export class InstanceRunner {
 
   /** The first attempt, queued behind the producer; undefined when the link did not hold (nothing ran). */
   private async afterProducer (lead: { follow: FollowFn, from: Record<string, string> }, opts: InvokeOptions): Promise<InvokeResult | undefined> {
-    const h = lead.follow({ ...opts, preloaded: await this.preloaded() }, lead.from)
+    // a follower waits in its producer's instance, one per instance: its values are read now
+    const h = lead.follow({ ...opts, preloaded: await this.preloaded('all') }, lead.from)
     if (h === undefined) return undefined
     this.link = h
     try {
@@ -305,7 +307,8 @@ export class InstanceRunner {
             // the link did not hold: fire as if it never was, once the inputs exist (no instance held meanwhile)
             if (result === undefined) await this.inputsExist()
           }
-          result ??= await host.pool.invoke({ ...opts, preloaded: await this.preloaded() })
+          // values read from the store only once the slot is there (the pool calls preload): a queued invocation holds none
+          result ??= await host.pool.invoke({ ...opts, preloaded: await this.preloaded('inline'), preload: async () => await this.preloaded('stored') })
         } finally {
           this.followFn = undefined
         }

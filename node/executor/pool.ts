@@ -179,6 +179,10 @@ export class WorkerPool {
       }
     }
     try {
+      if (opts.preload !== undefined) {
+        const more = await opts.preload()
+        if (more !== undefined) opts = { ...opts, preloaded: { ...opts.preloaded, ...more } }
+      }
       if (this.stopped) throw new PoolStoppedError()
       if (opts.signal?.aborted === true) throw new StepCancelledError(loc)
       const t0 = performance.now()

@@ -28,6 +28,12 @@ export interface InvokeOptions {
    * at once instead of asking the host (a round trip over the instance's channel per input)
    */
   preloaded?: Record<string, Value>
+  /**
+   * more such values, read once the invocation has its slot (so that invocations waiting for one hold none of
+   * them: a thousand foreach instances queued over one large list would each hold the decoded list); merged over
+   * `preloaded`
+   */
+  preload?: () => Promise<Record<string, Value> | undefined>
   /** resolves when the parameter's value exists (host side); rejects for an unknown parameter */
   input: (name: string) => Promise<Value>
   /**

@@ -81,8 +81,12 @@ describe('DScheduler on one embedded peer', () => {
     const invoke = peer.pool.invoke.bind(peer.pool)
     peer.pool.invoke = async opts => {
       if (opts.step.name !== 'c') return await invoke(opts)
-      preloaded.push(...Object.keys(opts.preloaded ?? {}))
-      return await invoke({ ...opts, input: async name => { asked.push(name); return await opts.input(name) } })
+      const preload = opts.preload
+      return await invoke({
+        ...opts,
+        preload: async () => { const more = await preload?.(); preloaded.push(...Object.keys(more ?? {})); return more },
+        input: async name => { asked.push(name); return await opts.input(name) }
+      })
     }
     try {
       for (const mode of ['control', 'dataflow'] as const) {

@@ -92,6 +92,29 @@ describe.each(ISOLATIONS)('executor (%s isolation): the pool', (isolation) => {
     expect(order).toEqual(['c', 'a', 'd', 'b'])
   })
 
+  it('preload runs once the invocation has its slot (a queued one holds no read values); its values reach ctx.input', async () => {
+    const pool = make({ slots: 1 })
+    let open = (): void => {}
+    const gate = new Promise<number>(resolve => { open = () => { resolve(1) } })
+    const blocker = run(pool, 'export default async (ctx) => ({ v: await ctx.input("g") })', ['v'], { input: async () => await gate }).result
+    const preloads: string[] = []
+    const asked: string[] = []
+    const reader = 'export default async (ctx) => ({ v: [await ctx.input("a"), await ctx.input("b")] })'
+    const queued = run(pool, reader, ['v'], {
+      preloaded: { a: 'inline' },
+      preload: async () => { preloads.push('read'); return { b: new Uint8Array([1, 2, 3]) } },
+      input: async name => { asked.push(name); return null }
+    })
+    await sleep(50)
+    expect(pool.stats().queued).toBe(1)
+    expect(preloads).toEqual([])
+    open()
+    await Promise.all([blocker, queued.result])
+    expect(preloads).toEqual(['read'])
+    expect(queued.rec.outputs.v).toEqual(['inline', new Uint8Array([1, 2, 3])])
+    expect(asked).toEqual([])
+  })
+
   it('a queued invocation can be cancelled while it waits for a slot', async () => {
     const pool = make({ slots: 1 })
     const s = spec('export default async () => { await new Promise(r => setTimeout(r, 500)) }')
