@@ -3,6 +3,16 @@ export interface ModuleConcurrency { start: number, other: number }
 
 /** Concurrency samples kept per module: the expectation is their maximum (placement varies between requests). */
 const CONCURRENCY_SAMPLES = 4
+/** hand-off samples kept of each kind (local, remote) */
+const HANDOFF_SAMPLES = 32
+/** a hop cost learned from remote hand-offs no newer than this is forgotten (ms) */
+export const HANDOFF_STALE_MS = 30_000
+
+function median (list: readonly number[]): number {
+  const sorted = [...list].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
 
 /**
  * What earlier requests of a workflow taught: how large each output usually is, how long each step
@@ -50,26 +60,38 @@ export class WorkflowHistory {
     map.set(step, prev === undefined ? ms : prev + (ms < prev ? this.weight : this.weight / 3) * (ms - prev))
   }
 
-  /** Hand-offs seen (claims.ts handoffSample): from a producer's end to its consumer's readiness, ms. */
-  private readonly handoff: { local?: number, remote?: number } = {}
+  /**
+   * Hand-offs seen (claims.ts handoffSample): from a producer's end to its consumer's readiness, ms, the last
+   * HANDOFF_SAMPLES of each kind, and when the last remote one came.
+   */
+  private readonly handoff: { local: number[], remote: number[], remoteAt: number } = { local: [], remote: [], remoteAt: 0 }
+  /** median(remote) - median(local), kept until the next sample (placement asks per instance placed) */
+  private handoffGap: number | undefined
 
-  recordHandoff (remote: boolean, ms: number): void {
+  recordHandoff (remote: boolean, ms: number, now = Date.now()): void {
     if (!Number.isFinite(ms) || ms < 0 || ms > 10_000) return
-    const prev = remote ? this.handoff.remote : this.handoff.local
-    const next = prev === undefined ? ms : prev + this.weight * (ms - prev)
-    if (remote) this.handoff.remote = next
-    else this.handoff.local = next
+    const list = remote ? this.handoff.remote : this.handoff.local
+    list.push(ms)
+    if (list.length > HANDOFF_SAMPLES) list.shift()
+    if (remote) this.handoff.remoteAt = now
+    this.handoffGap = undefined
   }
 
   /**
    * What handing an instance to another peer than its data's costs over running it there, ms: learned from the
    * hand-offs every peer sees alike (events, then a fetch, on a busy host tens of ms, not the link's 2), at
-   * least `floor`; `floor` until both kinds were seen.
+   * least `floor`; `floor` until both kinds were seen, and again once no remote one came for HANDOFF_STALE_MS.
+   * Medians, not a moving average, and forgotten when stale, because the estimate decides its own samples: a
+   * high one keeps work at its data, so no remote hand-off corrects it. In a bench's postAt 0.5 half (outputs
+   * posted mid-run: a remote consumer ready before its producer ended gives no sample, so the fast ones were
+   * missing) a few slow samples lifted a moving average to 250-490 ms, and every request of the next workflows
+   * then ran on its submitting peer for minutes, 1.4-2.3x slower (docs/benchmarks, thirteenth session).
    */
-  hopMs (floor: number): number {
-    const { local, remote } = this.handoff
-    if (local === undefined || remote === undefined) return floor
-    return Math.min(Math.max(floor, remote - local), 500)
+  hopMs (floor: number, now = Date.now()): number {
+    const { local, remote, remoteAt } = this.handoff
+    if (local.length === 0 || remote.length === 0 || now - remoteAt > HANDOFF_STALE_MS) return floor
+    this.handoffGap ??= median(remote) - median(local)
+    return Math.min(Math.max(floor, this.handoffGap), 500)
   }
 
   expectedBytes (workflow: string, step: string, output: string): number | undefined {

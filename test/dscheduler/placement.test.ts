@@ -7,6 +7,7 @@ import { RequestState, type InstanceRecord } from '../../node/dscheduler/request
 import { newTracked, type Tracked } from '../../node/dscheduler/tracked.ts'
 import { handoffSample, winnerOf } from '../../node/dscheduler/claims.ts'
 import { insertionCost, slotWait } from '../../node/dscheduler/queue-model.ts'
+import { HANDOFF_STALE_MS, WorkflowHistory } from '../../node/dscheduler/history.ts'
 import type { Membership } from '../../node/dscheduler/types.ts'
 import type { RequestStarted, ValueRef } from '../../protocols/events/index.ts'
 
@@ -199,6 +200,25 @@ describe('placement with a queue model', () => {
     expect(place(false)).not.toBe('P1')
     // a hand-off learned at ~35 ms costs more than the wait
     expect(place(true)).toBe('P1')
+  })
+
+  it('the hop cost is a median gap, not moved by a few slow hand-offs, and forgotten when no remote one comes', () => {
+    const h = new WorkflowHistory()
+    const t0 = 1_000_000
+    expect(h.hopMs(2, t0)).toBe(2)
+    for (let i = 0; i < 20; i++) h.recordHandoff(false, 3 + (i % 3), t0)
+    for (let i = 0; i < 20; i++) h.recordHandoff(true, 10 + (i % 5), t0)
+    expect(h.hopMs(2, t0)).toBe(8) // median 12 - median 4
+    // a burst of slow remote hand-offs (a moving average took these to hundreds of ms): the median barely moves
+    for (let i = 0; i < 6; i++) h.recordHandoff(true, 900, t0 + 1000)
+    expect(h.hopMs(2, t0 + 1000)).toBe(9)
+    // most of the last 32 slow: it rises, up to the 500 ms cap
+    for (let i = 0; i < 30; i++) h.recordHandoff(true, 2000, t0 + 2000)
+    expect(h.hopMs(2, t0 + 2000)).toBe(500)
+    // work then stays at its data and no remote hand-off comes: the estimate is forgotten, placement tries again
+    for (let i = 0; i < 10; i++) h.recordHandoff(false, 4, t0 + 2000 + HANDOFF_STALE_MS)
+    expect(h.hopMs(2, t0 + 2000 + HANDOFF_STALE_MS)).toBe(500)
+    expect(h.hopMs(2, t0 + 2001 + HANDOFF_STALE_MS)).toBe(2)
   })
 
   it('a hand-off sample: from the last input\'s producer end to the consumer\'s readiness, local or remote', () => {
