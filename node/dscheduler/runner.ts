@@ -246,6 +246,12 @@ export class InstanceRunner {
     }
   }
 
+  /** whether every input of this instance exists now (an eager step fires before they do) */
+  private inputsAllExist (): boolean {
+    const rec = this.state.instances.get(instanceKey(this.stepName, this.index))
+    return rec !== undefined && this.state.inputsReady(rec)
+  }
+
   private async inputsExist (): Promise<void> {
     const signal = this.controller.signal
     const rec = this.state.instances.get(instanceKey(this.stepName, this.index))
@@ -308,7 +314,7 @@ export class InstanceRunner {
             if (result === undefined) await this.inputsExist()
           }
           // values read from the store only once the slot is there (the pool calls preload): a queued invocation holds none
-          result ??= await host.pool.invoke({ ...opts, preloaded: await this.preloaded('inline'), preload: async () => await this.preloaded('stored') })
+          result ??= await host.pool.invoke({ ...opts, queueInInstance: queueInInstance() && this.inputsAllExist(), preloaded: await this.preloaded('inline'), preload: async () => await this.preloaded('stored') })
         } finally {
           this.followFn = undefined
         }
@@ -367,6 +373,8 @@ async function sleep (ms: number, signal: AbortSignal): Promise<void> {
 
 /** what preloading may read for one invocation, in all (a larger input is asked for when the function reads it) */
 const PRELOAD_BYTES = 16 * 1024 * 1024
+/** DFLOW_QUEUE_IN_INSTANCE=0: an invocation waiting for a slot waits in the pool's queue only (A/B runs) */
+const queueInInstance = (): boolean => process.env.DFLOW_QUEUE_IN_INSTANCE !== '0'
 /** DFLOW_PRELOAD=0 preloads inline values only, as before (A/B runs) */
 const preloadNearby = (): boolean => process.env.DFLOW_PRELOAD !== '0'
 

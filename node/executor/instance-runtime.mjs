@@ -15,7 +15,8 @@
 // A `then` names the invocation to run in this instance as soon as the running one returns successfully, its
 // inputs `from` the running one's value outputs (input name -> output name): a chain on one peer then skips the
 // host's round trip. Every `then` is answered once, by `chained` or by `unchained` (the running one failed, was
-// aborted, had returned already, lacked an output, or the host took the link back with `unthen`).
+// aborted, had returned already, lacked an output, or the host took the link back with `unthen`). A `then` with an
+// empty `from` is an invocation that only waited for a slot (the pool's successors): it reads none of the outputs.
 import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
@@ -170,7 +171,7 @@ function makeContext (msg, state) {
       state.produced.set(name, 'value')
       // kept for a follower only (one linked after this post is given back: the value is missing), as a copy: the
       // function may change the object afterwards, and the host has it as it was
-      if (state.then !== undefined) state.values.set(name, canonicalCopy(value))
+      if (readsOutput(state.then, name)) state.values.set(name, canonicalCopy(value))
       post({ type: 'output', inv, name, value })
     },
     emit (name, value) {
@@ -269,11 +270,18 @@ async function invoke (msg) {
     return
   }
   for (const [name, value] of posts) {
-    if (state.then !== undefined) state.values.set(name, canonicalCopy(value))
+    if (readsOutput(state.then, name)) state.values.set(name, canonicalCopy(value))
     post({ type: 'output', inv, name, value })
   }
   post({ type: 'done', inv, startedAt, endedAt, streams: state.streams })
   follow(state)
+}
+
+/** Whether the linked follower takes this output as an input (one that only waited for the slot takes none). */
+function readsOutput (next, name) {
+  if (next === undefined) return false
+  for (const output of Object.values(next.from ?? {})) if (output === name) return true
+  return false
 }
 
 /** The running invocation will not be followed: its follower is given back to the host. */

@@ -154,6 +154,11 @@ export class Instance {
     return this.running?.inv
   }
 
+  /** a follower is queued behind the running invocation */
+  get linked (): boolean {
+    return this.next !== undefined
+  }
+
   /** running an invocation, or holding a follower for the running one */
   get busy (): boolean {
     return this.running !== undefined || this.next !== undefined

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks'
 import { defaultLogger } from '@libp2p/logger'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { Instance, failureToError } from './instance.ts'
-import { PoolStoppedError, StepCancelledError, StepTimeoutError, type StepLocation } from './errors.ts'
+import { ChainDroppedError, PoolStoppedError, StepCancelledError, StepTimeoutError, type StepLocation } from './errors.ts'
+import { SlotQueue, type Behind } from './slot-queue.ts'
 import { CodeCache } from './code-cache.ts'
 import { InstanceHolds } from './holds.ts'
 import type { Isolation } from './channels.ts'
@@ -51,13 +52,8 @@ export interface PoolStats {
   heldIdle: number
   /** invocations that started in their producer's instance right after it returned (InvokeOptions.onRunning) */
   chainedStarts: number
-}
-
-interface Waiter {
-  resolve: () => void
-  reject: (err: Error) => void
-  /** InvokeOptions.startBy (Infinity without): the queue is kept in this order, FIFO among equal */
-  startBy: number
+  /** invocations that waited for a slot queued in a busy instance and started there the moment it returned */
+  successorStarts: number
 }
 
 export function instanceKey (spec: InstanceSpec): string {
@@ -89,14 +85,15 @@ export class WorkerPool {
   /** idle instances whose idle timer fired while held: looked at again when a hold of their key goes */
   private readonly overdue = new Set<Instance>()
   private instanceStarts = 0
-  private readonly queue: Waiter[] = []
-  private running = 0
+  private readonly queue: SlotQueue
   private coldStarts = 0
   private warmStarts = 0
   private abortsKept = 0
   private abortsTerminated = 0
   /** followers queued behind running invocations (followers.ts) */
   private readonly followers: Followers
+  /** instances a waiter was just queued behind (runAfter is reading its inputs): one waiter per instance */
+  private readonly reserved = new Set<Instance>()
   private stopped = false
 
   constructor (opts: WorkerPoolOptions = {}) {
@@ -112,10 +109,26 @@ export class WorkerPool {
       // a follower keeps its producer's slot: while invocations wait for one, it would overtake them (FIFO)
       closed: () => this.stopped || this.queue.length > 0,
       limits: this.limits,
-      releaseSlot: () => { this.releaseSlot() },
+      releaseSlot: () => { this.queue.release() },
       ended: inst => { if (inst.usable && !inst.busy) this.makeIdle(inst) },
       keyOf: o => instanceKey(o.spec),
+      startedOn: () => { this.queue.placeHead() },
       log: this.log
+    })
+    this.queue = new SlotQueue(this.slots, {
+      queued: () => { this.followers.giveBack() },
+      // one waiting in a busy instance takes the free slot instead (what it waits for may run for long)
+      freed: () => { this.followers.takeBack() },
+      behind: key => {
+        if (this.stopped) return undefined
+        for (const inst of this.all) {
+          const after = inst.runningInvocation
+          if (inst.key !== key || after === undefined || !inst.usable || inst.linked || this.reserved.has(inst)) continue
+          this.reserved.add(inst)
+          return { inst, after }
+        }
+        return undefined
+      }
     })
   }
 
@@ -156,7 +169,13 @@ export class WorkerPool {
     const loc: StepLocation = { step: opts.step.name, index: opts.step.index }
     if (this.stopped) throw new PoolStoppedError()
     checkInvokeLimits(opts, this.limits)
-    await this.acquireSlot(opts.signal, loc, opts.startBy)
+    const behind = await this.queue.acquire(opts.signal, loc, opts.startBy, opts.queueInInstance === true ? instanceKey(opts.spec) : undefined)
+    if (behind !== undefined) {
+      const r = await this.runAfter(behind, opts)
+      if (r !== undefined) return r
+      // it did not run there (the one before it failed, or a slot came free elsewhere): a turn as usual
+      await this.queue.acquire(opts.signal, loc, opts.startBy)
+    }
     let holding = true
     let ran: Instance | undefined
     const ready = opts.inputReady
@@ -168,11 +187,11 @@ export class WorkerPool {
           if (ready(name) || !holding) return input(name)
           // waiting for data is not running: the slot goes to whoever can run, and is taken back to go on
           holding = false
-          this.releaseSlot()
+          this.queue.release()
           try {
             return await input(name)
           } finally {
-            await this.acquireSlot(opts.signal, loc, opts.startBy)
+            await this.queue.acquire(opts.signal, loc, opts.startBy)
             holding = true
           }
         }
@@ -199,6 +218,7 @@ export class WorkerPool {
         const running = inst.run(opts)
         ran = inst
         if (opts.onRunning !== undefined) this.followers.running(opts, inst)
+        this.queue.placeHead()
         const r = await running
         return { coldStartMs, ...r }
       } catch (err) {
@@ -234,14 +254,14 @@ export class WorkerPool {
     return {
       instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts + this.followers.started,
       abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated, instanceStarts: this.instanceStarts, heldIdle: this.overdue.size,
-      chainedStarts: this.followers.started
+      chainedStarts: this.followers.started - this.followers.successorsStarted, successorStarts: this.followers.successorsStarted
     }
   }
 
   /** Terminates every worker (running invocations fail), rejects queued ones, clears timers. */
   async stop (): Promise<void> {
     this.stopped = true
-    for (const w of this.queue.splice(0)) w.reject(new PoolStoppedError())
+    this.queue.rejectAll(new PoolStoppedError())
     for (const { timer } of this.idleSince.values()) clearTimeout(timer)
     this.idleSince.clear()
     this.idle.clear()
@@ -382,34 +402,23 @@ export class WorkerPool {
     void inst.terminate()
   }
 
-  private async acquireSlot (signal: AbortSignal | undefined, loc: StepLocation, startBy = Infinity): Promise<void> {
-    if (this.running < this.slots && this.queue.length === 0) { this.running++; return }
-    if (signal?.aborted === true) throw new StepCancelledError(loc, 'cancelled while waiting for a slot')
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        const i = this.queue.indexOf(w)
-        if (i >= 0) this.queue.splice(i, 1)
-        reject(new StepCancelledError(loc, 'cancelled while waiting for a slot'))
-      }
-      const w: Waiter = {
-        resolve: () => { signal?.removeEventListener('abort', onAbort); resolve() },
-        reject: (err) => { signal?.removeEventListener('abort', onAbort); reject(err) },
-        startBy: Number.isFinite(startBy) ? startBy : Infinity
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      // behind every waiter due no later than this one (a short queue: at most the request's width)
-      let at = this.queue.length
-      while (at > 0 && this.queue[at - 1].startBy > w.startBy) at--
-      this.queue.splice(at, 0, w)
-      this.followers.giveBack()
-    })
-  }
-
-  private releaseSlot (): void {
-    const next = this.queue.shift()
-    // the slot passes straight to the next waiter, so a newcomer cannot overtake the queue
-    if (next !== undefined) next.resolve()
-    else this.running--
+  /** Runs the invocation in `behind`'s instance once its invocation returns; undefined when it did not run there. */
+  private async runAfter (behind: Behind, opts: InvokeOptions): Promise<InvokeResult | undefined> {
+    try {
+      // its inputs are read now, not when it runs: at most one such invocation per instance holds them
+      const more = opts.preload === undefined ? undefined : await opts.preload()
+      const o = more === undefined ? opts : { ...opts, preloaded: { ...opts.preloaded, ...more } }
+      if (this.stopped) throw new PoolStoppedError()
+      const link = this.followers.successor(behind.inst, behind.after, o)
+      this.reserved.delete(behind.inst)
+      if (link === undefined) return undefined
+      return await link.result
+    } catch (err) {
+      if (err instanceof ChainDroppedError) return undefined
+      throw err
+    } finally {
+      this.reserved.delete(behind.inst)
+    }
   }
 }
 

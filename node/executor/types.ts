@@ -57,6 +57,12 @@ export interface InvokeOptions {
    * first served among equal ones; one without comes after all that have one
    */
   startBy?: number
+  /**
+   * all its inputs exist: while every slot is taken it may wait queued in a busy instance of its module and start
+   * there the moment that instance's invocation returns, on its slot (no round trip through the host between the
+   * two). An eager step waiting for data must not: there it would hold the slot while it waits. @default false
+   */
+  queueInInstance?: boolean
 }
 
 /**
