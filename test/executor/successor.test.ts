@@ -14,6 +14,15 @@ export default async (ctx) => {
 
 const step = (name: string) => ({ step: { name, index: null } })
 
+/** Polls `cond` (the pool's state has no event for it); fails after 15 s. */
+async function until (cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in 15 s')
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
 describe.each(ISOLATIONS)('executor (%s isolation): an invocation waiting for a slot waits in a busy instance', (isolation) => {
   const make = usePools({ isolation })
 
@@ -80,14 +89,16 @@ describe.each(ISOLATIONS)('executor (%s isolation): an invocation waiting for a 
   it('a cancel while it waits in the instance: it never runs, and its slot is not lost', async () => {
     const pool = make({ slots: 1 })
     const s = spec(CODE + ' // successor-cancel')
-    const p = run(pool, s, ['done'], { ...step('p'), inputs: { ms: 300 } })
+    // p runs until the test answers its input: no race with a cold start on a slow machine
+    const release = Promise.withResolvers<number>()
+    const p = run(pool, s, ['done'], { ...step('p'), input: async () => await release.promise })
     const ac = new AbortController()
     const q = run(pool, s, ['done'], { ...step('q'), inputs: { ms: 5 }, queueInInstance: true, signal: ac.signal })
-    await new Promise(resolve => setTimeout(resolve, 100))
-    // it waits in p's instance, not in the pool's queue
-    expect(pool.stats()).toMatchObject({ queued: 0, busy: 1 })
+    // it comes to wait in p's instance, not in the pool's queue
+    await until(() => pool.stats().queued === 0 && pool.stats().busy === 1)
     ac.abort()
     expect((await failure(q.result)).name).toBe('StepCancelledError')
+    release.resolve(1)
     await p.result
     expect(q.rec.logs).toEqual([])
     expect(pool.stats()).toMatchObject({ successorStarts: 0, busy: 0, queued: 0 })
