@@ -10,6 +10,7 @@ import type { Isolation } from './channels.ts'
 import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
 import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
 import { Followers } from './followers.ts'
+import { ColdWaiters } from './cold-waiters.ts'
 
 export interface WorkerPoolOptions {
   /** max concurrently running invocations; more wait in a queue (earliest InvokeOptions.startBy first, else FIFO). @default 4 */
@@ -94,6 +95,8 @@ export class WorkerPool {
   private readonly followers: Followers
   /** instances a waiter was just queued behind (runAfter is reading its inputs): one waiter per instance */
   private readonly reserved = new Set<Instance>()
+  /** invocations waiting for a cold instance, which take one of their module that comes idle first */
+  private readonly coldWaiters = new ColdWaiters()
   private stopped = false
 
   constructor (opts: WorkerPoolOptions = {}) {
@@ -205,14 +208,22 @@ export class WorkerPool {
       if (this.stopped) throw new PoolStoppedError()
       if (opts.signal?.aborted === true) throw new StepCancelledError(loc)
       const t0 = performance.now()
-      const { inst, warm } = this.take(opts.spec)
+      const taken = this.take(opts.spec)
+      let inst = taken.inst
       let coldStartMs = 0
-      if (warm) {
-        this.warmStarts++
-      } else {
+      if (taken.warm) this.warmStarts++
+      else {
         this.coldStarts++
-        await this.waitReady(inst, opts, loc)
-        coldStartMs = performance.now() - t0
+        const wait = this.coldWaiters.wait(inst.key)
+        let used: Instance | undefined
+        try {
+          used = await this.waitReady(inst, opts, loc, wait.offered)
+        } finally {
+          const spare = wait.end(used)
+          if (spare !== undefined) this.makeIdle(spare)
+        }
+        if (used === inst) coldStartMs = performance.now() - t0
+        else { inst = used; this.coldStarts--; this.warmStarts++ }
       }
       try {
         const running = inst.run(opts)
@@ -268,6 +279,7 @@ export class WorkerPool {
     this.unclaimed.clear()
     this.holds.clear()
     this.overdue.clear()
+    this.coldWaiters.clear()
     await Promise.all([...this.all].map(async i => { await i.terminate() }))
     await this.codeCache.close()
   }
@@ -316,7 +328,7 @@ export class WorkerPool {
    * and its instance goes. A cancel is not the module's fault: the instance loads on, unclaimed, and becomes
    * idle for the next invocation (dataflow cancels runs routinely; killing the instance made a cold start later).
    */
-  private async waitReady (inst: Instance, opts: InvokeOptions, loc: StepLocation): Promise<void> {
+  private async waitReady (inst: Instance, opts: InvokeOptions, loc: StepLocation, offered?: Promise<Instance>): Promise<Instance> {
     let timer: ReturnType<typeof setTimeout> | undefined
     let onAbort: (() => void) | undefined
     const stopper = new Promise<StepTimeoutError | StepCancelledError>((resolve) => {
@@ -326,7 +338,12 @@ export class WorkerPool {
       else opts.signal?.addEventListener('abort', onAbort, { once: true })
     })
     try {
-      const outcome = await Promise.race([inst.ready, stopper])
+      const outcome = await Promise.race(offered === undefined ? [inst.ready, stopper] : [inst.ready, stopper, offered])
+      // a warm instance of the module came idle first: the one loading becomes idle when ready, for the next
+      if (outcome instanceof Instance) {
+        this.giveBack(inst)
+        return outcome
+      }
       if (outcome instanceof StepCancelledError) {
         this.giveBack(inst)
         throw outcome
@@ -337,6 +354,7 @@ export class WorkerPool {
         throw outcome
       }
       if (outcome !== undefined) throw failureToError(outcome, loc, opts.spec)
+      return inst
     } finally {
       clearTimeout(timer)
       if (onAbort !== undefined) opts.signal?.removeEventListener('abort', onAbort)
@@ -357,6 +375,7 @@ export class WorkerPool {
     if (this.stopped || !inst.usable) { void inst.terminate(); return }
     // an invocation and the follower dropped behind it can both end in one tick and both find it free
     if (this.idleSince.has(inst) || inst.busy) return
+    if (this.coldWaiters.offer(inst)) return
     inst.setRef(false)
     listOf(this.idle, inst.key).push(inst)
     const timer = setTimeout(() => { this.expire(inst) }, this.idleMs)
