@@ -100,7 +100,11 @@ export function inputBytes (s: RequestState, step: string, index: number | null,
   const add = (peer: string, bytes: number): void => { out.bytesAt.set(peer, (out.bytesAt.get(peer) ?? 0) + bytes) }
   for (const src of Object.values(s.step(step).in)) {
     for (const ref of s.partialRefs(src, step, index)) {
-      for (const h of ref.holders) out.producers.add(h)
+      // a workflow input needs no hand-off: every peer has the request's inputs (inline ones inside its
+      // request-started) as soon as it knows the request. Counting the submitter as their producer charged every
+      // other peer the learned hop (~40 ms) for a root step, so the submitter took roots up to its slots and then
+      // their consumers too (cycles: 4 of 10 groups, 8 level-two steps on 4 slots, while the others ran 4)
+      if (src.kind !== 'input') for (const h of ref.holders) out.producers.add(h)
       if (ref.inline !== undefined) continue
       out.total += ref.size
       for (const h of ref.holders) add(h, ref.size)

@@ -234,6 +234,20 @@ describe('placement with a queue model', () => {
     expect(handoffSample(s, 'o1', 'P1', 90)).toBeUndefined()
   })
 
+  it('root steps (workflow inputs only) spread over idle peers: the submitter is no producer they would hop from', () => {
+    const { sched, s, t, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+    // a remote hand-off has been learned to cost ~40 ms: charged to every peer but the submitter, it kept 4 roots there
+    for (const ms of [4, 5, 6]) sched.history.recordHandoff(false, ms)
+    for (const ms of [38, 40, 42]) sched.history.recordHandoff(true, ms)
+    const roots = [1, 2, 3, 4, 5].flatMap(n => [`b${n}`, `q${n}`]).concat(['a'])
+    unplace(t, roots.map(n => s.instance(n, null)))
+    sched.dispatcher.place(t, s)
+    const per = new Map<string, number>()
+    for (const n of roots) { const p = placed(n) as string; expect(p).toBeDefined(); per.set(p, (per.get(p) ?? 0) + 1) }
+    // 11 roots on 4 idle peers: 3/3/3/2, the submitter no fuller than the others
+    expect([...per.values()].sort()).toEqual([2, 3, 3, 3])
+  })
+
   it('a foreach of 8 small-input items spreads over idle peers instead of queueing on one', () => {
     const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 2)
     run('a', 'P1')
