@@ -3,7 +3,7 @@ import { instanceKey, type Claim, type InstanceRecord, type RequestState } from 
 import type { WorkflowHistory } from './history.ts'
 import type { Membership } from './types.ts'
 import type { Fence, StepDone } from '../../protocols/events/index.ts'
-import type { Ref } from '../workflow/types.ts'
+import type { Ref, Source, Workflow } from '../workflow/types.ts'
 
 /** What decides whether a claim still counts. */
 export interface ClaimRules {
@@ -90,6 +90,31 @@ export interface InputBytes {
   complete: boolean
 }
 
+const severalRootsOf = new WeakMap<Workflow, boolean>()
+
+/**
+ * Whether the workflow has more than one root (a step that reads workflow inputs only, or a foreach over one). Its
+ * roots' workflow inputs make no producer: every peer has them with the request, and each root takes its consumers
+ * with it, so roots share the network's slots. Counting the submitter as their producer charged every other peer the
+ * learned hop (~40 ms) for each root, and the submitter took roots up to its slots, then their consumers (cycles: 4 of
+ * 10 groups, 8 level-two steps on its 4 slots while the others ran 4). A lone root stays where the request starts:
+ * elsewhere it would only wait for the request to arrive (~10 ms on a busy testnet).
+ */
+export function severalRoots (wf: Workflow): boolean {
+  let several = severalRootsOf.get(wf)
+  if (several === undefined) {
+    const fromInputs = (src: Source): boolean => src.kind === 'oneOf' ? src.refs.every(r => r.kind !== 'step') : src.kind !== 'step'
+    let roots = 0
+    for (const step of Object.values(wf.steps)) {
+      const root = Object.values(step.in).every(fromInputs) && step.foreach?.kind !== 'step' && step.when?.ref.kind !== 'step'
+      if (root) roots += step.foreach === undefined ? 1 : 2
+    }
+    several = roots > 1
+    severalRootsOf.set(wf, several)
+  }
+  return several
+}
+
 /**
  * Bytes of an instance's inputs each peer holds or will hold: produced values at their holders (inline ones are
  * everywhere and count nowhere), and values not produced yet at the winner of their producer, sized from earlier
@@ -100,11 +125,7 @@ export function inputBytes (s: RequestState, step: string, index: number | null,
   const add = (peer: string, bytes: number): void => { out.bytesAt.set(peer, (out.bytesAt.get(peer) ?? 0) + bytes) }
   for (const src of Object.values(s.step(step).in)) {
     for (const ref of s.partialRefs(src, step, index)) {
-      // a workflow input needs no hand-off: every peer has the request's inputs (inline ones inside its
-      // request-started) as soon as it knows the request. Counting the submitter as their producer charged every
-      // other peer the learned hop (~40 ms) for a root step, so the submitter took roots up to its slots and then
-      // their consumers too (cycles: 4 of 10 groups, 8 level-two steps on 4 slots, while the others ran 4)
-      if (src.kind !== 'input') for (const h of ref.holders) out.producers.add(h)
+      if (src.kind !== 'input' || !severalRoots(s.workflow)) for (const h of ref.holders) out.producers.add(h)
       if (ref.inline !== undefined) continue
       out.total += ref.size
       for (const h of ref.holders) add(h, ref.size)

@@ -5,7 +5,7 @@ import { LocalBus } from '../../node/dscheduler/bus.ts'
 import { DScheduler } from '../../node/dscheduler/scheduler.ts'
 import { RequestState, type InstanceRecord } from '../../node/dscheduler/request-state.ts'
 import { newTracked, type Tracked } from '../../node/dscheduler/tracked.ts'
-import { handoffSample, winnerOf } from '../../node/dscheduler/claims.ts'
+import { handoffSample, inputBytes, severalRoots, winnerOf } from '../../node/dscheduler/claims.ts'
 import { insertionCost, slotWait } from '../../node/dscheduler/queue-model.ts'
 import { HANDOFF_STALE_MS, WorkflowHistory } from '../../node/dscheduler/history.ts'
 import type { Membership } from '../../node/dscheduler/types.ts'
@@ -246,6 +246,21 @@ describe('placement with a queue model', () => {
     for (const n of roots) { const p = placed(n) as string; expect(p).toBeDefined(); per.set(p, (per.get(p) ?? 0) + 1) }
     // 11 roots on 4 idle peers: 3/3/3/2, the submitter no fuller than the others
     expect([...per.values()].sort()).toEqual([2, 3, 3, 3])
+  })
+
+  it('a lone root keeps the submitter as the producer of its workflow inputs (it would only wait for the request elsewhere)', () => {
+    const one = parseWorkflow(`name: one
+inputs: [x]
+outputs: { y: b.y }
+steps:
+  a: { run: ./m.js#a, in: { x: inputs.x }, out: [y] }
+  b: { run: ./m.js#b, in: { y: a.y, x: inputs.x }, out: [y] }
+`, 'one.yaml')
+    expect(severalRoots(one)).toBe(false)
+    expect(severalRoots(wf)).toBe(true)
+    const started: RequestStarted = { type: 'request-started', from: 'P1', ts: 1, request: 'r1', workflow: CID, inputs: { x: { cid: CID, size: 1, holders: ['P1'], inline: new Uint8Array([1]) } }, mode: 'dataflow', store: 'distributed', submitter: 'P1' }
+    expect([...inputBytes(new RequestState(one, started), 'a', null, new WorkflowHistory()).producers]).toEqual(['P1'])
+    expect([...inputBytes(new RequestState(wf, { ...started, request: 'r2' }), 'b1', null, new WorkflowHistory()).producers]).toEqual([])
   })
 
   it('a foreach of 8 small-input items spreads over idle peers instead of queueing on one', () => {
