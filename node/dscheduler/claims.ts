@@ -123,9 +123,10 @@ export function severalRoots (wf: Workflow): boolean {
 export function inputBytes (s: RequestState, step: string, index: number | null, history: WorkflowHistory): InputBytes {
   const out: InputBytes = { bytesAt: new Map(), total: 0, producers: new Set(), complete: true }
   const add = (peer: string, bytes: number): void => { out.bytesAt.set(peer, (out.bytesAt.get(peer) ?? 0) + bytes) }
+  const inputsHaveProducers = !severalRoots(s.workflow)
   for (const src of Object.values(s.step(step).in)) {
     for (const ref of s.partialRefs(src, step, index)) {
-      if (src.kind !== 'input' || !severalRoots(s.workflow)) for (const h of ref.holders) out.producers.add(h)
+      if (src.kind !== 'input' || inputsHaveProducers) for (const h of ref.holders) out.producers.add(h)
       if (ref.inline !== undefined) continue
       out.total += ref.size
       for (const h of ref.holders) add(h, ref.size)

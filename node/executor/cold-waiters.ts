@@ -1,4 +1,5 @@
 import type { Instance } from './instance.ts'
+import { listOf, remove } from './key-lists.ts'
 
 /** What an invocation waiting for a cold instance holds: the warm instance it may be offered instead. */
 export interface ColdWait {
@@ -27,13 +28,11 @@ export class ColdWaiters {
     const { promise, resolve } = Promise.withResolvers<Instance>()
     let offered: Instance | undefined
     const take = (inst: Instance): void => { offered = inst; resolve(inst) }
-    let list = this.waiting.get(key)
-    if (list === undefined) { list = []; this.waiting.set(key, list) }
-    list.push(take)
+    listOf(this.waiting, key).push(take)
     return {
       offered: promise,
       end: (used) => {
-        this.drop(key, take)
+        remove(this.waiting, key, take)
         if (offered === undefined) return undefined
         this.promised.delete(offered)
         return offered === used ? undefined : offered
@@ -44,29 +43,16 @@ export class ColdWaiters {
   /** Offers an instance that has just come idle to the earliest waiter of its key; false when nobody waits. */
   offer (inst: Instance): boolean {
     if (this.promised.has(inst)) return true
-    const take = this.waiting.get(inst.key)?.shift()
+    const take = this.waiting.get(inst.key)?.[0]
     if (take === undefined) return false
-    if (this.waiting.get(inst.key)?.length === 0) this.waiting.delete(inst.key)
+    remove(this.waiting, inst.key, take)
     this.promised.add(inst)
     take(inst)
     return true
   }
 
-  /** whether the instance is promised to a waiter (it is neither idle nor free for anyone else) */
-  has (inst: Instance): boolean {
-    return this.promised.has(inst)
-  }
-
   clear (): void {
     this.waiting.clear()
     this.promised.clear()
-  }
-
-  private drop (key: string, take: (inst: Instance) => void): void {
-    const list = this.waiting.get(key)
-    const i = list?.indexOf(take) ?? -1
-    if (list === undefined || i < 0) return
-    list.splice(i, 1)
-    if (list.length === 0) this.waiting.delete(key)
   }
 }

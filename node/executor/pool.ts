@@ -11,6 +11,7 @@ import { checkInvokeLimits, type FunctionLimits } from './limits.ts'
 import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
 import { Followers } from './followers.ts'
 import { ColdWaiters } from './cold-waiters.ts'
+import { listOf, remove } from './key-lists.ts'
 
 export interface WorkerPoolOptions {
   /** max concurrently running invocations; more wait in a queue (earliest InvokeOptions.startBy first, else FIFO). @default 4 */
@@ -328,7 +329,7 @@ export class WorkerPool {
    * and its instance goes. A cancel is not the module's fault: the instance loads on, unclaimed, and becomes
    * idle for the next invocation (dataflow cancels runs routinely; killing the instance made a cold start later).
    */
-  private async waitReady (inst: Instance, opts: InvokeOptions, loc: StepLocation, offered?: Promise<Instance>): Promise<Instance> {
+  private async waitReady (inst: Instance, opts: InvokeOptions, loc: StepLocation, offered: Promise<Instance>): Promise<Instance> {
     let timer: ReturnType<typeof setTimeout> | undefined
     let onAbort: (() => void) | undefined
     const stopper = new Promise<StepTimeoutError | StepCancelledError>((resolve) => {
@@ -338,7 +339,7 @@ export class WorkerPool {
       else opts.signal?.addEventListener('abort', onAbort, { once: true })
     })
     try {
-      const outcome = await Promise.race(offered === undefined ? [inst.ready, stopper] : [inst.ready, stopper, offered])
+      const outcome = await Promise.race([inst.ready, stopper, offered])
       // a warm instance of the module came idle first: the one loading becomes idle when ready, for the next
       if (outcome instanceof Instance) {
         this.giveBack(inst)
@@ -439,19 +440,4 @@ export class WorkerPool {
       this.reserved.delete(behind.inst)
     }
   }
-}
-
-function listOf<K, V> (m: Map<K, V[]>, k: K): V[] {
-  let l = m.get(k)
-  if (l === undefined) { l = []; m.set(k, l) }
-  return l
-}
-
-function remove<K, V> (m: Map<K, V[]>, k: K, v: V): boolean {
-  const l = m.get(k)
-  const i = l?.indexOf(v) ?? -1
-  if (l === undefined || i < 0) return false
-  l.splice(i, 1)
-  if (l.length === 0) m.delete(k)
-  return true
 }

@@ -1,21 +1,12 @@
 import { describe, it, expect } from 'vitest'
 import { ISOLATIONS } from '../../node/executor/channels.ts'
-import { run, spec, usePools } from './helpers.ts'
+import { run, spec, until, usePools } from './helpers.ts'
 import type { Value } from '../../node/values/codec.ts'
 
 // every instance takes LOAD_MS to load its module: far longer than anything else the test waits for
 const LOAD_MS = 1500
 const CODE = `await new Promise(r => setTimeout(r, ${LOAD_MS}))
 export default async (ctx) => { await ctx.input('go'); return { v: ctx.step.name } }`
-
-/** Polls `cond` (the pool's state has no event for it); fails after 15 s. */
-async function until (cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in 15 s')
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
 describe.each(ISOLATIONS)('executor (%s isolation): an invocation meeting a cold start', (isolation) => {
   const make = usePools({ isolation })

@@ -69,3 +69,12 @@ export function usePools (defaults: WorkerPoolOptions): (opts?: WorkerPoolOption
     return p
   }
 }
+
+/** Polls `cond` (the pool's state has no event for it); fails after 15 s. */
+export async function until (cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in 15 s')
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { ISOLATIONS } from '../../node/executor/channels.ts'
-import { failure, run, spec, usePools } from './helpers.ts'
+import { failure, run, spec, until, usePools } from './helpers.ts'
 
 // every step sleeps `ms` (an input), logs that it ran, and fails when asked to
 const CODE = `
@@ -13,15 +13,6 @@ export default async (ctx) => {
 }`
 
 const step = (name: string) => ({ step: { name, index: null } })
-
-/** Polls `cond` (the pool's state has no event for it); fails after 15 s. */
-async function until (cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in 15 s')
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
 describe.each(ISOLATIONS)('executor (%s isolation): an invocation waiting for a slot waits in a busy instance', (isolation) => {
   const make = usePools({ isolation })
