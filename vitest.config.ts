@@ -14,7 +14,8 @@ const light = [
   'test/dstore/{routes,local}.test.ts',
   'test/dscheduler/{claims,inputs-ready,send-slack,events,state,placement,prewarm,warm-plan}.test.ts',
   'test/functions/{examples,benchmarks}.test.ts',
-  'test/executor/typed-function.test.ts'
+  'test/executor/typed-function.test.ts',
+  'test/bench/phases.test.ts'
 ]
 
 const shared = {

@@ -55,7 +55,7 @@ export function makeRunnerHost (sched: DScheduler): RunnerHost {
       if (t === undefined) return
       const run = runRecords.get(runner)
       if (run !== undefined) { run.outcome = outcome; return }
-      const rec: RunRecord = { step: runner.stepName, index: runner.index, peer: sched.self, ...runner.fence, firedAt: Date.now(), outcome }
+      const rec: RunRecord = { step: runner.stepName, index: runner.index, peer: sched.self, ...runner.fence, firedAt: Date.now(), outcome, phases: runner.phases }
       runRecords.set(runner, rec)
       t.runs.push(rec)
     }

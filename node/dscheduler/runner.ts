@@ -36,6 +36,25 @@ export interface RunnerHost {
 }
 
 /**
+ * A run's stages on its peer, epoch ms (one host clock: the instance's times are the same machine's), each absent
+ * until reached: its inputs all existed here (`readyAt`; none when queued behind its producer, which it follows
+ * at once), it got a pool slot or a place behind a busy instance's
+ * invocation (`slotAt`; none when queued behind its producer), it was sent to its instance with the inputs read
+ * (`postedAt`), the function was called and returned (`startedAt`, `endedAt`, the instance's clock), its result
+ * reached the peer (`resultAt`), and its outputs were stored and its step-done handed to the bus (`doneAt`: applied
+ * here at once, so consumers on this peer go on from it; the send to the others may wait to share a message).
+ */
+export interface RunPhases {
+  readyAt?: number
+  slotAt?: number
+  postedAt?: number
+  startedAt?: number
+  endedAt?: number
+  resultAt?: number
+  doneAt?: number
+}
+
+/**
  * One step instance this peer has won: fire, invoke (with retries), post outputs as they come
  * (dataflow) or at return (control), then report done or failed.
  */
@@ -45,6 +64,8 @@ export class InstanceRunner {
   fired = false
   finished = false
   readyAt?: number
+  /** where this run's time went (its RunRecord shows it): set as the stages happen, the last attempt's */
+  readonly phases: RunPhases = {}
   /** the claim this runner runs under: every event it publishes carries it, and peers accept them only from the winner */
   fence: { attempt: number, incarnation: number, start?: string } = { attempt: 0, incarnation: 0 }
   /** its claim lost: it stops and publishes nothing more */
@@ -272,7 +293,9 @@ export class InstanceRunner {
   /** The first attempt, queued behind the producer; undefined when the link did not hold (nothing ran). */
   private async afterProducer (lead: { follow: FollowFn, from: Record<string, string> }, opts: InvokeOptions): Promise<InvokeResult | undefined> {
     // a follower waits in its producer's instance, one per instance: its values are read now
-    const h = lead.follow({ ...opts, preloaded: await this.preloaded('all') }, lead.from)
+    const preloaded = await this.preloaded('all')
+    this.phases.postedAt = Date.now()
+    const h = lead.follow({ ...opts, preloaded }, lead.from)
     if (h === undefined) return undefined
     this.link = h
     try {
@@ -307,6 +330,7 @@ export class InstanceRunner {
           onOutput: (name: string, value: Value) => { this.enqueue(name, value, null) },
           onEmit: (name: string, element: number, value: Value) => { this.enqueue(name, value, element) },
           onLog: (line: string) => { host.logLine(state.id, this.stepName, this.index, line) },
+          onPhase: (phase, at) => { if (phase === 'slot') this.phases.slotAt = at; else this.phases.postedAt = at },
           onRunning: (follow: FollowFn) => {
             this.followFn = follow
             this.leads = false
@@ -326,11 +350,15 @@ export class InstanceRunner {
           this.followFn = undefined
         }
         this.returned = true
+        // a consumer queued behind its producer has no readyAt of its own: it started when the producer returned
+        Object.assign(this.phases, { readyAt: this.readyAt, startedAt: result.startedAt, endedAt: result.endedAt, resultAt: Date.now() })
         for (const job of this.held.splice(0)) this.posting = this.posting.then(job)
         await this.posting
         if (this.postError !== undefined) throw this.postError
         if (this.superseded) { this.finished = true; return }
         const outputs = Object.fromEntries(this.unannounced.splice(0).map(({ output, ref }) => [output, ref]))
+        // handed to the bus: applied here at once; the send to the others may wait to share a message (send slack)
+        this.phases.doneAt = Date.now()
         await host.publish({
           type: 'step-done',
           from: host.self,

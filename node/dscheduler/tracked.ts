@@ -1,4 +1,4 @@
-import type { InstanceRunner } from './runner.ts'
+import type { InstanceRunner, RunPhases } from './runner.ts'
 import type { InstanceRecord, RequestState } from './request-state.ts'
 import type { LoadedWorkflow } from './types.ts'
 import type { RequestDone, RequestEvent, RequestStarted } from '../../protocols/events/index.ts'
@@ -15,6 +15,8 @@ export interface RunRecord {
   incarnation: number
   firedAt: number
   outcome: 'running' | 'done' | 'failed' | 'aborted'
+  /** where the run's time went on this peer (the runner's, filled in as it goes) */
+  phases: RunPhases
 }
 
 /** Most log lines kept per request (the oldest go first). */

@@ -174,11 +174,13 @@ export class WorkerPool {
     if (this.stopped) throw new PoolStoppedError()
     checkInvokeLimits(opts, this.limits)
     const behind = await this.queue.acquire(opts.signal, loc, opts.startBy, opts.queueInInstance === true ? instanceKey(opts.spec) : undefined)
+    opts.onPhase?.('slot', Date.now())
     if (behind !== undefined) {
       const r = await this.runAfter(behind, opts)
       if (r !== undefined) return r
       // it did not run there (the one before it failed, or a slot came free elsewhere): a turn as usual
       await this.queue.acquire(opts.signal, loc, opts.startBy)
+      opts.onPhase?.('slot', Date.now())
     }
     let holding = true
     let ran: Instance | undefined
@@ -227,6 +229,7 @@ export class WorkerPool {
         else { inst = used; this.coldStarts--; this.warmStarts++ }
       }
       try {
+        opts.onPhase?.('posted', Date.now())
         const running = inst.run(opts)
         ran = inst
         if (opts.onRunning !== undefined) this.followers.running(opts, inst)
@@ -429,6 +432,7 @@ export class WorkerPool {
       const more = opts.preload === undefined ? undefined : await opts.preload()
       const o = more === undefined ? opts : { ...opts, preloaded: { ...opts.preloaded, ...more } }
       if (this.stopped) throw new PoolStoppedError()
+      opts.onPhase?.('posted', Date.now())
       const link = this.followers.successor(behind.inst, behind.after, o)
       this.reserved.delete(behind.inst)
       if (link === undefined) return undefined

@@ -12,6 +12,9 @@ export interface InstanceSpec {
   memoryMb: number
 }
 
+/** Stages of an invocation in the pool that a step timeline shows (see InvokeOptions.onPhase). */
+export type InvocationPhase = 'slot' | 'posted'
+
 export interface InvokeOptions {
   spec: InstanceSpec
   /** the export to call; 'default' for the default export */
@@ -63,6 +66,12 @@ export interface InvokeOptions {
    * two). An eager step waiting for data must not: there it would hold the slot while it waits. @default false
    */
   queueInInstance?: boolean
+  /**
+   * the pool's stages of this invocation as they happen (epoch ms), for step timelines: `slot` when it got a slot
+   * (or a place behind a busy instance's invocation), `posted` when it was sent to its instance (inputs read, the
+   * instance warm)
+   */
+  onPhase?: (phase: InvocationPhase, at: number) => void
 }
 
 /**

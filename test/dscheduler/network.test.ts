@@ -38,12 +38,22 @@ describe('DScheduler across 4 peer processes', () => {
     return clients[at].submit({ workflow, inputs: toJsonValue(inputs as Value) as Record<string, unknown>, ...extra })
   }
 
-  /** Every run of every instance of a request, from every peer's run record. */
+  /**
+   * Every run of every instance of a request, from every peer's run record. A finished run's phases are in the
+   * order the runner goes through them (each stage is caused by the one before, on one host clock).
+   */
   const runsOf = async (id: string): Promise<Map<string, string[]>> => {
     const runs = new Map<string, string[]>()
+    const order = ['readyAt', 'slotAt', 'postedAt', 'startedAt', 'endedAt', 'resultAt', 'doneAt'] as const
     for (const p of net.manifest.peers) {
-      const body = await (await fetch(`${p.api}/v1/requests/${id}/runs`)).json() as { runs: Array<{ step: string, index: number | null, peer: string, attempt: number }> }
-      for (const r of body.runs) runs.set(`${r.step}#${r.index}`, [...(runs.get(`${r.step}#${r.index}`) ?? []), `${r.peer}/${r.attempt}`])
+      const body = await (await fetch(`${p.api}/v1/requests/${id}/runs`)).json() as { runs: Array<{ step: string, index: number | null, peer: string, attempt: number, outcome: string, phases: Partial<Record<typeof order[number], number>> }> }
+      for (const r of body.runs) {
+        runs.set(`${r.step}#${r.index}`, [...(runs.get(`${r.step}#${r.index}`) ?? []), `${r.peer}/${r.attempt}`])
+        if (r.outcome !== 'done') continue
+        for (const k of ['postedAt', 'startedAt', 'endedAt', 'resultAt', 'doneAt'] as const) expect(r.phases[k], `${r.step} ${k}`).toBeTypeOf('number')
+        const seen = order.flatMap(k => r.phases[k] === undefined ? [] : [[k, r.phases[k]] as const])
+        for (let i = 1; i < seen.length; i++) expect(seen[i][1], `${r.step}: ${seen[i - 1][0]} ${seen[i - 1][1]} before ${seen[i][0]} ${seen[i][1]}`).toBeGreaterThanOrEqual(seen[i - 1][1])
+      }
     }
     return runs
   }

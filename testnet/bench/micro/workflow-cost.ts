@@ -4,7 +4,7 @@
  * Runs the committed workflow (timeScale 0.05, sizeScale 0.01, postAt 1) on 4 peers x 4 slots, replicas 0, as
  * `dflow bench` does, modes alternated. Prints each request's latency, the median after 2 warm-ups per mode, the
  * CPU per request of the peers and of their instance processes (utime+stime from /proc), and the step timeline
- * of the last request of each mode.
+ * of the last request of each mode, and where each kind of step's time went (testnet/bench/phases.ts).
  */
 import { readFile, readdir } from 'node:fs/promises'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -19,6 +19,7 @@ import { credentialsFor } from '../../clients.ts'
 import { startTarget } from '../target.ts'
 import { runRequest } from '../request.ts'
 import type { BenchMode } from '../types.ts'
+import { PhaseBook, fetchRuns } from '../phases.ts'
 
 const WF = process.env.WF ?? 'cycles'
 const SLOTS = 4
@@ -62,6 +63,8 @@ const childrenOf = async (pid: number): Promise<number[]> => {
   }
   return out
 }
+/** minor + major page faults of the whole machine so far (/proc/vmstat): fresh memory costs a fault per page */
+const pageFaults = async (): Promise<number> => Number(/^pgfault (\d+)$/m.exec(await readFile('/proc/vmstat', 'utf8').catch(() => ''))?.[1] ?? 0)
 const traffic = async (cs: DflowClient[]): Promise<Map<string, number>> => {
   const m = new Map<string, number>()
   for (const t of await Promise.all(cs.map(async c => await c.traffic()))) for (const [k, v] of Object.entries(t.protocols)) m.set(k, (m.get(k) ?? 0) + v.sent)
@@ -95,11 +98,15 @@ try {
   const kc = new Map<BenchMode, Map<string, number>>(MODES.map(m => [m, new Map()]))
   const waits = new Map<BenchMode, Array<{ queued: number, misplaced: number }>>(MODES.map(m => [m, []]))
   const tr = new Map<BenchMode, Map<string, number>>(MODES.map(m => [m, new Map()]))
+  const graph = (await loadWorkflow(job.path)).workflow
+  const phases = new Map<BenchMode, PhaseBook>(MODES.map(m => [m, new PhaseBook(graph)]))
   let measuredFrom = 0
+  let faultsFrom = 0
   let perf: ChildProcess | undefined
   for (let i = 0; i < N; i++) {
     if (i === 2) {
       measuredFrom = performance.now()
+      faultsFrom = await pageFaults()
       // PERF=FILE: a system-wide perf record of the measured requests
       if (process.env.PERF !== undefined) { perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-a', '-g', '-o', process.env.PERF], { stdio: 'ignore' }); await new Promise(resolve => setTimeout(resolve, 500)) }
     }
@@ -121,6 +128,7 @@ try {
       times.get(mode)!.push(Math.round(s.latencyMs))
       if (i >= 2) waits.get(mode)!.push(queueWaits(s.steps))
       if (i >= 2) { const c = cpu.get(mode)!; c.peer += p1 - p0; c.inst += c1 - c0; c.n++ }
+      if (i >= 2) phases.get(mode)!.add(await fetchRuns(clients.map(c => c.api), s.requestId))
       if (i === N - 1 && process.env.TIMELINE !== '0') {
         const peers = [...new Set(s.steps.map(x => x.peer))]
         console.log(`timeline ${mode} (total ${Math.round(s.latencyMs)} server ${s.serverMs}): name peer ready start end`)
@@ -139,11 +147,12 @@ try {
     console.log(`${WF} ${m} counters per request: ${[...kc.get(m)!].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / c.n).toFixed(1)}`).join(', ')}`)
     const w = waits.get(m)!
     const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
+    console.log(`${WF} ${m} where a step's time goes (run phases of every peer):\n  ${phases.get(m)!.table().join('\n  ')}`)
     console.log(`${WF} ${m} step waits per request (ms, median): queued ${med(w.map(x => x.queued))}, behind full slots while another peer had one free ${med(w.map(x => x.misplaced))}`)
     console.log(`${WF} ${m}: ${t.join(' ')} | p50 after 2: ${steady[Math.floor(steady.length / 2)]} ms (lower median ${steady[Math.floor((steady.length - 1) / 2)]}); CPU/request peers ${(c.peer / c.n).toFixed(0)} ms, instances ${(c.inst / c.n).toFixed(0)} ms`)
   }
   if (perf !== undefined) { perf.kill('SIGINT'); await new Promise(resolve => perf!.once('exit', resolve)) }
-  console.log(`measured window ${(performance.now() - measuredFrom).toFixed(0)} ms`)
+  console.log(`measured window ${(performance.now() - measuredFrom).toFixed(0)} ms, page faults (whole machine) per request ${((await pageFaults() - faultsFrom) / Math.max(1, (N - 2) * MODES.length)).toFixed(0)}`)
 } finally {
   const t = performance.now()
   await target.stop()
