@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { isAlive } from './process.ts'
 import { BUNDLE_ENV } from './bundle.ts'
 import type { HealthResponse } from '../node/api/health.ts'
+import { mallocTunablesEnv } from '../node/util/malloc-tunables.ts'
 
 /** The CLI entry; peers are spawned as `node bin/dflow.js peer ...` so the pid is the peer's own process. */
 export const DFLOW_BIN = fileURLToPath(new URL('../bin/dflow.js', import.meta.url))
@@ -69,9 +70,10 @@ export const PEER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '-
  * The environment a peer process runs with, beneath the caller's own (which wins). glibc gives each thread that
  * mallocs its own arena, up to 8 per core; a peer's threads (libuv pool, V8's GC and compiler helpers) each grew one
  * and kept the freed memory of bursts in it: RSS at rest rose 6-20% over 1000 requests. Two arenas bound that
- * (1.03-1.11x at rest, `npm run bench:soak`) with no CPU cost measured (a 4-peer fan, docs/chaos.md).
+ * (1.03-1.11x at rest, `npm run bench:soak`) with no CPU cost measured (a 4-peer fan, docs/chaos.md). Large values
+ * are served from malloc's heap on transparent huge pages (GLIBC_TUNABLES: node/util/malloc-tunables.ts).
  */
-export const PEER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
+export const PEER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', ...mallocTunablesEnv() }
 
 /**
  * The tier-up flag exists in V8 11 (Node 20), not in V8 12 (Node 22 counts invocations instead, and a node given an

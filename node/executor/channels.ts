@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads'
 import { widenSendBuffer } from './channel-buffer.ts'
 import type { CodeFile } from './code-cache.ts'
 import { processLaunch, RssReader } from './sandbox.ts'
+import { mallocTunablesEnv } from '../util/malloc-tunables.ts'
 
 /** How step functions are isolated from the peer: a child process under Node's permission model, or a worker thread. */
 export type Isolation = 'process' | 'thread'
@@ -83,8 +84,9 @@ export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): I
     `--max-semi-space-size=${Math.max(1, Math.floor(young / 2))}`
   ], [JSON.stringify(code)])
   const child: ChildProcess = spawn(launch.command, launch.args, {
-    // no host environment (it may hold secrets); fd 3 is the IPC channel; stderr is kept for V8's fatal messages
-    env: {},
+    // no host environment (it may hold secrets), only glibc's malloc settings (node/util/malloc-tunables.ts); fd 3
+    // is the IPC channel; stderr is kept for V8's fatal messages
+    env: mallocTunablesEnv(),
     cwd: '/',
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'advanced'

@@ -8,6 +8,7 @@ import { CodeCache } from '../../node/executor/code-cache.ts'
 import { processChannel, threadChannel } from '../../node/executor/channels.ts'
 import { permissionFlag } from '../../node/executor/sandbox.ts'
 import { failure, run, spec } from './helpers.ts'
+import { MALLOC_TUNABLES } from '../../node/util/malloc-tunables.ts'
 
 describe('executor: process isolation (the sandbox)', () => {
   let dir: string
@@ -47,11 +48,13 @@ describe('executor: process isolation (the sandbox)', () => {
     await expect(stat(secret + '.x')).rejects.toThrow()
   })
 
-  it('a function sees no environment of the peer', async () => {
+  it('a function sees no environment of the peer, only glibc\'s malloc settings', async () => {
     process.env.DFLOW_SANDBOX_PROBE = 'secret'
-    const { rec, result } = run(pool, 'export default async () => ({ env: process.env.DFLOW_SANDBOX_PROBE ?? null })', ['env'])
+    const { rec, result } = run(pool, 'export default async () => ({ env: process.env.DFLOW_SANDBOX_PROBE ?? null, all: Object.keys(process.env), tunables: process.env.GLIBC_TUNABLES ?? null })', ['env', 'all', 'tunables'])
     await result
     expect(rec.outputs.env).toBeNull()
+    expect(rec.outputs.all).toEqual(['GLIBC_TUNABLES'])
+    expect(rec.outputs.tunables).toBe(MALLOC_TUNABLES)
     delete process.env.DFLOW_SANDBOX_PROBE
   })
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isAlive, readManifest } from '../../testnet/index.ts'
 import { PEER_ENV } from '../../testnet/launcher.ts'
+import { MALLOC_TUNABLES } from '../../node/util/malloc-tunables.ts'
 import type { PeersResponse } from '../../node/api/peers.ts'
 import type { MembershipView } from '../../node/dscheduler/membership.ts'
 
@@ -71,7 +72,12 @@ describe('dflow testnet (processes)', () => {
       expect(p.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
       expect(isAlive(p.pid)).toBe(true)
       // the peer runs with PEER_ENV beneath the caller's environment
-      expect(readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0')).toContain(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? PEER_ENV.MALLOC_ARENA_MAX}`)
+      const environ = readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0')
+      expect(environ).toContain(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? PEER_ENV.MALLOC_ARENA_MAX}`)
+      // glibc parses GLIBC_TUNABLES in place at start (its ':' become NULs in the process's environ): a prefix shows
+      const tunables = environ.find(e => e.startsWith('GLIBC_TUNABLES='))?.slice('GLIBC_TUNABLES='.length)
+      expect(tunables).toBeTruthy()
+      expect((process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES).startsWith(tunables!)).toBe(true)
       // readiness: connected to min(N-1, 4) others, every other peer alive in its membership, a gossip mesh peer
       const list = await peersOf(p.api)
       const others = m!.peers.filter(o => o !== p).map(o => o.peerId).sort()
