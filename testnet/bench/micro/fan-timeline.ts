@@ -1,6 +1,7 @@
 /**
  * Where a fan-100x20ms request's time goes on a 4-peer testnet: per request, when the source ran, and per peer how
- * many items it ran, when they became ready, started and ended, and when the join was ready. A diagnostic, not a
+ * many items it ran, when they became ready, started and ended, and when the join was ready; then the run phases of
+ * each kind of step over the requests (testnet/bench/phases.ts). A diagnostic, not a
  * benchmark: `npx tsx testnet/bench/micro/fan-timeline.ts` (N requests, default 10, the first 2 not printed).
  */
 import '../../../node/util/polyfill.ts'
@@ -12,6 +13,7 @@ import { loadWorkflow } from '../../../node/workflow/index.ts'
 import type { RequestView } from '../../../node/dscheduler/types.ts'
 import { startTestnet } from '../../index.ts'
 import { fanPlan } from './shapes.ts'
+import { PhaseBook, fetchRuns } from '../phases.ts'
 
 type StepView = RequestView['steps'][number]
 
@@ -32,14 +34,17 @@ const testnet = await startTestnet({ peers: 4, dir: join(dir, 'testnet') })
 try {
   const file = writeSelfContained(fanPlan(), { timeScale: 1, sizeScale: 1, initMs: 0, postAt: 1 }, join(dir, 'wf')).yaml
   const clients = await testnet.clients()
-  const bytes = (await loadWorkflow(file)).bytes
-  const cid = (await Promise.all(clients.map(async c => c.addWorkflow(bytes))))[0]
+  const loaded = await loadWorkflow(file)
+  const cid = (await Promise.all(clients.map(async c => c.addWorkflow(loaded.bytes))))[0]
+  const book = new PhaseBook(loaded.workflow)
   const n = Number(process.env.N ?? 10)
   for (let i = 0; i < n; i++) {
     const c = clients[i % clients.length]
     const v = await c.wait(await c.submit({ workflow: cid, inputs: { seed: `t-${i}-${Date.now()}` } }), { pollMs: 10 })
     if (i >= 2) console.log(line(v))
+    if (i >= 2) book.add(await fetchRuns(clients.map(x => x.api), v.requestId))
   }
+  console.log(`where a step's time goes (run phases of every peer):\n  ${book.table().join('\n  ')}`)
 } finally {
   await testnet.stop()
   await rm(dir, { recursive: true, force: true })
