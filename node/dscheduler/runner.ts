@@ -37,12 +37,11 @@ export interface RunnerHost {
 
 /**
  * A run's stages on its peer, epoch ms (one host clock: the instance's times are the same machine's), each absent
- * until reached: its inputs all existed here (`readyAt`; none when queued behind its producer, which it follows
- * at once), it got a pool slot or a place behind a busy instance's
- * invocation (`slotAt`; none when queued behind its producer), it was sent to its instance with the inputs read
- * (`postedAt`), the function was called and returned (`startedAt`, `endedAt`, the instance's clock), its result
- * reached the peer (`resultAt`), and its outputs were stored and its step-done handed to the bus (`doneAt`: applied
- * here at once, so consumers on this peer go on from it; the send to the others may wait to share a message).
+ * until reached: its inputs all existed here (`readyAt`), it got a pool slot or a place behind a busy instance's
+ * invocation (`slotAt`), it was sent to its instance with the inputs read (`postedAt`), the function was called and
+ * returned (`startedAt`, `endedAt`, the instance's clock), its result reached the peer (`resultAt`), and its outputs
+ * were stored and its step-done handed to the bus (`doneAt`: applied here at once; the send to the others may wait
+ * to share a message). A consumer queued behind its producer has neither `readyAt` nor `slotAt`.
  */
 export interface RunPhases {
   readyAt?: number

@@ -10,12 +10,12 @@ export interface RunWithPhases { step: string, index: number | null, peer: strin
 
 /** The spans of a run, in the order they happen: each is the time from one stage to the next. */
 export const PHASE_SPANS = [
-  { name: 'queue', from: 'readyAt', to: 'slotAt', what: 'inputs exist -> pool slot' },
-  { name: 'inputs', from: 'slotAt', to: 'postedAt', what: 'slot -> sent to the instance (values read)' },
-  { name: 'toInstance', from: 'postedAt', to: 'startedAt', what: 'sent -> function called' },
-  { name: 'run', from: 'startedAt', to: 'endedAt', what: 'the function' },
-  { name: 'resultBack', from: 'endedAt', to: 'resultAt', what: 'returned -> result at the peer' },
-  { name: 'publish', from: 'resultAt', to: 'doneAt', what: 'outputs stored, step-done handed to the bus' }
+  { name: 'queue', from: 'readyAt', to: 'slotAt' },
+  { name: 'inputs', from: 'slotAt', to: 'postedAt' },
+  { name: 'toInstance', from: 'postedAt', to: 'startedAt' },
+  { name: 'run', from: 'startedAt', to: 'endedAt' },
+  { name: 'resultBack', from: 'endedAt', to: 'resultAt' },
+  { name: 'publish', from: 'resultAt', to: 'doneAt' }
 ] as const
 
 export type PhaseSpan = typeof PHASE_SPANS[number]['name']

@@ -89,7 +89,8 @@ const job = { path: genDir !== undefined ? join(genDir, WF, 'workflow.yaml') : b
 const target = await startTarget({ peers: 4, slots: 4, replicas: 0, ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
 try {
   const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
-  const bytes = (await loadWorkflow(job.path)).bytes
+  const loaded = await loadWorkflow(job.path)
+  const bytes = loaded.bytes
   const cid = (await Promise.all(clients.map(async c => c.addWorkflow(bytes))))[0]
   const manifest = JSON.parse(await readFile(`${target.dir}/manifest.json`, 'utf8')) as { peers: Array<{ pid: number }> }
   const pids = manifest.peers.map(p => p.pid)
@@ -98,8 +99,7 @@ try {
   const kc = new Map<BenchMode, Map<string, number>>(MODES.map(m => [m, new Map()]))
   const waits = new Map<BenchMode, Array<{ queued: number, misplaced: number }>>(MODES.map(m => [m, []]))
   const tr = new Map<BenchMode, Map<string, number>>(MODES.map(m => [m, new Map()]))
-  const graph = (await loadWorkflow(job.path)).workflow
-  const phases = new Map<BenchMode, PhaseBook>(MODES.map(m => [m, new PhaseBook(graph)]))
+  const phases = new Map<BenchMode, PhaseBook>(MODES.map(m => [m, new PhaseBook(loaded.workflow)]))
   let measuredFrom = 0
   let faultsFrom = 0
   let perf: ChildProcess | undefined
