@@ -130,15 +130,16 @@ describe('dflow testnet (processes)', () => {
   })
 
   it('rejects bad input with a clear error and a non-zero exit', async () => {
-    const missing = await dflow('testnet', 'status', '--dir', join(dir, 'nothing-here'))
+    // independent CLI runs go side by side: most of each is the CLI's start-up
+    const [missing, badFlag, badAddr] = await Promise.all([
+      dflow('testnet', 'status', '--dir', join(dir, 'nothing-here')),
+      dflow('testnet', 'up', '--peers', '2', '--dir', dir, '--lease', 'soon'),
+      dflow('peer', '--listen', '/ip4/999.0.0.1/tcp/1')
+    ])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toMatch(/^error: no testnet in/m)
-
-    const badFlag = await dflow('testnet', 'up', '--peers', '2', '--dir', dir, '--lease', 'soon')
     expect(badFlag.code).toBe(2)
     expect(badFlag.stderr).toContain('--lease')
-
-    const badAddr = await dflow('peer', '--listen', '/ip4/999.0.0.1/tcp/1')
     expect(badAddr.code).toBe(2)
     expect(badAddr.stderr).toMatch(/^error: --listen: invalid multiaddr/m)
 
@@ -146,18 +147,19 @@ describe('dflow testnet (processes)', () => {
     for (const p of (await readManifest(dir))?.peers ?? []) allPids.add(p.pid)
     expect(up.code).toBe(0)
 
-    const again = await dflow('testnet', 'up', '--peers', '2', '--dir', dir)
+    const m = await readManifest(dir)
+    const [again, kill7, restart7, portInUse] = await Promise.all([
+      dflow('testnet', 'up', '--peers', '2', '--dir', dir),
+      dflow('testnet', 'kill', '7', '--dir', dir),
+      dflow('testnet', 'restart', '7', '--dir', dir),
+      dflow('peer', '--listen', m!.peers[0].multiaddrs[0].replace(/\/p2p\/.*$/, ''))
+    ])
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/still running/)
-
-    for (const cmd of ['kill', 'restart']) {
-      const r = await dflow('testnet', cmd, '7', '--dir', dir)
+    for (const r of [kill7, restart7]) {
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/no peer 7/)
     }
-
-    const m = await readManifest(dir)
-    const portInUse = await dflow('peer', '--listen', m!.peers[0].multiaddrs[0].replace(/\/p2p\/.*$/, ''))
     expect(portInUse.code).toBe(1)
     expect(portInUse.stderr).toMatch(/port already in use/)
 
