@@ -73,6 +73,18 @@ async function rssMiB (pid: number): Promise<number> {
   return kb / 1024
 }
 
+/** VmRSS of a peer's function instances (its child processes) summed, in MiB */
+async function instancesRssMiB (pid: number): Promise<number> {
+  const kids = new Set<number>()
+  for (const t of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const list = await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')
+    for (const k of list.split(' ')) if (k.trim() !== '') kids.add(Number(k))
+  }
+  let sum = 0
+  for (const k of kids) sum += await rssMiB(k).catch(() => 0)
+  return sum
+}
+
 /** utime + stime of a process, in seconds */
 async function cpuSeconds (pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
@@ -109,11 +121,11 @@ async function main (): Promise<void> {
         const threads = Number(/Threads:\s+(\d+)/.exec(await readFile(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? NaN)
         // glibc's malloc_trim after each idle GC (node/util/malloc-trim.ts): calls so far, RSS given back, its CPU
         const trim = `${metric(text, 'dflow_malloc_trim_runs_total')}/${mib('dflow_malloc_trim_released_bytes_total').toFixed(1)}/${(metric(text, 'dflow_malloc_trim_cpu_seconds_total') * 1000).toFixed(1)}`
-        return { rss: await rssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i], instances: sched.pool.instances, threads, trim }
+        return { rss: await rssMiB(p.pid), instRss: await instancesRssMiB(p.pid), used: mib('nodejs_heap_size_used_bytes'), total: mib('nodejs_heap_size_total_bytes'), ext: mib('nodejs_external_memory_bytes'), cpu: await cpuSeconds(p.pid) - cpu0[i], instances: sched.pool.instances, threads, trim }
       }))
       const col = (f: (x: typeof per[number]) => number, digits = 0): string => per.map(x => f(x).toFixed(digits)).join(' ')
       const split = await Promise.all(peers.map(async p => formatSplit(await memSplit(p.pid, p.api))))
-      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)}; function instances ${col(x => x.instances)}, threads ${col(x => x.threads)}; malloc_trim calls/MiB given back/CPU ms ${per.map(x => x.trim).join(' ')})` }
+      return { split, rss: per.map(x => x.rss), text: `${col(x => x.rss)} (heap used ${col(x => x.used)}, committed ${col(x => x.total)}; external ${col(x => x.ext)}; CPU s ${col(x => x.cpu, 1)}; function instances ${col(x => x.instances)} (RSS MiB in all ${col(x => x.instRss)}), threads ${col(x => x.threads)}; malloc_trim calls/MiB given back/CPU ms ${per.map(x => x.trim).join(' ')})` }
     }
     const tracked = async (): Promise<number[]> => Promise.all(peers.map(async p => {
       const m = JSON.parse(await getText(`${p.api}/v1/metrics/scheduler`)) as { trackedRequests: number }
