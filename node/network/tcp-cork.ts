@@ -10,42 +10,42 @@ import type { Socket } from 'node:net'
  * end of the tick turns every frame written to a connection in that tick into one `writev` (Node's documented
  * cork/uncork-on-nextTick pattern). Profiles of a 4-peer fan showed socket writes as the largest single cost.
  *
- * The transport's connection class is not exported, so its `sendData` is wrapped on the prototype of the
- * first TCP connection seen (all TCP connections share it); a connection whose shape is not the expected one
- * is left alone.
+ * Each TCP connection's own `sendData` is wrapped when it opens, around whatever is there then: the class's method,
+ * or a wrapper that already captured it (the traffic counters of node/metrics wrap every raw connection before it
+ * opens). Wrapping the class's prototype once missed exactly those: every connection made before the first one
+ * opened (at start, several at once) kept the unwrapped method inside its counter and went out uncorked. A
+ * connection whose shape is not the expected one is left alone.
  */
-const patched = new WeakSet<object>()
 /** writes at least this large are not held back */
 const BULK_BYTES = 16 * 1024
 
 interface TcpConnLike { socket?: Socket, sendData?: (data: Iterable<Uint8Array>) => { sentBytes: number, canSendMore: boolean } }
 
+const corked = new WeakSet<object>()
+
 export function corkTcpWrites (node: Libp2p): void {
-  const onOpen = (evt: CustomEvent<unknown>): void => {
+  node.addEventListener('connection:open', (evt: CustomEvent<unknown>) => {
     const maConn = (evt.detail as { maConn?: TcpConnLike }).maConn
     if (maConn == null || typeof maConn.sendData !== 'function' || maConn.socket == null || typeof maConn.socket.cork !== 'function') return
-    const proto = Object.getPrototypeOf(maConn) as TcpConnLike
-    if (patched.has(proto) || !Object.prototype.hasOwnProperty.call(proto, 'sendData')) return
-    patched.add(proto)
-    const original = proto.sendData as NonNullable<TcpConnLike['sendData']>
-    proto.sendData = function (this: TcpConnLike, data: Iterable<Uint8Array> & { byteLength?: number }) {
-      const socket = this.socket
-      if (socket == null || socket.destroyed) return original.call(this, data)
+    if (corked.has(maConn)) return
+    corked.add(maConn)
+    const send = maConn.sendData
+    const socket = maConn.socket
+    maConn.sendData = function (this: TcpConnLike, data: Iterable<Uint8Array> & { byteLength?: number }) {
+      if (socket.destroyed) return send.call(this, data)
       if ((data.byteLength ?? 0) >= BULK_BYTES) {
         // a bulk transfer goes straight to the kernel: a corked socket buffers everything and reports
         // itself full after one high-water mark, which would pace a large value at one chunk per tick
         uncork(socket)
-        return original.call(this, data)
+        return send.call(this, data)
       }
       if (socket.writableCorked === 0) {
         socket.cork()
         process.nextTick(uncork, socket)
       }
-      return original.call(this, data)
+      return send.call(this, data)
     }
-    node.removeEventListener('connection:open', onOpen)
-  }
-  node.addEventListener('connection:open', onOpen)
+  })
 }
 
 function uncork (socket: Socket): void {
