@@ -9,7 +9,7 @@ import { LengthPrefixedDecoder } from '@libp2p/utils'
  * int16BE')`, whose construction captures a stack trace of some 30 frames. On an idle peer (two probes a second) that
  * was 6% of its CPU (perf of a 4-peer testnet at rest). Here the instance's length decoder is wrapped once so that an
  * empty buffer throws one RangeError made in advance, which the decoder's catch treats exactly as before; any other
- * input goes to the library's own length decoder. Wraps the prototype at start (like tcp-cork.ts); if an upgrade
+ * input goes to the library's own length decoder. Wraps the prototype at start; if an upgrade
  * changes the shape, nothing is wrapped and nothing breaks.
  */
 const NEED_MORE = new RangeError('length-prefixed decoder: need more bytes')
