@@ -11,7 +11,8 @@
 //                     emit {inv, name, index, value}, log {inv, line}, done {inv, startedAt, endedAt, streams},
 //                     fail {inv, kind: 'function'|'output'|'load', message, stack?, output?}, stray {line},
 //                     crash {message} (process isolation only: an uncaught error, just before the process exits),
-//                     chained {inv} (the follower starts now, right after its producer's done), unchained {inv}
+//                     chained {inv} (the follower starts now, right after its producer's done), unchained {inv},
+//                     mid-run {inv} (the function posted outputs and had not returned at the end of that turn)
 // A `then` names the invocation to run in this instance as soon as the running one returns successfully, its
 // inputs `from` the running one's value outputs (input name -> output name): a chain on one peer then skips the
 // host's round trip. Every `then` is answered once, by `chained` or by `unchained` (the running one failed, was
@@ -173,6 +174,12 @@ function makeContext (msg, state) {
       // function may change the object afterwards, and the host has it as it was
       if (readsOutput(state.then, name)) state.values.set(name, canonicalCopy(value))
       post({ type: 'output', inv, name, value })
+      // at the end of the turn, if the function still runs, say so: the host announces these outputs at once
+      // instead of holding them briefly for a return that would carry them in the step's done (mid-run posts)
+      if (!state.midRunQueued) {
+        state.midRunQueued = true
+        setImmediate(() => { state.midRunQueued = false; if (!state.returned) post({ type: 'mid-run', inv }) })
+      }
     },
     emit (name, value) {
       if (!check(name, value, 'ctx.emit')) return
@@ -226,6 +233,8 @@ async function invoke (msg) {
     streams: {},
     violation: undefined,
     returned: false,
+    /** a `mid-run` check is queued for the end of this turn */
+    midRunQueued: false,
     /** value outputs posted while a follower is linked (its inputs) */
     values: new Map(),
     /** the invocation to run next in this instance (a `then` from the host) */

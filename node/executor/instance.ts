@@ -311,6 +311,10 @@ export class Instance {
         this.callback('onOutput', () => { opts.onOutput(c.value.name, c.value.value) })
         break
       }
+      case 'mid-run':
+        // only says when to announce what was posted: user code sending it itself changes no result
+        this.callback('onMidRun', () => { opts.onMidRun?.() })
+        break
       case 'emit': {
         const c = guard.emit(msg.name, msg.value)
         if (!c.ok) { this.settle(r, new OutputError(loc, c.problem, c.output)); break }

@@ -46,6 +46,11 @@ export interface InvokeOptions {
   inputReady?: (name: string) => boolean
   /** a value output posted (ctx.output or a property of the returned object) */
   onOutput: (name: string, value: Value) => void
+  /**
+   * the value outputs posted so far were posted mid-run: the function had not returned at the end of the turn in
+   * which it posted them (so they will not ride in its return)
+   */
+  onMidRun?: () => void
   /** one element of a stream output (ctx.emit) */
   onEmit: (name: string, index: number, value: Value) => void
   onLog: (line: string) => void

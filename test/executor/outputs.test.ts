@@ -33,6 +33,26 @@ describe.each(ISOLATIONS)('executor (%s isolation): outputs and the function API
     expect(rec.outputs.late).toBe('done')
   })
 
+  it('says mid-run once per turn of outputs posted while the function runs on, never for outputs at its return', async () => {
+    const code = `export default async function (ctx) {
+      ctx.output('a', 1); ctx.output('b', 2)
+      await new Promise(r => setTimeout(r, 30))
+      ctx.output('c', 3)
+      await new Promise(r => setTimeout(r, 30))
+      ctx.output('d', 4)
+      return { e: 5 }
+    }`
+    const order: string[] = []
+    const { rec, result } = run(pool, code, ['a', 'b', 'c', 'd', 'e'], {
+      onOutput: (name) => { order.push(name) },
+      onMidRun: () => { order.push('mid-run') }
+    })
+    await result
+    expect(rec.outputs).toEqual({})
+    // a and b in one turn, then c: each followed by one mid-run; d is posted right before the return: none
+    expect(order).toEqual(['a', 'b', 'mid-run', 'c', 'mid-run', 'd', 'e'])
+  })
+
   it('answers preloaded inputs without asking the host; other inputs still go to the host', async () => {
     const code = `export default async function (ctx) {
       return { sum: (await ctx.input('a')).x + (await ctx.input('a')).x + await ctx.input('b') }

@@ -5,7 +5,7 @@
  * `dflow bench` does, modes alternated. Prints each request's latency, the median after 2 warm-ups per mode, the
  * CPU per request of the peers and of their instance processes (utime+stime from /proc), and the step timeline
  * of the last request of each mode, and where each kind of step's time went (testnet/bench/phases.ts).
- * PEER_FLAGS passes more `dflow peer` flags (e.g. PEER_FLAGS='--inline-limit 1k'), DFLOW_PEER_NODE_ARGS more node flags.
+ * SIZE and POST_AT regenerate the workflow at another sizeScale or postAt. PEER_FLAGS passes more `dflow peer` flags (e.g. PEER_FLAGS='--inline-limit 1k'), DFLOW_PEER_NODE_ARGS more node flags.
  */
 import { readFile, readdir } from 'node:fs/promises'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -84,8 +84,9 @@ const counters = async (cs: DflowClient[]): Promise<Map<string, number>> => {
   return m
 }
 // SIZE=x generates the workflow at sizeScale x instead of the committed 0.01 (e.g. 0.0001: every value inline)
-const genDir = process.env.SIZE !== undefined ? mkdtempSync(join(tmpdir(), 'dflow-wc-')) : undefined
-if (genDir !== undefined) generate({ ...DEFAULT_FACTORS, sizeScale: Number(process.env.SIZE) }, genDir)
+const regenerate = process.env.SIZE !== undefined || process.env.POST_AT !== undefined
+const genDir = regenerate ? mkdtempSync(join(tmpdir(), 'dflow-wc-')) : undefined
+if (genDir !== undefined) generate({ ...DEFAULT_FACTORS, sizeScale: Number(process.env.SIZE ?? DEFAULT_FACTORS.sizeScale), postAt: Number(process.env.POST_AT ?? DEFAULT_FACTORS.postAt) }, genDir)
 const job = { path: genDir !== undefined ? join(genDir, WF, 'workflow.yaml') : benchmarkWorkflows.find(b => b.name === WF)!.path }
 const target = await startTarget({ peers: 4, slots: 4, replicas: 0, extraFlags: (process.env.PEER_FLAGS ?? '').split(' ').filter(x => x !== ''), ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
 try {
