@@ -2,7 +2,8 @@
  * Where a fan-100x20ms request's time goes on a 4-peer testnet: per request, when the source ran, and per peer how
  * many items it ran, when they became ready, started and ended, and when the join was ready; then the run phases of
  * each kind of step over the requests (testnet/bench/phases.ts). A diagnostic, not a
- * benchmark: `npx tsx testnet/bench/micro/fan-timeline.ts` (N requests, default 10, the first 2 not printed).
+ * benchmark: `npx tsx testnet/bench/micro/fan-timeline.ts` (N requests, default 10, the first 2 not printed; KEEP=1 keeps
+ * the testnet directory with the peers' logs).
  */
 import '../../../node/util/polyfill.ts'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -47,5 +48,5 @@ try {
   console.log(`where a step's time goes (run phases of every peer):\n  ${book.table().join('\n  ')}`)
 } finally {
   await testnet.stop()
-  await rm(dir, { recursive: true, force: true })
+  if (process.env.KEEP === undefined) await rm(dir, { recursive: true, force: true }); else console.log('kept', dir)
 }
