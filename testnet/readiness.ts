@@ -2,6 +2,7 @@ import type { ManifestPeer } from './manifest.ts'
 import type { PeersResponse } from '../node/api/peers.ts'
 import { apiHeaders } from './clients.ts'
 import type { MembershipView } from '../node/dscheduler/membership.ts'
+import { MIN_MEMBER_LINKS } from '../node/dscheduler/membership-types.ts'
 
 /**
  * What a formed network needs, and no more (a full mesh of routing tables grows with N² and real networks
@@ -14,7 +15,8 @@ import type { MembershipView } from '../node/dscheduler/membership.ts'
  * - the DHT able to find any peer: the graph "q is in p's routing table" strongly connected, so a lookup
  *   started anywhere can walk to any peer.
  */
-export const MIN_CONNECTED = 4
+/** the membership keeps this many members linked (membership.ts keepLinks) */
+export const MIN_CONNECTED = MIN_MEMBER_LINKS
 
 export interface MeshProgress {
   /** peers that meet their own conditions (connections, membership, mesh) */

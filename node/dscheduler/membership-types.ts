@@ -2,6 +2,12 @@
 /** a greeting is not a liveness judgment: it may take its time on a busy machine */
 export const GREET_TIMEOUT_MS = 5000
 
+/**
+ * Members a peer keeps a direct connection to (fewer when the network is smaller): the ring neighbours alone
+ * leave it hearing gossip through two links, and the testnet counts a peer as formed at this many.
+ */
+export const MIN_MEMBER_LINKS = 4
+
 export interface MembershipInit {
   /** the probe period while there is news to spread, a suspect, or a peer not yet a member @default 1000 */
   probeIntervalMs: number

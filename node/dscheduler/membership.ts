@@ -5,7 +5,7 @@ import { MemberTable, type MemberChange } from './member-table.ts'
 import { ProbePace } from './probe-pace.ts'
 import type { Membership } from './types.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
-import { GREET_TIMEOUT_MS, type MembershipEvents, type MembershipInit, type MembershipView } from './membership-types.ts'
+import { GREET_TIMEOUT_MS, MIN_MEMBER_LINKS, type MembershipEvents, type MembershipInit, type MembershipView } from './membership-types.ts'
 import type { IdentifyResult, Logger, PeerId, PeerUpdate } from '@libp2p/interface'
 
 export type { MembershipEvents, MembershipInit, MembershipView } from './membership-types.ts'
@@ -400,6 +400,24 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
     return this.table.hasNews || this.suspicions.size > 0 || this.strangers.size > 0 || this.health > 0
   }
 
+  /**
+   * Greets one live member it has no connection to, per period, while fewer than MIN_MEMBER_LINKS members are
+   * connected. Members heard of are not greeted (that connected everyone to everyone when a network started),
+   * and discovery stops looking itself up once a lookup finds no one new, so a peer that met its neighbourhood
+   * early stayed on three links for good: a 6-peer chaos run in CI never formed in 87 s.
+   */
+  private keepLinks (live: string[]): void {
+    const want = Math.min(MIN_MEMBER_LINKS, live.length)
+    const linked = new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))
+    const unlinked = live.filter(p => !linked.has(p))
+    if (live.length - unlinked.length >= want) return
+    const free = unlinked.filter(p => !this.inflight.has(p))
+    if (free.length === 0) return
+    const to = free[Math.floor(Math.random() * free.length)]
+    this.log('%d of %d members linked: greeting %s', live.length - unlinked.length, want, to)
+    void this.greet(this.id(to))
+  }
+
   private tick (): void {
     if (!this.started) return
     const live = this.live().filter(p => p !== this.self)
@@ -425,6 +443,7 @@ export class ProbeMembership extends TypedEventEmitter<MembershipEvents> impleme
       if ((m !== undefined && m.state !== 'dead') || !connected || now - at > 60_000) { this.strangers.delete(peer); continue }
       if (now - at >= 2000 && !this.inflight.has(peer)) void this.greet(this.id(peer))
     }
+    this.keepLinks(live)
     // dead members are retried, backing off to 10 s; a peer that finds everyone dead is probably the one cut
     // off, so it retries them every period to rejoin quickly once its link is back
     const isolated = live.length === 0

@@ -2,85 +2,15 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger } from '@libp2p/logger'
-import { ProbeMembership, ringNeighbours, type ProbeSender } from '../../node/dscheduler/membership.ts'
-import type { DflowLibp2p } from '../../node/network/libp2p.ts'
+import { ProbeMembership, ringNeighbours } from '../../node/dscheduler/membership.ts'
 import type { PeerId } from '@libp2p/interface'
-import type { ProbeTarget } from '../../protocols/probe/index.ts'
+import { SimNet, fakeLibp2p } from './fixtures/sim-net.ts'
 
 /**
  * The membership's pace and failure detection on a simulated network under fake timers: every exchange is
  * answered at once (a microtask), a frozen peer never answers (the prober's timer runs out), so every time below
  * is the protocol's own arithmetic, not this machine's speed.
  */
-class SimNet {
-  readonly targets = new Map<string, ProbeTarget>()
-  readonly frozen = new Set<string>()
-  /** direct pings sent: who, to whom, when (fake epoch ms) */
-  readonly pings: Array<{ from: string, to: string, at: number }> = []
-  /** one-way heartbeats sent */
-  readonly beats: Array<{ from: string, to: string, at: number }> = []
-
-  sender (self: string): (target: ProbeTarget) => ProbeSender {
-    return target => {
-      this.targets.set(self, target)
-      return {
-        start: async () => {},
-        stop: async () => {},
-        ping: async (peer: PeerId, timeoutMs: number) => await this.ping(self, peer.toString(), timeoutMs),
-        beat: async (peer: PeerId) => { await this.beat(self, peer.toString()); return true },
-        pingThrough: async (via: PeerId, to: string, timeoutMs: number) => await this.through(self, via.toString(), to, timeoutMs)
-      }
-    }
-  }
-
-  private async silence<T> (ms: number, value: T): Promise<T> {
-    return await new Promise(resolve => setTimeout(() => { resolve(value) }, ms))
-  }
-
-  async ping (from: string, to: string, timeoutMs: number): Promise<{ inc: number, ver: number } | undefined> {
-    if (this.frozen.has(from)) return await new Promise(() => {})
-    this.pings.push({ from, to, at: Date.now() })
-    const a = this.targets.get(from)
-    const b = this.targets.get(to)
-    if (a === undefined || b === undefined || this.frozen.has(to)) return await this.silence(timeoutMs, undefined)
-    await Promise.resolve()
-    b.heard(from, b === a ? [] : a.news(to), a.own())
-    const own = b.own()
-    a.heard(to, b.news(from), own)
-    return own
-  }
-
-  async beat (from: string, to: string): Promise<void> {
-    if (this.frozen.has(from)) return
-    this.beats.push({ from, to, at: Date.now() })
-    const a = this.targets.get(from)
-    const b = this.targets.get(to)
-    if (a === undefined || b === undefined || this.frozen.has(to)) return
-    await Promise.resolve()
-    b.heard(from, a.news(to), a.own())
-  }
-
-  async through (from: string, via: string, to: string, timeoutMs: number): Promise<'ack' | 'nack' | 'none'> {
-    const a = this.targets.get(from)
-    const v = this.targets.get(via)
-    if (a === undefined || v === undefined || this.frozen.has(via)) return await this.silence(timeoutMs + 500, 'none')
-    v.heard(from, a.news(via))
-    const acked = await this.ping(via, to, timeoutMs)
-    a.heard(via, [...(acked === undefined ? [] : [{ peer: to, ...acked, state: 'alive' as const }]), ...v.news(from)])
-    return acked === undefined ? 'nack' : 'ack'
-  }
-}
-
-/** A libp2p that only answers what the membership asks of it: every simulated peer is connected to every other. */
-function fakeLibp2p (self: string, net: SimNet, ids: Map<string, PeerId>): DflowLibp2p {
-  const others = (): PeerId[] => [...ids.values()].filter(id => id.toString() !== self && net.targets.has(id.toString()))
-  return {
-    addEventListener: () => {},
-    removeEventListener: () => {},
-    getConnections: (peer?: PeerId) => peer === undefined ? others().map(remotePeer => ({ remotePeer })) : (ids.has(peer.toString()) ? [{ remotePeer: peer }] : [])
-  } as unknown as DflowLibp2p
-}
-
 describe('membership pace (simulated network, fake timers)', () => {
   const net = new SimNet()
   let ids: Map<string, PeerId>
