@@ -51,6 +51,12 @@ export interface PeerConfig {
    * peer, with the full Node API). @default 'process'
    */
   isolation: Isolation
+  /**
+   * Process isolation: instance processes booted ahead of need (stem cells), so a cold start costs only the
+   * module's load. At least this many per memory size in use, more after a larger burst of starts (up to 4 x
+   * slots); 0 turns them off. @default 4
+   */
+  stemCells: number
   /** Largest `memory:` a step may ask for, MiB; a workflow over it is refused. @default 4096 */
   maxMemoryMb: number
   /** Largest `timeout:` a step may ask for, ms. @default 900000 (15m) */
@@ -89,6 +95,7 @@ export const DEFAULT_CONFIG: Readonly<PeerConfig> = Object.freeze({
   gossipHeartbeatMs: 1000,
   noSharedStore: false,
   isolation: 'process',
+  stemCells: 4,
   maxMemoryMb: DEFAULT_LIMITS.maxMemoryMb,
   maxTimeoutMs: DEFAULT_LIMITS.maxTimeoutMs,
   maxRetries: DEFAULT_LIMITS.maxRetries,
@@ -146,6 +153,7 @@ export const PEER_FLAGS: readonly FlagDef[] = [
   { key: 'gossipHeartbeatMs', flag: 'gossip-heartbeat', kind: 'duration', passThrough: true, description: 'gossipsub heartbeat' },
   { key: 'noSharedStore', flag: 'no-shared-store', kind: 'bool', passThrough: true, description: 'move values over libp2p even between peers of one host (no /dev/shm fast path)' },
   { key: 'isolation', flag: 'isolation', kind: 'string', choices: ISOLATIONS, passThrough: true, description: 'how functions run: process (sandboxed child processes) or thread (worker threads, full Node API)' },
+  { key: 'stemCells', flag: 'stem-cells', kind: 'natural', passThrough: true, description: 'process isolation: instance processes kept booted ahead of need, at least (0: none)' },
   { key: 'maxMemoryMb', flag: 'max-memory', kind: 'count', passThrough: true, description: 'largest memory (MiB) a step may ask for' },
   { key: 'maxTimeoutMs', flag: 'max-timeout', kind: 'duration', passThrough: true, description: 'largest timeout a step may ask for' },
   { key: 'maxRetries', flag: 'max-retries', kind: 'natural', passThrough: true, description: 'largest retries a step may ask for' },

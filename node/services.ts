@@ -85,6 +85,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     slots: config.slots,
     idleMs: config.idleInstanceMs,
     isolation: config.isolation,
+    stemCells: config.stemCells,
     // the peer's own 0700 code cache; without a data dir, a private temp directory the pool removes at stop
     codeDir: config.dataDir === undefined ? undefined : join(config.dataDir, 'code'),
     limits,

@@ -36,6 +36,7 @@ export function registerBenchCommand (program: Command): void {
     .option('--slots <n>', 'function slots per peer', '4')
     .option('--replicas <n>', 'copies DStore keeps of each value (0: bytes moved are those of execution alone)', '0')
     .option('--idle-instance <duration>', 'passed to the peers as dflow peer --idle-instance: a warm instance idle this long stops (e.g. 2s, for cold starts in an open-loop run)')
+    .option('--stem-cells <n>', 'passed to the peers as dflow peer --stem-cells: instance processes booted ahead of need (0: none, for an A/B of cold starts)')
     .option('--modules <list>', 'module layout of the benchmark workflows, comma list: per-workflow (all steps in one module: one warm instance serves any step) or per-step (one module per step, as one function per container: every step pays its own cold start; jobs named <name>/per-step)', 'per-workflow')
     .option('--no-shared-store', 'passed to the peers as dflow peer --no-shared-store: values move over libp2p even between peers of this host (no /dev/shm fast path), to measure what the fast path saves')
     .option('--yardstick <engine>', 'also run the same shapes on a central engine, side by side: dask (needs python3 with distributed)')

@@ -78,11 +78,23 @@ const OOM_TEXT = /heap out of memory|Reached heap limit|Allocation failed/i
  * cannot set them on a child, and RLIMIT_AS breaks V8, which reserves far more address space than it uses.)
  */
 export function processChannel ({ code, memoryMb, handlers }: ChannelOptions): InstanceChannel {
+  return launchProcess([code.file], JSON.stringify(code), memoryMb, handlers)
+}
+
+/**
+ * A stem cell (stem-cells.ts): an instance process booted before anyone knows which module it will run. It may
+ * read only `dir` (empty until the host places the module there) and waits for a `load` message naming the file.
+ */
+export function cellChannel ({ dir, memoryMb, handlers }: { dir: string, memoryMb: number, handlers: ChannelHandlers }): InstanceChannel {
+  return launchProcess([`${dir}/`], JSON.stringify({ cell: true }), memoryMb, handlers)
+}
+
+function launchProcess (readable: string[], entryArg: string, memoryMb: number, handlers: ChannelHandlers): InstanceChannel {
   const young = youngMb(memoryMb)
-  const launch = processLaunch([code.file], [
+  const launch = processLaunch(readable, [
     `--max-old-space-size=${memoryMb}`,
     `--max-semi-space-size=${Math.max(1, Math.floor(young / 2))}`
-  ], [JSON.stringify(code)])
+  ], [entryArg])
   const child: ChildProcess = spawn(launch.command, launch.args, {
     // no host environment (it may hold secrets), only glibc's malloc settings (node/util/malloc-tunables.ts); fd 3
     // is the IPC channel; stderr is kept for V8's fatal messages

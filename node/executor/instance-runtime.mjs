@@ -13,6 +13,8 @@
 //                     crash {message} (process isolation only: an uncaught error, just before the process exits),
 //                     chained {inv} (the follower starts now, right after its producer's done), unchained {inv},
 //                     mid-run {inv} (the function posted outputs and had not returned at the end of that turn)
+// A stem cell (process-entry.mjs, stem-cells.ts) first says cell-ready and waits for load {code: {file, sha256}};
+// from then on it speaks this protocol like an instance started with its module.
 // A `then` names the invocation to run in this instance as soon as the running one returns successfully, its
 // inputs `from` the running one's value outputs (input name -> output name): a chain on one peer then skips the
 // host's round trip. Every `then` is answered once, by `chained` or by `unchained` (the running one failed, was

@@ -1,5 +1,6 @@
-import { processChannel, threadChannel, type InstanceChannel, type Isolation } from './channels.ts'
+import { processChannel, threadChannel, type ChannelHandlers, type InstanceChannel, type Isolation } from './channels.ts'
 import type { CodeCache } from './code-cache.ts'
+import type { TakenCell } from './stem-cells.ts'
 import { RunGuard } from './run-guard.ts'
 import type { InstanceSpec, InvokeOptions } from './types.ts'
 import {
@@ -36,6 +37,8 @@ export interface InstanceOptions {
   graceMs: number
   /** worker output and stray messages outside an invocation */
   log: (line: string) => void
+  /** a stem cell to start in (process isolation, stem-cells.ts) instead of a fresh process */
+  cell?: TakenCell
 }
 
 interface Running {
@@ -113,29 +116,33 @@ export class Instance {
   }
 
   private async start (): Promise<void> {
+    const cell = this.options.cell
     let code
     try {
       code = await this.options.codeCache.file(this.spec.code)
+      if (cell !== undefined) code = await cell.place(code)
     } catch (err) {
       this.failure = { kind: 'load', message: `cannot write the module to the code cache: ${(err as Error).message}` }
+      await cell?.discard()
       this.ended()
       return
     }
-    if (this.terminating) { this.ended(); return }
-    const open = this.options.isolation === 'process' ? processChannel : threadChannel
-    this.channel = open({
-      code,
-      memoryMb: this.spec.memoryMb,
-      handlers: {
-        message: msg => { this.onMessage(msg) },
-        failure: f => { this.failure ??= f },
-        exit: (code, signal) => {
-          const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? '?'} (process.exit in user code?)`
-          this.failure ??= this.terminating ? { kind: 'terminated' } : { kind: 'crash', message: `instance ${how}`, exitCode: code ?? undefined }
-          this.ended()
-        }
+    if (this.terminating) { await cell?.discard(); this.ended(); return }
+    const handlers: ChannelHandlers = {
+      message: msg => { this.onMessage(msg) },
+      failure: f => { this.failure ??= f },
+      exit: (code, signal) => {
+        const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? '?'} (process.exit in user code?)`
+        this.failure ??= this.terminating ? { kind: 'terminated' } : { kind: 'crash', message: `instance ${how}`, exitCode: code ?? undefined }
+        this.ended()
       }
-    })
+    }
+    if (cell !== undefined) {
+      this.channel = cell.adopt(handlers, code)
+    } else {
+      const open = this.options.isolation === 'process' ? processChannel : threadChannel
+      this.channel = open({ code, memoryMb: this.spec.memoryMb, handlers })
+    }
     if (!this.ref) this.channel.setRef(false)
   }
 

@@ -12,6 +12,8 @@ import type { InstanceSpec, InvokeOptions, InvokeResult } from './types.ts'
 import { Followers } from './followers.ts'
 import { ColdWaiters } from './cold-waiters.ts'
 import { listOf, remove } from './key-lists.ts'
+import { StemCells } from './stem-cells.ts'
+import { RecentPeak } from './recent-peak.ts'
 
 export interface WorkerPoolOptions {
   /** max concurrently running invocations; more wait in a queue (earliest InvokeOptions.startBy first, else FIFO). @default 4 */
@@ -29,6 +31,12 @@ export interface WorkerPoolOptions {
   codeDir?: string
   /** 'process': child processes under Node's permission model; 'thread': worker threads. @default 'thread' */
   isolation?: Isolation
+  /**
+   * Process isolation: instance processes kept booted ahead per memory size in use (stem-cells.ts), so a cold
+   * start costs the module's load and not a Node boot. At least this many; more when the pool recently started
+   * more instances at once (up to 4 x slots). 0: none. @default 0
+   */
+  stemCells?: number
   /** an invocation over these is refused (the loader refuses such workflows earlier, with the same limits) */
   limits?: Partial<FunctionLimits>
   logger?: ComponentLogger
@@ -56,7 +64,14 @@ export interface PoolStats {
   chainedStarts: number
   /** invocations that waited for a slot queued in a busy instance and started there the moment it returned */
   successorStarts: number
+  /** stem cells booted and waiting for a module now (process isolation) */
+  stemCells: number
+  /** instances started in a stem cell (of instanceStarts) */
+  stemCellStarts: number
 }
+
+/** how long a burst of instance starts is remembered when sizing the stem cells */
+const BURST_WINDOW_MS = 10 * 60_000
 
 export function instanceKey (spec: InstanceSpec): string {
   return `${spec.code.cid}:${spec.memoryMb}`
@@ -99,6 +114,11 @@ export class WorkerPool {
   /** invocations waiting for a cold instance, which take one of their module that comes idle first */
   private readonly coldWaiters = new ColdWaiters()
   private stopped = false
+  private readonly cells: StemCells
+  /** instances whose module is still loading (a stem cell refill waits for none) */
+  private loading = 0
+  /** the most instances loading at once lately: how many stem cells a burst of starts needs */
+  private readonly burst = new RecentPeak(BURST_WINDOW_MS)
 
   constructor (opts: WorkerPoolOptions = {}) {
     this.slots = Math.max(1, opts.slots ?? 4)
@@ -109,6 +129,15 @@ export class WorkerPool {
     this.isolation = opts.isolation ?? 'thread'
     this.limits = opts.limits ?? {}
     this.log = (opts.logger ?? defaultLogger()).forComponent('dflow:executor')
+    this.cells = new StemCells({
+      target: () => {
+        const least = this.isolation === 'process' ? Math.max(0, opts.stemCells ?? 0) : 0
+        return least === 0 ? 0 : Math.min(4 * this.slots, Math.max(least, this.burst.peak()))
+      },
+      directory: async () => await this.codeCache.directory(),
+      busy: () => this.loading > 0,
+      log: this.log
+    })
     this.followers = new Followers({
       // a follower keeps its producer's slot: while invocations wait for one, it would overtake them (FIFO)
       closed: () => this.stopped || this.queue.length > 0,
@@ -269,7 +298,8 @@ export class WorkerPool {
     return {
       instances: this.all.size, idle, busy, starting, queued: this.queue.length, coldStarts: this.coldStarts, warmStarts: this.warmStarts + this.followers.started,
       abortsKept: this.abortsKept, abortsTerminated: this.abortsTerminated, instanceStarts: this.instanceStarts, heldIdle: this.overdue.size,
-      chainedStarts: this.followers.started - this.followers.successorsStarted, successorStarts: this.followers.successorsStarted
+      chainedStarts: this.followers.started - this.followers.successorsStarted, successorStarts: this.followers.successorsStarted,
+      stemCells: this.cells.size, stemCellStarts: this.cells.taken
     }
   }
 
@@ -285,6 +315,7 @@ export class WorkerPool {
     this.overdue.clear()
     this.coldWaiters.clear()
     await Promise.all([...this.all].map(async i => { await i.terminate() }))
+    await this.cells.stop()
     await this.codeCache.close()
   }
 
@@ -293,15 +324,23 @@ export class WorkerPool {
     return [...this.all].flatMap(i => i.pid === undefined || !i.alive ? [] : [i.pid])
   }
 
+  /** the pids of the idle stem cells (process isolation), for tests and diagnostics */
+  stemCellPids (): number[] {
+    return this.cells.pids()
+  }
+
   private spawn (spec: InstanceSpec): Instance {
     const inst = new Instance(spec, instanceKey(spec), {
       isolation: this.isolation,
       codeCache: this.codeCache,
       graceMs: this.graceMs,
-      log: (line) => { this.log('[%s] %s', spec.code.cid, line) }
+      log: (line) => { this.log('[%s] %s', spec.code.cid, line) },
+      cell: this.isolation === 'process' ? this.cells.take(spec.memoryMb) : undefined
     })
     this.all.add(inst)
     this.instanceStarts++
+    this.burst.note(++this.loading)
+    void inst.ready.then(() => { this.loading-- })
     void inst.exited.then(() => {
       this.all.delete(inst)
       this.unIdle(inst)

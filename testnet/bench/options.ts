@@ -22,6 +22,7 @@ export interface BenchCliFlags {
   replicas: string
   requestTimeout: string
   idleInstance?: string
+  stemCells?: string
   modules?: string
   /** commander's `--no-shared-store`: false when given */
   sharedStore?: boolean
@@ -50,9 +51,10 @@ export function parseLinkRate (text: string): number {
 }
 
 /** The `dflow peer` flags a bench passes to every peer it starts (besides slots and replicas). */
-export function peerFlags (opts: Pick<BenchOptions, 'idleInstance' | 'sharedStore'>): string[] {
+export function peerFlags (opts: Pick<BenchOptions, 'idleInstance' | 'sharedStore' | 'stemCells'>): string[] {
   return [
     ...(opts.idleInstance !== undefined ? ['--idle-instance', opts.idleInstance] : []),
+    ...(opts.stemCells !== undefined ? ['--stem-cells', String(opts.stemCells)] : []),
     ...(opts.sharedStore === false ? ['--no-shared-store'] : [])
   ]
 }
@@ -89,6 +91,7 @@ export function parseBenchOptions (f: BenchCliFlags): BenchOptions {
     replicas: number('replicas', f.replicas, { integer: true }),
     requestTimeoutMs: number('request-timeout', f.requestTimeout, { integer: true, min: 1000 }),
     ...(f.idleInstance !== undefined ? { idleInstance: f.idleInstance } : {}),
+    ...(f.stemCells !== undefined ? { stemCells: number('stem-cells', f.stemCells, { integer: true }) } : {}),
     modules: [...new Set(modules)] as ModuleLayout[],
     ...(f.sharedStore === false ? { sharedStore: false } : {}),
     ...(f.yardstick !== undefined ? { yardstick: 'dask' as const } : {})

@@ -119,7 +119,7 @@ export function renderText (r: BenchResults): string {
     `factors: ${factorsLine(r)}`,
     `idle traffic: ${formatBytes(r.idleBytesPerSec)}/s (all peers; included in bytes)`,
     `duration: ${(r.durationMs / 1000).toFixed(0)} s`,
-    ...(r.instanceStarts != null ? [`function instances started: ${r.instanceStarts} (all peers, all modes, warm-ups included)`] : [])
+    ...(r.instanceStarts != null ? [`function instances started: ${r.instanceStarts}${r.stemCellStarts != null ? `, ${r.stemCellStarts} of them in stem cells` : ''} (all peers, all modes, warm-ups included)${r.stemCells != null ? `; --stem-cells ${r.stemCells}` : ''}`] : [])
   ]
   return [head.join('\n'), ...tables(r).map(t => `${textTable(t)}\n  (${factorsLine(r)})`)].join('\n\n')
 }

@@ -113,7 +113,8 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       await warmUp(() => true)
       await openLoop(measured, clients, opts.ratePerMin, rand, timeoutMs, opts.signal, record, (done, p) => { onProgress({ phase: 'measure', done, total: measured.length, label: label(p), failed }) })
     }
-    const instanceStarts = await totalInstanceStarts(clients)
+    const instanceStarts = await totalPoolCounter(clients, 'instanceStarts')
+    const stemCellStarts = await totalPoolCounter(clients, 'stemCellStarts')
     const results = summarise(samples, jobs, {
       ...machine,
       peers: opts.peers,
@@ -128,6 +129,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       ratePerMin: opts.ratePerMin ?? null,
       linkRate: opts.linkRate ?? null,
       idleInstance: opts.idleInstance ?? null,
+      stemCells: opts.stemCells ?? null,
       modules: opts.modules ?? ['per-workflow'],
       sharedStore: opts.sharedStore !== false,
       warmup: opts.warmup,
@@ -135,6 +137,7 @@ async function runOnTestnet (opts: BenchOptions, onProgress: (p: BenchProgress) 
       durationMs: 0,
       idleBytesPerSec,
       instanceStarts,
+      stemCellStarts,
       bytesMethod: (opts.ratePerMin === undefined
         ? 'closed loop: sum over peers of libp2p bytes sent, read just before submit and just after the request ended (includes background gossip/heartbeats, about idleBytesPerSec x latency)'
         : 'open loop: sum over peers of libp2p bytes sent per 1 s window, each window apportioned to the requests running in it by their overlap time (approximate)') +
@@ -185,10 +188,10 @@ async function counters (clients: DflowClient[]): Promise<Counters> {
   return { sent, shared }
 }
 
-/** Function instances every peer's pool started so far, summed; null when a peer does not answer or say. */
-async function totalInstanceStarts (clients: DflowClient[]): Promise<number | null> {
+/** A counter of every peer's pool (instances started, ...) so far, summed; null when a peer does not answer or say. */
+async function totalPoolCounter (clients: DflowClient[], counter: 'instanceStarts' | 'stemCellStarts'): Promise<number | null> {
   try {
-    const all = await Promise.all(clients.map(async c => (await c.schedulerMetrics()).pool?.instanceStarts))
+    const all = await Promise.all(clients.map(async c => (await c.schedulerMetrics()).pool?.[counter]))
     return all.every(n => typeof n === 'number') ? (all as number[]).reduce((a, b) => a + b, 0) : null
   } catch {
     return null

@@ -38,6 +38,8 @@ export interface BenchOptions {
   requestTimeoutMs?: number
   /** peers stop a warm instance idle this long (`dflow peer --idle-instance`), e.g. "2s"; default: the peers' */
   idleInstance?: string
+  /** stem cells per peer (`dflow peer --stem-cells`); default: the peers' */
+  stemCells?: number
   /**
    * module layouts of the benchmark workflows, each a set of jobs: per-workflow (all steps in one module, the
    * default) and/or per-step (one module per step, as one function per container; jobs named `<name>/per-step`)
@@ -125,12 +127,16 @@ export interface BenchResults {
   bytesMethod: string
   /** what the peers ran with as `--idle-instance` (null: the peers' default) */
   idleInstance: string | null
+  /** what the peers ran with as `--stem-cells` (null: the peers' default) */
+  stemCells?: number | null
   /** module layouts run (`--modules`; per-step jobs are named `<name>/per-step`) */
   modules?: ModuleLayout[]
   /** whether peers used the same-host fast path (false: `--no-shared-store`) */
   sharedStore: boolean
   /** function instances the peers started over the whole run, warm-ups included (null: a peer did not say) */
   instanceStarts?: number | null
+  /** of instanceStarts, those started in a stem cell (a process booted ahead) */
+  stemCellStarts?: number | null
   rows: ResultRow[]
   /** the central engine run on the same shapes (`--yardstick dask`): per workflow, or why it was skipped */
   yardstick?: YardstickSummary
