@@ -53,7 +53,7 @@ export interface PeerConfig {
   isolation: Isolation
   /**
    * Process isolation: instance processes booted ahead of need (stem cells), so a cold start costs only the
-   * module's load. At least this many per memory size in use, more after a larger burst of starts (up to 4 x
+   * module's load. At least this many per memory size in use, more after a larger burst of starts (up to 8 x
    * slots); 0 turns them off. @default 4
    */
   stemCells: number

@@ -34,7 +34,7 @@ export interface WorkerPoolOptions {
   /**
    * Process isolation: instance processes kept booted ahead per memory size in use (stem-cells.ts), so a cold
    * start costs the module's load and not a Node boot. At least this many; more when the pool recently started
-   * more instances at once (up to 4 x slots). 0: none. @default 0
+   * more instances at once (up to 8 x slots). 0: none. @default 0
    */
   stemCells?: number
   /** an invocation over these is refused (the loader refuses such workflows earlier, with the same limits) */
@@ -70,6 +70,11 @@ export interface PoolStats {
   stemCellStarts: number
 }
 
+/**
+ * Stem cells per slot at most: a dataflow start peer pre-warms the steps planned on it at once (24 instances for a
+ * per-step epigenomics request on 4 slots), and a start that finds no cell boots beside the others' loads.
+ */
+const MAX_CELLS_PER_SLOT = 8
 /** how long a burst of instance starts is remembered when sizing the stem cells */
 const BURST_WINDOW_MS = 10 * 60_000
 
@@ -132,7 +137,7 @@ export class WorkerPool {
     this.cells = new StemCells({
       target: () => {
         const least = this.isolation === 'process' ? Math.max(0, opts.stemCells ?? 0) : 0
-        return least === 0 ? 0 : Math.min(4 * this.slots, Math.max(least, this.burst.peak()))
+        return least === 0 ? 0 : Math.min(MAX_CELLS_PER_SLOT * this.slots, Math.max(least, this.burst.peak()))
       },
       directory: async () => await this.codeCache.directory(),
       busy: () => this.loading > 0,
