@@ -41,7 +41,8 @@ export function observabilityService (peer: Peer, services: DflowServices, regis
     traffic,
     storeBytes: () => store.stats().bytes,
     connectedPeers: () => connectedPeers().size,
-    busy: () => services.sync.logs.hasActive() || pool.stats().busy > 0
+    busy: () => services.sync.logs.hasActive() || pool.stats().busy > 0,
+    pool: () => pool.stats()
   })
   // every peer heard of, so the network view keeps listing the dead ones
   const known = new Set<string>()

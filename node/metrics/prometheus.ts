@@ -18,6 +18,20 @@ export interface DflowMetricSources {
   connectedPeers: () => number
   /** whether the peer has work (unfinished requests, running steps): event-loop delay is sampled meanwhile */
   busy?: () => boolean
+  /** the function pool's figures (instances by state, starts by kind) */
+  pool?: () => PoolMetricSource
+}
+
+/** What the pool gauges read (a subset of the executor's PoolStats, so metrics/ needs no executor import). */
+export interface PoolMetricSource {
+  idle: number
+  busy: number
+  starting: number
+  queued: number
+  stemCells: number
+  instanceStarts: number
+  stemCellStarts: number
+  warmStarts: number
 }
 
 const CLAIM_COUNTERS = new Set(['claims', 'claimsLost', 'takeovers'])
@@ -106,6 +120,39 @@ export class DflowMetrics {
         for (const [k, v] of Object.entries(c)) if (typeof v === 'number' && !CLAIM_COUNTERS.has(k)) this.set({ counter: k }, v)
       }
     })
+
+    if (s.pool != null) {
+      const pool = s.pool
+      // eslint-disable-next-line no-new
+      new Gauge({
+        name: 'dflow_pool_instances',
+        help: 'Function instances on this peer by state: idle (warm), busy, starting, stem_cell (booted, no module yet); queued = invocations waiting for a slot',
+        labelNames: ['state'],
+        registers,
+        collect () {
+          const p = pool()
+          this.set({ state: 'idle' }, p.idle)
+          this.set({ state: 'busy' }, p.busy)
+          this.set({ state: 'starting' }, p.starting)
+          this.set({ state: 'stem_cell' }, p.stemCells)
+          this.set({ state: 'queued' }, p.queued)
+        }
+      })
+      // eslint-disable-next-line no-new
+      new Counter({
+        name: 'dflow_instance_starts_total',
+        help: 'Instance starts on this peer: boot (a fresh process or worker), stem_cell (a booted cell took the module); and invocations that found a warm instance (warm)',
+        labelNames: ['kind'],
+        registers,
+        collect () {
+          const p = pool()
+          this.reset()
+          this.inc({ kind: 'boot' }, Math.max(0, p.instanceStarts - p.stemCellStarts))
+          this.inc({ kind: 'stem_cell' }, p.stemCellStarts)
+          this.inc({ kind: 'warm' }, p.warmStarts)
+        }
+      })
+    }
 
     const onEvent = (e: Event): void => {
       this.loop.work()

@@ -51,6 +51,9 @@ describe('GET /metrics on a 2-peer testnet', () => {
     expect(types.get('dflow_store_bytes')).toBe('gauge')
     expect(types.get('dflow_peers_connected')).toBe('gauge')
     expect(types.get('dflow_event_loop_lag_seconds')).toBe('gauge')
+    expect(types.get('dflow_pool_instances')).toBe('gauge')
+    expect(types.get('dflow_instance_starts_total')).toBe('counter')
+    for (const state of ['idle', 'busy', 'starting', 'stem_cell', 'queued']) expect(samples.some(s => s.name === 'dflow_pool_instances' && s.labels.state === state), state).toBe(true)
     for (const [name, type] of types) if (type === 'counter') expect(name, `${name} is a counter`).toMatch(/_total$/)
     expect(sum(samples, 'dflow_peers_connected')).toBe(1)
     expect(sum(samples, 'dflow_event_loop_lag_seconds')).toBeGreaterThanOrEqual(0)
@@ -86,8 +89,13 @@ describe('GET /metrics on a 2-peer testnet', () => {
       const mine = done.filter(d => d.from === p.peerId)
       expect(sum(after[i], 'dflow_step_duration_seconds_count') - sum(before[i], 'dflow_step_duration_seconds_count'), `peer ${i}`).toBe(mine.length)
       expect(sum(after[i], 'dflow_cold_start_seconds_count') - sum(before[i], 'dflow_cold_start_seconds_count'), `peer ${i}`).toBe(mine.filter(d => d.coldStartMs > 0).length)
+      // every cold start needed an instance started, in a fresh process or a stem cell
+      const starts = (all: Sample[]): number => sum(all, 'dflow_instance_starts_total', { kind: 'boot' }) + sum(all, 'dflow_instance_starts_total', { kind: 'stem_cell' })
+      expect(starts(after[i]) - starts(before[i]), `peer ${i}`).toBeGreaterThanOrEqual(mine.filter(d => d.coldStartMs > 0).length)
     })
     expect(done.filter(d => d.coldStartMs > 0).length).toBeGreaterThan(0)
+    // the instances that ran stay warm (idle) until --idle-instance
+    expect(total(after, 'dflow_pool_instances', { state: 'idle' })).toBeGreaterThan(0)
     expect(total(after, 'dflow_claims_total', { outcome: 'won' }) - total(before, 'dflow_claims_total', { outcome: 'won' })).toBeGreaterThanOrEqual(ran.length)
     // events travel over gossipsub: both directions moved bytes on both peers
     for (let i = 0; i < 2; i++) {
