@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { readFile } from 'node:fs/promises'
 import { asciiOnly, peerBundle } from '../../testnet/bundle.ts'
+import { buildCliBundle, freshCliBundle } from '../../bin/cli-bundle.mjs'
 import { spawnSync } from 'node:child_process'
+import { statSync, utimesSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { PEER_NODE_FLAGS, peerNodeArgs, tierUpFlags } from '../../testnet/launcher.ts'
 
 describe('testnet launcher: what a peer process runs with', () => {
@@ -41,5 +44,26 @@ describe('testnet launcher: what a peer process runs with', () => {
     const text = await readFile(file as string, 'utf8')
     expect(text.length).toBeGreaterThan(100_000)
     expect(text.match(/[^\x00-\x7f]/)?.[0]).toBeUndefined()
+  }, 120_000)
+
+  it('the CLI bundle is reused while its sources are unchanged and not once one of them changes; dflow runs from it or through tsx alike', async () => {
+    const file = await buildCliBundle()
+    expect(freshCliBundle()).toBe(file)
+    const main = fileURLToPath(new URL('../../node/cli/main.ts', import.meta.url))
+    const { atime, mtime } = statSync(main)
+    try {
+      utimesSync(main, atime, new Date(mtime.getTime() + 5000))
+      expect(freshCliBundle()).toBeUndefined()
+    } finally {
+      utimesSync(main, atime, mtime)
+      await buildCliBundle()
+    }
+    expect(freshCliBundle()).toBe(file)
+    const bin = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
+    const viaBundle = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000 })
+    const viaTsx = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DFLOW_NO_BUNDLE: '1' } })
+    expect(viaBundle.status).toBe(0)
+    expect(viaBundle.stdout).toMatch(/^\d+\.\d+\.\d+\n$/)
+    expect(viaTsx.stdout).toBe(viaBundle.stdout)
   }, 120_000)
 })
