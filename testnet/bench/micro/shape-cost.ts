@@ -1,7 +1,8 @@
 /**
- * Cost of one shape on a testnet, for A/B runs of two checkouts: `SHAPE=fan|chain N=14 PEERS=4 npx tsx testnet/bench/micro/shape-cost.ts`.
- * Prints each request's totalMs, the median after 2 warm-ups, the peers' CPU (utime+stime from /proc, instance
- * processes not included) and write syscalls (/proc/PID/io syscw) per request, and a step timeline of the last two.
+ * Cost of one shape on a testnet, for A/B runs of two checkouts: `SHAPE=fan|chain N=14 PEERS=4 npx tsx testnet/bench/micro/shape-cost.ts`
+ * (FLAGS="--isolation thread" passes peer flags). Prints each request's totalMs, the median after 2 warm-ups, the
+ * peers' CPU (utime+stime from /proc, instance processes not included), the whole machine's busy CPU (/proc/stat:
+ * peers, instances, this client) and write syscalls (/proc/PID/io syscw) per request, and a step timeline of the last two.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,6 +15,13 @@ import { chainPlan, fanPlan } from './shapes.ts'
 const SHAPE = process.env.SHAPE ?? 'fan'
 const N = Number(process.env.N ?? 14)
 const PEERS = Number(process.env.PEERS ?? 4)
+const FLAGS = (process.env.FLAGS ?? '').split(' ').filter(f => f !== '')
+/** busy and total CPU ms of the whole machine so far (all cores) */
+const machine = async (): Promise<{ busy: number, total: number }> => {
+  const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const total = f.reduce((a, b) => a + b, 0) * 10
+  return { busy: total - (f[3] + f[4]) * 10, total }
+}
 const cpu = async (pid: number): Promise<number> => {
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
   return (Number(f[11]) + Number(f[12])) * 10
@@ -33,7 +41,7 @@ const syscw = async (pid: number): Promise<number> => Number(/syscw: (\d+)/.exec
 const dir = await mkdtemp(join(tmpdir(), 'dflow-scratch-'))
 const plan = SHAPE === 'fan' ? fanPlan() : chainPlan()
 const file = writeSelfContained(plan, { timeScale: 1, sizeScale: 1, initMs: 0, postAt: 1 }, join(dir, 'wf')).yaml
-const net = await startTestnet({ peers: PEERS, dir: join(dir, 'testnet') })
+const net = await startTestnet({ peers: PEERS, dir: join(dir, 'testnet'), flags: FLAGS })
 try {
   const clients = await net.clients()
   const bytes = (await loadWorkflow(file)).bytes
@@ -46,9 +54,10 @@ try {
   let w0 = 0
   let ev0 = { published: 0, received: 0, synced: 0, messages: 0, skipped: 0 }
   let gb0 = 0
+  let m0 = { busy: 0, total: 0 }
   const ports = net.manifest.peers.map(p => p.api)
   for (let i = 0; i < N; i++) {
-    if (i === 2) { per0 = await Promise.all(pids.map(cpu)); cpu0 = per0.reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports); gb0 = await gossipBytes(ports) }
+    if (i === 2) { per0 = await Promise.all(pids.map(cpu)); cpu0 = per0.reduce((a, b) => a + b, 0); sys0 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0); w0 = (await Promise.all(pids.map(syscw))).reduce((a, b) => a + b, 0); ev0 = await eventTotals(ports); gb0 = await gossipBytes(ports); m0 = await machine() }
     const c = process.env.CLIENT !== undefined ? clients[Number(process.env.CLIENT)] : clients[i % clients.length]
     const view = await c.wait(await c.submit({ workflow: cid, inputs: { seed: `t-${i}-${Date.now()}` } }), { pollMs: 10 })
     if (view.status !== 'ok') throw new Error(`request ${view.requestId} ended ${view.status}`)
@@ -76,7 +85,9 @@ try {
       console.log(`mid durations p50 ${ds[ds.length >> 1]} max ${ds[ds.length - 1]}`)
     }
   }
+  const m1 = await machine()
   const per1 = await Promise.all(pids.map(cpu))
+  console.log(`machine busy per request (peers, instances, client): ${((m1.busy - m0.busy) / (N - 2)).toFixed(0)} ms of ${((m1.total - m0.total) / (N - 2)).toFixed(0)} (${(100 * (m1.busy - m0.busy) / (m1.total - m0.total)).toFixed(0)}%)`)
   const cpu1 = per1.reduce((a, b) => a + b, 0)
   console.log(`peer CPU per request, each peer: ${per1.map((c, i) => ((c - per0[i]) / (N - 2)).toFixed(0)).join(' / ')} ms`)
   const sys1 = (await Promise.all(pids.map(stime))).reduce((a, b) => a + b, 0)
