@@ -38,6 +38,19 @@ describe('event codec', () => {
     for (const ev of events) expect(decodeEvent(encodeEvent(ev))).toEqual(ev)
   })
 
+  it('encodes as dag-cbor does, a field set to undefined as if absent (event ids and start ids hash these bytes)', () => {
+    const inline = dagCbor.encode(['x'])
+    const ref = { cid: cidOf(inline), size: inline.byteLength, holders: ['peerA'], inline }
+    const withUndefined = { type: 'step-done', from: 'peerA', ts: 1.5, request: 'r1', step: 's', index: null, attempt: 0, incarnation: 5, start: undefined, streams: {}, coldStartMs: 0, readyAt: 1, startAt: 2, endAt: 3, outputs: { o: { ...ref, length: undefined } } } as unknown as DflowEvent
+    const { start: _s, ...absent } = withUndefined as unknown as Record<string, unknown>
+    const expected = dagCbor.encode({ v: 1, ...absent, outputs: { o: ref } })
+    expect(encodeEvent(withUndefined)).toEqual(expected)
+    expect(dagCbor.decode(encodeEvent(withUndefined))).not.toHaveProperty('start')
+    // dag-cbor's rules hold: no NaN, no undefined in a list
+    expect(() => encodeEvent({ ...withUndefined, ts: Number.NaN } as DflowEvent)).toThrow()
+    expect(() => encodeEvent({ ...withUndefined, outputs: { o: { ...ref, holders: [undefined] } } } as unknown as DflowEvent)).toThrow()
+  })
+
   it('rejects malformed events with EventValidationError', () => {
     const bad = [
       new Uint8Array([0xff, 0x00]),
