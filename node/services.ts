@@ -107,7 +107,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   sched.addEventListener('scheduler:forgotten', ev => { bus.forget(ev.detail) })
   // an own runner event nobody elsewhere waits on shares its gossip message with the ones after it
   // (DFLOW_EVENT_SLACK=0 turns it off, for A/B runs)
-  if (process.env.DFLOW_EVENT_SLACK !== '0') bus.slack = ev => sched.sendSlack(ev)
+  if (process.env.DFLOW_EVENT_SLACK !== '0') bus.slack = (ev, memo) => sched.sendSlack(ev, memo)
   members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
     sched.repumpAll()

@@ -57,8 +57,9 @@ export class LocalBus extends BaseBus {
 /**
  * How long (ms) an own event may wait before it is sent, so that it shares one gossip message with later ones:
  * 0 when someone may be waiting on it. The scheduler answers it (DScheduler.sendSlack) after it applied the event.
+ * `memo` is shared by the calls of one check (nothing changes between them), for what they have in common.
  */
-export type SendSlack = (event: DflowEvent) => number
+export type SendSlack = (event: DflowEvent, memo: Map<object, number>) => number
 
 /** an own event waits at most this long for others to share its message, whatever its slack */
 export const MAX_SEND_DELAY_MS = 50
@@ -309,9 +310,10 @@ export class GossipBus extends BaseBus {
     let due = now
     if (this.slack !== undefined && !this.stopped) {
       due = Infinity
+      const memo = new Map<object, number>()
       for (const p of this.outbox) {
         let ms = 0
-        try { ms = this.slack(p.event) } catch (err) { this.log.error('send slack failed: %s', (err as Error).message) }
+        try { ms = this.slack(p.event, memo) } catch (err) { this.log.error('send slack failed: %s', (err as Error).message) }
         const deadline = now + (Number.isNaN(ms) ? 0 : Math.min(Math.max(0, ms), this.maxSendDelayMs))
         p.deadline = Math.min(p.deadline ?? Infinity, deadline)
         due = Math.min(due, p.deadline)

@@ -22,7 +22,7 @@ import { Finisher } from './finisher.ts'
 import { setLongTimeout } from '../util/long-timer.ts'
 import type { FunctionPool, Membership, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
 import { SchedulerReader } from './reader.ts'
-import { sendSlack } from './send-slack.ts'
+import { sendSlack, type SlackMemo } from './send-slack.ts'
 
 /** DFLOW_URGENCY=0: the pool serves waiting invocations first come first served (A/B runs of one build). */
 const URGENCY_OFF = process.env.DFLOW_URGENCY === '0'
@@ -378,7 +378,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   }
 
   /** How long an own event may wait to share a gossip message with later ones (send-slack.ts). */
-  sendSlack (ev: DflowEvent): number { return sendSlack(this, ev) }
+  sendSlack (ev: DflowEvent, memo?: SlackMemo): number { return sendSlack(this, ev, memo) }
 
   // ---- reading (reader.ts) ---------------------------------------------------------------------------
 
