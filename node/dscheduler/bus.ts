@@ -1,9 +1,9 @@
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
-import { EVENTS_TOPIC, decodeEvent, decodeEventMessage, encodeEvent, encodeEventBatch, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, type DflowEvent, type MessageEvent, type RequestStarted } from '../../protocols/events/index.ts'
+import { EVENTS_TOPIC, batchDigests, decodeEvent, decodeEventMessage, encodeEvent, encodeEventBatch, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, type BatchProof, type DflowEvent, type MessageEvent, type RequestStarted } from '../../protocols/events/index.ts'
 import { authorizeCancel, authorizeRequest, NotAuthorizedError, type AuthorizePolicy } from './authorize.ts'
 import type { DflowLibp2p } from '../network/libp2p.ts'
 import type { Logger, PeerId, PrivateKey } from '@libp2p/interface'
-import { proofFromGossip, signEventProof, type EventProof } from '../../protocols/sync/index.ts'
+import { proofFromGossip, signBatchProof, type EventProof } from '../../protocols/sync/index.ts'
 import { ForwardFilter } from '../network/gossip-forward.ts'
 import { mulberry32, seedOf } from '../util/prng.ts'
 
@@ -347,21 +347,25 @@ export class GossipBus extends BaseBus {
     const all = this.outbox
     this.outbox = []
     if (this.stopped) { for (const p of all) p.done(); return }
-    // a message that names its recipients is a batch (of one, if need be); events that share a message get their
-    // own origin proofs, for sync to relay them one by one
+    // a message that names its recipients is a batch (of one, if need be); a batch carries one origin proof for
+    // all its events, for sync to relay them one by one
     const to = this.forward?.recipients()
-    const proofs = (all.length > 1 || to !== undefined) && this.privateKey !== undefined ? await this.proofs(all.map(p => p.bytes)) : undefined
+    const batched = (all.length > 1 || to !== undefined) && this.privateKey !== undefined
     let at = 0
     while (at < all.length) {
       let end = at + 1
       let size = all[at].bytes.byteLength
       // an event too large to share a message goes alone, as it is (an envelope could push it past MAX_EVENT_BYTES)
-      const alone = proofs === undefined || size > MAX_BATCH_BYTES
+      let alone = !batched || size > MAX_BATCH_BYTES
       if (!alone) {
         while (end < all.length && end - at < MAX_BATCH_EVENTS && size + all[end].bytes.byteLength <= MAX_BATCH_BYTES) size += all[end++].bytes.byteLength
       }
-      const data = alone ? all[at].bytes : encodeEventBatch(all.slice(at, end).map((p, i) => ({ bytes: p.bytes, proof: proofs[at + i] })), to)
-      const label = alone ? all[at].event.type : `batch of ${end - at}`
+      const events = all.slice(at, end).map(p => p.bytes)
+      const proof = alone ? undefined : await this.batchProof(events)
+      alone ||= proof === undefined
+      if (alone) end = at + 1
+      const data = proof === undefined ? all[at].bytes : encodeEventBatch(events, proof, to)
+      const label = proof === undefined ? all[at].event.type : `batch of ${end - at}`
       this.messages++
       try {
         await this.libp2p.services.pubsub.publish(EVENTS_TOPIC, data)
@@ -374,11 +378,11 @@ export class GossipBus extends BaseBus {
     }
   }
 
-  private async proofs (data: Uint8Array[]): Promise<EventProof[] | undefined> {
+  private async batchProof (events: Uint8Array[]): Promise<BatchProof | undefined> {
     try {
-      return await Promise.all(data.map(async d => signEventProof(this.privateKey!, this.libp2p.peerId, d)))
+      return await signBatchProof(this.privateKey!, batchDigests(events))
     } catch (err) {
-      this.log.error('signing event proofs failed: %s', (err as Error).message)
+      this.log.error('signing a batch proof failed: %s', (err as Error).message)
       return undefined
     }
   }

@@ -10,16 +10,27 @@ import type { DflowEvent } from './index.ts'
  * peer's events come in bursts (its running steps end together, a step's outputs and its step-done, a wave of
  * claims): publishing what one tick produced as one message pays those once.
  *
- * The gossip signature covers the whole batch. Each entry also carries its own origin proof (`seqno`, `signature`,
- * the same signature a single-event gossip message would carry, see protocols/sync/proof.ts), made by the
- * publisher, so that one event of the batch can be relayed by sync on its own. Receivers do not check these
- * proofs (the batch's signature already shows who published the events); a peer that receives one over sync does.
+ * The gossip signature covers the whole batch. The batch also carries one origin proof for all its events
+ * (`s`, `p`: protocols/sync/proof.ts, a signature over the sha-256 of each event, batchDigests), made by the
+ * publisher, so that one event of the batch can be relayed by sync on its own: its proof is `s`, `p` and the
+ * digests, which every receiver computes from the batch itself. Receivers do not check it (the batch's gossip
+ * signature already shows who published the events); a peer that receives one over sync does.
  */
-export interface BatchEntry {
-  /** the event's canonical encoding (encodeEvent) */
-  bytes: Uint8Array
-  /** its origin proof: 8-byte seqno and the publisher's signature */
-  proof: { seqno: Uint8Array, signature: Uint8Array }
+export interface BatchProof {
+  /** 8 random bytes */
+  seqno: Uint8Array
+  /** the publisher's signature over "dflow-event-batch:" + seqno + batchDigests(events) */
+  signature: Uint8Array
+}
+
+/** bytes of one event's digest in a batch proof (sha-256) */
+export const BATCH_DIGEST_BYTES = 32
+
+/** The sha-256 of each event's bytes, concatenated in order: what a batch proof signs. */
+export function batchDigests (events: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(events.length * BATCH_DIGEST_BYTES)
+  events.forEach((e, i) => { out.set(createHash('sha256').update(e).digest(), i * BATCH_DIGEST_BYTES) })
+  return out
 }
 
 /** at most this many events in one batch message */
@@ -34,15 +45,15 @@ const SEQNO_BYTES = 8
 const MAX_SIGNATURE_BYTES = 1024
 
 /**
- * Encodes 1 to MAX_BATCH_EVENTS entries as one gossip message: `{ v: 1, type: "batch", events: [{ e, s, p }],
- * to?: tags }`. `to` names the peers the publisher sends the message to itself (RECIPIENT_TAG_BYTES each): a relay
+ * Encodes 1 to MAX_BATCH_EVENTS events (their canonical bytes) as one gossip message: `{ v: 1, type: "batch",
+ * events: [bytes], s: seqno, p: signature, to?: tags }`. `to` names the peers the publisher sends the message to itself (RECIPIENT_TAG_BYTES each): a relay
  * does not forward it to those (see GossipBus), since on a network where peers are connected to each other a
  * relay's copy would only be a duplicate to decrypt and drop.
  */
-export function encodeEventBatch (entries: BatchEntry[], to?: Uint8Array): Uint8Array {
-  if (entries.length < 1 || entries.length > MAX_BATCH_EVENTS) throw new EventValidationError(`a batch holds 1 to ${MAX_BATCH_EVENTS} events, not ${entries.length}`)
+export function encodeEventBatch (events: Uint8Array[], proof: BatchProof, to?: Uint8Array): Uint8Array {
+  if (events.length < 1 || events.length > MAX_BATCH_EVENTS) throw new EventValidationError(`a batch holds 1 to ${MAX_BATCH_EVENTS} events, not ${events.length}`)
   if (to !== undefined && !validTags(to)) throw new EventValidationError(`"to" must hold up to ${MAX_BATCH_RECIPIENTS} tags of ${RECIPIENT_TAG_BYTES} bytes`)
-  return dagCbor.encode({ v: EVENTS_VERSION, type: 'batch', events: entries.map(x => ({ e: x.bytes, s: x.proof.seqno, p: x.proof.signature })), ...(to !== undefined ? { to } : {}) })
+  return dagCbor.encode({ v: EVENTS_VERSION, type: 'batch', events, s: proof.seqno, p: proof.signature, ...(to !== undefined ? { to } : {}) })
 }
 
 const validTags = (to: unknown): to is Uint8Array => to instanceof Uint8Array && to.byteLength % RECIPIENT_TAG_BYTES === 0 && to.byteLength <= MAX_BATCH_RECIPIENTS * RECIPIENT_TAG_BYTES
@@ -75,31 +86,27 @@ function isEventBatch (obj: unknown): obj is { type: 'batch', events: unknown } 
 }
 
 /**
- * Checks a decoded batch's envelope and answers its entries (event bytes and proofs, not yet decoded): the caller
- * decodes each with decodeEvent. Throws EventValidationError on anything malformed.
+ * Checks a decoded batch's envelope and answers its events' bytes (not yet decoded: the caller decodes each with
+ * decodeEvent) and its proof. Throws EventValidationError on anything malformed.
  */
-function batchEntries (obj: unknown, messageBytes: number): { entries: BatchEntry[], to?: Uint8Array } {
+function batchEntries (obj: unknown, messageBytes: number): { events: Uint8Array[], proof: BatchProof, to?: Uint8Array } {
   if (messageBytes > MAX_EVENT_BYTES) throw new EventValidationError(`batch of ${messageBytes} bytes exceeds ${MAX_EVENT_BYTES}`)
   if (!isEventBatch(obj)) throw new EventValidationError('not a batch')
-  const { v, type: _type, events, to, ...rest } = obj as Record<string, unknown>
+  const { v, type: _type, events, s, p, to, ...rest } = obj as Record<string, unknown>
   if (v !== EVENTS_VERSION) throw new EventValidationError(`unsupported event version ${String(v)}`)
   if (Object.keys(rest).length > 0) throw new EventValidationError(`batch: unknown field ${JSON.stringify(Object.keys(rest)[0])}`)
   if (to !== undefined && !validTags(to)) throw new EventValidationError(`batch: "to" must hold up to ${MAX_BATCH_RECIPIENTS} tags of ${RECIPIENT_TAG_BYTES} bytes`)
+  if (!(s instanceof Uint8Array) || s.byteLength !== SEQNO_BYTES) throw new EventValidationError('batch: bad proof seqno')
+  if (!(p instanceof Uint8Array) || p.byteLength === 0 || p.byteLength > MAX_SIGNATURE_BYTES) throw new EventValidationError('batch: bad proof signature')
   if (!Array.isArray(events) || events.length < 1 || events.length > MAX_BATCH_EVENTS) throw new EventValidationError(`batch: "events" must list 1 to ${MAX_BATCH_EVENTS} entries`)
-  const entries = events.map((x: unknown, i) => {
-    if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new EventValidationError(`batch: entry ${i} is not a map`)
-    const { e, s, p, ...more } = x as Record<string, unknown>
-    if (Object.keys(more).length > 0) throw new EventValidationError(`batch: entry ${i} has an unknown field`)
-    if (!(e instanceof Uint8Array) || e.byteLength === 0) throw new EventValidationError(`batch: entry ${i} has no event bytes`)
-    if (!(s instanceof Uint8Array) || s.byteLength !== SEQNO_BYTES) throw new EventValidationError(`batch: entry ${i} has a bad seqno`)
-    if (!(p instanceof Uint8Array) || p.byteLength === 0 || p.byteLength > MAX_SIGNATURE_BYTES) throw new EventValidationError(`batch: entry ${i} has a bad signature`)
-    return { bytes: e, proof: { seqno: s, signature: p } }
+  events.forEach((e: unknown, i) => {
+    if (!(e instanceof Uint8Array) || e.byteLength === 0) throw new EventValidationError(`batch: entry ${i} is not event bytes`)
   })
-  return { entries, ...(to !== undefined ? { to } : {}) }
+  return { events: events as Uint8Array[], proof: { seqno: s, signature: p }, ...(to !== undefined ? { to } : {}) }
 }
 
 /** One event of a gossip message: decoded, with its bytes and, from a batch, its own origin proof. */
-export interface MessageEvent { event: DflowEvent, bytes: Uint8Array, proof?: BatchEntry['proof'] }
+export interface MessageEvent { event: DflowEvent, bytes: Uint8Array, proof?: BatchProof & { batch: Uint8Array } }
 
 /**
  * Decodes a gossip message on the events topic: one event (`{ v, type, ... }`) or a batch (with the recipients it
@@ -109,6 +116,9 @@ export interface MessageEvent { event: DflowEvent, bytes: Uint8Array, proof?: Ba
 export function decodeEventMessage (bytes: Uint8Array): { events: MessageEvent[], to?: Uint8Array } {
   const obj = decodeBounded(bytes, 'message')
   if (!isEventBatch(obj)) return { events: [{ event: validateEvent(obj), bytes }] }
-  const { entries, to } = batchEntries(obj, bytes.byteLength)
-  return { events: entries.map(entry => ({ event: decodeEvent(entry.bytes), bytes: entry.bytes, proof: entry.proof })), ...(to !== undefined ? { to } : {}) }
+  const { events, proof, to } = batchEntries(obj, bytes.byteLength)
+  const decoded = events.map(e => decodeEvent(e))
+  // every event's proof: the batch's, with the digests of all its events (one array, shared)
+  const shared = { ...proof, batch: batchDigests(events) }
+  return { events: decoded.map((event, i) => ({ event, bytes: events[i], proof: shared })), ...(to !== undefined ? { to } : {}) }
 }

@@ -1,7 +1,8 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { createHash } from 'node:crypto'
 import { MAX_EVENT_BYTES } from '../events/constants.ts'
-import { MAX_PROOF_SIGNATURE_BYTES, PROOF_SEQNO_BYTES, type EventProof } from './proof.ts'
+import { MAX_PROOF_BATCH_BYTES, MAX_PROOF_SIGNATURE_BYTES, PROOF_SEQNO_BYTES, type EventProof } from './proof.ts'
+import { BATCH_DIGEST_BYTES } from '../events/batch.ts'
 import { MAX_SYNC_EVENTS, MAX_SYNC_IDS_PER_REQUEST, MAX_SYNC_MESSAGE_BYTES, MAX_SYNC_REQUESTS, SYNC_ID_BYTES } from './constants.ts'
 
 /** A malformed, oversized or unexpected sync message: the exchange ends, the peer stays up. */
@@ -79,19 +80,21 @@ function entry (v: unknown, where: string): Record<string, unknown> {
 function events (v: unknown, where: string): SyncEntry[] {
   return list(v, MAX_SYNC_EVENTS, where).map((raw, i) => {
     const e = entry(raw, `${where}[${i}]`)
-    for (const k of Object.keys(e)) if (k !== 'e' && k !== 's' && k !== 'g') throw new SyncMessageError(`${where}[${i}]: unknown field "${k}"`)
+    for (const k of Object.keys(e)) if (k !== 'e' && k !== 's' && k !== 'g' && k !== 'b') throw new SyncMessageError(`${where}[${i}]: unknown field "${k}"`)
     const bytes = e.e
     if (!(bytes instanceof Uint8Array)) throw new SyncMessageError(`${where}[${i}]: event must be bytes`)
     if (bytes.byteLength === 0 || bytes.byteLength > MAX_EVENT_BYTES) throw new SyncMessageError(`${where}[${i}]: ${bytes.byteLength} bytes is not an event size`)
-    if (e.s === undefined && e.g === undefined) return { bytes }
+    if (e.s === undefined && e.g === undefined && e.b === undefined) return { bytes }
     if (!(e.s instanceof Uint8Array) || e.s.byteLength !== PROOF_SEQNO_BYTES) throw new SyncMessageError(`${where}[${i}]: proof seqno must be ${PROOF_SEQNO_BYTES} bytes`)
     if (!(e.g instanceof Uint8Array) || e.g.byteLength === 0 || e.g.byteLength > MAX_PROOF_SIGNATURE_BYTES) throw new SyncMessageError(`${where}[${i}]: proof signature must be 1 to ${MAX_PROOF_SIGNATURE_BYTES} bytes`)
-    return { bytes, proof: { seqno: e.s, signature: e.g } }
+    if (e.b === undefined) return { bytes, proof: { seqno: e.s, signature: e.g } }
+    if (!(e.b instanceof Uint8Array) || e.b.byteLength === 0 || e.b.byteLength % BATCH_DIGEST_BYTES !== 0 || e.b.byteLength > MAX_PROOF_BATCH_BYTES) throw new SyncMessageError(`${where}[${i}]: proof batch must be 1 to ${MAX_PROOF_BATCH_BYTES / BATCH_DIGEST_BYTES} digests of ${BATCH_DIGEST_BYTES} bytes`)
+    return { bytes, proof: { seqno: e.s, signature: e.g, batch: e.b } }
   })
 }
 
 function wireEvents (l: SyncEntry[]): unknown[] {
-  return l.map(x => x.proof === undefined ? { e: x.bytes } : { e: x.bytes, s: x.proof.seqno, g: x.proof.signature })
+  return l.map(x => x.proof === undefined ? { e: x.bytes } : { e: x.bytes, s: x.proof.seqno, g: x.proof.signature, ...(x.proof.batch !== undefined ? { b: x.proof.batch } : {}) })
 }
 
 function idLists (v: unknown, where: string): RequestIds[] {
@@ -120,7 +123,7 @@ function digests (v: unknown): RequestDigest[] {
 
 /**
  * Wire form: dag-cbor maps with short keys; ids travel as one byte string per request (16 bytes each),
- * an event as { e: bytes, s?: proof seqno, g?: proof signature }.
+ * an event as { e: bytes, s?: proof seqno, g?: proof signature, b?: a batch proof's digests }.
  */
 export function encodeSyncMessage (msg: SyncMessage): Uint8Array {
   const wireIds = (l: RequestIds[]): unknown[] => l.map(x => ({ r: x.request, ids: joinIds(x.ids) }))

@@ -51,5 +51,5 @@ export interface SyncProtocolInit {
 
 export * from './constants.ts'
 export { SyncMessageError, eventId, encodeSyncMessage, decodeSyncMessage, type SyncMessage, type SyncEntry, type RequestDigest, type RequestIds } from './codec.ts'
-export { proofFromGossip, signEventProof, verifyEventProof, type EventProof } from './proof.ts'
+export { proofFromGossip, signEventProof, signBatchProof, verifyEventProof, MAX_PROOF_BATCH_BYTES, type EventProof } from './proof.ts'
 export { SyncProtocol, SyncRemoteError, initiateSync, respondSync } from './sync.ts'

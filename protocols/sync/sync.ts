@@ -60,7 +60,7 @@ class Batch {
   readonly events: SyncEntry[] = []
   private bytes = 0
   add (e: SyncEntry): boolean {
-    const size = e.bytes.byteLength + (e.proof === undefined ? 0 : e.proof.seqno.byteLength + e.proof.signature.byteLength)
+    const size = e.bytes.byteLength + (e.proof === undefined ? 0 : e.proof.seqno.byteLength + e.proof.signature.byteLength + (e.proof.batch?.byteLength ?? 0))
     if (this.events.length >= MAX_SYNC_EVENTS || (this.events.length > 0 && this.bytes + size > SYNC_BATCH_BYTES)) return false
     this.events.push(e)
     this.bytes += size

@@ -4,8 +4,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { defaultLogger } from '@libp2p/logger'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
 import { GossipBus, type EventOrigin } from '../../node/dscheduler/bus.ts'
-import { signEventProof, verifyEventProof } from '../../protocols/sync/index.ts'
-import { decodeEventMessage, encodeEvent, encodeEventBatch, encodeRecipientTags, EVENTS_TOPIC, MAX_BATCH_EVENTS, recipientTag, recipientTags, type BatchEntry, type DflowEvent } from '../../protocols/events/index.ts'
+import { signBatchProof, verifyEventProof } from '../../protocols/sync/index.ts'
+import { batchDigests, decodeEventMessage, encodeEvent, encodeEventBatch, encodeRecipientTags, EVENTS_TOPIC, MAX_BATCH_EVENTS, recipientTag, recipientTags, type DflowEvent } from '../../protocols/events/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
@@ -20,38 +20,66 @@ const proof = { seqno: new Uint8Array(8).fill(1), signature: new Uint8Array(64).
 describe('event batch codec', () => {
   it('round-trips a batch and a single event', () => {
     const events = [claim('a', 0), claim('a', 1), claim('a', 2)]
-    const entries: BatchEntry[] = events.map(e => ({ bytes: encodeEvent(e), proof }))
-    const decoded = decodeEventMessage(encodeEventBatch(entries)).events
+    const entries = events.map(e => encodeEvent(e))
+    const decoded = decodeEventMessage(encodeEventBatch(entries, proof)).events
     expect(decoded.map(d => d.event)).toEqual(events)
-    expect(decoded.map(d => d.bytes)).toEqual(entries.map(e => e.bytes))
-    expect(decoded.every(d => d.proof !== undefined && d.proof.signature.byteLength === 64)).toBe(true)
+    expect(decoded.map(d => d.bytes)).toEqual(entries)
+    // every event carries the batch's proof, with the digests of all the batch's events (in order)
+    expect(decoded.every(d => d.proof !== undefined && d.proof.signature.byteLength === 64 && Buffer.from(d.proof.batch).equals(Buffer.from(batchDigests(entries))))).toBe(true)
+    expect(decoded[0].proof?.batch.byteLength).toBe(3 * 32)
     const single = decodeEventMessage(encodeEvent(events[0]))
     expect(single).toEqual({ events: [{ event: events[0], bytes: encodeEvent(events[0]) }] })
     // a batch of one naming its recipients
     const to = encodeRecipientTags([recipientTag('peerB'), recipientTag('peerC')]) as Uint8Array
-    const named = decodeEventMessage(encodeEventBatch(entries.slice(0, 1), to))
+    const named = decodeEventMessage(encodeEventBatch(entries.slice(0, 1), proof, to))
     expect(named.events.map(d => d.event)).toEqual(events.slice(0, 1))
     expect([...recipientTags(named.to as Uint8Array)]).toEqual([recipientTag('peerB'), recipientTag('peerC')])
     expect(encodeRecipientTags(Array.from({ length: 257 }, (_, i) => i))).toBeUndefined()
   })
 
   it('refuses a malformed batch, or one with a bad event, whole', () => {
-    const good = { e: encodeEvent(claim('a', 0)), s: proof.seqno, p: proof.signature }
+    const good = encodeEvent(claim('a', 0))
+    const sp = { s: proof.seqno, p: proof.signature }
     const bad = [
-      { v: 1, type: 'batch', events: [] },
-      { v: 1, type: 'batch', events: [good], to: new Uint8Array(5) },
-      { v: 1, type: 'batch', events: [good], to: new Uint8Array(4 * 257) },
-      { v: 1, type: 'batch', events: Array.from({ length: MAX_BATCH_EVENTS + 1 }, () => good) },
-      { v: 2, type: 'batch', events: [good, good] },
-      { v: 1, type: 'batch', events: [good, good], extra: 1 },
-      { v: 1, type: 'batch', events: [good, { ...good, s: new Uint8Array(7) }] },
-      { v: 1, type: 'batch', events: [good, { ...good, p: new Uint8Array(0) }] },
-      { v: 1, type: 'batch', events: [good, { ...good, x: 1 }] },
-      { v: 1, type: 'batch', events: [good, { ...good, e: dagCbor.encode({ v: 1, type: 'nope' }) }] },
-      { v: 1, type: 'batch', events: 'no' }
+      { v: 1, type: 'batch', events: [], ...sp },
+      { v: 1, type: 'batch', events: [good], ...sp, to: new Uint8Array(5) },
+      { v: 1, type: 'batch', events: [good], ...sp, to: new Uint8Array(4 * 257) },
+      { v: 1, type: 'batch', events: Array.from({ length: MAX_BATCH_EVENTS + 1 }, () => good), ...sp },
+      { v: 2, type: 'batch', events: [good, good], ...sp },
+      { v: 1, type: 'batch', events: [good, good], ...sp, extra: 1 },
+      { v: 1, type: 'batch', events: [good, good], ...sp, s: new Uint8Array(7) },
+      { v: 1, type: 'batch', events: [good, good], ...sp, p: new Uint8Array(0) },
+      { v: 1, type: 'batch', events: [good, good], p: proof.signature },
+      { v: 1, type: 'batch', events: [good, { e: good }], ...sp },
+      { v: 1, type: 'batch', events: [good, new Uint8Array(0)], ...sp },
+      { v: 1, type: 'batch', events: [good, dagCbor.encode({ v: 1, type: 'nope' })], ...sp },
+      { v: 1, type: 'batch', events: 'no', ...sp }
     ]
     for (const b of bad) expect(() => decodeEventMessage(dagCbor.encode(b))).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
-    expect(() => encodeEventBatch([])).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
+    expect(() => encodeEventBatch([], proof)).toThrow(expect.objectContaining({ name: 'EventValidationError' }))
+  })
+
+  it('a batch proof proves each of its events alone, and nothing else', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const other = await generateKeyPair('Ed25519')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const self = peerIdFromPrivateKey(key).toString()
+    const entries = [claim(self, 0), claim(self, 1), claim(self, 2)].map(e => encodeEvent(e))
+    const signed = await signBatchProof(key, batchDigests(entries))
+    for (const e of entries) expect(await verifyEventProof(self, e, signed)).toBe(true)
+    // not another peer's, not an event outside the batch, not a changed digest list or seqno
+    expect(await verifyEventProof(peerIdFromPrivateKey(other).toString(), entries[0], signed)).toBe(false)
+    expect(await verifyEventProof(self, encodeEvent(claim(self, 3)), signed)).toBe(false)
+    const swapped = batchDigests([entries[0], entries[1], encodeEvent(claim(self, 3))])
+    expect(await verifyEventProof(self, encodeEvent(claim(self, 3)), { ...signed, batch: swapped })).toBe(false)
+    expect(await verifyEventProof(self, entries[0], { ...signed, seqno: new Uint8Array(8) })).toBe(false)
+    // a digest list cut off mid-digest, or the bytes of a digest straddling two, prove nothing
+    expect(await verifyEventProof(self, entries[0], { ...signed, batch: signed.batch!.subarray(0, 40) })).toBe(false)
+    const straddle = new Uint8Array(64)
+    straddle.set(batchDigests([entries[1]]), 16)
+    expect(await verifyEventProof(self, entries[1], { ...signed, batch: straddle })).toBe(false)
+    // the gossip form (no digests) of the same signature is another statement, and fails
+    expect(await verifyEventProof(self, entries[0], { seqno: signed.seqno, signature: signed.signature })).toBe(false)
   })
 })
 
@@ -201,12 +229,9 @@ describe('gossip bus: batches', () => {
   it('rejects a whole batch when one of its events names another publisher', async () => {
     seen.length = 0
     const self = a.peerId.toString()
-    const entries = await Promise.all([claim(self, 10), claim(b.peerId.toString(), 11)].map(async e => {
-      const bytes = encodeEvent(e)
-      return { bytes, proof: await signEventProof(keyA, a.peerId, bytes) }
-    }))
+    const entries = [claim(self, 10), claim(b.peerId.toString(), 11)].map(e => encodeEvent(e))
     const rejected = busB.validation.rejected
-    await a.services.pubsub.publish(EVENTS_TOPIC, encodeEventBatch(entries))
+    await a.services.pubsub.publish(EVENTS_TOPIC, encodeEventBatch(entries, await signBatchProof(keyA, batchDigests(entries))))
     // a valid message after it: once it is seen, the batch was handled
     await busA.publish(claim(self, 12))
     await waitSeen(1)

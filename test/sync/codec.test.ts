@@ -8,7 +8,12 @@ const request = fc.string({ minLength: 1, maxLength: 40 })
 const id = fc.uint8Array({ minLength: 16, maxLength: 16 }).map(hex)
 const idList = fc.record({ request, ids: fc.array(id, { maxLength: 12 }) })
 const idLists = fc.uniqueArray(idList, { maxLength: 8, selector: l => l.request })
-const proof = fc.record({ seqno: fc.uint8Array({ minLength: 8, maxLength: 8 }), signature: fc.uint8Array({ minLength: 1, maxLength: 128 }) })
+const proof = fc.record({
+  seqno: fc.uint8Array({ minLength: 8, maxLength: 8 }),
+  signature: fc.uint8Array({ minLength: 1, maxLength: 128 }),
+  // a batch proof's digests: whole sha-256 digests
+  batch: fc.integer({ min: 1, max: 4 }).chain(n => fc.uint8Array({ minLength: n * 32, maxLength: n * 32 }))
+}, { requiredKeys: ['seqno', 'signature'] })
 const syncEntry = fc.record({ bytes: fc.uint8Array({ minLength: 1, maxLength: 120 }), proof }, { requiredKeys: ['bytes'] })
 const events = fc.array(syncEntry, { maxLength: 10 })
 const message: fc.Arbitrary<SyncMessage> = fc.oneof(
@@ -67,6 +72,8 @@ describe('sync codec', () => {
     expect(bad({ t: 'events', e: [new Uint8Array(3)] })).toMatch(/events\[0\] must be a map/)
     expect(bad({ t: 'push', e: [{ e: new Uint8Array(3), s: new Uint8Array(7), g: new Uint8Array(64) }], w: [] })).toMatch(/push.events\[0\]: proof seqno must be 8 bytes/)
     expect(bad({ t: 'push', e: [{ e: new Uint8Array(3), s: new Uint8Array(8) }], w: [] })).toMatch(/proof signature/)
+    expect(bad({ t: 'push', e: [{ e: new Uint8Array(3), s: new Uint8Array(8), g: new Uint8Array(64), b: new Uint8Array(33) }], w: [] })).toMatch(/proof batch must be 1 to 256 digests of 32 bytes/)
+    expect(bad({ t: 'push', e: [{ e: new Uint8Array(3), s: new Uint8Array(8), g: new Uint8Array(64), b: new Uint8Array(257 * 32) }], w: [] })).toMatch(/proof batch/)
     expect(bad({ t: 'events', e: [{ e: new Uint8Array(3), x: 1 }] })).toMatch(/unknown field "x"/)
     expect(bad({ t: 'events', e: [], extra: 1 })).toMatch(/unknown field "extra"/)
     expect(bad({ t: 'hello' })).toMatch(/unknown message type/)

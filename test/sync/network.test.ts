@@ -5,13 +5,14 @@ import { defaultLogger } from '@libp2p/logger'
 import { createDflowLibp2p, type DflowLibp2p } from '../../node/network/libp2p.ts'
 import { RequestSync } from '../../node/dscheduler/request-sync.ts'
 import type { AntiEntropy } from '../../node/dscheduler/anti-entropy.ts'
-import { eventId, proofFromGossip, verifyEventProof, type EventProof, type SyncProtocol } from '../../protocols/sync/index.ts'
+import { eventId, proofFromGossip, signBatchProof, verifyEventProof, type EventProof, type SyncProtocol } from '../../protocols/sync/index.ts'
+import type { PrivateKey } from '@libp2p/interface'
 import { waitFor } from '../dstore/helpers.ts'
 import { claimed, done, fill, requestEvents, started } from './helpers.ts'
-import { decodeEvent, encodeEvent, EVENTS_TOPIC, type RequestEvent } from '../../protocols/events/index.ts'
+import { batchDigests, decodeEvent, decodeEventMessage, encodeEvent, encodeEventBatch, EVENTS_TOPIC, type RequestEvent } from '../../protocols/events/index.ts'
 import type { RequestLogs } from '../../node/dscheduler/event-log.ts'
 
-interface SyncPeer { libp2p: DflowLibp2p, logs: RequestLogs, sync: SyncProtocol, ae: AntiEntropy, rs: RequestSync, id: string }
+interface SyncPeer { libp2p: DflowLibp2p, logs: RequestLogs, sync: SyncProtocol, ae: AntiEntropy, rs: RequestSync, id: string, key: PrivateKey }
 
 /** A real libp2p node (TCP + noise + yamux on loopback) with RequestSync; no scheduler: what a sync brings is simply added. */
 async function startSyncPeer (): Promise<SyncPeer> {
@@ -28,7 +29,7 @@ async function startSyncPeer (): Promise<SyncPeer> {
     ingest: (entry, event) => rs.logs.add(event, entry.bytes, entry.proof)
   }, { intervalMs: 200 })
   await rs.start()
-  return { libp2p, logs: rs.logs, sync: rs.protocol, ae: rs.antiEntropy, rs, id }
+  return { libp2p, logs: rs.logs, sync: rs.protocol, ae: rs.antiEntropy, rs, id, key: privateKey }
 }
 
 const digestOf = (p: SyncPeer, r: string): string => {
@@ -88,8 +89,10 @@ describe('anti-entropy between real peers', () => {
       pubsubB.addEventListener('message', evt => {
         const msg = evt.detail
         if (msg.type !== 'signed' || msg.topic !== EVENTS_TOPIC) return
-        // what the bus will do: keep the gossip signature as the event's proof
-        b.logs.add(decodeEvent(msg.data) as RequestEvent, msg.data, proofFromGossip(msg))
+        // what the bus will do: keep the gossip signature as the event's proof (a later test's batch is not for here)
+        let ev: RequestEvent
+        try { ev = decodeEvent(msg.data) as RequestEvent } catch { return }
+        b.logs.add(ev, msg.data, proofFromGossip(msg))
         resolve()
       })
     })
@@ -104,5 +107,29 @@ describe('anti-entropy between real peers', () => {
     await c.libp2p.dial(b.libp2p.getMultiaddrs()[0], { signal: AbortSignal.timeout(10_000) })
     await waitFor(() => c.logs.log('r2')?.size === 1 && c.sync.counters.rejected > rejected, 'c took the signed event and refused the forged one', 10_000)
     expect(c.logs.log('r2')?.ids()).toEqual([eventId(encodeEvent(real))])
+  })
+
+  it('events that came in a batch are relayed one by one with the batch\'s proof; one not in the batch is refused', async () => {
+    const [a, b, c] = peers
+    const batch = [started('r3', a.id), claimed('r3', 's', 0, a.id)].map(e => encodeEvent(e))
+    const outside = claimed('r3', 'outside', 1, a.id)
+    const got = new Promise<void>(resolve => {
+      b.libp2p.services.pubsub.addEventListener('message', evt => {
+        const msg = evt.detail
+        if (msg.type !== 'signed' || msg.topic !== EVENTS_TOPIC) return
+        const { events } = decodeEventMessage(msg.data)
+        if (events.length !== 2) return
+        // what the bus does: every event keeps the batch's proof (with the digests of the whole batch)
+        for (const e of events) b.logs.add(e.event as RequestEvent, e.bytes, e.proof)
+        // b claims a said this too, under the batch's proof: the digests show it was not in the batch
+        b.logs.add(outside, encodeEvent(outside), events[0].proof)
+        resolve()
+      })
+    })
+    await a.libp2p.services.pubsub.publish(EVENTS_TOPIC, encodeEventBatch(batch, await signBatchProof(a.key, batchDigests(batch))))
+    await got
+    const rejected = c.sync.counters.rejected
+    await waitFor(() => c.logs.log('r3')?.size === 2 && c.sync.counters.rejected > rejected, 'c took the batch\'s events and refused the other', 10_000)
+    expect(c.logs.log('r3')?.ids()).toEqual(batch.map(eventId))
   })
 })
