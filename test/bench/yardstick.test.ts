@@ -31,6 +31,28 @@ describe('bench shapes and lower bounds', () => {
     expect(lowerBoundMs(fan, 16)).toBe(125)
   })
 
+  it('dataflow bound: consumers start on posted outputs (postAt of the producer\'s runtime), foreach instances on their element', () => {
+    const chain = shapeFromPlan(chainPlan())
+    // step i starts at 5 i ms: the last (i = 49) ends at 245 + 10
+    expect(shapeCriticalPathMs(chain, 0.5)).toBe(255)
+    expect(shapeCriticalPathMs(chain, 1)).toBe(500)
+    expect(lowerBoundMs(chain, 16, 0.5)).toBe(255)
+    // no slot bound is lifted by posting early
+    expect(lowerBoundMs(shapeFromPlan(fanPlan()), 16, 0.5)).toBe(125)
+    // video's transcode is a foreach over split's stream: element i of 3 is out at (i + 1) / 3 of split's post time
+    // (merge waits for the last, so at postAt 1 the path is control's)
+    const video = shapeFromPlan(buildPlan(loadFacts().workflows.video, DEFAULT_FACTORS))
+    const transcode = video.tasks.filter(t => t.name.startsWith('transcode['))
+    expect(transcode.map(t => t.element?.index)).toEqual([0, 1, 2])
+    expect(transcode.every(t => t.element?.count === 3 && t.element.task === 'split')).toBe(true)
+    expect(shapeCriticalPathMs(video, 1)).toBe(shapeCriticalPathMs(video))
+    expect(shapeCriticalPathMs(video, 0.5)).toBeLessThan(shapeCriticalPathMs(video, 1))
+    // a DAG without foreach: postAt 1 is the control-flow path
+    const epi = shapeFromPlan(buildPlan(loadFacts().workflows.epigenomics, DEFAULT_FACTORS))
+    expect(epi.tasks.some(t => t.element !== undefined)).toBe(false)
+    expect(shapeCriticalPathMs(epi, 1)).toBe(shapeCriticalPathMs(epi))
+  })
+
   it('a FaaSFlow plan: foreach becomes one task per element, skipped branches are left out, cp as the generator says', () => {
     for (const name of ['video', 'illgal_recognizer', 'cycles']) {
       const plan = buildPlan(loadFacts().workflows[name], DEFAULT_FACTORS)

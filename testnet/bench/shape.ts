@@ -11,6 +11,8 @@ export interface ShapeTask {
   outputBytes: number
   /** tasks it waits for */
   after: string[]
+  /** a foreach instance: element `index` of the `count` its foreach producer `task` streams */
+  element?: { task: string, index: number, count: number }
 }
 
 export interface DagShape { name: string, tasks: ShapeTask[] }
@@ -34,21 +36,37 @@ export function shapeFromPlan (plan: Plan): DagShape {
   for (const s of running) {
     const after = [...new Set(s.after)].flatMap(p => instancesOf.get(p) ?? [])
     const bytes = Object.values(s.outputs).reduce((a, b) => a + b, 0) + Object.values(s.streams).reduce((a, b) => a + b.count * b.size, 0)
-    for (const name of instancesOf.get(s.name)!) tasks.push({ name, runtimeMs: s.runtimeMs, outputBytes: bytes, after })
+    const producer = s.foreach === undefined ? undefined : instancesOf.get(s.foreach.split('.')[0])
+    instancesOf.get(s.name)!.forEach((name, index, all) => {
+      const element = producer?.length === 1 && all.length > 1 ? { task: producer[0], index, count: all.length } : undefined
+      tasks.push({ name, runtimeMs: s.runtimeMs, outputBytes: bytes, after, ...(element !== undefined ? { element } : {}) })
+    })
   }
   return { name: plan.name, tasks }
 }
 
-/** Longest runtime sum along a dependency path (ms). Iterative: deep chains do not overflow the stack. */
-export function shapeCriticalPathMs (shape: DagShape): number {
-  const finish = new Map<string, number>()
+/**
+ * Longest runtime sum along a dependency path (ms): a task starts when the tasks it waits for have ended, as in
+ * control mode (and in Dask). With `postAt`, as in dataflow mode where the benchmark functions post their outputs
+ * at postAt of their runtime: a task starts once every producer has posted, postAt x its runtime after it started,
+ * and a foreach instance once its element is out (functions/synthetic: element i of n at (i + 1) / n of that). The
+ * latest end is then the dataflow critical path, the lower bound of a dataflow row (a foreach instance is given
+ * its element's time for every input from that producer: earlier, so still a bound). Iterative: deep chains do
+ * not overflow the stack.
+ */
+export function shapeCriticalPathMs (shape: DagShape, postAt?: number): number {
+  const start = new Map<string, number>()
+  const runtime = new Map(shape.tasks.map(t => [t.name, t.runtimeMs]))
   let longest = 0
   for (const t of topoOrder(shape)) {
-    let start = 0
-    for (const p of t.after) start = Math.max(start, finish.get(p) ?? 0)
-    const end = start + t.runtimeMs
-    finish.set(t.name, end)
-    longest = Math.max(longest, end)
+    let at = 0
+    for (const p of t.after) {
+      let posted = postAt ?? 1
+      if (postAt !== undefined && t.element?.task === p) posted = postAt * (t.element.index + 1) / t.element.count
+      at = Math.max(at, (start.get(p) ?? 0) + posted * (runtime.get(p) ?? 0))
+    }
+    start.set(t.name, at)
+    longest = Math.max(longest, at + t.runtimeMs)
   }
   return longest
 }
@@ -57,9 +75,12 @@ export function shapeTotalRuntimeMs (shape: DagShape): number {
   return shape.tasks.reduce((a, t) => a + t.runtimeMs, 0)
 }
 
-/** max(critical path, total runtime / slots): no schedule on `slots` slots can finish sooner. */
-export function lowerBoundMs (shape: DagShape, slots: number): number {
-  return Math.max(shapeCriticalPathMs(shape), shapeTotalRuntimeMs(shape) / Math.max(1, slots))
+/**
+ * max(critical path, total runtime / slots): no schedule on `slots` slots can finish sooner. With `postAt`, the
+ * dataflow critical path (shapeCriticalPathMs): the bound of a dataflow row, where consumers start on posted outputs.
+ */
+export function lowerBoundMs (shape: DagShape, slots: number, postAt?: number): number {
+  return Math.max(shapeCriticalPathMs(shape, postAt), shapeTotalRuntimeMs(shape) / Math.max(1, slots))
 }
 
 /** Tasks in an order where every task comes after those it waits for (Kahn); throws on a cycle or unknown task. */

@@ -26,7 +26,8 @@ export function summarise (samples: Sample[], jobs: BenchJob[], head: Omit<Bench
       const lat = ok.map(s => s.latencyMs).sort((a, b) => a - b)
       latencies[rowKey(job.workflow, mode, job.postAt)] = lat.map(x => round(x))
       const p50 = percentile(lat, 50)
-      const lb = job.shape === null ? null : round(lowerBoundMs(job.shape, head.peers * head.slots))
+      // dataflow starts consumers on posted outputs: its bound is the dataflow critical path at the row's postAt
+      const lb = job.shape === null ? null : round(lowerBoundMs(job.shape, head.peers * head.slots, mode === 'dataflow' ? job.postAt ?? 1 : undefined))
       rows.push({
         workflow: job.workflow,
         mode,
