@@ -175,6 +175,8 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
             ...sched.metrics,
             trackedRequests: sched.trackedRequests(),
             load: sched.load.snapshot(),
+            // what placement prices a hand-off to another peer at now (learned from hand-offs, at least the floor)
+            hopMs: sched.history.hopMs(sched.init.hopMs),
             events: schedulerBus.counters(),
             validation: bus.validation,
             sync: sync.metrics(),

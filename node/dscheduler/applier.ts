@@ -87,6 +87,7 @@ export class EventApplier {
       case 'output-ready':
         if (!s.recordOutput(ev.step, ev.index, ev.output, ev.value)) return
         this.sched.history.recordOutput(wf, ev.step, ev.output, ev.value.inline !== undefined ? 0 : ev.value.size)
+        rec.lastPostTs = Math.max(rec.lastPostTs ?? 0, ev.ts)
         this.touchReaders(t, s, ev.step, ev.output, ev.index)
         break
       case 'element-posted':
@@ -103,6 +104,8 @@ export class EventApplier {
         }
         if (!s.recordDone(ev)) return
         this.sched.history.recordRun(wf, ev.step, ev.endAt - ev.startAt)
+        // outputs that came with the done came at the end; the publisher's clock is its instances' (one host)
+        this.sched.history.recordPost(wf, ev.step, (ev.outputs !== undefined && Object.keys(ev.outputs).length > 0 ? ev.endAt : Math.min(rec.lastPostTs ?? ev.endAt, ev.endAt)) - ev.startAt, ev.endAt - ev.startAt)
         if (ev.coldStartMs > 0) this.sched.history.recordColdStart(wf, ev.coldStartMs)
         if (s.step(ev.step).trigger !== 'eager') {
           const h = handoffSample(s, ev.step, ev.from, ev.readyAt)

@@ -32,7 +32,7 @@ export class WorkflowHistory {
       this.workflows.set(workflow, h)
       return h
     }
-    h = { bytes: new Map(), ms: new Map(), concurrency: new Map() }
+    h = { bytes: new Map(), ms: new Map(), post: new Map(), concurrency: new Map() }
     this.workflows.set(workflow, h)
     if (this.workflows.size > this.maxWorkflows) this.workflows.delete(this.workflows.keys().next().value as string)
     return h
@@ -58,6 +58,25 @@ export class WorkflowHistory {
     const map = this.of(workflow).ms
     const prev = map.get(step)
     map.set(step, prev === undefined ? ms : prev + (ms < prev ? this.weight : this.weight / 3) * (ms - prev))
+  }
+
+  /**
+   * A run of `step` that took `ms` had posted the last of its outputs `postMs` after it started (mid-run posts, or
+   * `ms` when they came with its return). Kept as a fraction of the run, so that it scales with the run-time
+   * estimate: a consumer's inputs exist that far into its producer's run (queue-model.ts), which at postAt 0.5 is
+   * half a step before the producer frees its slot.
+   */
+  recordPost (workflow: string, step: string, postMs: number, ms: number): void {
+    if (!Number.isFinite(postMs) || !Number.isFinite(ms) || ms <= 0) return
+    this.ema(this.of(workflow).post, step, Math.min(1, Math.max(0, postMs / ms)))
+  }
+
+  /** How far into a run of `step` its outputs are all posted, ms (expectedMs scaled by the learned fraction; undefined: not learned). */
+  expectedPostMs (workflow: string, step: string): number | undefined {
+    const h = this.workflows.get(workflow)
+    const ms = h?.ms.get(step)
+    const fraction = h?.post.get(step)
+    return ms === undefined || fraction === undefined ? undefined : ms * fraction
   }
 
   /**
@@ -135,6 +154,8 @@ export class WorkflowHistory {
 interface Learned {
   bytes: Map<string, number>
   ms: Map<string, number>
+  /** step -> how far into its run its outputs are all posted, as a fraction of the run (moving average) */
+  post: Map<string, number>
   /** module key (code cid:memory) -> the last few requests' concurrency */
   concurrency: Map<string, ModuleConcurrency[]>
   /** cold starts met by the workflow's steps, ms (moving average) */

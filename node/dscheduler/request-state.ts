@@ -44,6 +44,8 @@ export interface InstanceRecord {
   runnable?: boolean
   /** when it became runnable, as this peer saw it (the queue model's start of its run) */
   runnableAt?: number
+  /** the publisher's time of the latest output-ready of its winning run (how far into a run outputs come: history.recordPost) */
+  lastPostTs?: number
   /** the input (position in the step's inputs) found pending when last checked: checked first next time */
   pendingInput?: number
   /** the peer placement expects to claim it, and since when (a silent one is passed over after a while) */

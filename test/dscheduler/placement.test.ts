@@ -160,6 +160,24 @@ describe('placement with a queue model', () => {
     expect(placed('c1')).toBe('P1')
   })
 
+  it('a producer that posts mid-run makes its data exist while it still holds its slot: its consumer leaves a full peer', () => {
+    for (const postsAt of [undefined, 0.5]) {
+      const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
+      // b1..b4 just started on P1's 4 slots: their 1 MB outputs come at their end (50 ms) or half-way (25 ms)
+      for (const n of [1, 2, 3, 4]) {
+        run(`b${n}`, 'P1')
+        if (postsAt !== undefined) sched.history.recordPost(CID, `b${n}`, 50 * postsAt, 50)
+      }
+      expect(sched.history.expectedPostMs(CID, 'b1')).toBe(postsAt === undefined ? undefined : 25)
+      unplace(t, [s.instance('c1', null)])
+      sched.dispatcher.place(t, s)
+      // at the end P1's slots free as the data comes: c1 stays; half-way they are all busy for 25 ms more, while
+      // moving 1 MB costs ~10: c1 goes to an idle peer
+      if (postsAt === undefined) expect(placed('c1')).toBe('P1')
+      else expect(['P2', 'P3', 'P4']).toContain(placed('c1'))
+    }
+  })
+
   it('claims made ahead, waiting for inputs that come later, do not count as queue', () => {
     const { sched, s, t, run, placed } = setup('P1', ['P1', 'P2', 'P3', 'P4'], 4)
     // longer runs are learned slowly (history.ts): enough of them that the q's are known to take ~400 ms
