@@ -60,10 +60,14 @@ describe('testnet launcher: what a peer process runs with', () => {
     }
     expect(freshCliBundle()).toBe(file)
     const bin = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
-    const viaBundle = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000 })
-    const viaTsx = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DFLOW_NO_BUNDLE: '1' } })
+    // DEBUG makes bin/dflow.js say which way it loaded (a pattern that enables no logger)
+    const env = { ...process.env, DEBUG: 'dflow-test:none' }
+    const viaBundle = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000, env })
+    const viaTsx = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000, env: { ...env, DFLOW_NO_BUNDLE: '1' } })
     expect(viaBundle.status).toBe(0)
     expect(viaBundle.stdout).toMatch(/^\d+\.\d+\.\d+\n$/)
+    expect(viaBundle.stderr).toContain(`dflow: CLI bundle ${file as string}`)
+    expect(viaTsx.stderr).toContain('dflow: CLI sources through tsx')
     expect(viaTsx.stdout).toBe(viaBundle.stdout)
   }, 120_000)
 })
