@@ -15,8 +15,8 @@ if (process.argv[2] !== 'peer' || bundle === undefined || bundle === '' || !exis
     if (process.env.DEBUG !== undefined) process.stderr.write(`dflow: no CLI bundle (${err.message}); loading the sources through tsx\n`)
   })
 }
-// with DEBUG set (libp2p's debug variable), say which way the CLI loads: tests check it, and so can a user
-if (process.env.DEBUG !== undefined) process.stderr.write(bundle !== undefined ? `dflow: CLI bundle ${bundle}\n` : 'dflow: CLI sources through tsx\n')
+// DFLOW_SHOW_LOADER=1: say which way the CLI loads (tests check it; not under DEBUG, whose output may be JSON lines)
+if (process.env.DFLOW_SHOW_LOADER === '1') process.stderr.write(bundle !== undefined ? `dflow: CLI bundle ${bundle}\n` : 'dflow: CLI sources through tsx\n')
 let main
 if (bundle !== undefined) {
   ;({ main } = await import(pathToFileURL(bundle).href))

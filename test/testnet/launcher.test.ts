@@ -60,8 +60,8 @@ describe('testnet launcher: what a peer process runs with', () => {
     }
     expect(freshCliBundle()).toBe(file)
     const bin = fileURLToPath(new URL('../../bin/dflow.js', import.meta.url))
-    // DEBUG makes bin/dflow.js say which way it loaded (a pattern that enables no logger)
-    const env = { ...process.env, DEBUG: 'dflow-test:none' }
+    // DFLOW_SHOW_LOADER makes bin/dflow.js say which way it loaded
+    const env = { ...process.env, DFLOW_SHOW_LOADER: '1' }
     const viaBundle = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000, env })
     const viaTsx = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 60_000, env: { ...env, DFLOW_NO_BUNDLE: '1' } })
     expect(viaBundle.status).toBe(0)
