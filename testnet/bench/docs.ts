@@ -39,7 +39,7 @@ export async function writeDocsReadme (r: BenchResults, docsDir: string, charts:
     '- cold: per request, the sum over its steps of `coldStartMs` (time a step, once claimed and ready, waited for an instance to start); `cold steps` = steps that found no warm instance. Mean over requests.',
     '- crit.path: sum of scaled runtimes along the longest path of steps that run (`criticalPathMs`), the p50 lower bound; p50/crit is how far above it a mode stays.',
     '- LB (lower bound): max(critical path, total runtime / (peers x slots)); no schedule finishes sooner. p50/LB is how far above it a mode stays (a zero-overhead list schedule already needs more than 1 on some DAGs). For dataflow rows the critical path is the dataflow one: a step starts once its producers posted (postAt of their runtime; a foreach instance once its element is out), so at postAt 0.5 its LB is lower than control\'s (epigenomics 250 against 450 ms).',
-    '- ratios: dataflow\'s value over the other mode\'s; below 1 means dataflow is better.',
+    '- ratios: dataflow\'s value over the other mode\'s; below 1 means dataflow is better. LB df/ctl is the ratio of the two modes\' lower bounds: a dataflow row cannot run below its LB, and a control row runs within a few % of its own on the long DAGs, so a p50 or p99 ratio far below LB df/ctl is out of reach (illgal_recognizer at postAt 0.5: 0.85).',
     '- yardstick (with `--yardstick dask`): the same shapes as sleeping tasks with the same scaled payloads on Dask distributed (`LocalCluster(n_workers=4, threads_per_worker=4, processes=True)`), run after the dflow run with its testnet stopped.',
     '',
     '## Results',

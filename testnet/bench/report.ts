@@ -38,7 +38,7 @@ export function tables (r: BenchResults): Table[] {
     const others = r.modes.filter(m => m !== 'dataflow')
     if (!r.modes.includes('dataflow') || others.length === 0) continue
     const header = ['workflow']
-    for (const f of ['p50', 'p99', 'bytes', 'cold']) for (const m of others) header.push(`${f} df/${m === 'control' ? 'ctl' : 'cen'}`)
+    for (const f of ['p50', 'p99', 'bytes', 'cold', 'LB']) for (const m of others) header.push(`${f} df/${m === 'control' ? 'ctl' : 'cen'}`)
     const perWorkflow = [...new Set(rows.map(x => x.workflow))].map(w => rows.find(x => x.workflow === w && x.mode === 'dataflow') as ResultRow)
     out.push({
       title: `${name}: ratios dataflow / other mode (below 1 = dataflow better)`,
@@ -46,7 +46,7 @@ export function tables (r: BenchResults): Table[] {
       textCols: 1,
       rows: perWorkflow.filter(Boolean).map(row => {
         const cells = [row.workflow]
-        for (const f of ['p50Ms', 'p99Ms', 'bytes', 'coldStartMs'] as const) for (const m of others) cells.push(num(ratio(r.rows, row, f, m)))
+        for (const f of ['p50Ms', 'p99Ms', 'bytes', 'coldStartMs', 'lowerBoundMs'] as const) for (const m of others) cells.push(num(ratio(r.rows, row, f, m)))
         return cells
       })
     })

@@ -52,12 +52,12 @@ export function summarise (samples: Sample[], jobs: BenchJob[], head: Omit<Bench
 }
 
 /** dataflow's value over another mode's, for one metric; null when either is missing or the divisor is 0. */
-export function ratio (rows: ResultRow[], row: ResultRow, field: 'p50Ms' | 'p99Ms' | 'bytes' | 'coldStartMs', versus: BenchMode): number | null {
+export function ratio (rows: ResultRow[], row: ResultRow, field: 'p50Ms' | 'p99Ms' | 'bytes' | 'coldStartMs' | 'lowerBoundMs', versus: BenchMode): number | null {
   const df = rows.find(r => r.workflow === row.workflow && r.postAt === row.postAt && r.mode === 'dataflow')
   const other = rows.find(r => r.workflow === row.workflow && r.postAt === row.postAt && r.mode === versus)
   if (df === undefined || other === undefined) return null
   const a = df[field]
   const b = other[field]
-  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null
+  if (a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null
   return Math.round((a / b) * 100) / 100
 }
