@@ -16,7 +16,7 @@ import { SubmitProtocol } from '../protocols/submit/index.ts'
 import type { Peer, PeerService } from './peer.ts'
 import type { TrafficMetrics } from './metrics/traffic.ts'
 import type { Route } from './api/types.ts'
-import { secureRequest } from './dscheduler/secure.ts'
+import { HandedOver, secureRequest } from './dscheduler/secure.ts'
 import { authorizeRequest, type AuthorizePolicy } from './dscheduler/authorize.ts'
 import { LoggedBus } from './dscheduler/logged-bus.ts'
 import { RequestSync } from './dscheduler/request-sync.ts'
@@ -93,6 +93,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   })
   const loader = new BundleLoader(store, limits)
   let submit: SubmitProtocol | undefined
+  const handedOver = new HandedOver()
   scheduler = new DScheduler({
     self,
     bus: schedulerBus,
@@ -101,7 +102,7 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
     loader,
     logger,
     membership: members,
-    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log }) }
+    secureRequest: async started => { if (submit !== undefined) await secureRequest(started, { self, store, membership: members, submit, log, handedOver }) }
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
   sched.addEventListener('scheduler:forgotten', ev => { bus.forget(ev.detail) })
@@ -110,10 +111,12 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   if (process.env.DFLOW_EVENT_SLACK !== '0') bus.slack = (ev, memo) => sched.sendSlack(ev, memo)
   members.addEventListener('membership:peer-dead', ev => {
     log('peer %s presumed dead; re-examining its claims and re-replicating', ev.detail)
+    // a peer that comes back may have lost what it held: hand it everything again
+    handedOver.forget(ev.detail)
     sched.repumpAll()
     store.rereplicate().then(n => { sched.metrics.rereplications += n }, err => { log.error('re-replication failed: %s', (err as Error).message) })
   })
-  members.addEventListener('membership:peer-alive', () => { sched.repumpAll() })
+  members.addEventListener('membership:peer-alive', ev => { handedOver.forget(ev.detail); sched.repumpAll() })
   submit = new SubmitProtocol(libp2p, {
     submit: async opts => sched.submit(opts),
     view: async id => sched.view(id),

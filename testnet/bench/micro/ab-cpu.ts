@@ -1,6 +1,7 @@
 /**
  * CPU per request of one shape in two checkouts, measured side by side:
- * `AB_BASE=/path/to/other/checkout SHAPE=fan N=30 ROUNDS=2 npx tsx testnet/bench/micro/ab-cpu.ts`.
+ * `AB_BASE=/path/to/other/checkout SHAPE=fan N=30 ROUNDS=2 npx tsx testnet/bench/micro/ab-cpu.ts`, or with
+ * `COST=workflow WF=wordcount MODES=dataflow N=30` a FaaSFlow workflow through workflow-cost.ts.
  *
  * This machine's speed drifts by 10-15% within minutes (a VM on a shared host), more than most single changes
  * save, so two runs one after the other compare the drift as much as the code. Here both checkouts run
@@ -26,12 +27,13 @@ interface Figures { cpuMs: number, medianMs: number }
 
 /** Runs shape-cost.ts in `dir` and reads its last summary line. */
 async function run (dir: string): Promise<Figures> {
-  const child = spawn('npx', ['tsx', 'testnet/bench/micro/shape-cost.ts'], { cwd: dir, env: process.env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const script = process.env.COST === 'workflow' ? 'workflow-cost.ts' : 'shape-cost.ts'
+  const child = spawn('npx', ['tsx', `testnet/bench/micro/${script}`], { cwd: dir, env: process.env, stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (b: Buffer) => { out += b.toString() })
   const code = await new Promise<number | null>(resolve => child.on('close', resolve))
-  const m = /median after 2: (\d+) ms; peer CPU per request (\d+) ms/.exec(out)
-  if (code !== 0 || m === null) throw new Error(`shape-cost in ${dir} exited ${String(code)} without its summary:\n${out.slice(-2000)}`)
+  const m = /median after 2: (\d+) ms; peer CPU per request (\d+) ms/.exec(out) ?? /p50 after 2: (\d+) ms .*CPU\/request peers (\d+) ms/.exec(out)
+  if (code !== 0 || m === null) throw new Error(`${script} in ${dir} exited ${String(code)} without its summary:\n${out.slice(-2000)}`)
   return { medianMs: Number(m[1]), cpuMs: Number(m[2]) }
 }
 
