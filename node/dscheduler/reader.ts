@@ -72,11 +72,22 @@ export class SchedulerReader {
     if (rec.status === 'failed' && error !== undefined) rec.error = error
     this.records.set(s.id, rec)
     if (this.dir === undefined) return
-    await mkdir(this.dir, { recursive: true, mode: 0o700 })
     const file = join(this.dir, `${encodeURIComponent(s.id)}.json`)
-    await writeFile(`${file}.tmp`, JSON.stringify(rec, replaceBytes), { mode: 0o600 })
+    const text = JSON.stringify(rec, replaceBytes)
+    // the directory is made once, not per request (a mkdir per request on every peer), and again if it went
+    try {
+      await (this.dirMade ??= mkdir(this.dir, { recursive: true, mode: 0o700 }))
+      await writeFile(`${file}.tmp`, text, { mode: 0o600 })
+    } catch (err) {
+      this.dirMade = undefined
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      await (this.dirMade = mkdir(this.dir, { recursive: true, mode: 0o700 }))
+      await writeFile(`${file}.tmp`, text, { mode: 0o600 })
+    }
     await rename(`${file}.tmp`, file)
   }
+
+  private dirMade?: Promise<unknown>
 
   sweepRecords (cutoff: number): void {
     for (const [id, rec] of this.records) if (rec.finishedAt < cutoff) this.dropRecord(id)

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -109,5 +110,20 @@ describe('bounded state and durable results', () => {
     // a request id that finished is not started again
     expect(await second.sched.submit({ workflow: wf, inputs: { n: 1 }, requestId: id })).toBe(id)
     expect(second.sched.trackedRequests()).toBe(0)
+  }, 60_000)
+
+  it('a record is written even when its directory went since the last one (the directory is made once, then again if gone)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dflow-state-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const peer = await node({ dir, retentionMs: 60_000 })
+    cleanup.push(peer.stop)
+    const wf = await (peer.sched.c.loader as BundleLoader).register(await loadWorkflow(fixture('dataflow.yaml')))
+    const file = (id: string): string => join(dir, 'requests', `${encodeURIComponent(id)}.json`)
+    const first = await run(peer.sched, wf, 3)
+    await until(() => existsSync(file(first)), 10_000)
+    await rm(join(dir, 'requests'), { recursive: true, force: true })
+    const second = await run(peer.sched, wf, 4)
+    await until(() => existsSync(file(second)), 10_000)
+    expect(JSON.parse(readFileSync(file(second), 'utf8'))).toMatchObject({ status: 'ok' })
   }, 60_000)
 })
