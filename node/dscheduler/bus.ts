@@ -356,14 +356,14 @@ export class GossipBus extends BaseBus {
       let end = at + 1
       let size = all[at].bytes.byteLength
       // an event too large to share a message goes alone, as it is (an envelope could push it past MAX_EVENT_BYTES)
-      let alone = !batched || size > MAX_BATCH_BYTES
+      const alone = !batched || size > MAX_BATCH_BYTES
       if (!alone) {
         while (end < all.length && end - at < MAX_BATCH_EVENTS && size + all[end].bytes.byteLength <= MAX_BATCH_BYTES) size += all[end++].bytes.byteLength
       }
       const events = all.slice(at, end).map(p => p.bytes)
       const proof = alone ? undefined : await this.batchProof(events)
-      alone ||= proof === undefined
-      if (alone) end = at + 1
+      // without a proof (alone, or signing failed) the event goes as it is, by itself
+      if (proof === undefined) end = at + 1
       const data = proof === undefined ? all[at].bytes : encodeEventBatch(events, proof, to)
       const label = proof === undefined ? all[at].event.type : `batch of ${end - at}`
       this.messages++

@@ -75,14 +75,15 @@ export class SchedulerReader {
     const file = join(this.dir, `${encodeURIComponent(s.id)}.json`)
     const text = JSON.stringify(rec, replaceBytes)
     // the directory is made once, not per request (a mkdir per request on every peer), and again if it went
-    try {
-      await (this.dirMade ??= mkdir(this.dir, { recursive: true, mode: 0o700 }))
-      await writeFile(`${file}.tmp`, text, { mode: 0o600 })
-    } catch (err) {
-      this.dirMade = undefined
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      await (this.dirMade = mkdir(this.dir, { recursive: true, mode: 0o700 }))
-      await writeFile(`${file}.tmp`, text, { mode: 0o600 })
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (this.dirMade ??= mkdir(this.dir, { recursive: true, mode: 0o700 }))
+        await writeFile(`${file}.tmp`, text, { mode: 0o600 })
+        break
+      } catch (err) {
+        this.dirMade = undefined
+        if (attempt > 0 || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      }
     }
     await rename(`${file}.tmp`, file)
   }

@@ -173,5 +173,5 @@ export type DflowEvent = RequestEvent | Heartbeat
 
 export { EVENTS_TOPIC } from './constants.ts'
 export { encodeEvent, decodeEvent, EventValidationError } from './codec.ts'
-export { encodeEventBatch, decodeEventMessage, batchDigests, encodeRecipientTags, recipientTag, recipientTags, MAX_BATCH_EVENTS, MAX_BATCH_BYTES, BATCH_DIGEST_BYTES, type BatchProof, type MessageEvent } from './batch.ts'
+export { encodeEventBatch, decodeEventMessage, batchDigests, eventDigest, encodeRecipientTags, recipientTag, recipientTags, MAX_BATCH_EVENTS, MAX_BATCH_BYTES, BATCH_DIGEST_BYTES, type BatchProof, type MessageEvent } from './batch.ts'
 export { MAX_COUNT, MAX_DEADLINE_MS } from './constants.ts'

@@ -1,8 +1,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
-import { createHash } from 'node:crypto'
 import { MAX_EVENT_BYTES } from '../events/constants.ts'
 import { MAX_PROOF_BATCH_BYTES, MAX_PROOF_SIGNATURE_BYTES, PROOF_SEQNO_BYTES, type EventProof } from './proof.ts'
-import { BATCH_DIGEST_BYTES } from '../events/batch.ts'
+import { BATCH_DIGEST_BYTES, eventDigest } from '../events/batch.ts'
 import { MAX_SYNC_EVENTS, MAX_SYNC_IDS_PER_REQUEST, MAX_SYNC_MESSAGE_BYTES, MAX_SYNC_REQUESTS, SYNC_ID_BYTES } from './constants.ts'
 
 /** A malformed, oversized or unexpected sync message: the exchange ends, the peer stays up. */
@@ -37,7 +36,8 @@ const HEX_ID = new RegExp(`^[0-9a-f]{${SYNC_ID_BYTES * 2}}$`)
 
 /** The id of an event: the first SYNC_ID_BYTES of the sha-256 of its canonical encoding, as hex. */
 export function eventId (bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, SYNC_ID_BYTES * 2)
+  const d = eventDigest(bytes)
+  return Buffer.from(d.buffer, d.byteOffset, SYNC_ID_BYTES).toString('hex')
 }
 
 function joinIds (ids: string[]): Uint8Array {

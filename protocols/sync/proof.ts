@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { RPC } from '@libp2p/gossipsub/message'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { EVENTS_TOPIC } from '../events/constants.ts'
-import { BATCH_DIGEST_BYTES, MAX_BATCH_EVENTS } from '../events/batch.ts'
+import { BATCH_DIGEST_BYTES, eventDigest, MAX_BATCH_EVENTS } from '../events/batch.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
 /**
@@ -44,7 +44,7 @@ function batchSignedBytes (seqno: Uint8Array, digests: Uint8Array): Uint8Array {
 /** Whether `digests` (a batch proof's) holds the sha-256 of `data` at a digest boundary. */
 function holdsDigest (digests: Uint8Array, data: Uint8Array): boolean {
   if (digests.byteLength === 0 || digests.byteLength % BATCH_DIGEST_BYTES !== 0 || digests.byteLength > MAX_PROOF_BATCH_BYTES) return false
-  const own = createHash('sha256').update(data).digest()
+  const own = eventDigest(data)
   for (let at = 0; at < digests.byteLength; at += BATCH_DIGEST_BYTES) {
     if (Buffer.compare(own, digests.subarray(at, at + BATCH_DIGEST_BYTES)) === 0) return true
   }
