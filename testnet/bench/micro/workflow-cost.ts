@@ -5,7 +5,7 @@
  * `dflow bench` does, modes alternated. Prints each request's latency, the median after 2 warm-ups per mode, the
  * CPU per request of the peers and of their instance processes (utime+stime from /proc), and the step timeline
  * of the last request of each mode, and where each kind of step's time went (testnet/bench/phases.ts).
- * SIZE and POST_AT regenerate the workflow at another sizeScale or postAt. PEER_FLAGS passes more `dflow peer` flags (e.g. PEER_FLAGS='--inline-limit 1k'), DFLOW_PEER_NODE_ARGS more node flags.
+ * PEERS and SLOTS change the testnet (4 x 4 by default); SUBMIT_TO=I submits every request to peer I (else round-robin). SIZE and POST_AT regenerate the workflow at another sizeScale or postAt. PEER_FLAGS passes more `dflow peer` flags (e.g. PEER_FLAGS='--inline-limit 1k'), DFLOW_PEER_NODE_ARGS more node flags.
  */
 import { readFile, readdir } from 'node:fs/promises'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -23,7 +23,7 @@ import type { BenchMode } from '../types.ts'
 import { PhaseBook, fetchRuns } from '../phases.ts'
 
 const WF = process.env.WF ?? 'cycles'
-const SLOTS = 4
+const SLOTS = Number(process.env.SLOTS ?? 4)
 
 interface StepTimes { peer: string | null, readyMs: number | null, startMs: number | null, endMs: number | null }
 /**
@@ -88,7 +88,7 @@ const regenerate = process.env.SIZE !== undefined || process.env.POST_AT !== und
 const genDir = regenerate ? mkdtempSync(join(tmpdir(), 'dflow-wc-')) : undefined
 if (genDir !== undefined) generate({ ...DEFAULT_FACTORS, sizeScale: Number(process.env.SIZE ?? DEFAULT_FACTORS.sizeScale), postAt: Number(process.env.POST_AT ?? DEFAULT_FACTORS.postAt) }, genDir)
 const job = { path: genDir !== undefined ? join(genDir, WF, 'workflow.yaml') : benchmarkWorkflows.find(b => b.name === WF)!.path }
-const target = await startTarget({ peers: 4, slots: 4, replicas: 0, extraFlags: (process.env.PEER_FLAGS ?? '').split(' ').filter(x => x !== ''), ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
+const target = await startTarget({ peers: Number(process.env.PEERS ?? 4), slots: Number(process.env.SLOTS ?? 4), replicas: 0, extraFlags: (process.env.PEER_FLAGS ?? '').split(' ').filter(x => x !== ''), ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
 try {
   const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
   const loaded = await loadWorkflow(job.path)
@@ -119,7 +119,7 @@ try {
       const c0 = (await Promise.all(kids.map(cpuOf))).reduce((a, b) => a + b, 0)
       const t0 = await traffic(clients)
       const k0 = await counters(clients)
-      const s = await runRequest(clients[(i * MODES.length + k) % clients.length], { workflow: WF, postAt: 1, cid, mode, inputs: benchmarkInputs(`wc-${i}-${k}-${Date.now()}`), peer: 0, requestId: `wc-${Date.now()}-${i}-${k}` }, 60_000)
+      const s = await runRequest(clients[process.env.SUBMIT_TO !== undefined ? Number(process.env.SUBMIT_TO) : (i * MODES.length + k) % clients.length], { workflow: WF, postAt: 1, cid, mode, inputs: benchmarkInputs(`wc-${i}-${k}-${Date.now()}`), peer: 0, requestId: `wc-${Date.now()}-${i}-${k}` }, 60_000)
       const p1 = (await Promise.all(pids.map(cpuOf))).reduce((a, b) => a + b, 0)
       const c1 = (await Promise.all(kids.map(cpuOf))).reduce((a, b) => a + b, 0)
       const t1 = await traffic(clients)
