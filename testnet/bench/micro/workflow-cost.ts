@@ -88,7 +88,7 @@ const regenerate = process.env.SIZE !== undefined || process.env.POST_AT !== und
 const genDir = regenerate ? mkdtempSync(join(tmpdir(), 'dflow-wc-')) : undefined
 if (genDir !== undefined) generate({ ...DEFAULT_FACTORS, sizeScale: Number(process.env.SIZE ?? DEFAULT_FACTORS.sizeScale), postAt: Number(process.env.POST_AT ?? DEFAULT_FACTORS.postAt) }, genDir)
 const job = { path: genDir !== undefined ? join(genDir, WF, 'workflow.yaml') : benchmarkWorkflows.find(b => b.name === WF)!.path }
-const target = await startTarget({ peers: Number(process.env.PEERS ?? 4), slots: Number(process.env.SLOTS ?? 4), replicas: 0, extraFlags: (process.env.PEER_FLAGS ?? '').split(' ').filter(x => x !== ''), ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
+const target = await startTarget({ peers: Number(process.env.PEERS ?? 4), slots: SLOTS, replicas: 0, extraFlags: (process.env.PEER_FLAGS ?? '').split(' ').filter(x => x !== ''), ...(process.env.KEEP !== undefined ? { dir: process.env.KEEP } : {}) })
 try {
   const clients = target.peers.map(p => new DflowClient(p.api, { ...credentialsFor(p.api), timeoutMs: 60_000 }))
   const loaded = await loadWorkflow(job.path)
