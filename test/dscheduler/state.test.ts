@@ -53,7 +53,8 @@ async function until (what: () => boolean, ms: number): Promise<void> {
 
 describe('bounded state and durable results', () => {
   const cleanup: Array<() => Promise<void>> = []
-  afterEach(async () => { for (const c of cleanup.splice(0)) await c() })
+  // last pushed runs first: a peer stops before its directory goes, so no write of its lands in a directory being removed
+  afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
 
   it('a finished request\'s state goes after the retention: trackedRequests returns to 0, memory stays flat', async () => {
     const peer = await node({ retentionMs: 300 })
