@@ -22,6 +22,9 @@ import { LoggedBus } from './dscheduler/logged-bus.ts'
 import { RequestSync } from './dscheduler/request-sync.ts'
 import { WorkLoopDelay } from './util/loop-delay.ts'
 
+/** How long anti-entropy keeps fetching the missing results of a request that finished ok here (settle.ts). */
+const SETTLE_FOLLOW_MS = 60_000
+
 /** The dflow parts of a peer, wired together: DStore, the worker pool, gossip, membership, DScheduler, submit. */
 export interface DflowServices extends PeerService {
   store: DStoreService
@@ -106,6 +109,9 @@ export function dflowServices (peer: Peer, traffic?: () => TrafficMetrics | unde
   }, { slots: config.slots, retentionMs: config.retentionMs, leaseMs: config.leaseMs, recordsDir: config.dataDir === undefined ? '' : join(config.dataDir, 'requests') })
   const sched = scheduler
   sched.addEventListener('scheduler:forgotten', ev => { bus.forget(ev.detail) })
+  // a request over here whose results this peer has not all heard: sync keeps fetching them (settle.ts), a minute at most
+  sched.addEventListener('scheduler:request-settling', ev => { sync.logs.follow(ev.detail, SETTLE_FOLLOW_MS) })
+  sched.addEventListener('scheduler:request-settled', ev => { sync.logs.follow(ev.detail, 0) })
   // an own runner event nobody elsewhere waits on shares its gossip message with the ones after it
   // (DFLOW_EVENT_SLACK=0 turns it off, for A/B runs)
   if (process.env.DFLOW_EVENT_SLACK !== '0') bus.slack = (ev, memo) => sched.sendSlack(ev, memo)

@@ -18,6 +18,7 @@ export class EventApplier {
     const s = t.state
     if (s === undefined || t.finishing === true) {
       if (ev.type === 'request-done' && t.done === undefined && s !== undefined) { t.done = ev; this.sched.pump(ev.request) }
+      else if (s !== undefined) this.sched.late.apply(t, s, ev)
       return
     }
     switch (ev.type) {

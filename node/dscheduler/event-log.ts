@@ -31,6 +31,11 @@ export class RequestEventLog {
   done = false
   /** when the log last took a new event (epoch ms) */
   changedAt = Date.now()
+  /** a done request still exchanged about until then (epoch ms): this peer lacks some of its results (RequestLogs.follow) */
+  followUntil = 0
+
+  /** Whether sync exchanges about this request: unfinished, or done and followed. */
+  active (now: number): boolean { return !this.done || this.followUntil > now }
 
   constructor (request: string) {
     this.request = request
@@ -160,6 +165,17 @@ export class RequestLogs implements SyncSource {
   /** The scheduler finished the request here though no request-done arrived: stop exchanging for it. */
   markDone (request: string): void { this.logs.get(request)?.markDone() }
 
+  /**
+   * Keeps exchanging about a done request for `ms` more (0 stops): the scheduler finished it ok but has not
+   * heard every instance's result, which the request-done alone would no longer let sync fetch.
+   */
+  follow (request: string, ms: number): void {
+    const l = this.logs.get(request)
+    if (l === undefined) return
+    l.followUntil = ms > 0 ? Date.now() + ms : 0
+    if (ms > 0) this.init.onActive?.(request)
+  }
+
   /** Drops a request's log (the scheduler released the request). */
   release (request: string): void { this.logs.delete(request) }
 
@@ -179,19 +195,22 @@ export class RequestLogs implements SyncSource {
 
   activeRequests (): string[] {
     const out: string[] = []
-    for (const [id, l] of this.logs) if (!l.done) out.push(id)
+    const now = Date.now()
+    for (const [id, l] of this.logs) if (l.active(now)) out.push(id)
     return out
   }
 
   hasActive (): boolean {
-    for (const l of this.logs.values()) if (!l.done) return true
+    const now = Date.now()
+    for (const l of this.logs.values()) if (l.active(now)) return true
     return false
   }
 
   /** peers that took part in the unfinished requests here */
   participants (): Set<string> {
     const out = new Set<string>()
-    for (const l of this.logs.values()) if (!l.done) for (const p of l.peers) out.add(p)
+    const now = Date.now()
+    for (const l of this.logs.values()) if (l.active(now)) for (const p of l.peers) out.add(p)
     return out
   }
 

@@ -32,6 +32,7 @@ export class Finisher {
     t.finishing = true
     t.deadline?.clear()
     clearTimeout(t.timer)
+    t.timer = undefined
     clearTimeout(t.quietClaimsTimer)
     t.quietClaims?.clear()
     for (const r of t.runners.values()) {
@@ -49,6 +50,7 @@ export class Finisher {
       this.sched.metrics.requestsFinished++
       for (const w of [...t.waiters]) w()
       const status = t.done?.status ?? (error === undefined ? 'ok' : 'failed')
+      this.sched.late.finished(t, status)
       this.sched.reader.persist(t).catch(err => { this.sched.log.error('request %s: record not written: %s', s.id, (err as Error).message) })
       setLongTimeout(() => { this.sched.forget(s.id); this.sched.reader.dropRecord(s.id) }, this.sched.init.retentionMs)
       this.sched.safeDispatch('scheduler:request-finished', { request: s.id, status, mode: s.started.mode })

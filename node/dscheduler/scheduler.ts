@@ -23,6 +23,7 @@ import { setLongTimeout } from '../util/long-timer.ts'
 import type { FunctionPool, Membership, SchedulerInit, SubmitOptions, WorkflowLoader } from './types.ts'
 import { SchedulerReader } from './reader.ts'
 import { sendSlack, type SlackMemo } from './send-slack.ts'
+import { LateResults } from './settle.ts'
 
 /** DFLOW_URGENCY=0: the pool serves waiting invocations first come first served (A/B runs of one build). */
 const URGENCY_OFF = process.env.DFLOW_URGENCY === '0'
@@ -35,6 +36,10 @@ export interface SchedulerEvents {
   'scheduler:forgotten': CustomEvent<string>
   /** the last request this peer held state for was forgotten (after its retention) */
   'scheduler:idle': CustomEvent<null>
+  /** a request finished ok here with instances whose results this peer has not heard: sync should follow it (settle.ts) */
+  'scheduler:request-settling': CustomEvent<string>
+  /** every instance of a settling request is done here now */
+  'scheduler:request-settled': CustomEvent<string>
 }
 
 export interface SchedulerComponents {
@@ -92,6 +97,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
   readonly dispatcher: Dispatcher
   readonly finisher: Finisher
   readonly applier: EventApplier
+  readonly late: LateResults
   readonly reader: SchedulerReader
   readonly metrics: SchedulerMetrics = { claims: 0, assigned: 0, claimsLost: 0, takeovers: 0, reruns: 0, rereplications: 0, requestsSeen: 0, requestsFinished: 0, fencedDrops: 0 }
 
@@ -108,6 +114,7 @@ export class DScheduler extends TypedEventEmitter<SchedulerEvents> {
     this.applier = new EventApplier(this)
     this.dispatcher = new Dispatcher(this)
     this.finisher = new Finisher(this)
+    this.late = new LateResults(this)
     this.reader = new SchedulerReader(this)
   }
 

@@ -48,6 +48,9 @@ export interface Tracked {
   done?: RequestDone
   finishedAt?: number
   finishing?: boolean
+  /** finished ok with instances unfinished here: anti-entropy follows it until they are done (settle.ts) */
+  settling?: boolean
+  /** before the finish: placement's next look; after it: the rewrite of the record for late results */
   timer?: NodeJS.Timeout
   /**
    * claims of this peer not published yet (see Dispatcher.claim): instances it runs itself whose data is all

@@ -258,3 +258,44 @@ describe('placement by the instance\'s placer', () => {
     expect([...claimed].sort()).toEqual([0, 1, 2, 3, 4])
   })
 })
+
+describe('results heard after the request-done', () => {
+  let stop: (() => Promise<void>) | undefined
+  afterEach(async () => { await stop?.() })
+
+  it('a step-done that the request-done overtook still ends the view and the record; a losing claim\'s does not', async () => {
+    // this peer only watches: the ghost submits, places every step on itself and runs them
+    const env = await setup(new Map([[GHOST, 7]]), { claimTimeoutMs: 600_000 })
+    stop = env.stop
+    const { sched, inject } = env
+    const settling: string[] = []
+    sched.addEventListener('scheduler:request-settling', ev => { settling.push(`settling ${ev.detail}`) })
+    sched.addEventListener('scheduler:request-settled', ev => { settling.push(`settled ${ev.detail}`) })
+    const workflow = await (sched.c.loader as BundleLoader).register(await loadWorkflow(fixture('dataflow.yaml')))
+    const request = 'overtaken'
+    await inject({ type: 'request-started', from: GHOST, ts: Date.now(), request, workflow, inputs: { n: await inlineRef(20) }, mode: 'dataflow', store: 'distributed', submitter: GHOST })
+    await until(() => sched.requests.get(request)?.state !== undefined)
+    const claimed = Date.now()
+    await inject({ type: 'steps-assigned', from: GHOST, ts: claimed, request, claims: [{ step: 'produce', index: null, attempt: 0, peer: GHOST, incarnation: 7 }, { step: 'consume', index: null, attempt: 0, peer: GHOST, incarnation: 7 }] })
+    const done = (step: string, from: string, incarnation: number) => ({ type: 'step-done' as const, from, request, step, index: null, attempt: 0, incarnation, ts: Date.now(), streams: {}, coldStartMs: 0, readyAt: 0, startAt: 1, endAt: 2 })
+    await inject({ ...done('produce', GHOST, 7), outputs: { value: await inlineRef(40), extra: await inlineRef('x') } })
+    // the finisher's request-done arrives before consume's step-done
+    await inject({ type: 'request-done', from: GHOST, ts: Date.now(), request, status: 'ok', outputs: { result: await inlineRef(41) } })
+    await sched.waitFinished(request)
+    const before = await sched.view(request)
+    expect(before?.status).toBe('ok')
+    expect(before?.steps.map(s => [s.name, s.status, s.peer])).toEqual([['produce', 'ok', GHOST], ['consume', 'running', GHOST]])
+    expect(settling).toEqual([`settling ${request}`])
+    // a duplicate run's step-done (a claim made after the ghost's) is not the winner's: it changes nothing
+    await inject({ ...done('consume', 'other-peer', 1), ts: claimed + 1000 })
+    expect((await sched.view(request))?.steps[1].status).toBe('running')
+    // the winner's comes last: the view ends where the ghost's does, and the durable record is rewritten
+    await inject(done('consume', GHOST, 7))
+    const after = await sched.view(request)
+    expect(after?.steps.map(s => [s.name, s.status, s.peer])).toEqual([['produce', 'ok', GHOST], ['consume', 'ok', GHOST]])
+    expect(after?.outputs).toEqual({ result: 41 })
+    expect(settling).toEqual([`settling ${request}`, `settled ${request}`])
+    await until(() => sched.reader.record(request)?.steps.every(s => s.status === 'ok') === true, 5_000)
+    expect(sched.runsOf(request)).toEqual([])
+  })
+})

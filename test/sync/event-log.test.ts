@@ -92,6 +92,28 @@ describe('RequestLogs', () => {
     expect(logs.usage()).toMatchObject({ requests: 2, events: 8 })
   })
 
+  it('follows a done request for a while when asked: it is exchanged about again until the time is up or follow(0)', async () => {
+    const woke: string[] = []
+    const logs = new RequestLogs({ ingest: () => true, onActive: r => { woke.push(r) } })
+    for (const ev of requestEvents('r1', 2, true)) logs.add(ev)
+    expect(logs.activeRequests()).toEqual([])
+    woke.length = 0
+    logs.follow('r1', 60_000)
+    expect(woke).toEqual(['r1'])
+    expect(logs.activeRequests()).toEqual(['r1'])
+    expect(logs.hasActive()).toBe(true)
+    expect(logs.participants()).toEqual(new Set(['peerA']))
+    logs.follow('r1', 0)
+    expect(logs.hasActive()).toBe(false)
+    logs.follow('r1', 30)
+    expect(logs.hasActive()).toBe(true)
+    await new Promise(resolve => setTimeout(resolve, 60))
+    expect(logs.hasActive()).toBe(false)
+    // an unknown request is no error and wakes nothing
+    logs.follow('nope', 60_000)
+    expect(woke).toEqual(['r1', 'r1'])
+  })
+
   it('hands a synced event to the scheduler only when it is not held', () => {
     const seen: string[] = []
     const logs: RequestLogs = new RequestLogs({ ingest: (entry, ev) => { seen.push(ev.type); return logs.add(ev, entry.bytes, entry.proof) } })

@@ -76,6 +76,23 @@ describe('anti-entropy between real peers', () => {
     expect(a.rs.metrics()).toMatchObject({ logs: { requests: 1, events: 13 } })
   })
 
+  it('a done request that a peer follows (it lacks results) is exchanged about until it has them; follow(0) ends it', async () => {
+    const [a, b] = peers
+    const evs = [...requestEvents('r-follow', 6, false, a.id), done('r-follow', a.id)]
+    fill(a.logs, evs)
+    // b heard the start and the request-done but lost the claims in between: the request is done, nobody syncs it
+    fill(b.logs, [evs[0], evs[evs.length - 1]])
+    expect(b.logs.activeRequests()).toEqual([])
+    // (the start armed b's timer a moment; its round finds nothing unfinished and arms none)
+    await waitFor(() => !b.ae.scheduled, 'b idle', 10_000)
+    expect(digestOf(b, 'r-follow')).not.toBe(digestOf(a, 'r-follow'))
+    b.logs.follow('r-follow', 60_000)
+    expect(b.ae.scheduled).toBe(true)
+    await waitFor(() => digestOf(b, 'r-follow') === digestOf(a, 'r-follow'), 'b fetches what it lacked', 10_000)
+    b.logs.follow('r-follow', 0)
+    await waitFor(() => !b.ae.scheduled, 'b idle again', 10_000)
+  })
+
   it('a relayed event needs its origin\'s gossip signature: with it, it is taken; forged, it is refused', async () => {
     const [a, b, c] = peers
     const pubsubA = a.libp2p.services.pubsub
