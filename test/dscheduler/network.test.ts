@@ -67,7 +67,13 @@ describe('DScheduler across 4 peer processes', () => {
       // the first request of each workflow finds every peer cold (bundle fetched and checked, workers starting)
       for (const mode of [undefined, 'dataflow', 'control']) {
         const id = await submit(ex.path, ex.inputs, at % 4, mode === undefined ? {} : { mode })
-        const view = await clients[(at + 1) % 4].wait(id)
+        const watcher = clients[(at + 1) % 4]
+        let view = await watcher.wait(id)
+        // the watcher may hear a step-done after the request-done (another publisher): its view settles soon after
+        for (let tries = 0; view.steps.some(s => s.status === 'running' || s.status === 'pending') && tries < 100; tries++) {
+          await new Promise(resolve => setTimeout(resolve, 100))
+          view = await watcher.status(id)
+        }
         at++
         expect(view.status, `${ex.name} ${mode}: ${view.error}`).toBe('ok')
         expect(view.outputs).toEqual(reference.outputs)
