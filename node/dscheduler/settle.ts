@@ -5,6 +5,9 @@ import type { RequestEvent, StepDone } from '../../protocols/events/index.ts'
 import type { Tracked } from './tracked.ts'
 import type { DScheduler } from './scheduler.ts'
 
+/** Step-dones of claims not winning (yet) kept per instance, as the applier keeps them before the finish. */
+const MAX_LATE_HELD = 64
+
 /** A finished record rewritten for late results waits this long, so a burst of them costs one write. */
 const REPERSIST_MS = 250
 
@@ -54,7 +57,11 @@ export class LateResults {
         if (rec === undefined || rec.done !== undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
         if (this.record(s, rec, ev)) changed = true
-        else (rec.held ??= []).push(ev)
+        else {
+          const held = (rec.held ??= [])
+          held.push(ev)
+          if (held.length > MAX_LATE_HELD) held.shift()
+        }
         break
       }
       default: return
