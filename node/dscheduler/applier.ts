@@ -1,4 +1,4 @@
-import { fromWinner, handoffSample, recordClaim } from './claims.ts'
+import { claimsOf, fromWinner, handoffSample, namedInstance, recordClaim } from './claims.ts'
 import { instanceKey, type InstanceRecord, type RequestState } from './request-state.ts'
 import type { RequestEvent } from '../../protocols/events/index.ts'
 import type { Tracked } from './tracked.ts'
@@ -9,7 +9,7 @@ import type { DScheduler } from './scheduler.ts'
  * dirty exactly the instances it can change, for the next pass. Nothing here walks the whole request.
  */
 /** Runner events of losing claims kept per instance, in case their claim turns out to win after all. */
-const MAX_HELD_EVENTS = 64
+export const MAX_HELD_EVENTS = 64
 
 export class EventApplier {
   constructor (private readonly sched: DScheduler) {}
@@ -26,12 +26,8 @@ export class EventApplier {
       case 'steps-assigned': {
         if (ev.start !== undefined && ev.start !== s.startId) return
         this.sched.load.learnSlots(ev.from, ev.slots)
-        // a placer's assignment is a claim by the peer it names; a step-claimed is its sender's own
-        const claims = ev.type === 'steps-assigned'
-          ? ev.claims
-          : [{ step: ev.step, index: ev.index, attempt: ev.attempt }, ...(ev.also ?? [])].map(c => ({ ...c, peer: ev.from, incarnation: ev.incarnation }))
-        for (const c of claims) {
-          const rec = this.instanceOf(s, c.step, c.index)
+        for (const c of claimsOf(ev)) {
+          const rec = namedInstance(s, c.step, c.index)
           if (rec !== undefined && recordClaim(rec, c.peer, { attempt: c.attempt, incarnation: c.incarnation, ts: ev.ts })) this.touch(t, rec)
         }
         return
@@ -40,7 +36,7 @@ export class EventApplier {
       case 'element-posted':
       case 'step-done':
       case 'step-failed': {
-        const rec = this.instanceOf(s, ev.step, ev.index)
+        const rec = namedInstance(s, ev.step, ev.index)
         if (rec === undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         if (ev.type !== 'step-done' && ev.type !== 'step-failed' && !s.step(ev.step).out.includes(ev.output)) return
         // a runner's event implies its claim (the claim event itself may have been lost on the way)
@@ -125,13 +121,6 @@ export class EventApplier {
         break
     }
     this.sched.pump(s.id)
-  }
-
-  /** The record an event names, when the step exists and the index fits its kind (foreach or not). */
-  private instanceOf (s: RequestState, step: string, index: number | null): InstanceRecord | undefined {
-    const def = s.workflow.steps[step]
-    if (def === undefined || (def.foreach === undefined) !== (index === null)) return undefined
-    return s.instance(step, index)
   }
 
   touch (t: Tracked, rec: InstanceRecord): void {

@@ -2,7 +2,7 @@ import { claimWinner } from './placement.ts'
 import { instanceKey, type Claim, type InstanceRecord, type RequestState } from './request-state.ts'
 import type { WorkflowHistory } from './history.ts'
 import type { Membership } from './types.ts'
-import type { Fence, StepDone } from '../../protocols/events/index.ts'
+import type { Fence, StepClaimed, StepDone, StepsAssigned } from '../../protocols/events/index.ts'
 import type { Ref, Source, Workflow } from '../workflow/types.ts'
 
 /** What decides whether a claim still counts. */
@@ -37,6 +37,20 @@ export function winnerOf (key: string, rec: InstanceRecord, rules: ClaimRules, n
   if (w === undefined) return undefined
   const claim = rec.claims.get(w.peer) as Claim
   return { peer: w.peer, ...claim }
+}
+
+/** The claims a claim event makes: a placer's assignment names its peers; a step-claimed is its sender's own. */
+export function claimsOf (ev: StepClaimed | StepsAssigned): Array<{ step: string, index: number | null, attempt: number, peer: string, incarnation: number }> {
+  return ev.type === 'steps-assigned'
+    ? ev.claims
+    : [{ step: ev.step, index: ev.index, attempt: ev.attempt }, ...(ev.also ?? [])].map(c => ({ ...c, peer: ev.from, incarnation: ev.incarnation }))
+}
+
+/** The record an event names, when the step exists and the index fits its kind (foreach or not). */
+export function namedInstance (s: RequestState, step: string, index: number | null): InstanceRecord | undefined {
+  const def = s.workflow.steps[step]
+  if (def === undefined || (def.foreach === undefined) !== (index === null)) return undefined
+  return s.instance(step, index)
 }
 
 /** Whether a runner's event comes from the claim that wins its instance (fencing). */

@@ -1,12 +1,10 @@
-import { recordClaim } from './claims.ts'
+import { claimsOf, namedInstance, recordClaim } from './claims.ts'
 import { claimWinner } from './placement.ts'
+import { MAX_HELD_EVENTS } from './applier.ts'
 import type { InstanceRecord, RequestState } from './request-state.ts'
 import type { RequestEvent, StepDone } from '../../protocols/events/index.ts'
 import type { Tracked } from './tracked.ts'
 import type { DScheduler } from './scheduler.ts'
-
-/** Step-dones of claims not winning (yet) kept per instance, as the applier keeps them before the finish. */
-const MAX_LATE_HELD = 64
 
 /** A finished record rewritten for late results waits this long, so a burst of them costs one write. */
 const REPERSIST_MS = 250
@@ -40,11 +38,8 @@ export class LateResults {
       case 'step-claimed':
       case 'steps-assigned': {
         if (ev.start !== undefined && ev.start !== s.startId) return
-        const claims = ev.type === 'steps-assigned'
-          ? ev.claims
-          : [{ step: ev.step, index: ev.index, attempt: ev.attempt }, ...(ev.also ?? [])].map(c => ({ ...c, peer: ev.from, incarnation: ev.incarnation }))
-        for (const c of claims) {
-          const rec = instanceOf(s, c.step, c.index)
+        for (const c of claimsOf(ev)) {
+          const rec = namedInstance(s, c.step, c.index)
           if (rec === undefined || rec.done !== undefined) continue
           recordClaim(rec, c.peer, { attempt: c.attempt, incarnation: c.incarnation, ts: ev.ts })
           // a claim heard late may make a held step-done the winner's
@@ -53,14 +48,14 @@ export class LateResults {
         break
       }
       case 'step-done': {
-        const rec = instanceOf(s, ev.step, ev.index)
+        const rec = namedInstance(s, ev.step, ev.index)
         if (rec === undefined || rec.done !== undefined || (ev.start !== undefined && ev.start !== s.startId)) return
         recordClaim(rec, ev.from, { attempt: ev.attempt, incarnation: ev.incarnation, ts: ev.ts })
         if (this.record(s, rec, ev)) changed = true
         else {
           const held = (rec.held ??= [])
           held.push(ev)
-          if (held.length > MAX_LATE_HELD) held.shift()
+          if (held.length > MAX_HELD_EVENTS) held.shift()
         }
         break
       }
@@ -102,10 +97,4 @@ export function unsettled (s: RequestState): number {
   let n = 0
   for (const rec of s.instances.values()) if (rec.done === undefined && rec.failed === undefined && s.skipped(rec.step) !== 'yes') n++
   return n
-}
-
-function instanceOf (s: RequestState, step: string, index: number | null): InstanceRecord | undefined {
-  const def = s.workflow.steps[step]
-  if (def === undefined || (def.foreach === undefined) !== (index === null)) return undefined
-  return s.instance(step, index)
 }
